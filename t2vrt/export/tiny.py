@@ -1,0 +1,211 @@
+"""Build diffusers-format text-to-video model folders with random weights.
+
+The same folder layout as a real checkpoint (model_index.json, unet/, vae/,
+text_encoder/, tokenizer/, scheduler/), so tests and the demo load them through
+the code a user's checkpoint takes. Presets scale the architecture:
+``tiny`` for tests, ``small`` for CPU benchmarks, ``modelscope-1.7b`` for the
+real-size architecture of ``../shared/reference/models.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# The ModelScope / Zeroscope scheduler config (DDIMScheduler).
+SCHEDULER_CONFIG = {
+    "_class_name": "DDIMScheduler",
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "num_train_timesteps": 1000,
+    "prediction_type": "epsilon",
+    "clip_sample": False,
+    "set_alpha_to_one": False,
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+}
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    """Architecture of one random-weight model; fields mirror the diffusers configs."""
+
+    unet_channels: tuple[int, ...]
+    unet_layers: int
+    head_dim: int
+    unet_groups: int
+    text_hidden: int
+    text_layers: int
+    text_heads: int
+    text_intermediate: int
+    vae_channels: tuple[int, ...]
+    vae_layers: int
+    vae_groups: int
+    vocab_merges: int = 400  # BPE merges of the locally made tokenizer
+    real_tokenizer_size: bool = False  # pad the vocabulary to CLIP's 49408
+    sample_size: int = 32
+    extra: dict = field(default_factory=dict)
+
+
+PRESETS: dict[str, ModelPreset] = {
+    "tiny": ModelPreset(
+        unet_channels=(32, 64), unet_layers=1, head_dim=8, unet_groups=8,
+        text_hidden=32, text_layers=2, text_heads=4, text_intermediate=64,
+        vae_channels=(16, 16, 32, 32), vae_layers=1, vae_groups=8,
+    ),
+    "small": ModelPreset(
+        unet_channels=(64, 128, 256, 256), unet_layers=1, head_dim=32, unet_groups=32,
+        text_hidden=256, text_layers=4, text_heads=4, text_intermediate=1024,
+        vae_channels=(32, 64, 128, 128), vae_layers=1, vae_groups=32,
+    ),
+    "modelscope-1.7b": ModelPreset(
+        unet_channels=(320, 640, 1280, 1280), unet_layers=2, head_dim=64, unet_groups=32,
+        text_hidden=1024, text_layers=23, text_heads=16, text_intermediate=4096,
+        vae_channels=(128, 256, 512, 512), vae_layers=2, vae_groups=32,
+        real_tokenizer_size=True,
+    ),
+}
+
+_CORPUS = (
+    "a photo of an astronaut riding a horse on mars spiderman is surfing in the ocean "
+    "a panda eating bamboo on a rock the sun sets over the mountains a dog running "
+    "through the snow a cat playing piano high quality cinematic video of a city at night "
+    "waves crashing on the beach slow motion fireworks in the sky a robot dancing "
+    "clouds moving over a field of flowers a car driving on a highway in the rain "
+)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """CLIP's reversible byte -> printable-unicode map (as in OpenAI's CLIP tokenizer)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, (chr(c) for c in cs)))
+
+
+def make_clip_vocab(num_merges: int, pad_to: int | None = None) -> tuple[dict[str, int], list[str]]:
+    """Train a small CLIP-style BPE (words end in ``</w>``) on a fixed corpus, deterministically."""
+    base = list(_bytes_to_unicode().values())
+    vocab = base + [c + "</w>" for c in base]
+    words = Counter(re.findall(r"[a-z]+", _CORPUS))
+    splits = {w: tuple(w[:-1]) + (w[-1] + "</w>",) for w in words}
+    merges: list[str] = []
+    while len(merges) < num_merges:
+        pairs: Counter = Counter()
+        for w, parts in splits.items():
+            for a, b in zip(parts, parts[1:]):
+                pairs[(a, b)] += words[w]
+        if not pairs:
+            break
+        (a, b), _ = max(pairs.items(), key=lambda kv: (kv[1], kv[0]))
+        merges.append(f"{a} {b}")
+        vocab.append(a + b)
+        for w, parts in splits.items():
+            out, i = [], 0
+            while i < len(parts):
+                if i + 1 < len(parts) and parts[i] == a and parts[i + 1] == b:
+                    out.append(a + b)
+                    i += 2
+                else:
+                    out.append(parts[i])
+                    i += 1
+            splits[w] = tuple(out)
+    specials = ["<|startoftext|>", "<|endoftext|>"]
+    if pad_to is not None:
+        vocab += [f"<|unused{i}|>" for i in range(pad_to - len(vocab) - len(specials))]
+    vocab += specials
+    return {tok: i for i, tok in enumerate(vocab)}, merges
+
+
+def write_tokenizer(folder: Path, preset: ModelPreset) -> int:
+    """Write a CLIP tokenizer (vocab.json, merges.txt, configs) as the SD 2 / ModelScope one: pad token "!"."""
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab, merges = make_clip_vocab(preset.vocab_merges, 49408 if preset.real_tokenizer_size else None)
+    (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
+    special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "!"}
+    (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
+    config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True, **special}
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    return len(vocab)
+
+
+def build_model(out: str | Path, preset: str | ModelPreset = "tiny", seed: int = 0) -> Path:
+    """Write a random-weight text-to-video model in the diffusers folder layout and return its path."""
+    import torch
+    from diffusers import AutoencoderKL, UNet3DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    p = PRESETS[preset] if isinstance(preset, str) else preset
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab_size = write_tokenizer(out / "tokenizer", p)
+    torch.manual_seed(seed)
+    n = len(p.unet_channels)
+    unet = UNet3DConditionModel(
+        sample_size=p.sample_size,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock3D",) * (n - 1) + ("DownBlock3D",),
+        up_block_types=("UpBlock3D",) + ("CrossAttnUpBlock3D",) * (n - 1),
+        block_out_channels=p.unet_channels,
+        layers_per_block=p.unet_layers,
+        norm_num_groups=p.unet_groups,
+        cross_attention_dim=p.text_hidden,
+        attention_head_dim=p.head_dim,
+    )
+    m = len(p.vae_channels)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * m,
+        up_block_types=("UpDecoderBlock2D",) * m,
+        block_out_channels=p.vae_channels,
+        layers_per_block=p.vae_layers,
+        latent_channels=4,
+        norm_num_groups=p.vae_groups,
+        sample_size=p.sample_size * 2 ** (m - 1),
+        scaling_factor=0.18215,
+    )
+    text = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=vocab_size,
+            hidden_size=p.text_hidden,
+            intermediate_size=p.text_intermediate,
+            num_hidden_layers=p.text_layers,
+            num_attention_heads=p.text_heads,
+            max_position_embeddings=77,
+            hidden_act="gelu",
+            projection_dim=p.text_hidden,
+            bos_token_id=vocab_size - 2,
+            eos_token_id=vocab_size - 1,
+            pad_token_id=1,
+        )
+    )
+    for name, module in (("unet", unet), ("vae", vae), ("text_encoder", text)):
+        module.save_pretrained(out / name)
+    (out / "scheduler").mkdir(exist_ok=True)
+    (out / "scheduler" / "scheduler_config.json").write_text(json.dumps(SCHEDULER_CONFIG, indent=2))
+    index = {
+        "_class_name": "TextToVideoSDPipeline",
+        "scheduler": ["diffusers", "DDIMScheduler"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "tokenizer": ["transformers", "CLIPTokenizer"],
+        "unet": ["diffusers", "UNet3DConditionModel"],
+        "vae": ["diffusers", "AutoencoderKL"],
+    }
+    (out / "model_index.json").write_text(json.dumps(index, indent=2))
+    log.info("wrote random-weight %s model to %s", preset if isinstance(preset, str) else "custom", out)
+    return out
