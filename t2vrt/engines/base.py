@@ -1,0 +1,42 @@
+"""One Runner protocol for every backend, with the I/O checks done once at the boundary."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Protocol
+
+from t2vrt.errors import InputError
+from t2vrt.specs import ComponentSpec
+
+Array = Any  # numpy.ndarray or torch.Tensor
+
+
+class Runner(Protocol):
+    """A loaded component. ``infer`` takes and returns arrays by the names of the component's spec."""
+
+    spec: ComponentSpec
+    backend: str
+
+    def infer(self, feed: Mapping[str, Array]) -> dict[str, Array]: ...
+
+    def close(self) -> None: ...
+
+
+def dtype_name(a: Array) -> str:
+    d = a.dtype
+    return str(d).removeprefix("torch.")
+
+
+def check_feed(spec: ComponentSpec, feed: Mapping[str, Array]) -> None:
+    """Names, dtypes and ranks of a feed against the component's spec; raises InputError naming what differs."""
+    expected = {t.name: t for t in spec.inputs}
+    if set(feed) != set(expected):
+        raise InputError(f"{spec.name}: inputs {sorted(feed)} given; expected {sorted(expected)}")
+    for name, t in expected.items():
+        a = feed[name]
+        if dtype_name(a) != t.dtype:
+            raise InputError(f"{spec.name}: input {name!r} has dtype {dtype_name(a)}; expected {t.dtype}")
+        if len(a.shape) != len(t.dims):
+            raise InputError(f"{spec.name}: input {name!r} has shape {tuple(a.shape)}; expected rank {len(t.dims)} {t.dims}")
+        for axis, (n, d) in enumerate(zip(a.shape, t.dims)):
+            if isinstance(d, int) and n != d:
+                raise InputError(f"{spec.name}: input {name!r} has {n} on axis {axis}; expected {d}")

@@ -1,0 +1,61 @@
+"""ONNX Runtime runner: the CPU provider everywhere, CUDA when onnxruntime-gpu is installed."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from t2vrt.engines.base import Array, check_feed
+from t2vrt.errors import EngineError
+from t2vrt.specs import ComponentSpec
+
+log = logging.getLogger(__name__)
+
+
+def session_options(threads: int | None = None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    if threads:
+        so.intra_op_num_threads = threads
+    return so
+
+
+class OrtRunner:
+    """Runs one ONNX graph; ``providers`` defaults to CUDA where available, else CPU."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, path: str | Path, spec: ComponentSpec, providers: list[str] | None = None, threads: int | None = None):
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+        providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+        unknown = [p for p in providers if p not in available]
+        if unknown:
+            raise EngineError(f"ONNX Runtime providers {unknown} are not available; available providers are: {available}")
+        if not os.path.isfile(path):
+            raise EngineError(f"{spec.name}: ONNX file {path} is missing; re-export the model")
+        self.spec = spec
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), sess_options=session_options(threads), providers=providers)
+        self.providers = self.session.get_providers()
+        names = [i.name for i in self.session.get_inputs()]
+        if sorted(names) != sorted(t.name for t in spec.inputs):
+            raise EngineError(f"{path} has inputs {names}; the manifest says {[t.name for t in spec.inputs]}")
+        self.output_names = [t.name for t in spec.outputs]
+        self.input_dtypes = {i.name: i.type for i in self.session.get_inputs()}
+
+    def infer(self, feed: Mapping[str, Array]) -> dict[str, Array]:
+        check_feed(self.spec, feed)
+        outs = self.session.run(self.output_names, {k: np.ascontiguousarray(v) for k, v in feed.items()})
+        return dict(zip(self.output_names, outs))
+
+    def close(self) -> None:
+        self.session = None

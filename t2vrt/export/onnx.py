@@ -1,0 +1,69 @@
+"""Trace one component to ONNX from its ComponentSpec."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+from t2vrt.specs import ComponentSpec
+
+log = logging.getLogger(__name__)
+OPSET = 17
+EXTERNAL_THRESHOLD = 1 << 30  # gather weights into one .data file above 1 GiB (protobuf's limit is 2 GiB)
+
+
+def sample_inputs(spec: ComponentSpec, sizes: dict[str, int], seed: int = 0, vocab: int = 1000):
+    """Random torch inputs for a component at the given symbol sizes (token ids below ``vocab``)."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for t in spec.inputs:
+        shape = t.shape(sizes)
+        if t.dtype == "int64":
+            out.append(torch.randint(0, vocab, shape, generator=g))
+        elif t.name == "timestep":
+            out.append(torch.tensor([float(sizes.get("t", 981))]))
+        else:
+            out.append(torch.randn(shape, generator=g, dtype=getattr(torch, t.dtype)))
+    return tuple(out)
+
+
+def export_onnx(module, spec: ComponentSpec, sizes: dict[str, int], path: Path, opset: int = OPSET, vocab: int = 1000) -> Path:
+    """Trace ``module`` at ``sizes`` with every symbolic axis dynamic; weights over 1 GiB go to one ``.data`` file."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    args = sample_inputs(spec, sizes, vocab=vocab)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TracerWarnings for shape asserts in diffusers blocks
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=[t.name for t in spec.inputs],
+            output_names=[t.name for t in spec.outputs],
+            dynamic_axes=spec.dynamic_axes(),
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    gather_external_data(path)
+    return path
+
+
+def gather_external_data(path: Path) -> None:
+    """Rewrite a graph whose weights the exporter scattered over loose files into one ``NAME.data`` file."""
+    import onnx
+
+    loose = [p for p in path.parent.iterdir() if p != path]  # each graph has a folder of its own
+    size = path.stat().st_size + sum(p.stat().st_size for p in loose)
+    if not loose and size < EXTERNAL_THRESHOLD:
+        return
+    model = onnx.load(str(path), load_external_data=True)
+    for p in loose:
+        p.unlink()
+    data = path.name + ".data"
+    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data, size_threshold=1024)
+    log.info("%s: weights gathered in %s (%.1f MB)", path.name, data, (path.parent / data).stat().st_size / 1e6)

@@ -1,0 +1,121 @@
+"""The engine directory's manifest.json: what was exported, how, and what it may be asked.
+
+The runtime reads only the engine directory; this file is its table of contents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from t2vrt.errors import ManifestError
+from t2vrt.specs import ComponentSpec, ModelDims, Profile
+
+FORMAT = "t2vrt-engine-dir"
+VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class Manifest:
+    """In-memory form of manifest.json. ``components`` maps a name to its entry:
+    ``{"io": ComponentSpec json, "onnx": {precision: {"path", "sha256", "bytes"}}, "validation": {...}}``;
+    ``engines`` maps an engine key to its record (filled by ``t2vrt build``)."""
+
+    model: ModelDims
+    profile: Profile
+    components: dict[str, dict]
+    tokenizer: dict
+    scheduler_config: str = "scheduler_config.json"
+    source: str = ""
+    versions: dict = field(default_factory=dict)
+    engines: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    def spec(self, name: str) -> ComponentSpec:
+        if name not in self.components:
+            raise ManifestError(f"component {name!r} is not in this engine directory; it has {sorted(self.components)}")
+        return ComponentSpec.from_json(name, self.components[name]["io"])
+
+    def onnx_path(self, root: Path, name: str, precision: str) -> Path:
+        entry = self.components[name]["onnx"]
+        if precision not in entry:
+            raise ManifestError(
+                f"component {name!r} has no {precision} ONNX graph; it has {sorted(entry)} (re-export with --precision {precision})"
+            )
+        return root / entry[precision]["path"]
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "source": self.source,
+            "model": self.model.to_json(),
+            "profile": self.profile.to_json(),
+            "tokenizer": self.tokenizer,
+            "scheduler_config": self.scheduler_config,
+            "components": self.components,
+            "engines": self.engines,
+            "versions": self.versions,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Manifest":
+        try:
+            return cls(
+                model=ModelDims(**d["model"]),
+                profile=Profile.from_json(d["profile"]),
+                components=d["components"],
+                tokenizer=d["tokenizer"],
+                scheduler_config=d.get("scheduler_config", "scheduler_config.json"),
+                source=d.get("source", ""),
+                versions=d.get("versions", {}),
+                engines=d.get("engines", {}),
+                extra=d.get("extra", {}),
+            )
+        except (KeyError, TypeError) as e:
+            raise ManifestError(f"manifest.json is missing or has a malformed field ({e}); re-export the model") from None
+
+
+def load_manifest(root: str | Path) -> Manifest:
+    """Read and check DIR/manifest.json; every failure is a one-line ManifestError."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ManifestError(f"engine directory {str(root)!r} does not exist; create one with `t2vrt export MODEL -o {root}`")
+    path = root / MANIFEST
+    if not path.is_file():
+        raise ManifestError(f"{str(root)!r} has no {MANIFEST}: it is not a t2vrt engine directory (or its export did not finish)")
+    try:
+        d = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ManifestError(f"{path} is corrupt ({e.__class__.__name__}: {e}); re-export the model") from None
+    if not isinstance(d, dict) or d.get("format") != FORMAT:
+        raise ManifestError(f"{path} is not a t2vrt manifest (format {d.get('format') if isinstance(d, dict) else None!r})")
+    if d.get("version") != VERSION:
+        raise ManifestError(
+            f"{path} has manifest version {d.get('version')!r}; this t2vrt reads version {VERSION}: re-export with this version"
+        )
+    return Manifest.from_json(d)
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON to a temporary file beside ``path`` and rename it into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def save_manifest(root: Path, manifest: Manifest) -> None:
+    write_json_atomic(Path(root) / MANIFEST, manifest.to_json())
+
+
+def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while b := f.read(chunk):
+            h.update(b)
+    return h.hexdigest()
