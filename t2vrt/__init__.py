@@ -1,0 +1,8 @@
+"""t2vrt: deploy diffusers text-to-video models (ModelScope / Zeroscope UNet3D family) to ONNX and TensorRT."""
+
+from t2vrt.errors import EngineError, ExportError, InputError, ManifestError, SchedulerError, T2VError
+from t2vrt.runtime.pipeline import Pipeline
+from t2vrt.runtime.video import Video
+
+__version__ = "0.1.0"
+__all__ = ["Pipeline", "Video", "T2VError", "InputError", "ManifestError", "ExportError", "EngineError", "SchedulerError"]

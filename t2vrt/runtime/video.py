@@ -1,0 +1,104 @@
+"""The result of a generation and the files people can play (mp4 H.264 yuv420p, gif, png frames)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from t2vrt.errors import InputError
+
+FORMATS = (".mp4", ".gif", "a folder (no suffix) of png frames")
+
+
+def to_uint8(frames: np.ndarray) -> np.ndarray:
+    """Float frames in [0, 1] -> uint8, rounding as diffusers' numpy_to_pil does (x * 255, round)."""
+    return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
+
+
+def write_video(frames: np.ndarray, path: str | Path, fps: float = 8) -> Path:
+    """Write uint8 [f, H, W, 3] frames; the file appears only once complete."""
+    path = Path(path)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise InputError(f"frames must be uint8 [f, H, W, 3]; got {frames.dtype} {frames.shape}")
+    if fps <= 0:
+        raise InputError(f"fps={fps} must be positive")
+    suffix = path.suffix.lower()
+    if suffix not in (".mp4", ".gif", ""):
+        raise InputError(f"cannot write {path.name!r}: supported outputs are {', '.join(FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    try:
+        if suffix == ".mp4":
+            _write_mp4(frames, tmp, fps)
+        elif suffix == ".gif":
+            import imageio.v3 as iio
+
+            iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
+        else:
+            _write_pngs(frames, tmp)
+        if path.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
+    import imageio_ffmpeg
+
+    f, h, w, _ = frames.shape
+    if h % 2 or w % 2:
+        raise InputError(f"mp4 (yuv420p) needs an even width and height; got {w}x{h}")
+    writer = imageio_ffmpeg.write_frames(
+        str(path), (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+        macro_block_size=1, quality=None, output_params=["-crf", "18", "-movflags", "+faststart", "-f", "mp4"],
+    )
+    writer.send(None)
+    for frame in frames:
+        writer.send(np.ascontiguousarray(frame))
+    writer.close()
+
+
+def _write_pngs(frames: np.ndarray, folder: Path) -> None:
+    import imageio.v3 as iio
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, frame in enumerate(frames):
+        iio.imwrite(folder / f"frame_{i:04d}.png", frame)
+
+
+@dataclass
+class Video:
+    """Generated videos. ``images`` is float [b, f, H, W, 3] in [0, 1] (None for output_type="latent");
+    ``latents`` is [b, c, f, h, w] before decoding."""
+
+    images: np.ndarray | None
+    latents: Any
+    seed: int | None = None
+
+    def _need_images(self) -> np.ndarray:
+        if self.images is None:
+            raise InputError("this result holds latents only (output_type='latent'); there are no frames to show")
+        return self.images
+
+    @property
+    def frames(self) -> np.ndarray:
+        """uint8 [f, H, W, 3] for one prompt, [b, f, H, W, 3] for several."""
+        u = to_uint8(self._need_images())
+        return u[0] if len(u) == 1 else u
+
+    def save(self, path: str | Path, fps: float = 8, index: int = 0) -> Path:
+        """Write video ``index`` of the batch as .mp4, .gif or a folder of png frames."""
+        return write_video(to_uint8(self._need_images()[index]), path, fps)
+
+    def to_pil(self, index: int = 0) -> list:
+        from PIL import Image
+
+        return [Image.fromarray(f) for f in to_uint8(self._need_images()[index])]

@@ -1,0 +1,101 @@
+"""Bad input: one clear line naming the problem and what is allowed, raised before any backend runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from t2vrt import InputError, ManifestError, Pipeline
+from t2vrt.cli import main
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_engines):
+    return Pipeline.load(tiny_engines)
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(num_frames=17), r"num_frames=17 is outside this engine directory's range \[1, 16\]; re-export with --frames 1:8:17"),
+        (dict(num_frames=0), r"num_frames=0 is outside .*\[1, 16\]"),
+        (dict(height=40), r"height=40 is not a multiple of 16"),
+        (dict(width=36), r"width=36 is not a multiple of 16"),
+        (dict(height=256), r"height=256 is outside this engine directory's range \[32, 128\]"),
+        (dict(decode_chunk_size=0), r"decode_chunk_size=0 is outside \[1, 8\]"),
+        (dict(output_type="pil"), r"output_type='pil'; choose one of np, uint8, latent"),
+        (dict(num_inference_steps=0), r"num_inference_steps=0 must be > 0"),
+        (dict(scheduler="nope"), r"unknown scheduler 'nope'; available: .*ddim"),
+        (dict(negative_prompt=["a", "b"]), r"negative_prompt has 2 entries; prompt has 1"),
+    ],
+)
+def test_bad_arguments(pipe, kwargs, message, monkeypatch):
+    monkeypatch.setattr(pipe, "runner", lambda name: pytest.fail("a backend ran before the check"))
+    args = dict(num_frames=2, height=32, width=32, num_inference_steps=2, progress=False) | kwargs
+    with pytest.raises(InputError, match=message) if "scheduler" not in kwargs else pytest.raises(ValueError, match=message):
+        pipe("a cat", **args)
+
+
+def test_empty_prompt_list(pipe):
+    with pytest.raises(InputError, match="prompt is empty"):
+        pipe([], num_frames=2)
+
+
+def test_too_many_prompts(pipe):
+    with pytest.raises(InputError, match=r"batch size \(number of prompts\)=3 is outside .*\[1, 2\]"):
+        pipe(["a", "b", "c"], num_frames=2)
+
+
+def test_missing_directory(tmp_path):
+    with pytest.raises(ManifestError, match="does not exist; create one with `t2vrt export MODEL"):
+        Pipeline.load(tmp_path / "nope")
+
+
+def test_not_an_engine_directory(tmp_path):
+    with pytest.raises(ManifestError, match="has no manifest.json"):
+        Pipeline.load(tmp_path)
+
+
+@pytest.fixture()
+def engine_copy(tiny_engines, tmp_path):
+    dst = tmp_path / "copy"
+    shutil.copytree(tiny_engines, dst)
+    return dst
+
+
+def test_other_manifest_version(engine_copy):
+    m = json.loads((engine_copy / "manifest.json").read_text())
+    m["version"] = 99
+    (engine_copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ManifestError, match="has manifest version 99; this t2vrt reads version 1"):
+        Pipeline.load(engine_copy)
+
+
+def test_corrupt_manifest(engine_copy):
+    (engine_copy / "manifest.json").write_text('{"format": "t2vrt-engine-dir", "vers')
+    with pytest.raises(ManifestError, match="is corrupt"):
+        Pipeline.load(engine_copy)
+
+
+def test_manifest_missing_field(engine_copy):
+    m = json.loads((engine_copy / "manifest.json").read_text())
+    del m["profile"]
+    (engine_copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ManifestError, match="malformed field"):
+        Pipeline.load(engine_copy)
+
+
+def test_cli_prints_one_line(tiny_engines, capsys, tmp_path):
+    code = main(["generate", str(tiny_engines), "a cat", "--frames", "40", "-o", str(tmp_path / "x.mp4")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.count("\n") == 0 and err.startswith("error: num_frames=40 is outside")
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_cli_missing_model(tmp_path, capsys):
+    assert main(["export", str(tmp_path / "missing-model"), "-o", str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
