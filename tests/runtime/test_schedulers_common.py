@@ -77,3 +77,25 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
 
 def config(**overrides) -> dict:
     return {**SCHEDULER_CONFIG, **overrides}
+
+
+def lms_scheduler_class():
+    """diffusers' LMSDiscreteScheduler; without scipy its ``integrate.quad`` is replaced by Gauss-Legendre.
+
+    The coefficients integrate polynomials of degree <= 3 over one interval, which a 4-point
+    Gauss-Legendre rule does exactly, as scipy's adaptive quad does to rounding.
+    """
+    from types import SimpleNamespace
+
+    from diffusers.schedulers import scheduling_lms_discrete as lms
+
+    if not hasattr(lms, "integrate"):
+        nodes, weights = np.polynomial.legendre.leggauss(4)
+
+        def quad(f, a, b, epsrel=None):
+            a, b = float(a), float(b)
+            values = [float(f((b - a) / 2 * x + (a + b) / 2)) for x in nodes]
+            return (b - a) / 2 * float(np.dot(weights, values)), 0.0
+
+        lms.integrate = SimpleNamespace(quad=quad)
+    return lms.LMSDiscreteScheduler

@@ -32,6 +32,10 @@ from t2vrt.runtime.schedulers.base import Sampler
 from t2vrt.runtime.schedulers.config import SchedulerConfig
 from t2vrt.runtime.schedulers.ddim import DDIM
 from t2vrt.runtime.schedulers.ddpm import DDPM
+from t2vrt.runtime.schedulers.euler import Euler, EulerAncestral
+from t2vrt.runtime.schedulers.heun import Heun
+from t2vrt.runtime.schedulers.lms import LMS
+from t2vrt.runtime.schedulers.pndm import PNDM
 
 __all__ = ["CLASS_NAMES", "SCHEDULERS", "Sampler", "SchedulerConfig", "default_scheduler", "make_sampler"]
 
@@ -39,12 +43,22 @@ __all__ = ["CLASS_NAMES", "SCHEDULERS", "Sampler", "SchedulerConfig", "default_s
 SCHEDULERS: dict[str, Callable[..., Sampler]] = {
     "ddim": DDIM.from_config,
     "ddpm": DDPM.from_config,
+    "pndm": PNDM.from_config,
+    "lms": LMS.from_config,
+    "euler": Euler.from_config,
+    "euler_a": EulerAncestral.from_config,
+    "heun": Heun.from_config,
 }
 ALIASES = {"dpm++2m": "dpmsolver++", "dpm++2m_sde": "dpmsolver++_sde", "euler_ancestral": "euler_a"}
 # diffusers class name -> our name, so the model's own scheduler is the default.
 CLASS_NAMES = {
     "DDIMScheduler": "ddim",
     "DDPMScheduler": "ddpm",
+    "PNDMScheduler": "pndm",
+    "LMSDiscreteScheduler": "lms",
+    "EulerDiscreteScheduler": "euler",
+    "EulerAncestralDiscreteScheduler": "euler_a",
+    "HeunDiscreteScheduler": "heun",
 }
 
 

@@ -6,6 +6,8 @@ DDPM schedule (Karras et al. 2022, "Elucidating the Design Space...", arXiv:2206
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
 from t2vrt.runtime.schedulers.config import SchedulerConfig
@@ -14,10 +16,25 @@ from t2vrt.runtime.schedulers.schedule import alphas_cumprod
 KARRAS_RHO = 7.0  # rho of Karras et al. eq. (5), the value the paper uses
 
 
+def sqrt_f32(a: np.ndarray) -> np.ndarray:
+    """float32 square root as torch's CPU kernel rounds it (torch when installed, else correctly rounded).
+
+    torch's float32 sqrt is not correctly rounded (it differs from IEEE sqrt by one ulp in
+    about 1 in 6 values), and diffusers takes sigma tables from it; without torch we can
+    only come within that ulp.
+    """
+    a = np.asarray(a, dtype=np.float32)
+    if importlib.util.find_spec("torch") is None:
+        return np.sqrt(a)
+    import torch
+
+    return torch.from_numpy(a.copy()).sqrt().numpy()
+
+
 def train_sigmas(cfg: SchedulerConfig) -> np.ndarray:
     """sigma for each of the training timesteps, ascending, float32 as diffusers computes it."""
     ac = alphas_cumprod(cfg)
-    return np.sqrt((np.float32(1.0) - ac) / ac)
+    return sqrt_f32((np.float32(1.0) - ac) / ac)
 
 
 def interp_sigmas(timesteps: np.ndarray, table: np.ndarray) -> np.ndarray:
