@@ -25,6 +25,7 @@ Aliases: ``dpm++2m`` = ``dpmsolver++``, ``dpm++2m_sde`` = ``dpmsolver++_sde``,
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 from t2vrt.errors import SchedulerError
@@ -32,10 +33,12 @@ from t2vrt.runtime.schedulers.base import Sampler
 from t2vrt.runtime.schedulers.config import SchedulerConfig
 from t2vrt.runtime.schedulers.ddim import DDIM
 from t2vrt.runtime.schedulers.ddpm import DDPM
+from t2vrt.runtime.schedulers.dpmsolver import DPMSolver
 from t2vrt.runtime.schedulers.euler import Euler, EulerAncestral
 from t2vrt.runtime.schedulers.heun import Heun
 from t2vrt.runtime.schedulers.lms import LMS
 from t2vrt.runtime.schedulers.pndm import PNDM
+from t2vrt.runtime.schedulers.unipc import UniPC
 
 __all__ = ["CLASS_NAMES", "SCHEDULERS", "Sampler", "SchedulerConfig", "default_scheduler", "make_sampler"]
 
@@ -48,6 +51,9 @@ SCHEDULERS: dict[str, Callable[..., Sampler]] = {
     "euler": Euler.from_config,
     "euler_a": EulerAncestral.from_config,
     "heun": Heun.from_config,
+    "dpmsolver++": DPMSolver.from_config,
+    "dpmsolver++_sde": partial(DPMSolver.from_config, sde=True),
+    "unipc": UniPC.from_config,
 }
 ALIASES = {"dpm++2m": "dpmsolver++", "dpm++2m_sde": "dpmsolver++_sde", "euler_ancestral": "euler_a"}
 # diffusers class name -> our name, so the model's own scheduler is the default.
@@ -59,6 +65,8 @@ CLASS_NAMES = {
     "EulerDiscreteScheduler": "euler",
     "EulerAncestralDiscreteScheduler": "euler_a",
     "HeunDiscreteScheduler": "heun",
+    "DPMSolverMultistepScheduler": "dpmsolver++",  # or dpmsolver++_sde, by algorithm_type
+    "UniPCMultistepScheduler": "unipc",
 }
 
 
