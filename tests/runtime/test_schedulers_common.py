@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
+import diffusers
 import numpy as np
 import torch
 
@@ -99,3 +101,55 @@ def lms_scheduler_class():
 
         lms.integrate = SimpleNamespace(quad=quad)
     return lms.LMSDiscreteScheduler
+
+
+@dataclass(frozen=True)
+class Case:
+    """One of our samplers and the diffusers scheduler (and settings) it must reproduce."""
+
+    name: str  # ours
+    cls: str  # diffusers class
+    config: dict = field(default_factory=dict)  # overrides for both sides
+    diffusers_config: dict = field(default_factory=dict)  # only for diffusers (e.g. its algorithm_type)
+    options: dict = field(default_factory=dict)  # make_sampler options, passed to diffusers' step too
+    noise: str | None = None  # None: deterministic; "like": noise in the model dtype; "float32"
+    downcasts: bool = False  # diffusers' step casts the sample to float32 whatever its dtype
+
+    @property
+    def id(self) -> str:
+        extra = "-".join(f"{k}={v}" for k, v in {**self.config, **self.options}.items())
+        return f"{self.name}[{extra}]" if extra else self.name
+
+    def diffusers(self, cfg: dict, steps: int):
+        d = scheduler_class(self.cls).from_config({**cfg, **self.diffusers_config})
+        d.set_timesteps(steps)
+        return d
+
+    def noise_like(self, seed: int = SEED):
+        if self.noise is None:
+            return None
+        return noise_source(seed, torch.float32 if self.noise == "float32" else None)
+
+
+CASES = [
+    Case("ddim", "DDIMScheduler"),
+    Case("ddim", "DDIMScheduler", options={"eta": 0.8}, noise="like"),
+    Case("ddpm", "DDPMScheduler", noise="like"),
+    Case("pndm", "PNDMScheduler", {"skip_prk_steps": True}),
+    Case("pndm", "PNDMScheduler", {"skip_prk_steps": False}),
+    Case("lms", "LMSDiscreteScheduler"),
+    Case("euler", "EulerDiscreteScheduler", downcasts=True),
+    Case("euler_a", "EulerAncestralDiscreteScheduler", noise="like", downcasts=True),
+    Case("heun", "HeunDiscreteScheduler"),
+    Case("dpmsolver++", "DPMSolverMultistepScheduler", downcasts=True),
+    Case("dpmsolver++", "DPMSolverMultistepScheduler", {"use_karras_sigmas": True}, downcasts=True),
+    Case("dpmsolver++_sde", "DPMSolverMultistepScheduler", diffusers_config={"algorithm_type": "sde-dpmsolver++"},
+         noise="float32", downcasts=True),
+    Case("unipc", "UniPCMultistepScheduler"),
+]
+
+
+def scheduler_class(name: str):
+    return lms_scheduler_class() if name == "LMSDiscreteScheduler" else getattr(diffusers, name)
+
+
