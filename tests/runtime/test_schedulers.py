@@ -97,23 +97,39 @@ def test_karras_sigmas_match_diffusers(case: Case):
     assert rel_err(run_ours(ours, x), run_diffusers(ref, x)) < (1e-6 if case.downcasts else 1e-12)
 
 
-SOLVER_VARIANTS = [
+CONFIG_VARIANTS = [
     Case("dpmsolver++", "DPMSolverMultistepScheduler", {"solver_order": 3}, downcasts=True),
     Case("dpmsolver++", "DPMSolverMultistepScheduler",
          {"solver_type": "heun", "final_sigmas_type": "sigma_min", "lower_order_final": False}, downcasts=True),
+    Case("dpmsolver++", "DPMSolverMultistepScheduler", {"lambda_min_clipped": -5.1}, downcasts=True),
+    Case("dpmsolver++", "DPMSolverMultistepScheduler", {"use_karras_sigmas": True, "final_sigmas_type": "sigma_min"},
+         downcasts=True),
     Case("dpmsolver++_sde", "DPMSolverMultistepScheduler", {"solver_order": 3},
          {"algorithm_type": "sde-dpmsolver++"}, noise="float32", downcasts=True),
     Case("unipc", "UniPCMultistepScheduler", {"solver_order": 3, "disable_corrector": [1, 2]}),
     Case("unipc", "UniPCMultistepScheduler", {"solver_type": "bh1", "final_sigmas_type": "sigma_min"}),
     Case("unipc", "UniPCMultistepScheduler", {"predict_x0": False, "final_sigmas_type": "sigma_min"}),
+    Case("unipc", "UniPCMultistepScheduler",
+         {"use_karras_sigmas": True, "final_sigmas_type": "sigma_min", "sigma_min": 0.1, "sigma_max": 10.0}),
+    Case("euler", "EulerDiscreteScheduler",
+         {"use_karras_sigmas": True, "final_sigmas_type": "sigma_min", "sigma_min": 0.1, "sigma_max": 10.0},
+         downcasts=True),
+    Case("euler", "EulerDiscreteScheduler", {"use_karras_sigmas": True, "beta_schedule": "squaredcos_cap_v2"},
+         downcasts=True),
     Case("ddpm", "DDPMScheduler", {"variance_type": "fixed_large", "clip_sample": True}, noise="like"),
+    Case("ddpm", "DDPMScheduler", {"variance_type": "fixed_small_log", "beta_schedule": "squaredcos_cap_v2"},
+         noise="like"),
+    Case("heun", "HeunDiscreteScheduler", {"clip_sample": True, "clip_sample_range": 0.5, "prediction_type": "sample"}),
+    Case("lms", "LMSDiscreteScheduler", {"prediction_type": "v_prediction", "beta_schedule": "linear"}),
 ]
 
 
-@pytest.mark.parametrize("steps", (5, 25))
-@pytest.mark.parametrize("case", SOLVER_VARIANTS, ids=[c.id for c in SOLVER_VARIANTS])
-def test_solver_variants_match_diffusers(case: Case, steps: int):
+@pytest.mark.parametrize("steps", (7, 30))
+@pytest.mark.parametrize("case", CONFIG_VARIANTS, ids=[c.id for c in CONFIG_VARIANTS])
+def test_config_variants_match_diffusers(case: Case, steps: int):
     ours, ref = _pair(case, steps)
+    np.testing.assert_array_equal(ours.timesteps, ref.timesteps.numpy())
+    assert ours.init_noise_sigma == float(ref.init_noise_sigma)
     x = start_latents(np.float64) * ours.init_noise_sigma
     upcast_tables(ref)
     got = run_ours(ours, x, noise_like=case.noise_like())
@@ -188,3 +204,15 @@ def scheduler_for_tables(cfg: dict):
                                   (0.3, 0.01, 77)])
 def test_torch_linspace_emulation(args):
     np.testing.assert_array_equal(torch_linspace_f32(*args), torch.linspace(*args, dtype=torch.float32).numpy())
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_add_noise_matches_diffusers(case: Case):
+    ours, ref = _pair(case, 25)
+    x0 = start_latents(np.float64)
+    noise = np.random.default_rng(2).standard_normal(x0.shape)
+    for i in (0, 7, len(ours.timesteps) - 1):
+        if hasattr(ref, "set_begin_index"):
+            ref.set_begin_index(i)
+        want = ref.add_noise(torch.from_numpy(x0), torch.from_numpy(noise), ref.timesteps[i : i + 1]).numpy()
+        assert rel_err(ours.add_noise(x0, noise, i), want) < 1e-15

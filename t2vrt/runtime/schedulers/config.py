@@ -99,9 +99,8 @@ def reject_unsupported(cfg: SchedulerConfig, name: str, switches: tuple[str, ...
         )
 
 
-def require_choice(name: str, key: str, value: Any, allowed: tuple) -> None:
+def require_choice(name: str | None, key: str, value: Any, allowed: tuple) -> None:
     """Raise a SchedulerError naming the allowed values when ``value`` is not one of them."""
     if value not in allowed:
-        raise SchedulerError(
-            f"scheduler {name!r}: {key}={value!r} is not supported; use one of {', '.join(map(repr, allowed))}"
-        )
+        where = f"scheduler {name!r}: " if name else ""
+        raise SchedulerError(f"{where}{key}={value!r} is not supported; use one of {', '.join(map(repr, allowed))}")

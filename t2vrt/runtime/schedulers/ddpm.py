@@ -19,7 +19,10 @@ VARIANCES = ("fixed_small", "fixed_small_log", "fixed_large")
 
 def ddpm_step(x, out, c: tuple[float, float, float, float], noise=None,
               prediction_type: str = "epsilon", clip_range: float | None = None):
-    """Posterior mean of q(x_prev | x_t, x0) (eq. 7 of the paper) plus std * noise; c = (sqrt a, sqrt 1-a, c_x0, c_xt)."""
+    """Posterior mean of q(x_prev | x_t, x0) (eq. 7 of the paper) plus noise (already scaled by its std).
+
+    c = (sqrt(a_t), sqrt(1 - a_t), x0 coefficient, x_t coefficient).
+    """
     sqrt_a, sqrt_b, c_x0, c_xt = c
     x0 = prediction_to_x0(x, out, prediction_type, sqrt_a, sqrt_b)
     if clip_range is not None:

@@ -6,12 +6,12 @@ default) and "sde-dpmsolver++" (2M SDE), solver orders 1-3, midpoint or heun 2nd
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from t2vrt.errors import SchedulerError
 from t2vrt.runtime.schedulers.base import NoiseFn, draw_noise, prediction_to_x0, read_config
 from t2vrt.runtime.schedulers.config import SchedulerConfig, reject_unsupported, require_choice
 from t2vrt.runtime.schedulers.multistep import multistep_sigmas, order_caps
@@ -41,26 +41,30 @@ class DPMCoeffs:
 def dpm_coefficients(sig: tuple[float, ...], order: int, sde: bool, heun: bool) -> DPMCoeffs:
     """Coefficients for the step sig[1] -> sig[0], history sig[1], sig[2], ... (VE sigmas, newest first).
 
-    Paper eqs. (5)-(7) for the ODE; the SDE variant (its Appendix) doubles the exponent and adds noise.
+    Paper eqs. (5)-(7) for the ODE; the SDE variant (its Appendix) doubles the exponent and adds
+    noise. Float64 NumPy scalars give torch's inf/nan semantics where a step has h = 0 or inf.
     """
     alpha_t, sigma_t = vp_alpha_sigma(sig[0])
     _, sigma_s = vp_alpha_sigma(sig[1])
-    lam = [vp_lambda(s) for s in sig[: order + 1]]
-    h = lam[0] - lam[1]
-    r0 = (lam[1] - lam[2]) / h if order > 1 else 1.0
-    r1 = (lam[2] - lam[3]) / h if order > 2 else 1.0
-    second_exact = heun or order == 3  # the exact 2nd-order phi term instead of the midpoint 1/2
-    if sde:
-        em = 1.0 - math.exp(-2.0 * h)
-        d0 = alpha_t * em
-        d1 = alpha_t * (em / (-2.0 * h) + 1.0) if second_exact else 0.5 * d0
-        d2 = alpha_t * ((em - 2.0 * h) / (2.0 * h) ** 2 - 0.5) if order == 3 else 0.0
-        return DPMCoeffs(order, sigma_t / sigma_s * math.exp(-h), d0, d1, d2, r0, r1, sigma_t * em**0.5)
-    phi = math.exp(-h) - 1.0
-    d0 = -alpha_t * phi
-    d1 = alpha_t * (phi / h + 1.0) if second_exact else 0.5 * d0
-    d2 = -alpha_t * ((phi + h) / h**2 - 0.5) if order == 3 else 0.0
-    return DPMCoeffs(order, sigma_t / sigma_s, d0, d1, d2, r0, r1)
+    lam = np.array([vp_lambda(s) for s in sig[: order + 1]])
+    with np.errstate(all="ignore"):
+        h = lam[0] - lam[1]
+        r0 = (lam[1] - lam[2]) / h if order > 1 else 1.0
+        r1 = (lam[2] - lam[3]) / h if order > 2 else 1.0
+        second_exact = heun or order == 3  # the exact 2nd-order phi term instead of the midpoint 1/2
+        if sde:
+            em = 1.0 - np.exp(-2.0 * h)
+            d0 = alpha_t * em
+            d1 = alpha_t * (em / (-2.0 * h) + 1.0) if second_exact else 0.5 * d0
+            d2 = alpha_t * ((em - 2.0 * h) / (2.0 * h) ** 2 - 0.5) if order == 3 else 0.0
+            x_c, noise = sigma_t / sigma_s * np.exp(-h), sigma_t * em**0.5
+        else:
+            phi = np.exp(-h) - 1.0
+            d0 = -alpha_t * phi
+            d1 = alpha_t * (phi / h + 1.0) if second_exact else 0.5 * d0
+            d2 = -alpha_t * ((phi + h) / h**2 - 0.5) if order == 3 else 0.0
+            x_c, noise = sigma_t / sigma_s, 0.0
+    return DPMCoeffs(order, *(float(v) for v in (x_c, d0, d1, d2, r0, r1, noise)))
 
 
 def dpm_update(x, outputs: tuple, c: DPMCoeffs, noise=None):
@@ -111,11 +115,13 @@ class DPMSolver:
         reject_unsupported(config, name, SWITCHES)
         require_choice(name, "prediction_type", config.prediction_type, ("epsilon", "v_prediction", "sample"))
         require_choice(name, "solver_order", config.solver_order, (1, 2, 3))
-        require_choice(name, "solver_type", config.solver_type, ("midpoint", "heun"))
-        require_choice(name, "variance_type", config.variance_type, (None, "fixed_small"))
+        require_choice(name, "solver_type", config.solver_type, ("midpoint", "heun", "logrho", "bh1", "bh2"))
+        if config.variance_type in ("learned", "learned_range"):
+            raise SchedulerError(f"scheduler {name!r}: variance_type={config.variance_type!r} (a model that also "
+                                 "predicts its variance) is not supported")
         ts, sig = multistep_sigmas(name, config, steps, clip_lambda=True, karras_bounds=False)
         sigmas = tuple(float(s) for s in sig)
-        heun = config.solver_type == "heun"
+        heun = config.solver_type == "heun"  # diffusers maps the other (UniPC/DEIS) solver types to midpoint
         coeffs = tuple(
             tuple(dpm_coefficients(_history(sigmas, i, k), k, sde, heun)
                   for k in range(1, min(config.solver_order, i + 1) + 1))

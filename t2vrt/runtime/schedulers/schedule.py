@@ -72,7 +72,7 @@ def _check_steps(cfg: SchedulerConfig, steps: int) -> None:
     n = cfg.num_train_timesteps
     if not 1 <= steps <= n:
         raise SchedulerError(f"num_inference_steps={steps} is outside [1, {n}]")
-    require_choice("any", "timestep_spacing", cfg.timestep_spacing, SPACINGS)
+    require_choice(None, "timestep_spacing", cfg.timestep_spacing, SPACINGS)
 
 
 def spaced_timesteps(cfg: SchedulerConfig, steps: int) -> np.ndarray:

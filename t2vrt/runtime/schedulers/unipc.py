@@ -5,7 +5,6 @@ Matches diffusers' UniPCMultistepScheduler (UniP-p predictor, UniC-p corrector).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,13 +38,13 @@ def unipc_coefficients(sig: tuple[float, ...], order: int, predict_x0: bool, bh2
     """Coefficients of the step sig[1] -> sig[0] with history sig[1], sig[2], ... (VE sigmas, newest first)."""
     alpha_t, sigma_t = vp_alpha_sigma(sig[0])
     alpha_s, sigma_s = vp_alpha_sigma(sig[1])
-    lam = [vp_lambda(s) for s in sig[: order + 1]]
-    h = lam[0] - lam[1]
-    rks = np.array([(lam[k + 1] - lam[1]) / h for k in range(1, order)] + [1.0])
-    hh = -h if predict_x0 else h
-    h_phi_1 = math.expm1(hh)
-    b_h = math.expm1(hh) if bh2 else hh
-    with np.errstate(all="ignore"):  # the last step, to sigma = 0, has h = inf; diffusers lets it propagate
+    lam = np.array([vp_lambda(s) for s in sig[: order + 1]])
+    with np.errstate(all="ignore"):  # steps with h = 0 or inf give torch's inf/nan, as in diffusers
+        h = lam[0] - lam[1]
+        rks = np.append((lam[2:] - lam[1]) / h, 1.0)
+        hh = -h if predict_x0 else h
+        h_phi_1 = np.expm1(hh)
+        b_h = np.expm1(hh) if bh2 else hh
         factorials = np.cumprod(np.arange(1, order + 1, dtype=np.float64))  # i!
         h_phi, b = h_phi_1 / hh - 1, []
         for i in range(1, order + 1):
@@ -54,9 +53,9 @@ def unipc_coefficients(sig: tuple[float, ...], order: int, predict_x0: bool, bh2
         rhos = _rhos(np.stack([rks ** (i - 1) for i in range(1, order + 1)]), np.array(b), order, corrector)
         scale = -(alpha_t if predict_x0 else sigma_t) * b_h
         d = tuple(float(scale * rho / rk) for rho, rk in zip(rhos, rks[:-1]))
+        m0_c = -(alpha_t if predict_x0 else sigma_t) * h_phi_1
     x_c = sigma_t / sigma_s if predict_x0 else alpha_t / alpha_s
-    m0_c = -(alpha_t if predict_x0 else sigma_t) * h_phi_1
-    return UniCoeffs(x_c, m0_c, d, float(scale * rhos[-1]) if corrector else 0.0)
+    return UniCoeffs(x_c, float(m0_c), d, float(scale * rhos[-1]) if corrector else 0.0)
 
 
 def _rhos(r: np.ndarray, b: np.ndarray, order: int, corrector: bool) -> np.ndarray:
