@@ -26,10 +26,10 @@ SWITCHES = ("thresholding", "rescale_betas_zero_snr", "use_exponential_sigmas", 
 
 @dataclass(frozen=True)
 class DPMCoeffs:
-    """x_next = x * x + d0 * D0 + d1 * D1 + d2 * D2 + noise * z for one step at one order."""
+    """x_next = cx * x + d0 * D0 + d1 * D1 + d2 * D2 + noise * z, one step at one order (paper's D terms)."""
 
     order: int
-    x: float
+    cx: float
     d0: float
     d1: float = 0.0
     d2: float = 0.0
@@ -70,7 +70,7 @@ def dpm_coefficients(sig: tuple[float, ...], order: int, sde: bool, heun: bool) 
 def dpm_update(x, outputs: tuple, c: DPMCoeffs, noise=None):
     """One multistep DPM-Solver++ update from the newest ``c.order`` data predictions (oldest first)."""
     m0 = outputs[-1]
-    x_next = c.x * x + c.d0 * m0
+    x_next = c.cx * x + c.d0 * m0
     if c.order == 2:
         x_next = x_next + c.d1 * ((1.0 / c.r0) * (m0 - outputs[-2]))
     elif c.order == 3:
@@ -93,6 +93,7 @@ class DPMSolver:
     config: SchedulerConfig
     timesteps: np.ndarray
     sigmas: tuple[float, ...]
+    vp: tuple[tuple[float, float], ...]  # (alpha_t, sigma_t) at sigmas[i]
     coeffs: tuple[tuple[DPMCoeffs, ...], ...]  # coeffs[i][order - 1]
     caps: tuple[int, ...]  # highest order allowed at step i (lower_order_final)
     sde: bool
@@ -127,7 +128,8 @@ class DPMSolver:
                   for k in range(1, min(config.solver_order, i + 1) + 1))
             for i in range(len(ts))
         )
-        return cls(config, ts, sigmas, coeffs, order_caps(config, len(ts)), sde)
+        vp = tuple(vp_alpha_sigma(s) for s in sigmas)
+        return cls(config, ts, sigmas, vp, coeffs, order_caps(config, len(ts)), sde)
 
     def scale_model_input(self, x: Any, i: int) -> Any:
         return x
@@ -137,8 +139,7 @@ class DPMSolver:
 
     def step(self, i: int, x: Any, model_output: Any, state: tuple[tuple, int], noise_like: NoiseFn | None = None):
         outputs, warm = state
-        alpha, sigma = vp_alpha_sigma(self.sigmas[i])
-        x0 = prediction_to_x0(x, model_output, self.config.prediction_type, alpha, sigma)
+        x0 = prediction_to_x0(x, model_output, self.config.prediction_type, *self.vp[i])
         outputs = (outputs + (x0,))[-self.config.solver_order :]
         noise = draw_noise(noise_like, x, "dpmsolver++_sde") if self.sde else None
         order = min(self.caps[i], warm + 1)
@@ -147,7 +148,7 @@ class DPMSolver:
 
     def add_noise(self, x0: Any, noise: Any, i: int) -> Any:
         """alpha_t * x0 + sigma_t * noise at sigmas[i] (VP forward process)."""
-        alpha, sigma = vp_alpha_sigma(self.sigmas[i])
+        alpha, sigma = self.vp[i]
         return alpha * x0 + sigma * noise
 
 

@@ -25,9 +25,9 @@ SWITCHES = ("thresholding", "rescale_betas_zero_snr", "use_exponential_sigmas", 
 
 @dataclass(frozen=True)
 class UniCoeffs:
-    """x_new = x * x_ref + m0 * M0 + sum_k d[k] * (M_{k+1} - M0) + new * (M_new - M0)."""
+    """x_new = cx * x_ref + m0 * M0 + sum_k d[k] * (M_{k+1} - M0) + new * (M_new - M0); M are converted outputs."""
 
-    x: float
+    cx: float
     m0: float
     d: tuple[float, ...]
     new: float = 0.0
@@ -76,7 +76,7 @@ def _rhos(r: np.ndarray, b: np.ndarray, order: int, corrector: bool) -> np.ndarr
 def unipc_update(x_ref, outputs: tuple, c: UniCoeffs, new=None):
     """Apply UniCoeffs to the stored outputs (oldest first) and, for the corrector, the new output."""
     m0 = outputs[-1]
-    x = c.x * x_ref + c.m0 * m0
+    x = c.cx * x_ref + c.m0 * m0
     for k, dk in enumerate(c.d):
         x = x + dk * (outputs[-(k + 2)] - m0)
     return x if new is None else x + c.new * (new - m0)
@@ -97,6 +97,7 @@ class UniPC:
     config: SchedulerConfig
     timesteps: np.ndarray
     sigmas: tuple[float, ...]
+    vp: tuple[tuple[float, float], ...]  # (alpha_t, sigma_t) at sigmas[i]
     pred: tuple[tuple[UniCoeffs, ...], ...]  # pred[i][order - 1]
     corr: tuple[tuple[UniCoeffs, ...], ...]  # corr[i][order - 1], correcting step i - 1
     caps: tuple[int, ...]
@@ -132,7 +133,7 @@ class UniPC:
                            for k in range(1, min(caps[i], i + 1) + 1)) for i in range(n))
         corr = tuple(tuple(unipc_coefficients(hist(i, k), k, config.predict_x0, bh2, True)
                            for k in range(1, min(caps[i - 1] if i else 0, i) + 1)) for i in range(n))
-        return cls(config, ts, s, pred, corr, caps)
+        return cls(config, ts, s, tuple(vp_alpha_sigma(v) for v in s), pred, corr, caps)
 
     def scale_model_input(self, x: Any, i: int) -> Any:
         return x
@@ -141,7 +142,7 @@ class UniPC:
         return UniPCState()
 
     def _convert(self, x: Any, out: Any, i: int) -> Any:
-        alpha, sigma = vp_alpha_sigma(self.sigmas[i])
+        alpha, sigma = self.vp[i]
         if self.config.predict_x0:
             return prediction_to_x0(x, out, self.config.prediction_type, alpha, sigma)
         if self.config.prediction_type == "v_prediction":
@@ -159,5 +160,5 @@ class UniPC:
 
     def add_noise(self, x0: Any, noise: Any, i: int) -> Any:
         """alpha_t * x0 + sigma_t * noise at sigmas[i] (VP forward process)."""
-        alpha, sigma = vp_alpha_sigma(self.sigmas[i])
+        alpha, sigma = self.vp[i]
         return alpha * x0 + sigma * noise
