@@ -23,6 +23,8 @@ from test_schedulers_common import (
     SEED,
     Case,
     config,
+    model_np,
+    model_torch,
     rel_err,
     run_diffusers,
     run_ours,
@@ -216,3 +218,24 @@ def test_add_noise_matches_diffusers(case: Case):
             ref.set_begin_index(i)
         want = ref.add_noise(torch.from_numpy(x0), torch.from_numpy(noise), ref.timesteps[i : i + 1]).numpy()
         assert rel_err(ours.add_noise(x0, noise, i), want) < 1e-15
+
+
+def test_unipc_bh1_last_step_stays_finite():
+    """UniPC bh1 to sigma = 0: diffusers computes alpha * B(h) * 0 with B(h) = -inf (NaN); ours takes the limit.
+
+    Up to the last step both agree; our last step returns the data prediction x0(x, eps).
+    """
+    case = Case("unipc", "UniPCMultistepScheduler", {"solver_type": "bh1"})
+    ours, ref = _pair(case, 10)
+    upcast_tables(ref)
+    x, state = start_latents(np.float64), ours.init_state()
+    xt = torch.from_numpy(x.copy())
+    for i, t in enumerate(ref.timesteps):
+        last_x, out = x, model_np(x, ours.timesteps[i])
+        x, state = ours.step(i, x, out, state)
+        xt = ref.step(model_torch(xt, t), t, xt).prev_sample
+        if i < len(ours.timesteps) - 1:
+            assert rel_err(x, xt.numpy()) < 1e-12
+    assert not np.isfinite(xt.numpy()).all()
+    alpha, sigma = ours.vp[-2]
+    np.testing.assert_allclose(x, (last_x - sigma * out) / alpha, rtol=1e-12)
