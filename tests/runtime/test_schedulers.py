@@ -36,6 +36,9 @@ from t2vrt.runtime.schedulers import make_sampler
 from t2vrt.runtime.schedulers.schedule import alphas_cumprod, betas, torch_linspace_f32
 from t2vrt.runtime.schedulers.config import SchedulerConfig
 
+# diffusers' own deprecation noise (numpy 2 __array__ copy keyword; LMS asks for scale_model_input)
+pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore:The `scale_model_input` function:UserWarning")]
 SPACINGS = ("leading", "linspace", "trailing")
 STEPS = (5, 25, 50)
 

@@ -12,6 +12,9 @@ from t2vrt.errors import SchedulerError
 from t2vrt.export.tiny import SCHEDULER_CONFIG
 from t2vrt.runtime.schedulers import SCHEDULERS, default_scheduler, make_sampler
 
+# diffusers' own deprecation noise (numpy 2 __array__ copy keyword; LMS asks for scale_model_input)
+pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+              pytest.mark.filterwarnings("ignore:The `scale_model_input` function:UserWarning")]
 ALL_NAMES = ["ddim", "ddpm", "pndm", "lms", "euler", "euler_a", "heun", "dpmsolver++", "dpmsolver++_sde", "unipc"]
 
 
