@@ -54,10 +54,11 @@ class PNDMState:
 class PNDM:
     """PNDM sampler; ``timesteps`` has N + 9 entries (N + 1 with ``skip_prk_steps``).
 
-    Like diffusers, the warm-up is counted from the first step taken, so a run started at
-    i0 > 0 (video-to-video) replays diffusers' behaviour there: with ``skip_prk_steps`` the
-    duplicated-timestep warm-up is applied at i0 and the rest of the run is one timestep off,
-    as in diffusers. Without ``skip_prk_steps`` starting at i0 > 0 raises.
+    Like diffusers, the warm-up is counted from the first step taken. Its PLMS warm-up expects
+    the duplicated timestep at positions 1-2, so a run started at i0 > 0 (video-to-video, with
+    ``skip_prk_steps``) replays diffusers exactly: from i0 + 2 on the model is told the next
+    timestep while x still carries the previous one's noise. Without ``skip_prk_steps``,
+    whose Runge-Kutta table is indexed by that counter, starting at i0 > 0 raises.
     """
 
     config: SchedulerConfig
