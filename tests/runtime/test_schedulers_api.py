@@ -15,6 +15,7 @@ from t2vrt.runtime.schedulers import SCHEDULERS, default_scheduler, make_sampler
 # diffusers' own deprecation noise (numpy 2 __array__ copy keyword; LMS asks for scale_model_input)
 pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
               pytest.mark.filterwarnings("ignore:The `scale_model_input` function:UserWarning")]
+CUDA_ONLY = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 ALL_NAMES = ["ddim", "ddpm", "pndm", "lms", "euler", "euler_a", "heun", "dpmsolver++", "dpmsolver++_sde", "unipc"]
 
 
@@ -109,21 +110,37 @@ def test_samplers_are_frozen_and_reusable():
     np.testing.assert_array_equal(run_ours(s, x), run_ours(s, x))  # no state left behind in the sampler
 
 
+DEVICES = [
+    pytest.param(("cpu", torch.float64), id="cpu-f64"),
+    pytest.param(("cuda", torch.float64), id="cuda-f64", marks=[pytest.mark.gpu, CUDA_ONLY]),
+    pytest.param(("cuda", torch.float32), id="cuda-f32", marks=[pytest.mark.gpu, CUDA_ONLY]),
+]
+
+
+@pytest.mark.parametrize("where", DEVICES)
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_torch_tensors_follow_the_same_lines(case: Case):
-    """The same sampler on torch float64 tensors gives the NumPy result (one array code for CPU and GPU)."""
+def test_torch_tensors_follow_the_same_lines(case: Case, where):
+    """The same sampler on torch tensors (CPU or CUDA) gives the NumPy result: one array code for both."""
+    device, dtype = where
     s = make_sampler(case.name, config(**case.config), 6, **case.options)
     x_np = start_latents(np.float64) * s.init_noise_sigma
     want = run_ours(s, x_np, noise_like=case.noise_like())
     noise_np = case.noise_like()
-    x, state = torch.from_numpy(x_np.copy()), s.init_state()
+
+    def to_torch(a):
+        return torch.from_numpy(a).to(device, dtype)
+
+    x, state = to_torch(x_np.copy()), s.init_state()
     for i in range(len(s.timesteps)):
-        out = torch.from_numpy(model_np(s.scale_model_input(x, i).numpy(), s.timesteps[i]))
-        x, state = s.step(i, x, out, state, noise_np and (lambda t: torch.from_numpy(noise_np(t.numpy()))))
-        assert isinstance(x, torch.Tensor) and x.dtype == torch.float64
-    np.testing.assert_allclose(x.numpy(), want, rtol=1e-12, atol=1e-12)
-    added = s.add_noise(torch.from_numpy(x_np), torch.ones(x_np.shape, dtype=torch.float64), 2)
-    np.testing.assert_allclose(added.numpy(), s.add_noise(x_np, np.ones(x_np.shape), 2), rtol=1e-15)
+        x_in = s.scale_model_input(x, i).double().cpu().numpy()
+        x, state = s.step(i, x, to_torch(model_np(x_in, s.timesteps[i])), state,
+                          noise_np and (lambda t: to_torch(noise_np(t.double().cpu().numpy()))))
+        assert isinstance(x, torch.Tensor) and x.dtype == dtype and x.device.type == device
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    np.testing.assert_allclose(x.double().cpu().numpy(), want, rtol=tol, atol=tol)
+    added = s.add_noise(to_torch(x_np), torch.ones(x_np.shape, dtype=dtype, device=device), 2)
+    np.testing.assert_allclose(added.double().cpu().numpy(), s.add_noise(x_np, np.ones(x_np.shape), 2),
+                               rtol=tol, atol=tol)
 
 
 def test_noise_is_drawn_once_per_step_where_diffusers_draws():
