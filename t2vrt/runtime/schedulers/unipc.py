@@ -1,0 +1,164 @@
+"""UniPC multistep predictor-corrector (Zhao et al. 2023, arXiv:2302.04867, Algorithms 2-3, B(h) = bh1/bh2).
+
+Matches diffusers' UniPCMultistepScheduler (UniP-p predictor, UniC-p corrector).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from t2vrt.errors import SchedulerError
+from t2vrt.runtime.schedulers.base import NoiseFn, prediction_to_x0, read_config
+from t2vrt.runtime.schedulers.config import SchedulerConfig, reject_unsupported, require_choice
+from t2vrt.runtime.schedulers.multistep import multistep_sigmas
+from t2vrt.runtime.schedulers.sigmas import vp_alpha_sigma, vp_lambda
+
+DEFAULTS = {"timestep_spacing": "linspace", "solver_type": "bh2"}
+CONFIG_OPTIONS = ("use_karras_sigmas", "solver_order", "solver_type", "lower_order_final", "final_sigmas_type",
+                  "predict_x0", "disable_corrector", "sigma_min", "sigma_max")
+SWITCHES = ("thresholding", "rescale_betas_zero_snr", "use_exponential_sigmas", "use_beta_sigmas",
+            "use_flow_sigmas", "use_dynamic_shifting")
+
+
+@dataclass(frozen=True)
+class UniCoeffs:
+    """x_new = cx * x_ref + m0 * M0 + sum_k d[k] * (M_{k+1} - M0) + new * (M_new - M0); M are converted outputs."""
+
+    cx: float
+    m0: float
+    d: tuple[float, ...]
+    new: float = 0.0
+
+
+def unipc_coefficients(sig: tuple[float, ...], order: int, predict_x0: bool, bh2: bool,
+                       corrector: bool) -> UniCoeffs:
+    """Coefficients of the step sig[1] -> sig[0] with history sig[1], sig[2], ... (VE sigmas, newest first)."""
+    alpha_t, sigma_t = vp_alpha_sigma(sig[0])
+    alpha_s, sigma_s = vp_alpha_sigma(sig[1])
+    lam = np.array([vp_lambda(s) for s in sig[: order + 1]])
+    with np.errstate(all="ignore"):  # steps with h = 0 or inf give torch's inf/nan, as in diffusers
+        h = lam[0] - lam[1]
+        rks = np.append((lam[2:] - lam[1]) / h, 1.0)
+        hh = -h if predict_x0 else h
+        h_phi_1 = np.expm1(hh)
+        b_h = np.expm1(hh) if bh2 else hh
+        factorials = np.cumprod(np.arange(1, order + 1, dtype=np.float64))  # i!
+        h_phi, b = h_phi_1 / hh - 1, []
+        for i in range(1, order + 1):
+            b.append(h_phi * factorials[i - 1] / b_h)
+            h_phi = h_phi / hh - 1 / (factorials[i - 1] * (i + 1))
+        rhos = _rhos(np.stack([rks ** (i - 1) for i in range(1, order + 1)]), np.array(b), order, corrector)
+        scale = -(alpha_t if predict_x0 else sigma_t) * b_h
+        d = tuple(float(scale * rho / rk) for rho, rk in zip(rhos, rks[:-1]))
+        m0_c = -(alpha_t if predict_x0 else sigma_t) * h_phi_1
+    x_c = sigma_t / sigma_s if predict_x0 else alpha_t / alpha_s
+    return UniCoeffs(x_c, float(m0_c), d, float(scale * rhos[-1]) if corrector else 0.0)
+
+
+def _rhos(r: np.ndarray, b: np.ndarray, order: int, corrector: bool) -> np.ndarray:
+    """Solve R rho = b (paper eq. 8); order 1 corrector and order 2 predictor use rho = 1/2 as diffusers does."""
+    if corrector and order == 1 or not corrector and order == 2:
+        return np.array([0.5])
+    if not corrector and order == 1:
+        return np.array([])
+    try:
+        return np.linalg.solve(r, b) if corrector else np.linalg.solve(r[:-1, :-1], b[:-1])
+    except np.linalg.LinAlgError:
+        raise SchedulerError(
+            f"unipc: the order-{order} step to sigma = 0 is singular (diffusers fails there too); "
+            "set lower_order_final=True or final_sigmas_type='sigma_min'"
+        ) from None
+
+
+def unipc_update(x_ref, outputs: tuple, c: UniCoeffs, new=None):
+    """Apply UniCoeffs to the stored outputs (oldest first) and, for the corrector, the new output."""
+    m0 = outputs[-1]
+    x = c.cx * x_ref + c.m0 * m0
+    for k, dk in enumerate(c.d):
+        x = x + dk * (outputs[-(k + 2)] - m0)
+    return x if new is None else x + c.new * (new - m0)
+
+
+@dataclass(frozen=True)
+class UniPCState:
+    outputs: tuple = ()  # converted model outputs, oldest first, at most solver_order
+    warm: int = 0  # diffusers' lower_order_nums
+    last_sample: Any = None  # x the last predictor started from, for the corrector
+    last_order: int = 0
+
+
+@dataclass(frozen=True)
+class UniPC:
+    """UniPC sampler; each step corrects the previous prediction with the new model output, then predicts."""
+
+    config: SchedulerConfig
+    timesteps: np.ndarray
+    sigmas: tuple[float, ...]
+    vp: tuple[tuple[float, float], ...]  # (alpha_t, sigma_t) at sigmas[i]
+    pred: tuple[tuple[UniCoeffs, ...], ...]  # pred[i][order - 1]
+    corr: tuple[tuple[UniCoeffs, ...], ...]  # corr[i][order - 1], correcting step i - 1
+    caps: tuple[int, ...]
+    init_noise_sigma: float = 1.0
+    order: int = 1
+
+    @property
+    def num_inference_steps(self) -> int:
+        return len(self.timesteps)
+
+    @classmethod
+    def from_config(cls, config: dict, steps: int, **options: Any) -> "UniPC":
+        cfg, _ = read_config("unipc", config, options, DEFAULTS, CONFIG_OPTIONS)
+        return cls.build(cfg, steps)
+
+    @classmethod
+    def build(cls, config: SchedulerConfig, steps: int) -> "UniPC":
+        reject_unsupported(config, "unipc", SWITCHES)
+        require_choice("unipc", "prediction_type", config.prediction_type, ("epsilon", "v_prediction", "sample"))
+        require_choice("unipc", "solver_type", config.solver_type, ("bh1", "bh2", "midpoint", "heun", "logrho"))
+        if not config.predict_x0 and config.final_sigmas_type == "zero":
+            raise SchedulerError("unipc: predict_x0=False with final_sigmas_type='zero' ends in NaN (in diffusers "
+                                 "too); set final_sigmas_type='sigma_min' or predict_x0=True")
+        ts, sig = multistep_sigmas("unipc", config, steps, clip_lambda=False, karras_bounds=True)
+        s = tuple(float(v) for v in sig)
+        n, p, bh2 = len(ts), config.solver_order, config.solver_type != "bh1"  # diffusers maps others to bh2
+
+        def hist(start: int, k: int) -> tuple[float, ...]:
+            return tuple(s[start - j] for j in range(k + 1))
+
+        caps = tuple(min(p, n - i) if config.lower_order_final else p for i in range(n))
+        pred = tuple(tuple(unipc_coefficients(hist(i + 1, k), k, config.predict_x0, bh2, False)
+                           for k in range(1, min(caps[i], i + 1) + 1)) for i in range(n))
+        corr = tuple(tuple(unipc_coefficients(hist(i, k), k, config.predict_x0, bh2, True)
+                           for k in range(1, min(caps[i - 1] if i else 0, i) + 1)) for i in range(n))
+        return cls(config, ts, s, tuple(vp_alpha_sigma(v) for v in s), pred, corr, caps)
+
+    def scale_model_input(self, x: Any, i: int) -> Any:
+        return x
+
+    def init_state(self) -> UniPCState:
+        return UniPCState()
+
+    def _convert(self, x: Any, out: Any, i: int) -> Any:
+        alpha, sigma = self.vp[i]
+        if self.config.predict_x0:
+            return prediction_to_x0(x, out, self.config.prediction_type, alpha, sigma)
+        if self.config.prediction_type == "v_prediction":
+            return alpha * out + sigma * x
+        return out if self.config.prediction_type == "epsilon" else (x - alpha * out) / sigma
+
+    def step(self, i: int, x: Any, model_output: Any, state: UniPCState, noise_like: NoiseFn | None = None):
+        m = self._convert(x, model_output, i)
+        if i > 0 and state.last_sample is not None and (i - 1) not in self.config.disable_corrector:
+            x = unipc_update(state.last_sample, state.outputs, self.corr[i][state.last_order - 1], m)
+        outputs = (state.outputs + (m,))[-self.config.solver_order :]
+        order = min(self.caps[i], state.warm + 1)
+        x_next = unipc_update(x, outputs, self.pred[i][order - 1])
+        return x_next, UniPCState(outputs, min(state.warm + 1, self.config.solver_order), x, order)
+
+    def add_noise(self, x0: Any, noise: Any, i: int) -> Any:
+        """alpha_t * x0 + sigma_t * noise at sigmas[i] (VP forward process)."""
+        alpha, sigma = self.vp[i]
+        return alpha * x0 + sigma * noise
