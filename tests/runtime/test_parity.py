@@ -81,3 +81,23 @@ def test_same_seed_same_video_and_reuse(ours):
     np.testing.assert_array_equal(a.frames, c.frames)
     assert b.frames.shape[0] == 3
     assert all(ours._runners[k] is v for k, v in runners.items())  # nothing reloaded across calls
+
+
+@pytest.mark.parametrize(
+    "name,cls",
+    [("dpmsolver++", "DPMSolverMultistepScheduler"), ("euler_a", "EulerAncestralDiscreteScheduler")],
+)
+def test_other_schedulers_match_diffusers(ours, tiny_model, name, cls):
+    """A swapped scheduler (stochastic ones drawing the same noise) reproduces diffusers' pipeline."""
+    import diffusers
+    from diffusers import TextToVideoSDPipeline
+
+    pipe = TextToVideoSDPipeline.from_pretrained(str(tiny_model))
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = getattr(diffusers, cls).from_config(pipe.scheduler.config)
+    kw = dict(num_frames=3, height=48, width=32, num_inference_steps=5, guidance_scale=6.0)
+    video = ours(PROMPT, negative_prompt=NEGATIVE, seed=4, scheduler=name, progress=False, **kw)
+    ref_latents = reference(pipe, PROMPT, NEGATIVE, 4, "latent", **kw)
+    ref_frames = reference(pipe, PROMPT, NEGATIVE, 4, "np", **kw)
+    assert rel_l2(video.latents, ref_latents) < LATENT_TOL
+    assert np.abs(video.images - ref_frames).max() < FRAME_TOL
