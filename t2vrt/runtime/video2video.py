@@ -87,8 +87,10 @@ class VideoToVideoPipeline(Pipeline):
             sampler, start, chunk = self.check(f, height or h0, width or w0, strength, num_inference_steps, eta,
                                                scheduler, output_type, decode_chunk_size)
         except InputError as e:
-            raise (InputError(f"{e} (the input video is {w0}x{h0}; pass height and width to resize it)")
-                   if (height is None or width is None) and "is not a multiple" in str(e) else e) from None
+            given = {"height": height, "width": width}
+            if "is not a multiple" in str(e) and given.get(str(e).split("=")[0], 0) is None:  # the input's own size
+                raise InputError(f"{e} (the input video is {w0}x{h0}; pass height and width to resize it)") from None
+            raise
         negatives = self._negatives(negative_prompt, 1) if guidance_scale > 1.0 else None
         frames = resize_frames(frames, height or h0, width or w0)
         noise = Noise(seed, generator)
