@@ -108,10 +108,10 @@ def cmd_generate_upscaled(args) -> int:
     first = base(args.prompt, **generate_kwargs(args))
     if args.keep_intermediate is not None:
         first.save(args.keep_intermediate, fps=args.fps)
-    video = up(args.prompt, first.frames, negative_prompt=args.negative_prompt, guidance_scale=args.upscale_guidance,
+    mid = first.frames  # uint8 [f, H, W, 3]: what a lossless intermediate file would hold
+    video = up(args.prompt, mid, negative_prompt=args.negative_prompt, guidance_scale=args.upscale_guidance,
                seed=args.seed, **up_kw)
     path = video.save(args.output, fps=args.fps)
     f, h, w, _ = video.frames.shape
-    print(f"wrote {path} ({f} frames, {w}x{h}, upscaled from {first.frames.shape[2]}x{first.frames.shape[1]}) "
-          f"in {time.perf_counter() - t0:.1f} s")
+    print(f"wrote {path} ({f} frames, {w}x{h}, upscaled from {mid.shape[2]}x{mid.shape[1]}) in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -70,6 +70,18 @@ class VideoToVideoPipeline(Pipeline):
         n = from_numpy(noise.randn(tuple(mean.shape)), mean)
         return (mean + std * n) * self.scaling_factor
 
+    def _size(self, frames, height: int | None, width: int | None) -> tuple[int, int]:
+        """The requested size; where not given, the input's own, which must then fit the model as it is."""
+        _, h0, w0, _ = frames.shape
+        mult = self.manifest.model.size_multiple
+        for name, given, own in (("height", height, h0), ("width", width, w0)):
+            if given is None and own % mult:
+                raise InputError(
+                    f"the input video is {w0}x{h0}: its {name} {own} is not a multiple of {mult}, as this model needs; "
+                    f"pass {name} (e.g. {max(mult, round(own / mult) * mult)}) to resize it"
+                )
+        return height or h0, width or w0
+
     def __call__(self, prompt: str | list[str], video: Any, strength: float = 0.6,
                  negative_prompt: str | list[str] | None = None, num_inference_steps: int = 50,
                  guidance_scale: float = 15.0, eta: float = 0.0, seed: int | None = None, generator: Any = None,
@@ -82,19 +94,13 @@ class VideoToVideoPipeline(Pipeline):
         if len(prompts) != 1:
             raise InputError(f"video-to-video takes one prompt per video; got {len(prompts)} prompts")
         frames = load_frames(video)
-        f, h0, w0, _ = frames.shape
-        try:
-            sampler, start, chunk = self.check(f, height or h0, width or w0, strength, num_inference_steps, eta,
-                                               scheduler, output_type, decode_chunk_size)
-        except InputError as e:
-            given = {"height": height, "width": width}
-            if "is not a multiple" in str(e) and given.get(str(e).split("=")[0], 0) is None:  # the input's own size
-                raise InputError(f"{e} (the input video is {w0}x{h0}; pass height and width to resize it)") from None
-            raise
+        height, width = self._size(frames, height, width)
+        sampler, start, chunk = self.check(len(frames), height, width, strength, num_inference_steps, eta, scheduler,
+                                           output_type, decode_chunk_size)
         negatives = self._negatives(negative_prompt, 1) if guidance_scale > 1.0 else None
-        frames = resize_frames(frames, height or h0, width or w0)
+        frames = resize_frames(frames, height, width)
         noise = Noise(seed, generator)
-        log.info("video-to-video: %d frames %dx%d, strength %g: %d of %d steps", f, frames.shape[2], frames.shape[1],
+        log.info("video-to-video: %d frames %dx%d, strength %g: %d of %d model evaluations", len(frames), width, height,
                  strength, len(sampler.timesteps) - start, len(sampler.timesteps))
         emb = self.encode_prompt(prompts, negatives)
         x0 = self.encode_video(frames, chunk, noise)
