@@ -6,3 +6,7 @@ from t2vrt.runtime.video import Video
 
 __version__ = "0.1.0"
 __all__ = ["Pipeline", "Video", "T2VError", "InputError", "ManifestError", "ExportError", "EngineError", "SchedulerError"]
+
+from t2vrt.runtime.video2video import VideoToVideoPipeline  # noqa: E402
+
+__all__ += ["VideoToVideoPipeline"]

@@ -104,6 +104,10 @@ def generate_kwargs(args) -> dict:
 def cmd_generate(args) -> int:
     from t2vrt import Pipeline
 
+    if getattr(args, "upscale_with", None) is not None or getattr(args, "keep_intermediate", None) is not None:
+        from t2vrt.cli_upscale import cmd_generate_upscaled
+
+        return cmd_generate_upscaled(args)
     t0 = time.perf_counter()
     pipe = Pipeline.load(args.dir, backend=args.backend, precision=args.precision)
     video = pipe(args.prompt, **generate_kwargs(args))
@@ -161,6 +165,7 @@ def cmd_demo(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from t2vrt.cli_upscale import add_chain_args, add_upscale_parser
     from t2vrt.export.exporter import DEFAULT_COMPONENTS
 
     parser = argparse.ArgumentParser(prog="t2vrt", description=__doc__, formatter_class=HELP)
@@ -184,7 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", help="engine directory")
     p.add_argument("prompt")
     add_generate_args(p)
+    add_chain_args(p)
     p.set_defaults(func=cmd_generate)
+    add_upscale_parser(sub, HELP)
 
     p = sub.add_parser("inspect", help="show an engine directory's manifest", formatter_class=HELP)
     p.add_argument("dir")

@@ -35,3 +35,15 @@ def diffusers_pipe(tiny_model):
     pipe = TextToVideoSDPipeline.from_pretrained(str(tiny_model))
     pipe.set_progress_bar_config(disable=True)
     return pipe
+
+
+@pytest.fixture(scope="session")
+def tiny_v2v_engines(tiny_model, tmp_path_factory):
+    """The tiny model with its VAE encoder too (video-to-video). Session-scoped, and exported only when a test
+    asks for it: the parity, error, CLI and export tests of video-to-video share one export."""
+    from t2vrt.export import ExportOptions, export_model
+    from t2vrt.specs import Profile
+
+    out = tmp_path_factory.mktemp("engines") / "tiny-v2v"
+    components = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+    return export_model(str(tiny_model), out, ExportOptions(components=components, profile=Profile(**TINY_PROFILE)))

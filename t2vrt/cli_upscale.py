@@ -1,0 +1,117 @@
+"""`t2vrt upscale` and `t2vrt generate --upscale-with`: video-to-video, e.g. Zeroscope 576w -> XL.
+
+Every argument of both stages is checked before the first backend runs, and the first stage's frames go to
+the second in memory (uint8, exactly what a lossless intermediate file would hold): nothing is written but
+the final video, unless --keep-intermediate asks for the first stage's too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from t2vrt.errors import InputError
+
+UPSCALE_GUIDANCE = 15.0  # diffusers' VideoToVideoSDPipeline default, which the Zeroscope XL card uses
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """The sampling and backend options of the upscale command (generate has its own, with the same names)."""
+    from t2vrt.runtime.schedulers import SCHEDULERS
+
+    p.add_argument("--negative-prompt", default=None)
+    p.add_argument("--steps", type=int, default=25, help="inference steps of the full schedule (strength runs the last part)")
+    p.add_argument("--guidance", type=float, default=UPSCALE_GUIDANCE, help="classifier-free guidance scale (<= 1 disables it)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
+    p.add_argument("--seed", type=int, default=0, help="seed (same noise as diffusers with torch.Generator('cpu').manual_seed)")
+    p.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
+    p.add_argument("--fps", type=float, default=None, help="frames per second written; omitted: the input's (8 for images)")
+    p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+
+
+def add_upscale_parser(sub, formatter) -> None:
+    """The `upscale` subcommand."""
+    p = sub.add_parser("upscale", help="re-render a video with a video-to-video model (Zeroscope XL upscaling)",
+                       formatter_class=formatter)
+    p.add_argument("dir", help="engine directory exported with a vae_encoder")
+    p.add_argument("input", help="input video: .mp4 (anything ffmpeg reads), .gif, an image, or a folder of images")
+    p.add_argument("prompt")
+    p.add_argument("-o", "--output", default="upscaled.mp4", help="output .mp4, .gif, or folder of png frames")
+    p.add_argument("--strength", type=float, default=0.6, help="how much to change the input, in (0, 1]")
+    p.add_argument("--height", type=int, default=None, help="resize the input to this height; omitted: the input's")
+    p.add_argument("--width", type=int, default=None, help="resize the input to this width; omitted: the input's")
+    _add_run_args(p)
+    p.set_defaults(func=cmd_upscale)
+
+
+def add_chain_args(p: argparse.ArgumentParser) -> None:
+    """`generate --upscale-with DIR`: the second stage's options (the rest are generate's own)."""
+    g = p.add_argument_group("upscale stage", "re-render the generated video with a video-to-video engine directory; "
+                             "it uses generate's prompt, --negative-prompt, --steps, --seed, --scheduler, --eta, "
+                             "--decode-chunk, --backend and --precision")
+    g.add_argument("--upscale-with", metavar="DIR", default=None, help="engine directory with a vae_encoder (e.g. Zeroscope XL)")
+    g.add_argument("--upscale-strength", type=float, default=0.6, help="how much the second stage changes the video, in (0, 1]")
+    g.add_argument("--upscale-height", type=int, default=None, help="second stage height; omitted: the first stage's")
+    g.add_argument("--upscale-width", type=int, default=None, help="second stage width; omitted: the first stage's")
+    g.add_argument("--upscale-guidance", type=float, default=UPSCALE_GUIDANCE, help="second stage guidance scale")
+    g.add_argument("--keep-intermediate", metavar="PATH", default=None, help="also write the first stage's video here")
+
+
+def _load(path: str, args):
+    from t2vrt.runtime.video2video import VideoToVideoPipeline
+
+    return VideoToVideoPipeline.load(path, backend=args.backend, precision=args.precision)
+
+
+def cmd_upscale(args) -> int:
+    from t2vrt.runtime.video import check_output_path, read_fps
+
+    t0 = time.perf_counter()
+    check_output_path(args.output)
+    pipe = _load(args.dir, args)
+    video = pipe(
+        args.prompt, args.input, strength=args.strength, negative_prompt=args.negative_prompt,
+        num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
+        height=args.height, width=args.width, scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+    )
+    path = video.save(args.output, fps=args.fps or read_fps(args.input) or 8.0)
+    f, h, w, _ = video.frames.shape
+    print(f"wrote {path} ({f} frames, {w}x{h}) in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_generate_upscaled(args) -> int:
+    """generate, then upscale the frames in memory; every check of both stages comes first."""
+    from t2vrt.cli import generate_kwargs
+    from t2vrt.runtime.checks import check_request
+    from t2vrt.runtime.pipeline import Pipeline
+    from t2vrt.runtime.video import check_output_path
+
+    if args.upscale_with is None:
+        raise InputError("--keep-intermediate needs --upscale-with DIR: without a second stage there is no intermediate video")
+    t0 = time.perf_counter()
+    for path in (args.output, args.keep_intermediate):
+        if path is not None:
+            check_output_path(path)
+    base, up = Pipeline.load(args.dir, backend=args.backend, precision=args.precision), _load(args.upscale_with, args)
+    m = base.manifest.model
+    height, width = args.height or m.sample_size * m.vae_scale, args.width or m.sample_size * m.vae_scale  # as Pipeline's
+    check_request(base.manifest, 1, args.frames, height, width)  # the first stage's size is the second's default
+    up_kw = dict(
+        height=args.upscale_height or height, width=args.upscale_width or width,
+        strength=args.upscale_strength, num_inference_steps=args.steps, eta=args.eta,
+        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+    )
+    up.check(args.frames, **up_kw)  # fail before the first stage runs, not after it
+    first = base(args.prompt, **generate_kwargs(args))
+    if args.keep_intermediate is not None:
+        first.save(args.keep_intermediate, fps=args.fps)
+    mid = first.frames  # uint8 [f, H, W, 3]: what a lossless intermediate file would hold
+    video = up(args.prompt, mid, negative_prompt=args.negative_prompt, guidance_scale=args.upscale_guidance,
+               seed=args.seed, **up_kw)
+    path = video.save(args.output, fps=args.fps)
+    f, h, w, _ = video.frames.shape
+    print(f"wrote {path} ({f} frames, {w}x{h}, upscaled from {mid.shape[2]}x{mid.shape[1]}) in {time.perf_counter() - t0:.1f} s")
+    return 0

@@ -1,0 +1,112 @@
+"""Video-to-video (SDEdit, Meng et al. 2021, arXiv:2108.01073), as diffusers' VideoToVideoSDPipeline:
+encode the input, noise it to the timestep that ``strength`` picks, denoise from there, decode.
+
+This is how Zeroscope upscales: a 576w video, resized to 1024x576, goes through zeroscope_v2_XL at
+strength ~0.6. Loading, prompt encoding, the denoising loop and the decode are Pipeline's own.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from t2vrt.errors import InputError, ManifestError
+from t2vrt.runtime.arrays import cat, from_numpy, permute
+from t2vrt.runtime.checks import check_positive, check_request
+from t2vrt.runtime.noise import Noise
+from t2vrt.runtime.pipeline import OUTPUT_TYPES, Pipeline
+from t2vrt.runtime.schedulers import make_sampler
+from t2vrt.runtime.video import Video
+from t2vrt.runtime.video_input import load_frames, resize_frames, to_encoder_input
+
+log = logging.getLogger(__name__)
+REEXPORT = "--components text_encoder unet vae_decoder vae_encoder"
+
+
+def start_index(num_inference_steps: int, strength: float, order: int = 1) -> int:
+    """Index of the first model evaluation, as diffusers' get_timesteps: the last ``int(steps * strength)``
+    inference steps run; a sampler with ``order`` evaluations per step starts at ``t_start * order``."""
+    if not 0.0 < strength <= 1.0:
+        raise InputError(f"strength={strength} is outside (0, 1]; 1 ignores the input video, small values keep it")
+    run = min(int(num_inference_steps * strength), num_inference_steps)
+    if run < 1:
+        raise InputError(
+            f"strength={strength} with num_inference_steps={num_inference_steps} leaves no denoising step "
+            f"(int(steps * strength) = 0); raise strength or num_inference_steps"
+        )
+    return (num_inference_steps - run) * order
+
+
+class VideoToVideoPipeline(Pipeline):
+    """A Pipeline over an engine directory exported with a ``vae_encoder``."""
+
+    def __init__(self, root, backend: str = "auto", precision: str = "fp32", providers: list[str] | None = None):
+        super().__init__(root, backend, precision, providers)
+        if "vae_encoder" not in self.manifest.components:
+            raise ManifestError(
+                f"engine directory {str(self.root)!r} has no vae_encoder, which video-to-video needs; "
+                f"re-export it with `t2vrt export MODEL -o DIR {REEXPORT}`"
+            )
+
+    def check(self, num_frames: int, height: int, width: int, strength: float = 0.6, num_inference_steps: int = 50,
+              eta: float = 0.0, scheduler: str | None = None, output_type: str = "np",
+              decode_chunk_size: int | None = None) -> tuple[Any, int, int]:
+        """Every check of a call, before any backend runs: returns (sampler, start index, VAE chunk)."""
+        check_request(self.manifest, 1, num_frames, height, width)
+        if output_type not in OUTPUT_TYPES:
+            raise InputError(f"output_type={output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
+        check_positive("num_inference_steps", num_inference_steps)
+        check_positive("eta", eta, allow_zero=True)
+        sampler = make_sampler(scheduler, self.scheduler_config, num_inference_steps, **({"eta": eta} if eta else {}))
+        start = start_index(num_inference_steps, strength, getattr(sampler, "order", 1))
+        return sampler, start, self._chunk(decode_chunk_size, num_frames)
+
+    def encode_video(self, frames, chunk: int, noise: Noise) -> Any:
+        """Frames [f, H, W, 3] -> scaled latents [f, c, h, w] = (mean + std * n) * scaling_factor, the encoder
+        run ``chunk`` frames at a time; n is drawn once for all frames, as diffusers' latent_dist.sample."""
+        vae = self.runner("vae_encoder")
+        outs = [vae.infer({"image": to_encoder_input(frames[i : i + chunk])}) for i in range(0, len(frames), chunk)]
+        mean, std = cat([o["latent_mean"] for o in outs]), cat([o["latent_std"] for o in outs])
+        n = from_numpy(noise.randn(tuple(mean.shape)), mean)
+        return (mean + std * n) * self.scaling_factor
+
+    def _size(self, frames, height: int | None, width: int | None) -> tuple[int, int]:
+        """The requested size; where not given, the input's own, which must then fit the model as it is."""
+        _, h0, w0, _ = frames.shape
+        mult = self.manifest.model.size_multiple
+        for name, given, own in (("height", height, h0), ("width", width, w0)):
+            if given is None and own % mult:
+                raise InputError(
+                    f"the input video is {w0}x{h0}: its {name} {own} is not a multiple of {mult}, as this model needs; "
+                    f"pass {name} (e.g. {max(mult, round(own / mult) * mult)}) to resize it"
+                )
+        return height or h0, width or w0
+
+    def __call__(self, prompt: str | list[str], video: Any, strength: float = 0.6,
+                 negative_prompt: str | list[str] | None = None, num_inference_steps: int = 50,
+                 guidance_scale: float = 15.0, eta: float = 0.0, seed: int | None = None, generator: Any = None,
+                 height: int | None = None, width: int | None = None, output_type: str = "np",
+                 scheduler: str | None = None, decode_chunk_size: int | None = None, progress: bool = True,
+                 callback: Callable[[int, Any], None] | None = None) -> Video:
+        """Arguments as diffusers' VideoToVideoSDPipeline (its defaults too), plus ``height``/``width`` (resize the
+        input; default its own size), ``seed``, ``scheduler`` and ``decode_chunk_size``."""
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        if len(prompts) != 1:
+            raise InputError(f"video-to-video takes one prompt per video; got {len(prompts)} prompts")
+        frames = load_frames(video)
+        height, width = self._size(frames, height, width)
+        sampler, start, chunk = self.check(len(frames), height, width, strength, num_inference_steps, eta, scheduler,
+                                           output_type, decode_chunk_size)
+        negatives = self._negatives(negative_prompt, 1) if guidance_scale > 1.0 else None
+        frames = resize_frames(frames, height, width)
+        noise = Noise(seed, generator)
+        log.info("video-to-video: %d frames %dx%d, strength %g: %d of %d model evaluations", len(frames), width, height,
+                 strength, len(sampler.timesteps) - start, len(sampler.timesteps))
+        emb = self.encode_prompt(prompts, negatives)
+        x0 = self.encode_video(frames, chunk, noise)
+        x = sampler.add_noise(x0, from_numpy(noise.randn(tuple(x0.shape)), x0), start)  # diffusers' second draw
+        x = permute(x.reshape(1, *x.shape), (0, 2, 1, 3, 4))  # [f, c, h, w] -> [1, c, f, h, w]
+        x = self.denoise(x, emb, sampler, guidance_scale, noise, start=start, callback=callback, progress=progress)
+        if output_type == "latent":
+            return Video(None, x, noise.seed)
+        return Video(self.decode(x, chunk), x, noise.seed)
