@@ -119,3 +119,17 @@ def test_same_seed_same_video_and_no_reload(ours):
     np.testing.assert_array_equal(a.frames, c.frames)
     assert b.frames.shape == (4, 48, 32, 3)
     assert all(ours._runners[k] is v for k, v in runners.items())
+
+
+def test_dpm_solver_matches_diffusers(ours, tiny_model):
+    """The Zeroscope XL recipe's scheduler (DPM-Solver++ multistep) over a truncated schedule."""
+    from diffusers import DPMSolverMultistepScheduler, VideoToVideoSDPipeline
+
+    pipe = VideoToVideoSDPipeline.from_pretrained(str(tiny_model))
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    frames = moving_pattern(3, 32, 48)
+    kw = dict(strength=0.6, num_inference_steps=6, guidance_scale=7.5, negative_prompt=NEGATIVE)
+    video = ours(PROMPT, frames, seed=2, scheduler="dpmsolver++", output_type="latent", progress=False, **kw)
+    ref = reference(pipe, [Image.fromarray(f) for f in frames], 2, "latent", **kw)
+    assert rel_l2(video.latents, ref) < LATENT_TOL
