@@ -74,11 +74,23 @@ def _compute_targets(trt, flavour: str, requested: tuple[str, ...]) -> tuple[str
             raise EngineError(f"tensorrt builds only for this GPU ({here}); for {', '.join(targets)} use --flavour tensorrt-rtx")
         return targets
     known = [n.lower() for n in trt.ComputeCapability.__members__ if n.startswith("SM")]
+    if "current" in targets and _torch_without_gpu():
+        raise EngineError(f"no GPU is visible here for --compute-capability current; name the target GPUs, e.g. "
+                          f"--compute-capability sm89 (one or more of {', '.join(known)})")
     bad = [t for t in targets if t not in known and t != "current"]
     if bad:
         raise EngineError(f"compute capability {', '.join(bad)} is not one {flavour} {trt.__version__} builds for; "
                           f"choose from {', '.join(known)}")
     return targets
+
+
+def _torch_without_gpu() -> bool:
+    """True when torch is installed and sees no GPU (without torch, TensorRT itself resolves "current")."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return not torch.cuda.is_available()
 
 
 def input_shapes(manifest: Manifest, component: str, profile: Profile) -> dict[str, list[list[int]]]:
@@ -208,6 +220,8 @@ def build_engines(engine_dir: str | Path, options: BuildOptions = BuildOptions()
     manifest = load_manifest(root)
     if options.precision not in ("fp16", "fp32"):
         raise InputError(f"precision {options.precision!r} is not one of fp16, fp32")
+    if not 0 <= options.opt_level <= 5:
+        raise InputError(f"optimization level {options.opt_level} is not in 0..5 (3 is TensorRT's default)")
     missing = [c for c in options.components if c not in manifest.components]
     if missing:
         raise EngineError(f"{root} has no ONNX graph for {missing}; it has {sorted(manifest.components)}")
@@ -249,18 +263,19 @@ def add_build_parser(subparsers):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("dir", help="engine directory made by `t2vrt export`")
-    p.add_argument("--frames", type=parse_range, default="export", help="frames per video")
-    p.add_argument("--height", type=parse_range, default="export", help="video height in pixels")
-    p.add_argument("--width", type=parse_range, default="export", help="video width in pixels")
-    p.add_argument("--batch", type=int, default=None, help="largest prompt batch (default: the export profile's)")
-    p.add_argument("--decode-chunk", type=parse_range, default="export", help="frames per VAE decoder call")
+    p.add_argument("--frames", type=parse_range, default="export", metavar="MIN:OPT:MAX", help="frames per video")
+    p.add_argument("--height", type=parse_range, default="export", metavar="MIN:OPT:MAX", help="video height in pixels")
+    p.add_argument("--width", type=parse_range, default="export", metavar="MIN:OPT:MAX", help="video width in pixels")
+    p.add_argument("--batch", type=lambda v: None if v == "export" else int(v), default="export", metavar="N",
+                   help="largest prompt batch (the UNet and text encoder see twice it)")
+    p.add_argument("--decode-chunk", type=parse_range, default="export", metavar="MIN:OPT:MAX", help="frames per VAE decoder call")
     p.add_argument("--flavour", choices=FLAVOURS, default="auto", help="TensorRT package to build with")
-    p.add_argument("--compute-capability", default="current",
+    p.add_argument("--compute-capability", default="current", metavar="SM[,SM...]",
                    help="GPU targets, comma separated (e.g. sm89 or sm86,sm89; several with tensorrt-rtx only); "
                         "'current' is this machine's GPU")
     p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="graph precision to build from")
     p.add_argument("--opt-level", type=int, choices=range(6), default=3, help="builder optimization level")
-    p.add_argument("--components", default=",".join(DEFAULT_COMPONENTS), help="components to build, comma separated")
+    p.add_argument("--components", default=",".join(DEFAULT_COMPONENTS), metavar="NAME[,NAME...]", help="components to build, comma separated")
     p.set_defaults(func=run_build)
     return p
 

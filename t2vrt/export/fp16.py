@@ -193,23 +193,38 @@ def _outputs_fp32(graph, produced) -> None:
         graph.node.append(helper.make_node("Cast", [inner], [out.name], name=out.name + "__to_fp32", to=FLOAT))
 
 
+def _read(t, base: Path) -> np.ndarray:
+    """A weight's values; external data is read from its file straight into numpy (never into the protobuf)."""
+    from onnx import helper, numpy_helper
+    from onnx.external_data_helper import uses_external_data
+
+    if not uses_external_data(t):
+        return numpy_helper.to_array(t)
+    info = {e.key: e.value for e in t.external_data}
+    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(t.data_type))
+    count = int(info["length"]) // dtype.itemsize if "length" in info else -1
+    a = np.fromfile(base / info["location"], dtype=dtype, count=count, offset=int(info.get("offset", 0)))
+    return a.reshape(tuple(t.dims))
+
+
 def _convert_weights(graph, const16: set[str], base: Path) -> int:
-    """Store the fp16 initializers in fp16 and pull every weight into memory, one tensor at a time (the fp32 ones
-    left are the kept ops' small parameters); returns the weights' bytes."""
-    from onnx import numpy_helper
-    from onnx.external_data_helper import load_external_data_for_tensor, uses_external_data
+    """Store the fp16 initializers in fp16 and every weight's bytes in the graph, one tensor at a time (the fp32
+    ones left are the kept ops' small parameters); returns the weights' bytes."""
+    from onnx.external_data_helper import uses_external_data
 
     total = 0
     for t in graph.initializer:
-        if uses_external_data(t):
-            load_external_data_for_tensor(t, str(base))
-            t.data_location = 0  # DEFAULT: the bytes now live in the tensor
-            del t.external_data[:]
-        a = numpy_helper.to_array(t)
+        a = _read(t, base)
+        total += a.nbytes // (2 if t.name in const16 else 1)
+        if t.name not in const16 and not uses_external_data(t):
+            continue
         if t.name in const16:
             a = _to_fp16(a, t.name)
-            t.CopyFrom(numpy_helper.from_array(a, t.name))
-        total += a.nbytes
+            t.data_type = FLOAT16
+            t.ClearField("float_data")
+        t.raw_data = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        t.data_location = 0  # DEFAULT: the bytes now live in the tensor
+        del t.external_data[:]
     return total
 
 
