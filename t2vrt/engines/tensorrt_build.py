@@ -200,7 +200,8 @@ def build_component(root: Path, manifest: Manifest, component: str, o: BuildOpti
         log.info("%s: engine %s is built for this profile (cache hit)", component, rel)
         return {"key": key, "path": str(rel), "cached": True, "seconds": 0.0, "messages": []}
     t0 = time.perf_counter()
-    plan, messages = _build_plan(trt, flavour, manifest.onnx_path(root, component, o.precision), o, targets, shapes, root, component)
+    onnx_path = manifest.onnx_path(root, component, o.precision)
+    plan, messages = _build_plan(trt, flavour, onnx_path, o, targets, shapes, root, component)
     write_atomic(root / rel, plan)
     seconds = round(time.perf_counter() - t0, 2)
     record = {**material, "path": str(rel), "bytes": (root / rel).stat().st_size, "build_seconds": seconds,
@@ -275,7 +276,8 @@ def add_build_parser(subparsers):
                         "'current' is this machine's GPU")
     p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="graph precision to build from")
     p.add_argument("--opt-level", type=int, choices=range(6), default=3, help="builder optimization level")
-    p.add_argument("--components", default=",".join(DEFAULT_COMPONENTS), metavar="NAME[,NAME...]", help="components to build, comma separated")
+    p.add_argument("--components", default=",".join(DEFAULT_COMPONENTS), metavar="NAME[,NAME...]",
+                   help="components to build, comma separated")
     p.set_defaults(func=run_build)
     return p
 

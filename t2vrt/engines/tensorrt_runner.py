@@ -73,10 +73,13 @@ class TrtRunner:
                 lo, _, hi = self.record["ranges"][sym]
                 if not lo <= n // scale <= hi:
                     field = SYMBOL_FIELDS.get(sym, sym)
+                    what = field
+                    if field in ("height", "width") and field in self.record["profile"]:  # latent -> pixels
+                        what += f" {n // scale * self.record['profile'][field][2] // hi} px"
                     raise InputError(
-                        f"{self.spec.name}: {sym}={n // scale} ({field}) is outside this engine's range [{lo}, {hi}] "
-                        f"(profile {self.record['profile']}); rebuild with `t2vrt build DIR --{field.replace('_', '-')} "
-                        f"MIN:OPT:MAX` covering it"
+                        f"{self.spec.name}: {sym}={n // scale} ({what}) is outside this engine's range [{lo}, {hi}] "
+                        f"(profile {self.record['profile']}); rebuild with "
+                        f"`t2vrt build DIR --{field.replace('_', '-')} MIN:OPT:MAX` covering it"
                     )
 
     def _on_gpu(self, feed: Mapping[str, Array]) -> dict:

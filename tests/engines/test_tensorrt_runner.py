@@ -81,3 +81,19 @@ def test_auto_backend_with_gpu_and_engines_is_tensorrt(monkeypatch):
     assert loader.resolve_backend("auto", _manifest(engines)) == "onnxruntime"
     with pytest.raises(EngineError, match="vae_decoder: no TensorRT engine can run here: no TensorRT engine for"):
         loader.open_runner("DIR", _manifest(engines), "vae_decoder", "tensorrt")
+
+
+def test_runner_checks_sizes_against_the_built_ranges():
+    """The check TrtRunner.infer does before any TensorRT call (run here without constructing an engine)."""
+    np = pytest.importorskip("numpy")
+    from t2vrt.engines.tensorrt_runner import TrtRunner
+    from t2vrt.errors import InputError
+
+    runner = TrtRunner.__new__(TrtRunner)
+    runner.spec = component_specs(ModelDims(4, 32, 77, 8, 2, 32))["vae_decoder"]
+    runner.record = _record("vae_decoder", ranges={"n": [1, 8, 16], "h": [8, 16, 32], "w": [8, 16, 32]},
+                            profile={"decode_chunk": [1, 8, 16], "height": [64, 128, 256], "width": [64, 128, 256]})
+    runner._check_shapes({"latent": np.zeros((16, 4, 32, 8), np.float32)})
+    with pytest.raises(InputError, match=r"vae_decoder: h=40 \(height 320 px\) is outside this engine's range \[8, 32\] .*"
+                                         r"rebuild with `t2vrt build DIR --height MIN:OPT:MAX` covering it$"):
+        runner._check_shapes({"latent": np.zeros((1, 4, 40, 8), np.float32)})
