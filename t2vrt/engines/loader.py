@@ -11,23 +11,54 @@ from t2vrt.manifest import Manifest
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
+PIPELINE_COMPONENTS = ("text_encoder", "unet", "vae_decoder")
+
+
+def _tensorrt_unusable(manifest: Manifest) -> str:
+    """Why the tensorrt backend cannot run this directory here ("" when it can)."""
+    from t2vrt.engines.tensorrt_common import cuda_available, find_engine
+
+    if not manifest.engines:
+        return "no TensorRT engines are built (t2vrt build DIR)"
+    if not cuda_available():
+        return "no CUDA GPU is visible to torch"
+    for name in (c for c in PIPELINE_COMPONENTS if c in manifest.components):
+        record, why = find_engine(manifest.engines, name)
+        if record is None:
+            return why
+    return ""
 
 
 def resolve_backend(backend: str, manifest: Manifest) -> str:
-    """``auto`` -> the best backend that is installed and built for this directory."""
+    """``auto`` -> tensorrt when every pipeline component has an engine for this GPU and TensorRT version
+    and CUDA is available, else onnxruntime; the choice and its reason are logged."""
     if backend not in BACKENDS:
         raise EngineError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
-    return "onnxruntime"
+    why = _tensorrt_unusable(manifest)
+    if why:
+        log.info("backend: onnxruntime (tensorrt not used: %s)", why)
+        return "onnxruntime"
+    log.info("backend: tensorrt (engines built for this GPU)")
+    return "tensorrt"
 
 
-def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precision: str = "fp32",
-                providers: list[str] | None = None) -> Runner:
-    """A Runner for component ``name`` on a resolved backend."""
+def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precision: str | None = None,
+                providers: list[str] | None = None, cuda_graphs: bool = False) -> Runner:
+    """A Runner for component ``name`` on a resolved backend. ``precision`` None: fp32 ONNX for onnxruntime,
+    the engine built for this GPU (fp16 first) for tensorrt."""
     spec = manifest.spec(name)
     if backend == "onnxruntime":
         from t2vrt.engines.onnxruntime import OrtRunner
 
-        return OrtRunner(manifest.onnx_path(root, name, precision), spec, providers=providers)
-    raise EngineError(f"backend {backend!r} cannot run {name} here")
+        return OrtRunner(manifest.onnx_path(root, name, precision or "fp32"), spec, providers=providers)
+    if backend == "tensorrt":
+        from t2vrt.engines.tensorrt_common import find_engine
+        from t2vrt.engines.tensorrt_runner import TrtRunner
+
+        record, why = find_engine(manifest.engines, name, precision, root=str(root))
+        if record is None:
+            raise EngineError(f"{name}: no TensorRT engine can run here: {why}")
+        return TrtRunner(Path(root) / record["path"], spec, record, cuda_graphs=cuda_graphs, root=str(root))
+    raise EngineError(f"backend {backend!r} cannot run {name} here; choose onnxruntime or tensorrt")

@@ -6,6 +6,7 @@ import logging
 import warnings
 from pathlib import Path
 
+from t2vrt.export.graph import clean_graph
 from t2vrt.specs import ComponentSpec
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ def export_onnx(module, spec: ComponentSpec, sizes: dict[str, int], path: Path, 
             dynamo=False,
         )
     gather_external_data(path)
+    clean_graph(path)
     return path
 
 

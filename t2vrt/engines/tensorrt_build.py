@@ -1,0 +1,297 @@
+"""`t2vrt build`: strongly typed TensorRT engines from an engine directory's ONNX graphs.
+
+One optimization profile per component, derived from Profile.symbol_ranges and the ComponentSpec (the same
+shape function the export and the runtime use). A plan is written atomically to
+``engines/<component>/<key>.plan`` where the key hashes everything that shapes it: the ONNX sha256, the
+resolved min/opt/max input shapes, precision, flavour and version, GPU targets and optimization level. The
+same inputs again are a cache hit; a changed profile builds a new plan and replaces the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from t2vrt.engines.tensorrt_common import (
+    FLAVOURS, PROFILE_FIELDS, build_command, gpu_compute_capability, import_tensorrt, make_logger,
+)
+from t2vrt.errors import EngineError, InputError
+from t2vrt.manifest import Manifest, load_manifest, save_manifest
+from t2vrt.specs import Profile
+
+log = logging.getLogger(__name__)
+Range = tuple[int, int, int]
+KEY_VERSION = 1  # bump when the build code changes what a plan holds
+DEFAULT_COMPONENTS = ("text_encoder", "unet", "vae_decoder")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """None takes the export profile's range. ``batch`` is the largest prompt batch (the UNet sees twice it)."""
+
+    frames: Range | None = None
+    height: Range | None = None
+    width: Range | None = None
+    batch: int | None = None
+    decode_chunk: Range | None = None  # VAE frames per call
+    flavour: str = "auto"
+    precision: str = "fp16"
+    compute_capability: tuple[str, ...] = ("current",)  # e.g. ("sm89",); tensorrt-rtx may name several
+    opt_level: int = 3
+    components: tuple[str, ...] = DEFAULT_COMPONENTS
+
+
+def build_profile(manifest: Manifest, o: BuildOptions) -> Profile:
+    """The export profile with the options' ranges; InputError for an unordered or misaligned range."""
+    p = manifest.profile
+    p = replace(p, frames=o.frames or p.frames, height=o.height or p.height, width=o.width or p.width,
+                batch=(1, 1, o.batch) if o.batch else p.batch, decode_chunk=o.decode_chunk or p.decode_chunk)
+    multiple = manifest.model.size_multiple
+    for name in ("batch", "frames", "height", "width", "decode_chunk"):
+        r = getattr(p, name)
+        if len(r) != 3 or not 1 <= r[0] <= r[1] <= r[2]:
+            raise InputError(f"{name} range {':'.join(map(str, r))} must be MIN:OPT:MAX with 1 <= MIN <= OPT <= MAX")
+        if name in ("height", "width") and any(v % multiple for v in r):
+            raise InputError(f"{name} range {':'.join(map(str, r))}: every value must be a multiple of {multiple}")
+    return p
+
+
+def _compute_targets(trt, flavour: str, requested: tuple[str, ...]) -> tuple[str, ...]:
+    """Resolve "current" to the visible GPU ("sm89"); tensorrt builds only for the GPU it runs on."""
+    here = gpu_compute_capability()
+    targets = tuple(here if t == "current" and here else t.lower().replace(".", "").replace("sm_", "sm") for t in requested)
+    targets = tuple(t if t.startswith(("sm", "current")) else f"sm{t}" for t in targets)
+    if flavour == "tensorrt":
+        if here is None:
+            raise EngineError("tensorrt builds on the GPU it targets and none is visible here; use --flavour tensorrt-rtx "
+                              "with --compute-capability to build without a GPU")
+        if set(targets) != {here}:
+            raise EngineError(f"tensorrt builds only for this GPU ({here}); for {', '.join(targets)} use --flavour tensorrt-rtx")
+        return targets
+    known = [n.lower() for n in trt.ComputeCapability.__members__ if n.startswith("SM")]
+    if "current" in targets and _torch_without_gpu():
+        raise EngineError(f"no GPU is visible here for --compute-capability current; name the target GPUs, e.g. "
+                          f"--compute-capability sm89 (one or more of {', '.join(known)})")
+    bad = [t for t in targets if t not in known and t != "current"]
+    if bad:
+        raise EngineError(f"compute capability {', '.join(bad)} is not one {flavour} {trt.__version__} builds for; "
+                          f"choose from {', '.join(known)}")
+    return targets
+
+
+def _torch_without_gpu() -> bool:
+    """True when torch is installed and sees no GPU (without torch, TensorRT itself resolves "current")."""
+    try:
+        import torch
+    except ImportError:
+        return False
+    return not torch.cuda.is_available()
+
+
+def input_shapes(manifest: Manifest, component: str, profile: Profile) -> dict[str, list[list[int]]]:
+    """min/opt/max shape of every input of ``component`` from the one shape function."""
+    ranges = profile.symbol_ranges(component, manifest.model)
+    spec = manifest.spec(component)
+    at = [{s: r[i] for s, r in ranges.items()} for i in range(3)]
+    return {t.name: [list(t.shape(sizes)) for sizes in at] for t in spec.inputs}
+
+
+def engine_key(material: dict) -> str:
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:20]
+
+
+def _material(manifest: Manifest, component: str, o: BuildOptions, flavour: str, trt, targets, shapes) -> dict:
+    onnx_rec = manifest.components[component]["onnx"].get(o.precision)
+    if onnx_rec is None:
+        raise EngineError(f"{component} has no {o.precision} ONNX graph; re-export with --precision {o.precision} "
+                          f"or build with --precision {' or '.join(manifest.components[component]['onnx'])}")
+    return {"key_version": KEY_VERSION, "component": component, "onnx_sha256": onnx_rec["sha256"],
+            "external_sha256": onnx_rec.get("external_data", {}).get("sha256"), "shapes": shapes,
+            "precision": o.precision, "flavour": flavour, "trt_version": trt.__version__,
+            "compute_capability": list(targets), "opt_level": o.opt_level}
+
+
+def _network(trt, builder, logger, onnx_path: Path):
+    """Parse the graph into a strongly typed network; the parser is returned too: it owns the weights."""
+    flags = 0
+    if hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED"):  # TensorRT-RTX networks are always so
+        flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
+        raise EngineError(f"{onnx_path}: the ONNX parser reported {len(errors)} error(s), the first: {errors[:1]}")
+    return network, parser
+
+
+def _config(trt, builder, o: BuildOptions, flavour: str, targets, shapes: dict, timing_cache: Path):
+    config = builder.create_builder_config()
+    config.builder_optimization_level = o.opt_level
+    profile = builder.create_optimization_profile()
+    for name, (lo, opt, hi) in shapes.items():
+        profile.set_shape(name, lo, opt, hi)
+    config.add_optimization_profile(profile)
+    if flavour == "tensorrt-rtx":  # no timing cache: TensorRT-RTX tunes kernels on the GPU at load time
+        config.num_compute_capabilities = len(targets)
+        for i, t in enumerate(targets):
+            config.set_compute_capability(getattr(trt.ComputeCapability, t.upper()), i)
+    else:
+        cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
+        config.set_timing_cache(cache, ignore_mismatch=False)
+    return config
+
+
+def write_atomic(path: Path, data) -> None:
+    """Write bytes (or a buffer such as TensorRT's IHostMemory) to a temporary file and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(memoryview(data))
+    os.replace(tmp, path)
+
+
+def _build_failed(component: str, messages) -> EngineError:
+    errors = [m for s, m in messages if s in ("ERROR", "INTERNAL_ERROR")]
+    hint = ""
+    if any("cuda" in m.lower() and ("driver" in m.lower() or "device" in m.lower()) for m in errors):
+        hint = "; no usable GPU here: build with --flavour tensorrt-rtx --compute-capability sm89 (or your GPU's)"
+    return EngineError(f"TensorRT could not build {component}: {errors[-1] if errors else 'no error message'}{hint}")
+
+
+def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, shapes, root: Path, component: str):
+    """Build one serialized plan; returns it and the logger's messages."""
+    logger = make_logger(trt)
+    builder = trt.Builder(logger)
+    network, parser = _network(trt, builder, logger, onnx_path)
+    cache_path = root / "engines" / f"timing_cache-{flavour}-{trt.__version__}-{'-'.join(targets)}.bin"
+    config = _config(trt, builder, o, flavour, targets, shapes, cache_path)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise _build_failed(component, logger.messages)
+    if flavour == "tensorrt":
+        write_atomic(cache_path, config.get_timing_cache().serialize())
+    del parser
+    return plan, logger.messages
+
+
+def _retire(root: Path, manifest: Manifest, record: dict) -> None:
+    """Drop older engines of the same component, precision, flavour and GPU targets (a changed profile replaces)."""
+    same = ("component", "precision", "flavour", "compute_capability")
+    for key, old in list(manifest.engines.items()):
+        if all(old.get(k) == record[k] for k in same) and old["path"] != record["path"]:
+            (root / old["path"]).unlink(missing_ok=True)
+            del manifest.engines[key]
+            log.info("replaced %s engine %s", record["component"], old["path"])
+
+
+def build_component(root: Path, manifest: Manifest, component: str, o: BuildOptions, trt, flavour: str,
+                    targets, profile: Profile) -> dict:
+    """Build (or find built) one component's engine and record it in the manifest (not saved here)."""
+    shapes = input_shapes(manifest, component, profile)
+    material = _material(manifest, component, o, flavour, trt, targets, shapes)
+    key = engine_key(material)
+    rel = Path("engines") / component / f"{key}.plan"
+    if (root / rel).is_file() and key in manifest.engines:
+        log.info("%s: engine %s is built for this profile (cache hit)", component, rel)
+        return {"key": key, "path": str(rel), "cached": True, "seconds": 0.0, "messages": []}
+    t0 = time.perf_counter()
+    onnx_path = manifest.onnx_path(root, component, o.precision)
+    plan, messages = _build_plan(trt, flavour, onnx_path, o, targets, shapes, root, component)
+    write_atomic(root / rel, plan)
+    seconds = round(time.perf_counter() - t0, 2)
+    record = {**material, "path": str(rel), "bytes": (root / rel).stat().st_size, "build_seconds": seconds,
+              "profile": {f: list(getattr(profile, f)) for f in PROFILE_FIELDS[component]},
+              "ranges": {s: list(r) for s, r in profile.symbol_ranges(component, manifest.model).items()}}
+    _retire(root, manifest, record)
+    manifest.engines[key] = record
+    log.info("%s: built %s in %.1f s (%.1f MB)", component, rel, seconds, record["bytes"] / 1e6)
+    return {"key": key, "path": str(rel), "cached": False, "seconds": seconds, "messages": messages}
+
+
+def build_engines(engine_dir: str | Path, options: BuildOptions = BuildOptions()) -> dict:
+    """Build every requested component's engine; returns {component: {key, path, cached, seconds, messages}}."""
+    from tqdm.auto import tqdm
+
+    root = Path(engine_dir)
+    manifest = load_manifest(root)
+    if options.precision not in ("fp16", "fp32"):
+        raise InputError(f"precision {options.precision!r} is not one of fp16, fp32")
+    if not 0 <= options.opt_level <= 5:
+        raise InputError(f"optimization level {options.opt_level} is not in 0..5 (3 is TensorRT's default)")
+    missing = [c for c in options.components if c not in manifest.components]
+    if missing:
+        raise EngineError(f"{root} has no ONNX graph for {missing}; it has {sorted(manifest.components)}")
+    trt, flavour = import_tensorrt(options.flavour)
+    targets = _compute_targets(trt, flavour, options.compute_capability)
+    profile = build_profile(manifest, options)
+    results = {}
+    for component in tqdm(options.components, desc=f"build ({flavour} {trt.__version__})", unit="engine"):
+        results[component] = build_component(root, manifest, component, options, trt, flavour, targets, profile)
+        save_manifest(root, manifest)  # after each engine: an interrupted build keeps what it finished
+    return results
+
+
+def parse_range(text: str) -> Range | None:
+    """"8:16:64" -> (8, 16, 64); "16" -> (16, 16, 16); "export" -> None (the export profile's range)."""
+    import argparse
+
+    if text == "export":
+        return None
+    try:
+        parts = tuple(int(v) for v in text.split(":"))
+    except ValueError:
+        parts = ()
+    if len(parts) == 1:
+        parts = parts * 3
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"{text!r} is not MIN:OPT:MAX (e.g. 8:16:64) or one number")
+    return parts
+
+
+def add_build_parser(subparsers):
+    """Add `t2vrt build DIR ...` to the CLI's subparsers."""
+    import argparse
+
+    p = subparsers.add_parser(
+        "build", help="build TensorRT engines for an engine directory",
+        description="Build strongly typed TensorRT engines over a range of frames and sizes. Ranges are MIN:OPT:MAX "
+                    "('export': the range the model was exported with). A build whose inputs did not change is skipped.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("dir", help="engine directory made by `t2vrt export`")
+    p.add_argument("--frames", type=parse_range, default="export", metavar="MIN:OPT:MAX", help="frames per video")
+    p.add_argument("--height", type=parse_range, default="export", metavar="MIN:OPT:MAX", help="video height in pixels")
+    p.add_argument("--width", type=parse_range, default="export", metavar="MIN:OPT:MAX", help="video width in pixels")
+    p.add_argument("--batch", type=lambda v: None if v == "export" else int(v), default="export", metavar="N",
+                   help="largest prompt batch (the UNet and text encoder see twice it)")
+    p.add_argument("--decode-chunk", type=parse_range, default="export", metavar="MIN:OPT:MAX", help="frames per VAE decoder call")
+    p.add_argument("--flavour", choices=FLAVOURS, default="auto", help="TensorRT package to build with")
+    p.add_argument("--compute-capability", default="current", metavar="SM[,SM...]",
+                   help="GPU targets, comma separated (e.g. sm89 or sm86,sm89; several with tensorrt-rtx only); "
+                        "'current' is this machine's GPU")
+    p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="graph precision to build from")
+    p.add_argument("--opt-level", type=int, choices=range(6), default=3, help="builder optimization level")
+    p.add_argument("--components", default=",".join(DEFAULT_COMPONENTS), metavar="NAME[,NAME...]",
+                   help="components to build, comma separated")
+    p.set_defaults(func=run_build)
+    return p
+
+
+def run_build(args) -> dict:
+    """The CLI's `build`: options from the parsed arguments, then build_engines."""
+    options = BuildOptions(
+        frames=args.frames, height=args.height, width=args.width, batch=args.batch, decode_chunk=args.decode_chunk,
+        flavour=args.flavour, precision=args.precision, opt_level=args.opt_level,
+        compute_capability=tuple(t.strip() for t in args.compute_capability.split(",") if t.strip()),
+        components=tuple(c.strip() for c in args.components.split(",") if c.strip()),
+    )
+    results = build_engines(args.dir, options)
+    for name, r in results.items():
+        status = "cached" if r["cached"] else f"built in {r['seconds']:.1f} s"
+        print(f"{name:14s} {status:18s} {r['path']}")
+    return results

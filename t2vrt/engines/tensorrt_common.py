@@ -1,0 +1,156 @@
+"""What the TensorRT builder and runner share: the flavour import, a logger that keeps messages, GPU targets,
+and the profile check done before any TensorRT call.
+
+Two flavours, one API: ``tensorrt`` (TensorRT >= 10.12, builds and runs on the GPU it targets) and
+``tensorrt_rtx`` (TensorRT for RTX: builds on any machine, CPU included, for the compute capabilities named,
+and compiles its kernels for the GPU at load time).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Mapping
+
+from t2vrt.errors import EngineError, InputError
+
+log = logging.getLogger(__name__)
+FLAVOURS = ("auto", "tensorrt", "tensorrt-rtx")
+MODULES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
+MIN_TENSORRT = (10, 12)
+INSTALL_HINT = "pip install 't2vrt[tensorrt-rtx]' (RTX GPUs; builds without a GPU) or 't2vrt[tensorrt]' (TensorRT >= 10.12)"
+# The user's profile fields each component's engine is built over (Profile's names; CLI flags in FLAGS).
+PROFILE_FIELDS = {
+    "text_encoder": ("batch",),
+    "unet": ("batch", "frames", "height", "width"),
+    "vae_decoder": ("decode_chunk", "height", "width"),
+    "vae_encoder": ("decode_chunk", "height", "width"),
+}
+FLAGS = {"batch": "--batch", "frames": "--frames", "height": "--height", "width": "--width", "decode_chunk": "--decode-chunk"}
+
+
+def _try_import(name: str):
+    import importlib
+
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+def cuda_available() -> bool:
+    """True when torch sees a CUDA GPU (the runner's buffers are torch CUDA tensors)."""
+    torch = _try_import("torch")
+    return bool(torch is not None and torch.cuda.is_available())
+
+
+def import_tensorrt(flavour: str = "auto"):
+    """The TensorRT module of ``flavour`` and that flavour's name; EngineError naming the extra if missing.
+
+    ``auto`` takes the one installed; with both, ``tensorrt`` where a GPU is visible, else ``tensorrt-rtx``."""
+    if flavour not in FLAVOURS:
+        raise EngineError(f"unknown TensorRT flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
+    if flavour == "auto":
+        found = {f: m for f, m in ((f, _try_import(MODULES[f])) for f in ("tensorrt", "tensorrt-rtx")) if m is not None}
+        if not found:
+            raise EngineError(f"TensorRT is not installed; {INSTALL_HINT}")
+        flavour = "tensorrt" if "tensorrt" in found and (len(found) == 1 or cuda_available()) else "tensorrt-rtx"
+        return found[flavour], flavour
+    trt = _try_import(MODULES[flavour])
+    if trt is None:
+        raise EngineError(f"{MODULES[flavour]} is not installed; pip install 't2vrt[{flavour}]'")
+    if flavour == "tensorrt" and tuple(int(x) for x in trt.__version__.split(".")[:2]) < MIN_TENSORRT:
+        raise EngineError(f"TensorRT {trt.__version__} is too old; t2vrt needs >= 10.12: pip install -U 't2vrt[tensorrt]'")
+    return trt, flavour
+
+
+def make_logger(trt, level: str = "WARNING"):
+    """A trt.ILogger that forwards to ``logging`` and keeps (severity, message) pairs in ``.messages``."""
+    sev = trt.ILogger.Severity
+    py_level = {sev.INTERNAL_ERROR: logging.ERROR, sev.ERROR: logging.ERROR, sev.WARNING: logging.WARNING,
+                sev.INFO: logging.DEBUG, sev.VERBOSE: logging.DEBUG}
+    threshold = getattr(sev, level)
+
+    class Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.messages: list[tuple[str, str]] = []
+
+        def log(self, severity, msg):
+            if severity <= threshold:
+                self.messages.append((severity.name, msg))
+                log.log(py_level.get(severity, logging.DEBUG), "TensorRT: %s", msg)
+
+    return Logger()
+
+
+def gpu_compute_capability() -> str | None:
+    """``"sm89"`` for the visible GPU (via torch), or None without one."""
+    if not cuda_available():
+        return None
+    import torch
+
+    major, minor = torch.cuda.get_device_capability()
+    return f"sm{major}{minor}"
+
+
+def build_command(root: str = "DIR", **ranges: tuple[int, int, int]) -> str:
+    args = " ".join(f"{FLAGS[k]} {':'.join(map(str, v))}" for k, v in ranges.items())
+    return f"t2vrt build {root}" + (f" {args}" if args else "")
+
+
+def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") -> None:
+    """Raise InputError if a requested size is outside the engine's built profile.
+
+    ``record`` is the manifest's engine record; ``sizes`` holds user sizes by Profile field name
+    (``frames``, ``height``, ``width``, ``batch``, ``decode_chunk``); fields the engine does not depend on are
+    ignored, so the pipeline can pass the same sizes to every component."""
+    profile = record["profile"]
+    for name, value in sizes.items():
+        if name not in profile:
+            continue
+        lo, opt, hi = profile[name]
+        if not lo <= value <= hi:
+            wider = (min(lo, value), opt, max(hi, value))
+            raise InputError(
+                f"{name}={value} is outside the {record['component']} engine's profile [{lo}, {hi}]; "
+                f"rebuild with `{build_command(root, **{name: wider})}`"
+            )
+
+
+def check_target(record: Mapping, trt, flavour: str, root: str = "DIR") -> None:
+    """EngineError if the engine was built by another TensorRT or for another GPU than this one."""
+    again = build_command(root)
+    if record["flavour"] != flavour or record["trt_version"] != trt.__version__:
+        raise EngineError(
+            f"{record['path']} was built with {record['flavour']} {record['trt_version']}; this is {flavour} "
+            f"{trt.__version__}: rebuild with `{again} --flavour {flavour}`"
+        )
+    here = gpu_compute_capability()
+    targets = record["compute_capability"]
+    if here is not None and "current" not in targets and here not in targets:
+        raise EngineError(
+            f"{record['path']} was built for {', '.join(targets)}; this GPU is {here}: "
+            f"rebuild with `{again} --compute-capability {here}`"
+        )
+
+
+def find_engine(engines: Mapping[str, Mapping], component: str, precision: str | None = None,
+                root: str = "DIR") -> tuple[Mapping | None, str]:
+    """The first engine record of ``component`` that this machine can run (fp16 first), or None and why not."""
+    records = [r for r in engines.values() if r["component"] == component and precision in (None, r["precision"])]
+    if not records:
+        what = f"{precision} " if precision else ""
+        return None, f"no {what}TensorRT engine for {component} is built; build one with `{build_command(root)}`"
+    reasons = []
+    for record in sorted(records, key=lambda r: r["precision"] != "fp16"):
+        trt = _try_import(MODULES[record["flavour"]])
+        if trt is None:
+            reasons.append(f"{record['path']} needs {MODULES[record['flavour']]}: pip install 't2vrt[{record['flavour']}]'")
+            continue
+        try:
+            check_target(record, trt, record["flavour"], root)
+        except EngineError as e:
+            reasons.append(str(e))
+            continue
+        return record, ""
+    return None, "; ".join(reasons)

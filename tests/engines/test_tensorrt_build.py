@@ -1,0 +1,118 @@
+"""Real TensorRT-RTX engines built on the CPU for the tiny model: profile, cache, rebuild, clean logs."""
+
+import argparse
+import json
+
+import pytest
+
+trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx is not installed (pip install 't2vrt[tensorrt-rtx]')")
+pytest.importorskip("diffusers")
+
+from t2vrt.engines.tensorrt_build import BuildOptions, add_build_parser, build_engines  # noqa: E402
+from t2vrt.engines.tensorrt_common import check_profile, cuda_available  # noqa: E402
+from t2vrt.errors import EngineError, InputError  # noqa: E402
+from t2vrt.export import ExportOptions, export_model  # noqa: E402
+from t2vrt.export.tiny import build_model  # noqa: E402
+
+TARGET = ("sm89",)  # one compute capability keeps the CPU build quick
+OPTIONS = BuildOptions(frames=(1, 16, 64), height=(64, 128, 256), width=(64, 128, 256), batch=1,
+                       flavour="tensorrt-rtx", compute_capability=TARGET)
+# The one warning TensorRT may give on these graphs: int64 token ids are bound as int64 by every runner.
+ALLOWED_WARNINGS = ("Make sure input input_ids has Int64 binding",)
+
+
+@pytest.fixture(scope="module")
+def engine_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trt")
+    model = build_model(root / "model", "tiny")
+    return export_model(model, root / "engine", ExportOptions(precisions=("fp32", "fp16"), validate=False))
+
+
+@pytest.fixture(scope="module")
+def first_build(engine_dir):
+    return build_engines(engine_dir, OPTIONS)
+
+
+def _engines(engine_dir):
+    return json.loads((engine_dir / "manifest.json").read_text())["engines"]
+
+
+def test_build_is_clean_and_records_the_profile(engine_dir, first_build):
+    assert sorted(first_build) == ["text_encoder", "unet", "vae_decoder"]
+    for name, r in first_build.items():
+        assert not r["cached"] and (engine_dir / r["path"]).stat().st_size > 0
+        bad = [m for s, m in r["messages"] if s != "WARNING" or not any(a in m for a in ALLOWED_WARNINGS)]
+        assert bad == [], name
+    unet = next(r for r in _engines(engine_dir).values() if r["component"] == "unet")
+    assert unet["profile"] == {"batch": [1, 1, 1], "frames": [1, 16, 64], "height": [64, 128, 256], "width": [64, 128, 256]}
+    assert unet["shapes"]["sample"] == [[1, 4, 1, 8, 8], [2, 4, 16, 16, 16], [2, 4, 64, 32, 32]]
+    assert (unet["precision"], unet["flavour"], unet["compute_capability"]) == ("fp16", "tensorrt-rtx", list(TARGET))
+
+
+def test_same_inputs_are_a_cache_hit(engine_dir, first_build):
+    before = {n: (engine_dir / r["path"]).stat().st_mtime_ns for n, r in first_build.items()}
+    again = build_engines(engine_dir, OPTIONS)
+    assert all(r["cached"] for r in again.values())
+    assert {n: (engine_dir / r["path"]).stat().st_mtime_ns for n, r in again.items()} == before
+
+
+def test_changed_frames_rebuild_the_unet_only(engine_dir, first_build):
+    cli = argparse.ArgumentParser().add_subparsers()
+    add_build_parser(cli)
+    args = cli.choices["build"].parse_args([str(engine_dir), "--frames", "1:8:32", "--height", "64:128:256",
+                                            "--width", "64:128:256", "--batch", "1", "--flavour", "tensorrt-rtx",
+                                            "--compute-capability", "sm89"])
+    changed = args.func(args)
+    assert {n: r["cached"] for n, r in changed.items()} == {"text_encoder": True, "unet": False, "vae_decoder": True}
+    assert not (engine_dir / first_build["unet"]["path"]).exists()  # replaced, not left behind
+    records = _engines(engine_dir)
+    assert sorted(r["component"] for r in records.values()) == ["text_encoder", "unet", "vae_decoder"]
+    unet = records[changed["unet"]["key"]]
+    assert unet["profile"]["frames"] == [1, 8, 32]
+    check_profile(unet, {"frames": 32, "height": 256, "width": 64, "batch": 1})
+    with pytest.raises(InputError, match=r"frames=40 is outside the unet engine's profile \[1, 32\]; "
+                                         r"rebuild with `t2vrt build DIR --frames 1:8:40`"):
+        check_profile(unet, {"frames": 40})
+
+
+@pytest.mark.parametrize("options, message", [
+    (BuildOptions(flavour="tensorrt-rtx", compute_capability=("sm90",)), "compute capability sm90 is not one"),
+    (BuildOptions(flavour="tensorrt-rtx", compute_capability=TARGET, height=(60, 128, 256)), "multiple of 16"),
+    (BuildOptions(flavour="tensorrt-rtx", compute_capability=TARGET, frames=(16, 8, 64)), "MIN <= OPT <= MAX"),
+    pytest.param(BuildOptions(flavour="tensorrt-rtx", compute_capability=("current",)),
+                 "no GPU is visible here for --compute-capability current",
+                 marks=pytest.mark.skipif(cuda_available(), reason="a GPU is visible: 'current' is valid here")),
+])
+def test_bad_options_are_one_line_errors(engine_dir, options, message):
+    with pytest.raises((EngineError, InputError), match=message) as e:
+        build_engines(engine_dir, BuildOptions(**{**options.__dict__, "components": ("text_encoder",)}))
+    assert "\n" not in str(e.value)
+
+
+def test_the_warning_check_can_fail(tmp_path):
+    """A computed Reshape dim with allowzero=0 makes TensorRT warn (x.shape[0] // 2 can be 0 at the profile's min of 1);
+    after clean_graph it does not."""
+    from t2vrt.engines.tensorrt_common import make_logger
+    from t2vrt.export.graph import clean_graph
+    from tests.export.test_graph import _graph
+
+    def warnings(path):
+        logger = make_logger(trt)
+        builder = trt.Builder(logger)
+        network = builder.create_network(0)
+        parser = trt.OnnxParser(network, logger)
+        assert parser.parse_from_file(str(path)) and parser.num_errors == 0
+        config = builder.create_builder_config()
+        profile = builder.create_optimization_profile()
+        profile.set_shape("x", (1, 2, 6), (4, 2, 6), (8, 2, 6))
+        config.add_optimization_profile(profile)
+        config.num_compute_capabilities = 1
+        config.set_compute_capability(trt.ComputeCapability.SM89, 0)
+        assert builder.build_serialized_network(network, config) is not None
+        return [m for s, m in logger.messages if "zeroIsPlaceHolder" in m]
+
+    path = tmp_path / "m.onnx"
+    _graph(path)
+    assert len(warnings(path)) == 1
+    clean_graph(path)
+    assert warnings(path) == []

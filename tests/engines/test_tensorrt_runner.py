@@ -1,0 +1,99 @@
+"""What the TensorRT runner and backend choice do on a machine without a GPU: clear one-line errors."""
+
+import logging
+import types
+
+import pytest
+
+from t2vrt.engines import loader, tensorrt_common
+from t2vrt.engines.tensorrt_common import check_target, find_engine, import_tensorrt
+from t2vrt.errors import EngineError
+from t2vrt.manifest import Manifest
+from t2vrt.specs import ModelDims, Profile, component_specs
+
+RTX = types.SimpleNamespace(__version__="1.7.1.116")
+
+
+def _record(component="unet", **kw):
+    return {"component": component, "path": f"engines/{component}/k.plan", "precision": "fp16", "flavour": "tensorrt-rtx",
+            "trt_version": RTX.__version__, "compute_capability": ["sm89"], "profile": {"frames": [1, 16, 64]}, **kw}
+
+
+def _manifest(engines):
+    m = ModelDims(4, 32, 77, 8, 2, 32)
+    comps = {n: {"io": s.to_json(), "onnx": {}} for n, s in component_specs(m).items() if n != "vae_encoder"}
+    return Manifest(model=m, profile=Profile(), components=comps, tokenizer={}, engines=engines)
+
+
+def test_runner_imports_and_needs_cuda():
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    from t2vrt.engines.tensorrt_runner import TrtRunner
+
+    with pytest.raises(EngineError, match=r"needs a CUDA GPU and torch .* sees none; use backend='onnxruntime'$"):
+        TrtRunner("missing.plan", component_specs(ModelDims(4, 32, 77, 8, 2, 32))["unet"], _record())
+
+
+def test_missing_tensorrt_names_the_extra(monkeypatch):
+    monkeypatch.setattr(tensorrt_common, "_try_import", lambda name: None)
+    with pytest.raises(EngineError, match=r"^tensorrt is not installed; pip install 't2vrt\[tensorrt\]'$"):
+        import_tensorrt("tensorrt")
+    with pytest.raises(EngineError, match=r"pip install 't2vrt\[tensorrt-rtx\]' .* or 't2vrt\[tensorrt\]'"):
+        import_tensorrt("auto")
+
+
+def test_engine_from_another_version_or_gpu_is_named(monkeypatch):
+    with pytest.raises(EngineError, match=r"built with tensorrt-rtx 1.6.0; this is tensorrt-rtx 1.7.1.116: "
+                                          r"rebuild with `t2vrt build DIR --flavour tensorrt-rtx`"):
+        check_target(_record(trt_version="1.6.0"), RTX, "tensorrt-rtx")
+    monkeypatch.setattr(tensorrt_common, "gpu_compute_capability", lambda: "sm86")
+    with pytest.raises(EngineError, match=r"built for sm89; this GPU is sm86: rebuild with "
+                                          r"`t2vrt build out/ms --compute-capability sm86`"):
+        check_target(_record(), RTX, "tensorrt-rtx", root="out/ms")
+
+
+def test_find_engine_says_why_none_runs(monkeypatch):
+    monkeypatch.setattr(tensorrt_common, "_try_import", lambda name: RTX)
+    record, why = find_engine({"a": _record(trt_version="0.9")}, "unet")
+    assert record is None and "rebuild with `t2vrt build DIR --flavour tensorrt-rtx`" in why
+    record, why = find_engine({"a": _record()}, "vae_decoder")
+    assert record is None and why == "no TensorRT engine for vae_decoder is built; build one with `t2vrt build DIR`"
+    monkeypatch.setattr(tensorrt_common, "gpu_compute_capability", lambda: "sm89")
+    assert find_engine({"a": _record(precision="fp32"), "b": _record()}, "unet")[0]["precision"] == "fp16"
+
+
+def test_auto_backend_without_gpu_is_onnxruntime(monkeypatch, caplog):
+    monkeypatch.setattr(tensorrt_common, "cuda_available", lambda: False)
+    engines = {c: _record(c) for c in ("text_encoder", "unet", "vae_decoder")}
+    with caplog.at_level(logging.INFO, logger="t2vrt.engines.loader"):
+        assert loader.resolve_backend("auto", _manifest(engines)) == "onnxruntime"
+    assert "tensorrt not used: no CUDA GPU is visible to torch" in caplog.text
+
+
+def test_auto_backend_with_gpu_and_engines_is_tensorrt(monkeypatch):
+    monkeypatch.setattr(tensorrt_common, "cuda_available", lambda: True)
+    monkeypatch.setattr(tensorrt_common, "gpu_compute_capability", lambda: "sm89")
+    monkeypatch.setattr(tensorrt_common, "_try_import", lambda name: RTX)
+    engines = {c: _record(c) for c in ("text_encoder", "unet", "vae_decoder")}
+    assert loader.resolve_backend("auto", _manifest(engines)) == "tensorrt"
+    del engines["vae_decoder"]
+    assert loader.resolve_backend("auto", _manifest(engines)) == "onnxruntime"
+    with pytest.raises(EngineError, match="vae_decoder: no TensorRT engine can run here: no TensorRT engine for"):
+        loader.open_runner("DIR", _manifest(engines), "vae_decoder", "tensorrt")
+
+
+def test_runner_checks_sizes_against_the_built_ranges():
+    """The check TrtRunner.infer does before any TensorRT call (run here without constructing an engine)."""
+    np = pytest.importorskip("numpy")
+    from t2vrt.engines.tensorrt_runner import TrtRunner
+    from t2vrt.errors import InputError
+
+    runner = TrtRunner.__new__(TrtRunner)
+    runner.spec = component_specs(ModelDims(4, 32, 77, 8, 2, 32))["vae_decoder"]
+    runner.record = _record("vae_decoder", ranges={"n": [1, 8, 16], "h": [8, 16, 32], "w": [8, 16, 32]},
+                            profile={"decode_chunk": [1, 8, 16], "height": [64, 128, 256], "width": [64, 128, 256]})
+    runner._check_shapes({"latent": np.zeros((16, 4, 32, 8), np.float32)})
+    with pytest.raises(InputError, match=r"vae_decoder: h=40 \(height 320 px\) is outside this engine's range \[8, 32\] .*"
+                                         r"rebuild with `t2vrt build DIR --height MIN:OPT:MAX` covering it$"):
+        runner._check_shapes({"latent": np.zeros((1, 4, 40, 8), np.float32)})
