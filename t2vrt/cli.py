@@ -166,6 +166,7 @@ def cmd_demo(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from t2vrt.cli_upscale import add_chain_args, add_upscale_parser
+    from t2vrt.engines.tensorrt_build import add_build_parser
     from t2vrt.export.exporter import DEFAULT_COMPONENTS
 
     parser = argparse.ArgumentParser(prog="t2vrt", description=__doc__, formatter_class=HELP)
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_chain_args(p)
     p.set_defaults(func=cmd_generate)
     add_upscale_parser(sub, HELP)
+    add_build_parser(sub)
 
     p = sub.add_parser("inspect", help="show an engine directory's manifest", formatter_class=HELP)
     p.add_argument("dir")
