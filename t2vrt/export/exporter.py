@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from t2vrt.errors import ExportError
 from t2vrt.export.memory import peak_rss_bytes, release_memory
+from t2vrt.export.workdir import Writing, check_space, disk_errors, replace_dir, temp_dir
 from t2vrt.manifest import MANIFEST, Manifest, save_manifest, sha256_file
 from t2vrt.specs import ModelDims, Profile, component_specs
 
@@ -84,11 +84,22 @@ def _check_options(options: ExportOptions) -> None:
         raise ExportError(f"validation={options.validation!r}; choose one of {', '.join(VALIDATION_SHAPES)}")
 
 
-def _temp_dir(out: Path) -> Path:
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
+def estimate_bytes(loaded, options: ExportOptions) -> int:
+    """Disk an export will take: each component's weights in fp32 (+ fp16), from the checkpoint headers, plus
+    twice the tokenizer's files (tokenizer.json holds vocabulary and merges again) and 1 MB of graph structure."""
+    from t2vrt.export.graphs import SOURCES
+    from t2vrt.export.weights import checkpoint_files, stored_numel
+
+    per_weight = 4 + (2 if "fp16" in options.precisions else 0)
+    total = 2 * sum(f.stat().st_size for f in (loaded.root / "tokenizer").iterdir() if f.is_file()) + (1 << 20)
+    for name in options.components:
+        folder = loaded.root / SOURCES[name]
+        stem = "model" if SOURCES[name] == "text_encoder" else "diffusion_pytorch_model"
+        numel = stored_numel(folder, stem)
+        if numel is None:  # .bin or unknown layout: its size, as if fp32
+            numel = sum(f.stat().st_size for f in checkpoint_files(folder, stem) or []) // 4
+        total += numel * per_weight
+    return total
 
 
 def export_model(model: str, out: str | Path, options: ExportOptions = ExportOptions()) -> Path:
@@ -103,42 +114,46 @@ def export_model(model: str, out: str | Path, options: ExportOptions = ExportOpt
     _check_options(options)
     _check_target(out, options.overwrite)
     loaded = load_model(model)
-    tmp = _temp_dir(out)
+    needed = estimate_bytes(loaded, options)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_dir(out)
     try:
-        tokenizer, components, timings = _export_all(loaded, tmp, options)
-        manifest = Manifest(
-            model=loaded.dims, profile=options.profile, components=components, tokenizer=tokenizer,
-            source=str(model), versions=library_versions(),
-            extra={"vae_scaling_factor": loaded.vae_scaling_factor, "export_seconds": timings},
-        )
-        save_manifest(tmp, manifest)  # written last: a directory without it never loads
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        check_space(out.parent, needed, f"the export of {', '.join(options.components)}")
+        with disk_errors(tmp, needed) as writing:
+            tokenizer, components, timings = _export_all(loaded, tmp, options, writing)
+            manifest = Manifest(
+                model=loaded.dims, profile=options.profile, components=components, tokenizer=tokenizer,
+                source=str(model), versions=library_versions(),
+                extra={"vae_scaling_factor": loaded.vae_scaling_factor, "export_seconds": timings},
+            )
+            writing.what = MANIFEST
+            save_manifest(tmp, manifest)  # written last: a directory without it never loads
+            replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
 
 
-def _export_all(loaded, tmp: Path, options: ExportOptions) -> tuple[dict, dict, dict]:
+def _export_all(loaded, tmp: Path, options: ExportOptions, writing: Writing) -> tuple[dict, dict, dict]:
     """Tokenizer, scheduler config and each component into ``tmp``; returns their manifest entries and seconds."""
     from tqdm.auto import tqdm
 
     from t2vrt.export.load import save_tokenizer
 
+    writing.what = "tokenizer"
     tokenizer = save_tokenizer(loaded.tokenizer, tmp / "tokenizer")
     (tmp / "scheduler_config.json").write_text(json.dumps(loaded.scheduler_config, indent=2))
     specs, components, timings = component_specs(loaded.dims), {}, {}
     for name in tqdm(options.components, desc="export", unit="component"):
         t0 = time.perf_counter()
-        components[name] = _export_component(name, loaded, specs[name], tmp, options)
+        components[name] = _export_component(name, loaded, specs[name], tmp, options, writing)
         timings[name] = round(time.perf_counter() - t0, 2)
         log.info("exported %s in %.1f s (peak RSS so far %.2f GB)", name, timings[name], peak_rss_bytes() / 2**30)
     return tokenizer, components, timings
 
 
-def _export_component(name, loaded, spec, root: Path, options: ExportOptions) -> dict:
+def _export_component(name, loaded, spec, root: Path, options: ExportOptions, writing: Writing) -> dict:
     """Load one component, keep its PyTorch outputs at the validation shapes, trace it, free it, then compare."""
     from t2vrt.export.graphs import module_for
     from t2vrt.export.onnx import export_onnx
@@ -149,6 +164,7 @@ def _export_component(name, loaded, spec, root: Path, options: ExportOptions) ->
     module = module_for(name, loaded)
     shape_set = validation_shape_set(options, sum(p.numel() for p in module.parameters()))
     refs = reference_outputs(module, spec, validation_sizes(m, shape_set == "small"), vocab) if options.validate else []
+    writing.what = str(rel)
     path = export_onnx(module, spec, trace_sizes(m), root / rel, options.opset, vocab=vocab)
     del module
     release_memory()  # the torch weights go before ONNX Runtime loads the graph's
@@ -159,6 +175,7 @@ def _export_component(name, loaded, spec, root: Path, options: ExportOptions) ->
         from t2vrt.export.fp16 import export_fp16  # issue 4: fp16 graph beside the fp32 one
 
         rel16 = Path("onnx") / name / "model_fp16.onnx"
+        writing.what = str(rel16)
         export_fp16(path, root / rel16, name)
         entry["onnx"]["fp16"] = _file_record(root, rel16)
         if options.validate:
