@@ -20,6 +20,7 @@ from t2vrt.manifest import PARTIAL_MARK
 
 log = logging.getLogger(__name__)
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+REPLACED_MARK = "replaced"  # an --overwrite moves the old directory to ".NAME.replaced-PID" before deleting it
 
 
 def _pid_alive(pid: int) -> bool:
@@ -34,10 +35,12 @@ def _pid_alive(pid: int) -> bool:
 
 def clean_stale(out: Path) -> list[Path]:
     """Remove ``.NAME.partial-PID`` (and ``.NAME.replaced-PID``) beside ``out`` whose process is gone."""
-    removed = []
-    for p in out.parent.glob(f".{out.name}.*"):
-        kind, _, pid = p.name[len(out.name) + 2 :].partition("-")
-        if kind not in (PARTIAL_MARK, "replaced") or not pid.isdigit() or not p.is_dir():
+    removed, prefix = [], f".{out.name}."
+    for p in out.parent.iterdir() if out.parent.is_dir() else ():
+        if not p.name.startswith(prefix):
+            continue
+        kind, _, pid = p.name[len(prefix) :].partition("-")
+        if kind not in (PARTIAL_MARK, REPLACED_MARK) or not pid.isdigit() or not p.is_dir():
             continue
         if int(pid) != os.getpid() and _pid_alive(int(pid)):
             log.warning("%s belongs to a running export (pid %s); left alone", p, pid)
@@ -58,7 +61,7 @@ def temp_dir(out: Path) -> Path:
 
 def replace_dir(tmp: Path, out: Path) -> None:
     """Move ``tmp`` to ``out``; an existing ``out`` is first renamed aside, so no moment has a half-deleted one."""
-    old = out.parent / f".{out.name}.replaced-{os.getpid()}"
+    old = out.parent / f".{out.name}.{REPLACED_MARK}-{os.getpid()}"
     if out.exists():
         os.replace(out, old)
     os.replace(tmp, out)
