@@ -142,7 +142,8 @@ def write_tokenizer(folder: Path, preset: ModelPreset) -> int:
     return len(vocab)
 
 
-def _unet(p: ModelPreset):
+def make_unet(p: ModelPreset):
+    """A random-weight diffusers UNet3DConditionModel of preset ``p`` (seed torch first for reproducible weights)."""
     from diffusers import UNet3DConditionModel
 
     n = len(p.unet_channels)
@@ -160,7 +161,8 @@ def _unet(p: ModelPreset):
     )
 
 
-def _vae(p: ModelPreset):
+def make_vae(p: ModelPreset):
+    """A random-weight diffusers AutoencoderKL of preset ``p``."""
     from diffusers import AutoencoderKL
 
     m = len(p.vae_channels)
@@ -178,7 +180,8 @@ def _vae(p: ModelPreset):
     )
 
 
-def _text_encoder(p: ModelPreset, vocab_size: int):
+def make_text_encoder(p: ModelPreset, vocab_size: int):
+    """A random-weight transformers CLIPTextModel of preset ``p``."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
     return CLIPTextModel(
@@ -212,7 +215,8 @@ def build_model(out: str | Path, preset: str | ModelPreset = "tiny", seed: int =
     out.mkdir(parents=True, exist_ok=True)
     vocab_size = write_tokenizer(out / "tokenizer", p)
     torch.manual_seed(seed)  # one stream in a fixed order: unet, vae, text_encoder
-    for name, make in (("unet", lambda: _unet(p)), ("vae", lambda: _vae(p)), ("text_encoder", lambda: _text_encoder(p, vocab_size))):
+    makers = (("unet", lambda: make_unet(p)), ("vae", lambda: make_vae(p)), ("text_encoder", lambda: make_text_encoder(p, vocab_size)))
+    for name, make in makers:
         module = make()
         module.save_pretrained(out / name)
         del module

@@ -72,12 +72,12 @@ def test_load_model_reads_no_weights(tiny_model, monkeypatch):
 
 def test_real_size_preset_matches_the_reference():
     """modelscope-1.7b against shared/reference/models.md (built on the meta device: no memory, no time)."""
-    from t2vrt.export.tiny import PRESETS, _text_encoder, _unet, _vae
+    from t2vrt.export.tiny import PRESETS, make_text_encoder, make_unet, make_vae
 
     p = PRESETS["modelscope-1.7b"]
     count = lambda m: sum(t.numel() for t in m.parameters())  # noqa: E731
     with torch.device("meta"):
-        unet, vae, text = _unet(p), _vae(p), _text_encoder(p, 49408)
+        unet, vae, text = make_unet(p), make_vae(p), make_text_encoder(p, 49408)
     assert round(count(unet) / 1e6, 1) == 1411.2
     assert unet.config.block_out_channels == (320, 640, 1280, 1280) and unet.config.cross_attention_dim == 1024
     assert unet.config.attention_head_dim == 64 and unet.config.layers_per_block == 2 and unet.config.sample_size == 32
