@@ -60,7 +60,7 @@ def cmd_export(args) -> int:
 
     opts = ExportOptions(
         components=tuple(args.components), profile=profile_from(args), precisions=tuple(args.precision),
-        validate=not args.no_validate, overwrite=args.overwrite,
+        validate=not args.no_validate, validation=args.validation, overwrite=args.overwrite,
     )
     t0 = time.perf_counter()
     if args.random_weights:
@@ -181,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--components", nargs="+", default=list(DEFAULT_COMPONENTS),
                    choices=["text_encoder", "unet", "vae_decoder", "vae_encoder"])
     p.add_argument("--no-validate", action="store_true", help="skip the comparison with PyTorch")
+    p.add_argument("--validation", default="auto", choices=["auto", "standard", "small"],
+                   help="validation shapes; auto: small for components over 250 M parameters (the real UNet on a CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing engine directory")
     p.add_argument("--random-weights", action="store_true", help="MODEL is a preset (tiny, small, modelscope-1.7b) built with random weights")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-weights")

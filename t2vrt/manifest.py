@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from t2vrt.specs import ComponentSpec, ModelDims, Profile
 FORMAT = "t2vrt-engine-dir"
 VERSION = 1
 MANIFEST = "manifest.json"
+PARTIAL_MARK = "partial"  # an export writes into ".NAME.partial-PID" and renames it to NAME when done
+_PARTIAL = re.compile(rf"^\..+\.{PARTIAL_MARK}-(\d+)$")
 
 
 @dataclass
@@ -86,6 +89,12 @@ def load_manifest(root: str | Path) -> Manifest:
     root = Path(root)
     if not root.is_dir():
         raise ManifestError(f"engine directory {str(root)!r} does not exist; create one with `t2vrt export MODEL -o {root}`")
+    partial = _PARTIAL.match(root.resolve().name)
+    if partial:
+        raise ManifestError(
+            f"{str(root)!r} is the working directory of an export that did not finish (process {partial.group(1)}); "
+            "re-run `t2vrt export`, which removes it"
+        )
     path = root / MANIFEST
     if not path.is_file():
         raise ManifestError(f"{str(root)!r} has no {MANIFEST}: it is not a t2vrt engine directory (or its export did not finish)")

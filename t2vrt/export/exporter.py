@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from t2vrt.errors import ExportError
+from t2vrt.export.memory import peak_rss_bytes, release_memory
+from t2vrt.export.workdir import Writing, check_space, disk_errors, replace_dir, temp_dir
 from t2vrt.manifest import MANIFEST, Manifest, save_manifest, sha256_file
 from t2vrt.specs import ModelDims, Profile, component_specs
 
 log = logging.getLogger(__name__)
 DEFAULT_COMPONENTS = ("text_encoder", "unet", "vae_decoder")
+ALL_COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+VALIDATION_SHAPES = ("auto", "standard", "small")
+SMALL_VALIDATION_PARAMS = 250_000_000  # "auto" validates components over this many parameters at the small shapes
 
 
 @dataclass(frozen=True)
@@ -24,6 +28,7 @@ class ExportOptions:
     profile: Profile = field(default_factory=Profile)
     precisions: tuple[str, ...] = ("fp32",)
     validate: bool = True
+    validation: str = "auto"  # validation shapes: "standard", "small" (a CPU minute for the real UNet), or "auto"
     overwrite: bool = False
     opset: int = 17
 
@@ -34,10 +39,22 @@ def trace_sizes(m: ModelDims) -> dict[str, int]:
     return {"b": 2, "f": 5, "h": 2 * u, "w": 3 * u, "n": 2}
 
 
-def validation_sizes(m: ModelDims) -> list[dict[str, int]]:
-    """Batch 1 and 2, two other frame counts, non-square latents of other sizes than the trace's."""
+def validation_sizes(m: ModelDims, small: bool = False) -> list[dict[str, int]]:
+    """Batch 1 and 2, two other frame counts, non-square latents of other sizes than the trace's.
+
+    ``small``: the same rule at the least work (the real UNet's 1,152 + 7,168 latent positions become 256 + 768).
+    """
     u = m.unet_downsample
+    if small:
+        return [{"b": 1, "f": 2, "h": u, "w": 2 * u, "n": 1}, {"b": 2, "f": 3, "h": 2 * u, "w": u, "n": 3}]
     return [{"b": 1, "f": 3, "h": 3 * u, "w": 2 * u, "n": 1}, {"b": 2, "f": 7, "h": 2 * u, "w": 4 * u, "n": 3}]
+
+
+def validation_shape_set(options: ExportOptions, num_params: int) -> str:
+    """"small" or "standard" for a component of ``num_params`` parameters."""
+    if options.validation != "auto":
+        return options.validation
+    return "small" if num_params > SMALL_VALIDATION_PARAMS else "standard"
 
 
 def library_versions() -> dict[str, str]:
@@ -52,13 +69,6 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _temp_dir(out: Path) -> Path:
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    return tmp
-
-
 def _check_target(out: Path, overwrite: bool) -> None:
     if out.exists() and not overwrite:
         raise ExportError(f"{out} already exists; pass --overwrite to replace it or choose another -o")
@@ -66,64 +76,110 @@ def _check_target(out: Path, overwrite: bool) -> None:
         raise ExportError(f"{out} exists and is not an engine directory; refusing to replace it")
 
 
-def export_model(model: str, out: str | Path, options: ExportOptions = ExportOptions()) -> Path:
-    """Export, validate and write the engine directory atomically (a temporary directory renamed into place)."""
-    from tqdm.auto import tqdm
+def _check_options(options: ExportOptions) -> None:
+    unknown = set(options.components) - set(ALL_COMPONENTS)
+    if unknown:
+        raise ExportError(f"unknown components {sorted(unknown)}; choose from {', '.join(ALL_COMPONENTS)}")
+    if options.validation not in VALIDATION_SHAPES:
+        raise ExportError(f"validation={options.validation!r}; choose one of {', '.join(VALIDATION_SHAPES)}")
 
-    from t2vrt.export.graphs import module_for
-    from t2vrt.export.load import load_model, save_tokenizer
+
+def estimate_bytes(loaded, options: ExportOptions) -> int:
+    """Disk an export will take: each component's weights in fp32 (+ fp16), from the checkpoint headers, plus
+    twice the tokenizer's files (tokenizer.json holds vocabulary and merges again) and 1 MB of graph structure."""
+    from t2vrt.export.graphs import SOURCES
+    from t2vrt.export.weights import checkpoint_files, stored_numel
+
+    per_weight = 4 + (2 if "fp16" in options.precisions else 0)
+    total = 2 * sum(f.stat().st_size for f in (loaded.root / "tokenizer").iterdir() if f.is_file()) + (1 << 20)
+    for name in options.components:
+        folder = loaded.root / SOURCES[name]
+        stem = "model" if SOURCES[name] == "text_encoder" else "diffusion_pytorch_model"
+        numel = stored_numel(folder, stem)
+        if numel is None:  # .bin or unknown layout: its size, as if fp32
+            numel = sum(f.stat().st_size for f in checkpoint_files(folder, stem) or []) // 4
+        total += numel * per_weight
+    return total
+
+
+def export_model(model: str, out: str | Path, options: ExportOptions = ExportOptions()) -> Path:
+    """Export, validate and write the engine directory atomically (a temporary directory renamed into place).
+
+    Components are exported one at a time, each loaded, traced, freed, then checked in ONNX Runtime, so peak
+    memory is that of the largest component, not of the whole model.
+    """
+    from t2vrt.export.load import load_model
 
     out = Path(out).resolve()
+    _check_options(options)
     _check_target(out, options.overwrite)
-    unknown = set(options.components) - set(component_specs(ModelDims(4, 1, 1, 8, 1, 1)))
-    if unknown:
-        raise ExportError(f"unknown components {sorted(unknown)}; choose from text_encoder, unet, vae_decoder, vae_encoder")
     loaded = load_model(model)
-    m = loaded.dims
-    specs = component_specs(m)
-    tmp = _temp_dir(out)
+    needed = estimate_bytes(loaded, options)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_dir(out)
     try:
-        tokenizer = save_tokenizer(loaded.tokenizer, tmp / "tokenizer")
-        (tmp / "scheduler_config.json").write_text(json.dumps(loaded.scheduler_config, indent=2))
-        components, timings = {}, {}
-        vocab = loaded.text_encoder.config.vocab_size
-        for name in tqdm(options.components, desc="export", unit="component"):
-            t0 = time.perf_counter()
-            components[name] = _export_component(name, module_for(name, loaded), specs[name], m, tmp, options, vocab)
-            timings[name] = round(time.perf_counter() - t0, 2)
-            log.info("exported %s in %.1f s", name, timings[name])
-        manifest = Manifest(
-            model=m, profile=options.profile, components=components, tokenizer=tokenizer,
-            source=str(model), versions=library_versions(),
-            extra={"vae_scaling_factor": float(loaded.vae.config.scaling_factor), "export_seconds": timings},
-        )
-        save_manifest(tmp, manifest)  # written last: a directory without it never loads
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        check_space(out.parent, needed, f"the export of {', '.join(options.components)}")
+        with disk_errors(tmp, needed) as writing:
+            tokenizer, components, timings = _export_all(loaded, tmp, options, writing)
+            manifest = Manifest(
+                model=loaded.dims, profile=options.profile, components=components, tokenizer=tokenizer,
+                source=str(model), versions=library_versions(),
+                extra={"vae_scaling_factor": loaded.vae_scaling_factor, "export_seconds": timings},
+            )
+            writing.what = MANIFEST
+            save_manifest(tmp, manifest)  # written last: a directory without it never loads
+            replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
 
 
-def _export_component(name, module, spec, m, root: Path, options: ExportOptions, vocab: int) -> dict:
-    from t2vrt.export.onnx import export_onnx
-    from t2vrt.export.validate import validate
+def _export_all(loaded, tmp: Path, options: ExportOptions, writing: Writing) -> tuple[dict, dict, dict]:
+    """Tokenizer, scheduler config and each component into ``tmp``; returns their manifest entries and seconds."""
+    from tqdm.auto import tqdm
 
+    from t2vrt.export.load import save_tokenizer
+
+    writing.what = "tokenizer"
+    tokenizer = save_tokenizer(loaded.tokenizer, tmp / "tokenizer")
+    (tmp / "scheduler_config.json").write_text(json.dumps(loaded.scheduler_config, indent=2))
+    specs, components, timings = component_specs(loaded.dims), {}, {}
+    for name in tqdm(options.components, desc="export", unit="component"):
+        t0 = time.perf_counter()
+        components[name] = _export_component(name, loaded, specs[name], tmp, options, writing)
+        timings[name] = round(time.perf_counter() - t0, 2)
+        log.info("exported %s in %.1f s (peak RSS so far %.2f GB)", name, timings[name], peak_rss_bytes() / 2**30)
+    return tokenizer, components, timings
+
+
+def _export_component(name, loaded, spec, root: Path, options: ExportOptions, writing: Writing) -> dict:
+    """Load one component, keep its PyTorch outputs at the validation shapes, trace it, free it, then compare."""
+    from t2vrt.export.graphs import module_for
+    from t2vrt.export.onnx import export_onnx
+    from t2vrt.export.validate import compare, reference_outputs
+
+    m, vocab = loaded.dims, loaded.vocab_size
     rel = Path("onnx") / name / "model.onnx"
+    module = module_for(name, loaded)
+    shape_set = validation_shape_set(options, sum(p.numel() for p in module.parameters()))
+    refs = reference_outputs(module, spec, validation_sizes(m, shape_set == "small"), vocab) if options.validate else []
+    writing.what = str(rel)
     path = export_onnx(module, spec, trace_sizes(m), root / rel, options.opset, vocab=vocab)
+    del module
+    release_memory()  # the torch weights go before ONNX Runtime loads the graph's
     entry = {"io": spec.to_json(), "onnx": {"fp32": _file_record(root, rel)}, "validation": {}}
     if options.validate:
-        entry["validation"]["fp32"] = validate(module, spec, path, validation_sizes(m), "fp32", vocab=vocab)
+        entry["validation"]["fp32"] = {**compare(spec, path, refs, "fp32"), "shape_set": shape_set}
     if "fp16" in options.precisions:
         from t2vrt.export.fp16 import export_fp16  # issue 4: fp16 graph beside the fp32 one
 
         rel16 = Path("onnx") / name / "model_fp16.onnx"
+        writing.what = str(rel16)
         export_fp16(path, root / rel16, name)
         entry["onnx"]["fp16"] = _file_record(root, rel16)
         if options.validate:
-            entry["validation"]["fp16"] = validate(module, spec, root / rel16, validation_sizes(m), "fp16", vocab=vocab)
+            entry["validation"]["fp16"] = {**compare(spec, root / rel16, refs, "fp16"), "shape_set": shape_set}
     return entry
 
 

@@ -49,7 +49,9 @@ class VaeEncoder(torch.nn.Module):
 WRAPPERS = {"text_encoder": TextEncoder, "unet": UNet, "vae_decoder": VaeDecoder, "vae_encoder": VaeEncoder}
 
 
+SOURCES = {"text_encoder": "text_encoder", "unet": "unet", "vae_decoder": "vae", "vae_encoder": "vae"}
+
+
 def module_for(name: str, loaded) -> torch.nn.Module:
-    """The wrapper module for component ``name`` of a LoadedModel."""
-    src = {"text_encoder": loaded.text_encoder, "unet": loaded.unet}.get(name, loaded.vae)
-    return WRAPPERS[name](src).eval()
+    """The wrapper module for component ``name``, its weights freshly loaded from a LoadedModel (the caller frees it)."""
+    return WRAPPERS[name](loaded.module(SOURCES[name])).eval()

@@ -17,14 +17,38 @@ SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 @dataclass
 class LoadedModel:
+    """A model's configs, tokenizer and shapes; weights are loaded one component at a time by ``module``."""
+
     source: str
     root: Path
-    text_encoder: object  # transformers CLIPTextModel
-    unet: object  # diffusers UNet3DConditionModel
-    vae: object  # diffusers AutoencoderKL
     tokenizer: object  # transformers CLIPTokenizer
     scheduler_config: dict
     dims: ModelDims
+    configs: dict  # "unet", "vae": diffusers FrozenDict; "text_encoder": transformers CLIPTextConfig
+    dtype: str = "float32"
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.configs["text_encoder"].vocab_size)
+
+    @property
+    def vae_scaling_factor(self) -> float:
+        return float(self.configs["vae"]["scaling_factor"])
+
+    def module(self, name: str):
+        """Load the weights of ``name`` ("unet", "vae" or "text_encoder"): a fresh module the caller owns and frees."""
+        import torch
+        from diffusers import AutoencoderKL, UNet3DConditionModel
+        from transformers import CLIPTextModel
+
+        from t2vrt.export.weights import load_diffusers
+
+        td = getattr(torch, self.dtype)
+        log.info("loading %s weights from %s", name, self.root / name)
+        if name == "text_encoder":
+            return CLIPTextModel.from_pretrained(self.root / name, torch_dtype=td).eval()
+        cls = {"unet": UNet3DConditionModel, "vae": AutoencoderKL}[name]
+        return load_diffusers(cls, self.root / name, td)
 
 
 def resolve(model: str) -> Path:
@@ -45,32 +69,38 @@ def resolve(model: str) -> Path:
         raise ExportError(f"could not fetch {model!r} from the hub ({e.__class__.__name__}); pass a local model folder") from None
 
 
-def load_model(model: str, dtype: str = "float32") -> LoadedModel:
-    """Load every component of a TextToVideoSDPipeline-layout model in eval mode on the CPU."""
+def _diffusers_config(cls, folder: Path):
+    """A diffusers model's full config (defaults filled in), from a weightless model on the meta device."""
     import torch
+
+    with torch.device("meta"):
+        return cls.from_config(cls.load_config(folder)).config
+
+
+def load_model(model: str, dtype: str = "float32") -> LoadedModel:
+    """Read a TextToVideoSDPipeline-layout model's configs and tokenizer; no weights are loaded here."""
     from diffusers import AutoencoderKL, UNet3DConditionModel
-    from transformers import CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTokenizer
 
     root = resolve(model)
     missing = [s for s in SUBFOLDERS if not (root / s).is_dir()]
     if missing:
         raise ExportError(f"{root} lacks the subfolders {missing}; expected {list(SUBFOLDERS)} (the ModelScope/Zeroscope layout)")
-    td = getattr(torch, dtype)
-    log.info("loading %s", root)
-    unet = UNet3DConditionModel.from_pretrained(root / "unet", torch_dtype=td).eval()
-    vae = AutoencoderKL.from_pretrained(root / "vae", torch_dtype=td).eval()
-    text = CLIPTextModel.from_pretrained(root / "text_encoder", torch_dtype=td).eval()
+    log.info("reading %s", root)
+    unet = _diffusers_config(UNet3DConditionModel, root / "unet")
+    vae = _diffusers_config(AutoencoderKL, root / "vae")
+    text = CLIPTextConfig.from_pretrained(root / "text_encoder")
     tok = CLIPTokenizer.from_pretrained(root / "tokenizer")
     sched = json.loads((root / "scheduler" / "scheduler_config.json").read_text())
     dims = ModelDims(
-        latent_channels=unet.config.in_channels,
-        text_hidden=text.config.hidden_size,
-        max_length=tok.model_max_length if tok.model_max_length < 10_000 else text.config.max_position_embeddings,
-        vae_scale=2 ** (len(vae.config.block_out_channels) - 1),
-        unet_downsample=2 ** (len(unet.config.block_out_channels) - 1),
-        sample_size=int(unet.config.sample_size),
+        latent_channels=unet["in_channels"],
+        text_hidden=text.hidden_size,
+        max_length=tok.model_max_length if tok.model_max_length < 10_000 else text.max_position_embeddings,
+        vae_scale=2 ** (len(vae["block_out_channels"]) - 1),
+        unet_downsample=2 ** (len(unet["block_out_channels"]) - 1),
+        sample_size=int(unet["sample_size"]),
     )
-    return LoadedModel(model, root, text, unet, vae, tok, sched, dims)
+    return LoadedModel(model, root, tok, sched, dims, {"unet": unet, "vae": vae, "text_encoder": text}, dtype)
 
 
 def save_tokenizer(tokenizer, out: Path) -> dict:

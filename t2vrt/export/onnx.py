@@ -35,6 +35,8 @@ def export_onnx(module, spec: ComponentSpec, sizes: dict[str, int], path: Path, 
     """Trace ``module`` at ``sizes`` with every symbolic axis dynamic; weights over 1 GiB go to one ``.data`` file."""
     import torch
 
+    from t2vrt.export.external_data import gather_external_data
+
     path.parent.mkdir(parents=True, exist_ok=True)
     args = sample_inputs(spec, sizes, vocab=vocab)
     with torch.no_grad(), warnings.catch_warnings():
@@ -54,18 +56,3 @@ def export_onnx(module, spec: ComponentSpec, sizes: dict[str, int], path: Path, 
     clean_graph(path)
     return path
 
-
-def gather_external_data(path: Path) -> None:
-    """Rewrite a graph whose weights the exporter scattered over loose files into one ``NAME.data`` file."""
-    import onnx
-
-    loose = [p for p in path.parent.iterdir() if p != path]  # each graph has a folder of its own
-    size = path.stat().st_size + sum(p.stat().st_size for p in loose)
-    if not loose and size < EXTERNAL_THRESHOLD:
-        return
-    model = onnx.load(str(path), load_external_data=True)
-    for p in loose:
-        p.unlink()
-    data = path.name + ".data"
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data, size_threshold=1024)
-    log.info("%s: weights gathered in %s (%.1f MB)", path.name, data, (path.parent / data).stat().st_size / 1e6)
