@@ -119,6 +119,7 @@ class Recorder:
     seconds: dict[str, float] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     peaks_mb: dict[str, float] = field(default_factory=dict)
+    growth_mb: dict[str, float] = field(default_factory=dict)  # stage peak above the RSS at the stage's start
     marks: dict[str, float] = field(default_factory=dict)  # time stamps, for spans no single call covers
     run_peak_mb: float = 0.0
 
@@ -126,6 +127,7 @@ class Recorder:
         self.seconds.clear()
         self.calls.clear()
         self.peaks_mb.clear()
+        self.growth_mb.clear()
         self.marks.clear()
         self.run_peak_mb = 0.0
 
@@ -149,12 +151,14 @@ class Recorder:
         m = self.memory
         if m is not None:
             self.run_peak_mb = max(self.run_peak_mb, m.peak_mb())
+            start = m.current_mb()
             m.reset()
         with self.time(name):
             yield
         if m is not None:
             peak = m.peak_mb()
             self.peaks_mb[name] = max(self.peaks_mb.get(name, 0.0), peak)
+            self.growth_mb[name] = max(self.growth_mb.get(name, 0.0), peak - start)
             self.run_peak_mb = max(self.run_peak_mb, peak)
 
     def finish_peak(self) -> float:

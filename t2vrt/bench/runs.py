@@ -63,6 +63,7 @@ def metrics(rec: Recorder, req: BenchRequest, memory: PeakMemory, rss_before: fl
         "rss_before_mb": rss_before,
         "peak_rss_growth_mb": rec.run_peak_mb - rss_before,  # what the run itself needed above what was resident
         "stage_peak_rss_mb": dict(rec.peaks_mb),
+        "stage_rss_growth_mb": dict(rec.growth_mb),
         "load_average": load_average(),
     }
     cuda = memory.cuda_peak_mb()
