@@ -10,7 +10,7 @@ import pytest
 from t2vrt.bench.report import compare_frames
 from t2vrt.cli import main
 
-ARGS = ["--runs", "2", "--warmup", "1", "--frames", "3", "--height", "48", "--width", "64", "--steps", "3"]
+ARGS = ["--runs", "2", "--warmup", "1", "--frames", "3", "--height", "48", "--width", "64", "--steps", "3", "--threads", "1"]
 STAGES = ("total_s", "text_encoder_s", "unet_per_step_s", "glue_per_step_s", "vae_per_frame_s", "outside_engines_pct", "peak_rss_mb")
 
 
@@ -27,6 +27,7 @@ def test_bench_against_diffusers(tiny_engines, tiny_model, tmp_path, capsys):
         for key in STAGES:
             s = data[side]["summary"][key]
             assert s["min"] <= s["median"] <= s["max"]
+        assert data[side]["load_rss_mb"] >= 0 and len(data[side]["warmup"]) == 1
     assert len(data["speedup"]["total_s"]["pairs"]) == 2
     assert data["parity"]["ok"] and data["parity"]["pairs"] == 2 and data["parity"]["max_abs"] < 1 / 255
     m = data["machine"]

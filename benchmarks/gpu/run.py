@@ -300,6 +300,35 @@ def summary_md(res: dict) -> str:
     return "\n".join(x for x in lines if x is not None)
 
 
+class Phases:
+    """Runs each phase once, records its time or its error, and rewrites the JSON after each (a timeout keeps what was done)."""
+
+    def __init__(self, res: dict, out: Path, budget: float):
+        self.res, self.out, self.budget, self.t_start = res, out, budget, time.perf_counter()
+
+    def save(self) -> None:
+        self.res["wall_s"] = time.perf_counter() - self.t_start
+        (self.out / "gpu_results.json").write_text(json.dumps(self.res, indent=2, default=str))
+
+    def __call__(self, name: str, fn, keep: bool = True):
+        res = self.res
+        if time.perf_counter() - self.t_start > self.budget:
+            res["errors"][name] = f"skipped: past the {self.budget:.0f} s budget"
+            return None
+        t0, value = time.perf_counter(), None
+        try:
+            value = fn()
+        except Exception as e:  # one failed phase must not cost the others (the GPU time is one shot)
+            log.error("phase %s failed:\n%s", name, traceback.format_exc())
+            res["errors"][name] = f"{type(e).__name__}: {e}"
+        if keep and value is not None:
+            res[name] = value
+        res["phase_s"][name] = time.perf_counter() - t0
+        log.info("phase %s: %.1f s", name, res["phase_s"][name])
+        self.save()
+        return value
+
+
 def main(argv=None) -> int:
     import torch
 
@@ -308,46 +337,25 @@ def main(argv=None) -> int:
     for noisy in ("diffusers", "transformers", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    t_start, out = time.perf_counter(), Path(args.out)
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     fp16 = args.device.startswith("cuda")
     request = BenchRequest(num_frames=args.frames, height=args.size, width=args.size, num_inference_steps=args.steps)
     res = {"machine": machine(), "preset": args.preset, "dtype": "fp16" if fp16 else "fp32", "runs": args.runs,
            "request": request.to_json(), "errors": {}, "phase_s": {}}
-
-    def save() -> None:
-        res["wall_s"] = time.perf_counter() - t_start
-        (out / "gpu_results.json").write_text(json.dumps(res, indent=2, default=str))
-
-    def phase(name: str, fn):
-        if time.perf_counter() - t_start > args.budget:
-            res["errors"][name] = f"skipped: past the {args.budget:.0f} s budget"
-            return None
-        t0 = time.perf_counter()
-        try:
-            res[name] = fn()
-        except Exception as e:  # one failed phase must not cost the others (the GPU time is one shot)
-            log.error("phase %s failed:\n%s", name, traceback.format_exc())
-            res["errors"][name] = f"{type(e).__name__}: {e}"
-        res["phase_s"][name] = time.perf_counter() - t0
-        log.info("phase %s: %.1f s", name, res["phase_s"][name])
-        save()
-        return res.get(name)
-
+    phase = Phases(res, out, args.budget)
     torch.manual_seed(0)
     folder = phase("model", lambda: str(model_folder(args)))
-    run = phase("load", lambda: DiffusersRun(folder, request, args.device, "fp16" if fp16 else "fp32")) if folder else None
-    res.pop("load", None)
+    run = phase("load", lambda: DiffusersRun(folder, request, args.device, "fp16" if fp16 else "fp32"), keep=False) if folder else None
     if run is not None:
         phase("diffusers", lambda: phase_diffusers(args, run))
         if args.syncs == "on" or (args.syncs == "auto" and fp16):
             phase("diffusers_syncs", lambda: diffusers_syncs(run, request))
-        bench = phase("loop_setup", lambda: LoopBench(run, Path(folder), request))
-        res.pop("loop_setup", None)
+        bench = phase("loop_setup", lambda: LoopBench(run, Path(folder), request), keep=False)
         if bench is not None:
             phase("glue", lambda: phase_glue(args, bench))
             phase("same_latents", lambda: phase_same_latents(bench, run))
-    save()
+    phase.save()
     text = summary_md(res)
     (out / "summary.md").write_text(text + "\n")
     print(text)

@@ -33,6 +33,8 @@ def add_bench_parser(sub, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"], help="our backend")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
     p.add_argument("--device", default="cpu", help="torch device of diffusers (cpu, cuda)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads of torch and ONNX Runtime alike; omitted: each library's default")
     p.add_argument("--tolerance", type=float, default=FRAME_TOL, help="largest allowed frame difference (frames in [0, 1])")
     p.add_argument("--json", metavar="PATH", default=None, help="also write every run and the summary as JSON")
     p.set_defaults(func=cmd_bench)
@@ -50,7 +52,8 @@ def cmd_bench(args) -> int:
         scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
     )
     config = BenchConfig(engines=args.dir, diffusers=args.diffusers, runs=args.runs, warmup=args.warmup,
-                         backend=args.backend, precision=args.precision, device=args.device, tolerance=args.tolerance)
+                         backend=args.backend, precision=args.precision, device=args.device, tolerance=args.tolerance,
+                         threads=args.threads)
     data = run_bench(config, request)
     if args.json:
         log.info("wrote %s", write_json(data, args.json))
@@ -71,7 +74,8 @@ def summary_text(data: dict) -> str:
     return "\n".join([
         describe(data["machine"]),
         f"request: {r['num_frames']} frames {r['width']}x{r['height']}, {r['num_inference_steps']} steps {r['scheduler']}, "
-        f"guidance {r['guidance_scale']}, seed {r['seed']}; {c['runs']} runs after {c['warmup']} warm-up",
+        f"guidance {r['guidance_scale']}, seed {r['seed']}; {c['runs']} runs after {c['warmup']} warm-up; "
+        f"threads {c['threads'] or 'library defaults'}",
         "backends: " + "; ".join(f"{k}: {v}" for k, v in c["backends"].items()) + f"; peak memory by {c['memory']}",
         f"1-minute load average during our runs: {loads}",
         "",

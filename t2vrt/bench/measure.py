@@ -38,15 +38,17 @@ class PeakMemory:
     """Peak resident memory (RSS) between ``reset`` and ``peak_mb``; on CUDA also torch's peak allocation.
 
     On Linux the kernel keeps the peak (VmHWM) and resets it when "5" is written to /proc/self/clear_refs;
-    elsewhere a thread samples psutil's RSS every 5 ms.
+    elsewhere a thread samples psutil's RSS every 5 ms (not on CUDA, where it would compete with kernel launches
+    for the GIL and the number that matters is torch's).
     """
 
     def __init__(self, device: str = "cpu"):
         self.cuda = device.startswith("cuda")
         self.kernel = _can_reset_hwm()
+        self.sampling = not self.kernel and not self.cuda
         self._sampled = 0
         self._stop: threading.Event | None = None
-        self.method = "VmHWM" if self.kernel else "psutil sampling (5 ms)"
+        self.method = "VmHWM" if self.kernel else "psutil sampling (5 ms)" if self.sampling else "current RSS only"
 
     def current_mb(self) -> float:
         import psutil
@@ -63,7 +65,8 @@ class PeakMemory:
                 f.write("5")
         else:
             self._sampled = int(self.current_mb() * MB)
-            self._start_sampler()
+            if self.sampling:
+                self._start_sampler()
 
     def peak_mb(self) -> float:
         if self.kernel:

@@ -19,7 +19,7 @@ ROWS = (
     ("glue_per_step_s", "loop glue per step (scheduler + guidance)", 1e3, "ms"),
     ("vae_per_frame_s", "VAE decode per frame", 1e3, "ms"),
     ("outside_engines_pct", "outside model calls, % of total", 1.0, "%"),
-    ("peak_rss_mb", "peak RSS of the process", 1.0, "MB"),
+    ("peak_rss_mb", "peak RSS of the process (both pipelines loaded)", 1.0, "MB"),
     ("peak_rss_growth_mb", "peak RSS above the RSS at the run's start", 1.0, "MB"),
     ("cuda_max_allocated_mb", "peak CUDA allocated", 1.0, "MB"),
 )
@@ -68,14 +68,17 @@ def ratios(ours: list[dict], ref: list[dict]) -> dict:
     return out
 
 
-def result(machine: dict, config: dict, request: dict, ours: list[dict], ref: list[dict], parity: dict) -> dict:
+def result(machine: dict, config: dict, request: dict, ours: list[dict], ref: list[dict], parity: dict,
+           extra: dict | None = None) -> dict:
+    """``extra``: per pipeline name, what is not per measured run (the RSS its loading added, its warm-up runs)."""
+    extra = extra or {}
     return {
         "schema": SCHEMA,
         "machine": machine,
         "config": config,
         "request": request,
-        "ours": {"runs": ours, "summary": summarize(ours)},
-        "diffusers": {"runs": ref, "summary": summarize(ref)} if ref else None,
+        "ours": {"runs": ours, "summary": summarize(ours), **extra.get("t2vrt", {})},
+        "diffusers": {"runs": ref, "summary": summarize(ref), **extra.get("diffusers", {})} if ref else None,
         "speedup": ratios(ours, ref) if ref else None,
         "parity": parity or None,
     }
@@ -108,7 +111,19 @@ def table(data: dict) -> str:
         ratio = speed.get(key)
         lines.append(f"| {label} ({unit}) | {_cell(ours.get(key), scale)} | {_cell(ref.get(key), scale)} | "
                      f"{_cell(ratio, 1.0) + 'x' if ratio else ''} |")
-    return "\n".join(lines)
+    return "\n".join(lines + memory_rows(data))
+
+
+def memory_rows(data: dict) -> list[str]:
+    """Both pipelines share the process: what loading each added, and what its first (warm-up) run grew by."""
+    sides = [data["ours"], data["diffusers"] or {}]
+    rows = []
+    if any("load_rss_mb" in s for s in sides):
+        rows.append("| RSS added by loading (MB) | " + " | ".join(f"{s['load_rss_mb']:.0f}" if "load_rss_mb" in s else "-" for s in sides) + " | |")
+    if all(s.get("warmup") for s in sides if s):
+        rows.append("| first run: peak RSS above its start (MB) | "
+                    + " | ".join(f"{s['warmup'][0]['peak_rss_growth_mb']:.0f}" if s.get("warmup") else "-" for s in sides) + " | |")
+    return rows
 
 
 def parity_line(p: dict | None) -> str:

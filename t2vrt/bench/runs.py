@@ -81,6 +81,7 @@ class Measured:
         self.request, self.device = request, device
         self.memory = PeakMemory(device)
         self.recorder = Recorder(sync=sync_for(device), memory=self.memory)
+        self.load_rss_mb = 0.0  # RSS added by loading the pipeline (weights, sessions)
 
     def generate(self) -> np.ndarray:
         raise NotImplementedError
@@ -104,18 +105,29 @@ class OursRun(Measured):
     name = "t2vrt"
 
     def __init__(self, engines: str | Path, request: BenchRequest, backend: str = "onnxruntime", precision: str = "fp32",
-                 device: str = "cpu"):
+                 device: str = "cpu", threads: int | None = None):
         from t2vrt import Pipeline
 
         super().__init__(request, device)
+        rss = self.memory.current_mb()
         self.pipe = Pipeline.load(engines, backend=backend, precision=precision)
         for name in COMPONENTS:
-            self.pipe._runners[name] = TimedRunner(self.pipe.runner(name), name, self.recorder)
+            self.pipe._runners[name] = TimedRunner(self._open(name, threads), name, self.recorder)
+        self.load_rss_mb = self.memory.current_mb() - rss
         wrap_stage(self.pipe, "encode_prompt", "encode", self.recorder)
         wrap_stage(self.pipe, "denoise", "loop", self.recorder)
         wrap_stage(self.pipe, "decode", "decode", self.recorder)
         unet = self.pipe.runner("unet")
         self.backend = f"{self.pipe.backend} {getattr(unet, 'providers', '')}".strip()
+
+    def _open(self, name: str, threads: int | None):
+        """The pipeline's own runner; with ``threads``, the same ONNX Runtime runner with that many intra-op threads."""
+        if threads is None or self.pipe.backend != "onnxruntime":
+            return self.pipe.runner(name)
+        from t2vrt.engines.onnxruntime import OrtRunner
+
+        p = self.pipe
+        return OrtRunner(p.manifest.onnx_path(p.root, name, p.precision), p.manifest.spec(name), p.providers, threads)
 
     def generate(self) -> np.ndarray:
         r = self.request
@@ -139,6 +151,7 @@ class DiffusersRun(Measured):
         from diffusers import TextToVideoSDPipeline
 
         super().__init__(request, device)
+        rss = self.memory.current_mb()
         if request.scheduler not in DIFFUSERS_SCHEDULERS:
             raise InputError(f"scheduler {request.scheduler!r} has no diffusers counterpart here; "
                              f"choose one of {', '.join(DIFFUSERS_SCHEDULERS)} or run without --diffusers")
@@ -155,6 +168,7 @@ class DiffusersRun(Measured):
         wrap_stage(pipe, "decode_latents", "decode", rec)
         wrap_loop(pipe, rec)
         self.pipe, self.backend = pipe, f"torch {device} {str(dtype).removeprefix('torch.')}"
+        self.load_rss_mb = self.memory.current_mb() - rss
 
     def generate(self) -> np.ndarray:
         import torch
