@@ -211,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=128, help="height and width in pixels")
     p.add_argument("--steps", type=int, default=20)
     p.set_defaults(func=cmd_demo)
+
+    from t2vrt.bench import add_bench_parser  # issue 6: t2vrt/bench/
+
+    add_bench_parser(sub, HELP)
     return parser
 
 

@@ -1,0 +1,85 @@
+"""``t2vrt bench DIR [--diffusers MODEL]``: latency per stage and peak memory, against diffusers on the same request."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+log = logging.getLogger(__name__)
+
+
+def add_bench_parser(sub, formatter_class=argparse.ArgumentDefaultsHelpFormatter) -> argparse.ArgumentParser:
+    from t2vrt.bench.report import FRAME_TOL
+    from t2vrt.bench.runs import DIFFUSERS_SCHEDULERS, BenchRequest
+
+    d = BenchRequest()
+    p = sub.add_parser("bench", help="time each stage and peak memory; compare with diffusers", formatter_class=formatter_class,
+                       description=__doc__)
+    p.add_argument("dir", help="engine directory")
+    p.add_argument("--diffusers", metavar="MODEL", default=None,
+                   help="the diffusers model folder DIR was exported from: run TextToVideoSDPipeline alternately and check the frames agree")
+    p.add_argument("--runs", type=int, default=3, help="measured runs of each pipeline (after the warm-up)")
+    p.add_argument("--warmup", type=int, default=1, help="unmeasured runs of each pipeline first")
+    p.add_argument("--prompt", default=d.prompt)
+    p.add_argument("--negative-prompt", default=None)
+    p.add_argument("--frames", type=int, default=d.num_frames, help="number of frames")
+    p.add_argument("--height", type=int, default=None, help="height in pixels; omitted: the model's native size")
+    p.add_argument("--width", type=int, default=None, help="width in pixels; omitted: the model's native size")
+    p.add_argument("--steps", type=int, default=d.num_inference_steps, help="inference steps")
+    p.add_argument("--guidance", type=float, default=d.guidance_scale, help="classifier-free guidance scale")
+    p.add_argument("--seed", type=int, default=d.seed, help="seed of both pipelines (torch.Generator('cpu'))")
+    p.add_argument("--scheduler", default=d.scheduler, choices=sorted(DIFFUSERS_SCHEDULERS), help="sampler of both pipelines")
+    p.add_argument("--decode-chunk", type=int, default=None, help="our VAE frames per call; omitted: the profile's opt")
+    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"], help="our backend")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--device", default="cpu", help="torch device of diffusers (cpu, cuda)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads of torch and ONNX Runtime alike; omitted: each library's default")
+    p.add_argument("--tolerance", type=float, default=FRAME_TOL, help="largest allowed frame difference (frames in [0, 1])")
+    p.add_argument("--json", metavar="PATH", default=None, help="also write every run and the summary as JSON")
+    p.set_defaults(func=cmd_bench)
+    return p
+
+
+def cmd_bench(args) -> int:
+    from t2vrt.bench.report import write_json
+    from t2vrt.bench.runs import BenchRequest
+    from t2vrt.bench.session import BenchConfig, run_bench
+
+    request = BenchRequest(
+        prompt=args.prompt, negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height,
+        width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance, seed=args.seed,
+        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+    )
+    config = BenchConfig(engines=args.dir, diffusers=args.diffusers, runs=args.runs, warmup=args.warmup,
+                         backend=args.backend, precision=args.precision, device=args.device, tolerance=args.tolerance,
+                         threads=args.threads)
+    data = run_bench(config, request)
+    if args.json:
+        log.info("wrote %s", write_json(data, args.json))
+    print(summary_text(data))
+    parity = data["parity"]
+    if parity and not parity["ok"]:
+        print("error: the two pipelines produced different frames, so their times do not compare the same work")
+        return 1
+    return 0
+
+
+def summary_text(data: dict) -> str:
+    from t2vrt.bench.machine import describe
+    from t2vrt.bench.report import parity_line, table
+
+    r, c = data["request"], data["config"]
+    loads = [run["load_average"][0] for run in data["ours"]["runs"] if run["load_average"]]
+    return "\n".join([
+        describe(data["machine"]),
+        f"request: {r['num_frames']} frames {r['width']}x{r['height']}, {r['num_inference_steps']} steps {r['scheduler']}, "
+        f"guidance {r['guidance_scale']}, seed {r['seed']}; {c['runs']} runs after {c['warmup']} warm-up; "
+        f"threads {c['threads'] or 'library defaults'}",
+        "backends: " + "; ".join(f"{k}: {v}" for k, v in c["backends"].items()) + f"; peak memory by {c['memory']}",
+        f"1-minute load average during our runs: {loads}",
+        "",
+        table(data),
+        "",
+        parity_line(data["parity"]),
+    ])

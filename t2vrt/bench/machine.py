@@ -1,0 +1,90 @@
+"""What a benchmark number was measured on: the machine, the libraries, the date and the command."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+PACKAGES = ("t2vrt", "numpy", "torch", "diffusers", "transformers", "onnxruntime", "onnxruntime-gpu", "onnx", "tokenizers")
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_name() -> str | None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            p = torch.cuda.get_device_properties(0)
+            return f"{p.name} ({p.total_memory / 2**30:.0f} GiB)"
+    except ImportError:
+        pass
+    return None
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        res = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
+        return (res.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")) or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine() -> dict:
+    """CPU model, cores, RAM, GPU, thread counts and library versions."""
+    import psutil
+
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "host": platform.node(),
+        "os": platform.platform(),
+        "cpu": cpu_model(),
+        "cores_logical": os.cpu_count(),
+        "cores_physical": psutil.cpu_count(logical=False),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "gpu": gpu_name(),
+        "git": git_commit(),
+        "versions": versions(),
+    }
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    return info
+
+
+def describe(info: dict) -> str:
+    """One paragraph for people, printed beside the numbers."""
+    v = ", ".join(f"{k} {x}" for k, x in info["versions"].items())
+    gpu = info["gpu"] or "no GPU"
+    return (f"{info['date']}  {info['cpu']}, {info['cores_logical']} logical / {info['cores_physical']} physical cores, "
+            f"{info['ram_gib']} GiB RAM, {gpu}, torch threads {info.get('torch_threads')}\n{v}  (git {info['git']})")

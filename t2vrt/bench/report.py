@@ -1,0 +1,137 @@
+"""Frame parity between the two pipelines, the summary of measured runs, the JSON and the table for people."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from t2vrt.bench.measure import spread
+
+SCHEMA = "t2vrt-bench/1"
+FRAME_TOL = 1 / 255
+# (key in a run's metrics, label in the table, unit scale, unit)
+ROWS = (
+    ("total_s", "end to end", 1.0, "s"),
+    ("text_encoder_s", "text encoder", 1e3, "ms"),
+    ("unet_per_step_s", "UNet per step", 1.0, "s"),
+    ("glue_per_step_s", "loop glue per step (scheduler + guidance)", 1e3, "ms"),
+    ("vae_per_frame_s", "VAE decode per frame", 1e3, "ms"),
+    ("outside_engines_pct", "outside model calls, % of total", 1.0, "%"),
+    ("peak_rss_mb", "peak RSS of the process (both pipelines loaded)", 1.0, "MB"),
+    ("peak_rss_growth_mb", "peak RSS above the RSS at the run's start", 1.0, "MB"),
+    ("cuda_max_allocated_mb", "peak CUDA allocated", 1.0, "MB"),
+)
+
+
+def compare_frames(ours: np.ndarray, ref: np.ndarray, tol: float = FRAME_TOL) -> dict:
+    """Both pipelines' float frames in [0, 1]; ok when the shapes agree and every value is within ``tol``.
+
+    The saturated fraction says how much of the reference is clamped at 0 or 1, where a comparison cannot fail.
+    """
+    ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
+    if ours.shape != ref.shape:
+        return {"ok": False, "tolerance": tol, "reason": f"shapes differ: ours {ours.shape}, diffusers {ref.shape}"}
+    d = np.abs(ours - ref)
+    return {
+        "ok": bool(d.max() <= tol),
+        "tolerance": tol,
+        "max_abs": float(d.max()),
+        "mean_abs": float(d.mean()),
+        "p999_abs": float(np.quantile(d, 0.999)),
+        "saturated_fraction": float(((ref <= 0) | (ref >= 1)).mean()),
+        "reference_std": float(ref.std()),
+    }
+
+
+def merge_parity(checks: list[dict]) -> dict:
+    """The worst of the per-pair checks."""
+    if not checks:
+        return {}
+    worst = max(checks, key=lambda c: c.get("max_abs", float("inf")))
+    return {**worst, "ok": all(c["ok"] for c in checks), "pairs": len(checks)}
+
+
+def summarize(runs: list[dict]) -> dict:
+    keys = [k for k, *_ in ROWS if runs and k in runs[0]] + ["unet_s", "vae_decode_s", "outside_engines_s"]
+    return {k: spread([r[k] for r in runs]) for k in keys if runs and k in runs[0]}
+
+
+def ratios(ours: list[dict], ref: list[dict]) -> dict:
+    """diffusers time / our time, pair by pair (runs alternated), for the end to end and the model stages."""
+    out = {}
+    for key in ("total_s", "unet_per_step_s", "text_encoder_s", "vae_per_frame_s"):
+        pairs = [b[key] / a[key] for a, b in zip(ours, ref) if a[key] > 0]
+        if pairs:
+            out[key] = {"pairs": pairs, **spread(pairs)}
+    return out
+
+
+def result(machine: dict, config: dict, request: dict, ours: list[dict], ref: list[dict], parity: dict,
+           extra: dict | None = None) -> dict:
+    """``extra``: per pipeline name, what is not per measured run (the RSS its loading added, its warm-up runs)."""
+    extra = extra or {}
+    return {
+        "schema": SCHEMA,
+        "machine": machine,
+        "config": config,
+        "request": request,
+        "ours": {"runs": ours, "summary": summarize(ours), **extra.get("t2vrt", {})},
+        "diffusers": {"runs": ref, "summary": summarize(ref), **extra.get("diffusers", {})} if ref else None,
+        "speedup": ratios(ours, ref) if ref else None,
+        "parity": parity or None,
+    }
+
+
+def write_json(data: dict, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def _cell(s: dict | None, scale: float) -> str:
+    if not s:
+        return "-"
+    m, lo, hi = (s[k] * scale for k in ("median", "min", "max"))
+    digits = 0 if m >= 100 else 1 if m >= 10 else 2 if m >= 1 else 3
+    return f"{m:.{digits}f} [{lo:.{digits}f}-{hi:.{digits}f}]"
+
+
+def table(data: dict) -> str:
+    """Median [min-max] per stage for each pipeline, and the speed-up, as a markdown table."""
+    ours = data["ours"]["summary"]
+    ref = (data["diffusers"] or {}).get("summary", {})
+    speed = data["speedup"] or {}
+    lines = ["| stage | t2vrt | diffusers | diffusers / t2vrt |", "|---|---|---|---|"]
+    for key, label, scale, unit in ROWS:
+        if key not in ours and key not in ref:
+            continue
+        ratio = speed.get(key)
+        lines.append(f"| {label} ({unit}) | {_cell(ours.get(key), scale)} | {_cell(ref.get(key), scale)} | "
+                     f"{_cell(ratio, 1.0) + 'x' if ratio else ''} |")
+    return "\n".join(lines + memory_rows(data))
+
+
+def memory_rows(data: dict) -> list[str]:
+    """Both pipelines share the process: what loading each added, and what its first (warm-up) run grew by."""
+    sides = [data["ours"], data["diffusers"] or {}]
+    rows = []
+    if any("load_rss_mb" in s for s in sides):
+        rows.append("| RSS added by loading (MB) | " + " | ".join(f"{s['load_rss_mb']:.0f}" if "load_rss_mb" in s else "-" for s in sides) + " | |")
+    if all(s.get("warmup") for s in sides if s):
+        rows.append("| first run: peak RSS above its start (MB) | "
+                    + " | ".join(f"{s['warmup'][0]['peak_rss_growth_mb']:.0f}" if s.get("warmup") else "-" for s in sides) + " | |")
+    return rows
+
+
+def parity_line(p: dict | None) -> str:
+    if not p:
+        return "frames: not compared (no --diffusers)"
+    if "max_abs" not in p:
+        return f"frames: DIFFERENT ({p.get('reason')})"
+    verdict = "same" if p["ok"] else "DIFFERENT"
+    return (f"frames: {verdict} within {p['tolerance']:.4f} over {p['pairs']} pairs: max |diff| {p['max_abs']:.2e}, "
+            f"mean {p['mean_abs']:.2e}, 99.9% {p['p999_abs']:.2e}; {100 * p['saturated_fraction']:.1f}% of reference "
+            f"values clamped at 0 or 1")

@@ -1,0 +1,67 @@
+"""`t2vrt bench` on the tiny model: the JSON's structure, and a frame check that fails when the work differs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from t2vrt.bench.report import compare_frames
+from t2vrt.cli import main
+
+ARGS = ["--runs", "2", "--warmup", "1", "--frames", "3", "--height", "48", "--width", "64", "--steps", "3", "--threads", "1"]
+STAGES = ("total_s", "text_encoder_s", "unet_per_step_s", "glue_per_step_s", "vae_per_frame_s", "outside_engines_pct", "peak_rss_mb")
+
+
+def test_bench_against_diffusers(tiny_engines, tiny_model, tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(tiny_engines), "--diffusers", str(tiny_model), "--json", str(out), *ARGS]) == 0
+    data = json.loads(out.read_text())
+    assert data["schema"] == "t2vrt-bench/1"
+    assert data["request"]["num_frames"] == 3 and data["request"]["height"] == 48
+    for side in ("ours", "diffusers"):
+        runs = data[side]["runs"]
+        assert len(runs) == 2
+        assert all(r["unet_calls"] == 3 and r["peak_rss_mb"] > 0 and r["total_s"] > r["unet_s"] > 0 for r in runs)
+        for key in STAGES:
+            s = data[side]["summary"][key]
+            assert s["min"] <= s["median"] <= s["max"]
+        assert data[side]["load_rss_mb"] >= 0 and len(data[side]["warmup"]) == 1
+    assert len(data["speedup"]["total_s"]["pairs"]) == 2
+    assert data["parity"]["ok"] and data["parity"]["pairs"] == 2 and data["parity"]["max_abs"] < 1 / 255
+    m = data["machine"]
+    assert m["cores_logical"] >= 1 and "onnxruntime" in m["versions"] and "diffusers" in m["versions"]
+    assert "CPUExecutionProvider" in data["config"]["backends"]["t2vrt"]
+    text = capsys.readouterr().out
+    assert "| UNet per step (s) |" in text and "frames: same within" in text
+
+
+def test_bench_catches_different_work(tiny_engines, tmp_path, capsys):
+    """A diffusers folder with other weights than the engines' does other work: the frame check must say so."""
+    from t2vrt.export.tiny import build_model
+
+    other = build_model(tmp_path / "other", "tiny", seed=1)
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(tiny_engines), "--diffusers", str(other), "--json", str(out), *ARGS[:2], "--warmup", "0", *ARGS[6:]]) == 1
+    parity = json.loads(out.read_text())["parity"]
+    assert not parity["ok"] and parity["max_abs"] > 10 / 255
+    assert "DIFFERENT" in capsys.readouterr().out
+
+
+def test_bench_ours_alone(tiny_engines, tmp_path):
+    out = tmp_path / "bench.json"
+    assert main(["bench", str(tiny_engines), "--json", str(out), "--runs", "1", "--warmup", "0", "--frames", "2", "--steps", "2",
+                 "--height", "32", "--width", "32"]) == 0
+    data = json.loads(out.read_text())
+    assert data["diffusers"] is None and data["parity"] is None and len(data["ours"]["runs"]) == 1
+    assert data["speedup"] is None and data["ours"]["runs"][0]["unet_calls"] == 2
+
+
+def test_compare_frames():
+    rng = np.random.default_rng(0)
+    ref = rng.uniform(0.1, 0.9, (1, 2, 8, 8, 3))
+    assert compare_frames(ref + 0.5 / 255, ref)["ok"]
+    assert not compare_frames(ref + 2 / 255, ref)["ok"]
+    assert not compare_frames(ref[:, :1], ref)["ok"]
+    assert compare_frames(np.ones_like(ref), np.ones_like(ref))["saturated_fraction"] == pytest.approx(1.0)
