@@ -91,6 +91,7 @@ def add_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--low-memory", action="store_true", help="load each component only while it runs (slower, lower peak)")
 
 
 def generate_kwargs(args) -> dict:
@@ -109,7 +110,7 @@ def cmd_generate(args) -> int:
 
         return cmd_generate_upscaled(args)
     t0 = time.perf_counter()
-    pipe = Pipeline.load(args.dir, backend=args.backend, precision=args.precision)
+    pipe = Pipeline.load(args.dir, backend=args.backend, precision=args.precision, low_memory=args.low_memory)
     video = pipe(args.prompt, **generate_kwargs(args))
     path = video.save(args.output, fps=args.fps)
     print(f"wrote {path} ({video.frames.shape[0]} frames, {video.frames.shape[2]}x{video.frames.shape[1]}) in {time.perf_counter() - t0:.1f} s")

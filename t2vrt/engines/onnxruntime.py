@@ -53,9 +53,12 @@ class OrtRunner:
         self.input_dtypes = {i.name: i.type for i in self.session.get_inputs()}
 
     def infer(self, feed: Mapping[str, Array]) -> dict[str, Array]:
+        if self.session is None:
+            raise EngineError(f"{self.spec.name}: this runner was closed; open the component again")
         check_feed(self.spec, feed)
         outs = self.session.run(self.output_names, {k: np.ascontiguousarray(v) for k, v in feed.items()})
         return dict(zip(self.output_names, outs))
 
     def close(self) -> None:
+        """Drop the session: its weights, arena and thread pools are freed with it (nothing else refers to it)."""
         self.session = None

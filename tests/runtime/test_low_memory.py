@@ -1,0 +1,135 @@
+"""Issue 8: low-memory mode (one resident component), chunked VAE calls, feed-forward chunking at export."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from t2vrt import Pipeline
+from t2vrt.runtime import pipeline as pipeline_module
+
+PROMPT = "a panda eating bamboo on a rock"
+CALL = dict(num_frames=3, height=32, width=48, num_inference_steps=2, seed=4, progress=False)
+
+
+@pytest.fixture()
+def events(monkeypatch):
+    """Spy on open_runner and on every opened runner's close: a list of ("open" | "close", component)."""
+    log: list[tuple[str, str]] = []
+    real_open = pipeline_module.open_runner
+
+    def spy_open(root, manifest, name, *args):
+        runner = real_open(root, manifest, name, *args)
+        real_close = runner.close
+        runner.close = lambda: (log.append(("close", name)), real_close())[1]
+        log.append(("open", name))
+        return runner
+
+    monkeypatch.setattr(pipeline_module, "open_runner", spy_open)
+    return log
+
+
+STAGES = ("text_encoder", "unet", "vae_decoder")
+ONE_AT_A_TIME = [(e, name) for name in STAGES for e in ("open", "close")]
+
+
+def test_low_memory_gives_the_same_frames(tiny_engines, events):
+    full = Pipeline.load(tiny_engines)
+    a = full(PROMPT, decode_chunk_size=2, **CALL)
+    assert events == [("open", n) for n in STAGES]
+    events.clear()
+    full(PROMPT, **CALL)
+    assert events == []  # everything stayed loaded for the repeated call
+    full.close()
+
+    events.clear()
+    low = Pipeline.load(tiny_engines, low_memory=True)
+    b = low(PROMPT, decode_chunk_size=2, **CALL)
+    assert events == ONE_AT_A_TIME  # each loaded, run and released before the next is loaded
+    assert low._runners == {}
+    np.testing.assert_array_equal(a.frames, b.frames)
+    np.testing.assert_array_equal(a.latents, b.latents)
+
+    events.clear()
+    low(PROMPT, **CALL)
+    assert events == ONE_AT_A_TIME  # and again on the next call
+
+
+def test_low_memory_latent_output_never_loads_the_vae(tiny_engines, events):
+    Pipeline.load(tiny_engines, low_memory=True)(PROMPT, output_type="latent", **CALL)
+    assert events == ONE_AT_A_TIME[:4]
+
+
+def test_opening_a_runner_releases_the_others(tiny_engines, events):
+    """The policy lives in runner(): a stage that forgets release() still leaves one component resident."""
+    low = Pipeline.load(tiny_engines, low_memory=True)
+    low.runner("unet")
+    low.runner("vae_decoder")
+    assert events == [("open", "unet"), ("close", "unet"), ("open", "vae_decoder")]
+    assert list(low._runners) == ["vae_decoder"]
+
+
+class NoClose:
+    """A runner whose backend cannot give its memory back."""
+
+    backend = "fake"
+
+    def __init__(self, spec):
+        self.spec = spec
+
+
+def test_a_runner_that_cannot_release_is_reported(tiny_engines, monkeypatch, caplog):
+    monkeypatch.setattr(pipeline_module, "open_runner", lambda root, m, name, *a: NoClose(m.spec(name)))
+    low = Pipeline.load(tiny_engines, low_memory=True)
+    with caplog.at_level(logging.WARNING, logger="t2vrt.runtime.pipeline"):
+        low.runner("unet")
+        low.runner("vae_decoder")
+    assert "the fake runner of unet cannot release its memory (it has no close())" in caplog.text
+    assert list(low._runners) == ["vae_decoder"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="t2vrt.runtime.pipeline"):
+        Pipeline.load(tiny_engines).runner("unet")
+    assert caplog.text == ""  # only low-memory mode needs releasing
+
+
+def test_closed_runner_says_so(tiny_engines):
+    from t2vrt.errors import EngineError
+
+    pipe = Pipeline.load(tiny_engines)
+    unet = pipe.runner("unet")
+    pipe.close()
+    with pytest.raises(EngineError, match="unet: this runner was closed; open the component again"):
+        unet.infer({})
+
+
+def test_chunked_calls_and_padding(tiny_engines, monkeypatch):
+    """Calls of at most `chunk` frames, none below the profile minimum, the padding's outputs dropped."""
+    from dataclasses import replace
+
+    pipe = Pipeline.load(tiny_engines)
+    video = pipe(PROMPT, decode_chunk_size=1, **CALL)
+    vae = pipe.runner("vae_decoder")
+    sizes, real = [], vae.infer
+    monkeypatch.setattr(vae, "infer", lambda feed: sizes.append(len(feed["latent"])) or real(feed))
+    monkeypatch.setattr(pipe.manifest, "profile", replace(pipe.manifest.profile, decode_chunk=(2, 2, 8)))
+    frames = pipe.decode(video.latents, 2)
+    assert sizes == [2, 2]  # 3 frames: a call of 2, then 1 padded to the minimum of 2
+    np.testing.assert_allclose(frames, video.images, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk,message", [
+    (0, r"decode_chunk_size=0 is outside \[1, 8\], the VAE frames per call this engine directory serves; it must be at least 1"),
+    (9, r"decode_chunk_size=9 is outside \[1, 8\], .*; re-export with --decode-chunk 1:4:9 to allow more"),
+])
+def test_bad_chunk(tiny_engines, chunk, message):
+    from t2vrt import InputError
+
+    with pytest.raises(InputError, match=message):
+        Pipeline.load(tiny_engines)(PROMPT, decode_chunk_size=chunk, **CALL)
+
+
+def test_chunk_above_the_frame_count_is_clamped(tiny_engines):
+    pipe = Pipeline.load(tiny_engines)
+    assert pipe._chunk(8, 3) == 3 and pipe._chunk(None, 2) == 2
