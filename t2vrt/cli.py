@@ -13,6 +13,7 @@ from pathlib import Path
 from t2vrt.errors import T2VError
 
 log = logging.getLogger("t2vrt")
+FF_SLICES = 8  # --ff-chunking without a number
 
 
 class HELP(argparse.ArgumentDefaultsHelpFormatter):
@@ -60,7 +61,7 @@ def cmd_export(args) -> int:
 
     opts = ExportOptions(
         components=tuple(args.components), profile=profile_from(args), precisions=tuple(args.precision),
-        validate=not args.no_validate, overwrite=args.overwrite,
+        validate=not args.no_validate, overwrite=args.overwrite, ff_chunks=args.ff_chunking,
     )
     t0 = time.perf_counter()
     if args.random_weights:
@@ -183,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["text_encoder", "unet", "vae_decoder", "vae_encoder"])
     p.add_argument("--no-validate", action="store_true", help="skip the comparison with PyTorch")
     p.add_argument("--overwrite", action="store_true", help="replace an existing engine directory")
+    p.add_argument("--ff-chunking", type=int, nargs="?", const=FF_SLICES, default=0, metavar="SLICES",
+                   help=f"compute the UNet's feed-forward layers in SLICES pieces (alone: {FF_SLICES}) to lower its peak memory")
     p.add_argument("--random-weights", action="store_true", help="MODEL is a preset (tiny, small, modelscope-1.7b) built with random weights")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-weights")
     p.set_defaults(func=cmd_export)

@@ -26,6 +26,7 @@ class ExportOptions:
     validate: bool = True
     overwrite: bool = False
     opset: int = 17
+    ff_chunks: int = 0  # UNet feed-forward pieces (0: whole); see graphs.ChunkedFeedForward
 
 
 def trace_sizes(m: ModelDims) -> dict[str, int]:
@@ -78,6 +79,8 @@ def export_model(model: str, out: str | Path, options: ExportOptions = ExportOpt
     unknown = set(options.components) - set(component_specs(ModelDims(4, 1, 1, 8, 1, 1)))
     if unknown:
         raise ExportError(f"unknown components {sorted(unknown)}; choose from text_encoder, unet, vae_decoder, vae_encoder")
+    if options.ff_chunks < 0:
+        raise ExportError(f"ff_chunks={options.ff_chunks} must be >= 0 (0 or 1 keeps the feed-forward whole)")
     loaded = load_model(model)
     m = loaded.dims
     specs = component_specs(m)
@@ -111,9 +114,15 @@ def _export_component(name, module, spec, m, root: Path, options: ExportOptions,
     from t2vrt.export.onnx import export_onnx
     from t2vrt.export.validate import validate
 
+    from t2vrt.export.graphs import feed_forward_chunking
+
     rel = Path("onnx") / name / "model.onnx"
-    path = export_onnx(module, spec, trace_sizes(m), root / rel, options.opset, vocab=vocab)
+    with feed_forward_chunking(module, options.ff_chunks if name == "unet" else 0) as blocks:
+        path = export_onnx(module, spec, trace_sizes(m), root / rel, options.opset, vocab=vocab)
     entry = {"io": spec.to_json(), "onnx": {"fp32": _file_record(root, rel)}, "validation": {}}
+    if blocks:
+        entry["ff_chunking"] = {"slices": options.ff_chunks, "blocks": blocks}
+        log.info("%s: feed-forward of %d transformer blocks traced in %d slices", name, blocks, options.ff_chunks)
     if options.validate:
         entry["validation"]["fp32"] = validate(module, spec, path, validation_sizes(m), "fp32", vocab=vocab)
     if "fp16" in options.precisions:

@@ -133,3 +133,71 @@ def test_bad_chunk(tiny_engines, chunk, message):
 def test_chunk_above_the_frame_count_is_clamped(tiny_engines):
     pipe = Pipeline.load(tiny_engines)
     assert pipe._chunk(8, 3) == 3 and pipe._chunk(None, 2) == 2
+
+
+# -- feed-forward chunking at export ----------------------------------------------------------------------------------
+FF_SLICES = 3
+
+
+@pytest.fixture(scope="module")
+def ff_engines(tiny_model, tmp_path_factory):
+    from tests.conftest import TINY_PROFILE
+
+    from t2vrt.export import ExportOptions, export_model
+    from t2vrt.specs import Profile
+
+    out = tmp_path_factory.mktemp("engines") / "tiny-ff"
+    return export_model(str(tiny_model), out, ExportOptions(profile=Profile(**TINY_PROFILE), ff_chunks=FF_SLICES))
+
+
+@pytest.fixture(scope="module")
+def transformer_blocks(tiny_model) -> int:
+    """How many transformer blocks (spatial and temporal) the tiny UNet has, counted by diffusers' class."""
+    from diffusers import UNet3DConditionModel
+    from diffusers.models.attention import BasicTransformerBlock
+
+    unet = UNet3DConditionModel.from_pretrained(tiny_model / "unet")
+    return sum(isinstance(m, BasicTransformerBlock) for m in unet.modules())
+
+
+def test_ff_chunking_is_recorded_and_validated(ff_engines, transformer_blocks):
+    from t2vrt.manifest import load_manifest
+
+    m = load_manifest(ff_engines)
+    unet = m.components["unet"]
+    assert unet["ff_chunking"] == {"slices": FF_SLICES, "blocks": transformer_blocks}
+    assert all(o["rel_l2"] < 1e-4 for s in unet["validation"]["fp32"]["shapes"] for o in s["outputs"].values())
+    assert "ff_chunking" not in m.components["vae_decoder"]
+
+
+def weight_uses(path) -> list[int]:
+    """For each 2-D weight of the graph, how many nodes read it."""
+    import onnx
+
+    g = onnx.load(str(path)).graph
+    weights = {t.name for t in g.initializer if len(t.dims) == 2}
+    counts = {w: 0 for w in weights}
+    for node in g.node:
+        for name in node.input:
+            if name in counts:
+                counts[name] += 1
+    return sorted(counts.values())
+
+
+def test_ff_graph_is_sliced(ff_engines, tiny_engines, transformer_blocks):
+    from t2vrt.manifest import load_manifest
+
+    sliced = weight_uses(load_manifest(ff_engines).onnx_path(ff_engines, "unet", "fp32"))
+    whole = weight_uses(load_manifest(tiny_engines).onnx_path(tiny_engines, "unet", "fp32"))
+    # Two feed-forward weights (GEGLU's projection, the output) per block, each read once per slice.
+    assert sliced.count(FF_SLICES) == 2 * transformer_blocks and FF_SLICES not in whole
+    assert len(sliced) == len(whole) and max(whole) == 1
+
+
+@pytest.mark.parametrize("num_frames", [2, 7])  # the trace had 5 frames
+def test_ff_chunked_engine_generates_at_other_frame_counts(ff_engines, tiny_engines, num_frames):
+    kw = dict(CALL, num_frames=num_frames, output_type="latent")
+    a = Pipeline.load(ff_engines)(PROMPT, **kw).latents
+    b = Pipeline.load(tiny_engines)(PROMPT, **kw).latents
+    assert a.shape == b.shape and a.shape[2] == num_frames
+    assert np.linalg.norm(a - b) / np.linalg.norm(b) < 1e-5
