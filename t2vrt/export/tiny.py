@@ -142,19 +142,12 @@ def write_tokenizer(folder: Path, preset: ModelPreset) -> int:
     return len(vocab)
 
 
-def build_model(out: str | Path, preset: str | ModelPreset = "tiny", seed: int = 0) -> Path:
-    """Write a random-weight text-to-video model in the diffusers folder layout and return its path."""
-    import torch
-    from diffusers import AutoencoderKL, UNet3DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel
+def make_unet(p: ModelPreset):
+    """A random-weight diffusers UNet3DConditionModel of preset ``p`` (seed torch first for reproducible weights)."""
+    from diffusers import UNet3DConditionModel
 
-    p = PRESETS[preset] if isinstance(preset, str) else preset
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    vocab_size = write_tokenizer(out / "tokenizer", p)
-    torch.manual_seed(seed)
     n = len(p.unet_channels)
-    unet = UNet3DConditionModel(
+    return UNet3DConditionModel(
         sample_size=p.sample_size,
         in_channels=4,
         out_channels=4,
@@ -166,8 +159,14 @@ def build_model(out: str | Path, preset: str | ModelPreset = "tiny", seed: int =
         cross_attention_dim=p.text_hidden,
         attention_head_dim=p.head_dim,
     )
+
+
+def make_vae(p: ModelPreset):
+    """A random-weight diffusers AutoencoderKL of preset ``p``."""
+    from diffusers import AutoencoderKL
+
     m = len(p.vae_channels)
-    vae = AutoencoderKL(
+    return AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * m,
@@ -179,7 +178,13 @@ def build_model(out: str | Path, preset: str | ModelPreset = "tiny", seed: int =
         sample_size=p.sample_size * 2 ** (m - 1),
         scaling_factor=0.18215,
     )
-    text = CLIPTextModel(
+
+
+def make_text_encoder(p: ModelPreset, vocab_size: int):
+    """A random-weight transformers CLIPTextModel of preset ``p``."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    return CLIPTextModel(
         CLIPTextConfig(
             vocab_size=vocab_size,
             hidden_size=p.text_hidden,
@@ -194,6 +199,18 @@ def build_model(out: str | Path, preset: str | ModelPreset = "tiny", seed: int =
             pad_token_id=1,
         )
     )
+
+
+def build_model(out: str | Path, preset: str | ModelPreset = "tiny", seed: int = 0) -> Path:
+    """Write a random-weight text-to-video model in the diffusers folder layout and return its path."""
+    import torch
+
+    p = PRESETS[preset] if isinstance(preset, str) else preset
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    vocab_size = write_tokenizer(out / "tokenizer", p)
+    torch.manual_seed(seed)
+    unet, vae, text = make_unet(p), make_vae(p), make_text_encoder(p, vocab_size)
     for name, module in (("unet", unet), ("vae", vae), ("text_encoder", text)):
         module.save_pretrained(out / name)
     (out / "scheduler").mkdir(exist_ok=True)
