@@ -1,0 +1,281 @@
+"""Peak memory on the CPU with ONNX Runtime, with and without issue 8's three savings.
+
+    python benchmarks/memory.py generate --preset small --frames 16 64 --size 128 --steps 2
+    python benchmarks/memory.py generate --preset modelscope-1.7b --frames 16 64 --size 64 --steps 1
+    python benchmarks/memory.py vae --size 256 --frames 16 --chunks 1 2 4 8   # the real-size VAE alone
+
+``generate`` runs the whole pipeline in five configurations per frame count: none of the savings, each alone
+(low-memory mode, chunked VAE decode, feed-forward chunking at export), and all three. ``vae`` runs the real-size
+VAE decoder and encoder over a clip, ``chunk`` frames per call. Every configuration runs in a fresh subprocess that
+reports its own peak resident set (getrusage ru_maxrss: exact) and, from an RSS sampler every 5 ms, the peak while
+each component ran; the parent kills a child above --max-gb. Weights are random: memory and time do not depend on
+their values. Prints a table, then one JSON document with the machine and the library versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+log = logging.getLogger("memory")
+PROMPT = "a panda eating bamboo on a rock"
+SAVINGS = {  # name: (low_memory, chunked decode, feed-forward chunking)
+    "none": (False, False, False),
+    "low-memory": (True, False, False),
+    "chunked decode": (False, True, False),
+    "ff chunking": (False, False, True),
+    "all three": (True, True, True),
+}
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def peak_mb() -> float:
+    """This process's peak resident set so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class StageSampler(threading.Thread):
+    """Samples RSS every ``every`` seconds and keeps the peak per stage (whatever ``stage`` says at the time)."""
+
+    def __init__(self, every: float = 0.005):
+        super().__init__(daemon=True)
+        self.every, self.stage, self.peaks, self._done = every, "load", {}, threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss_mb())
+            time.sleep(self.every)
+
+    def stop(self) -> dict[str, float]:
+        self._done.set()
+        self.join()
+        return {k: round(v) for k, v in self.peaks.items()}
+
+
+# -- children: one configuration each -------------------------------------------------------------------------------
+def child_generate(cfg: dict) -> dict:
+    from t2vrt import Pipeline
+
+    base = rss_mb()
+    sampler = StageSampler()
+    sampler.start()
+
+    class Probe(Pipeline):  # each stage opens its runner first: name the stage the samples belong to
+        def runner(self, name):
+            sampler.stage = {"text_encoder": "text", "vae_decoder": "decode"}.get(name, name)
+            return super().runner(name)
+
+    t0 = time.perf_counter()
+    pipe = Probe.load(cfg["dir"], low_memory=cfg["low_memory"])
+    video = pipe(PROMPT, num_frames=cfg["frames"], height=cfg["size"], width=cfg["size"], num_inference_steps=cfg["steps"],
+                 decode_chunk_size=cfg["chunk"], seed=0, progress=False)
+    seconds = time.perf_counter() - t0
+    stages = sampler.stop()
+    return {"peak_mb": round(peak_mb()), "base_mb": round(base), "stages": stages, "seconds": round(seconds, 1),
+            "frames_mb": round(video.images.nbytes / 2**20, 1)}
+
+
+def child_vae(cfg: dict) -> dict:
+    """The VAE decoder (or encoder) over ``frames`` random frames, ``chunk`` per call, as Pipeline.run_chunked does."""
+    import numpy as np
+
+    from t2vrt.engines.onnxruntime import OrtRunner
+    from t2vrt.specs import ComponentSpec
+
+    spec = ComponentSpec.from_json(cfg["component"], json.loads(Path(cfg["spec"]).read_text()))
+    base = rss_mb()
+    runner = OrtRunner(cfg["onnx"], spec, providers=["CPUExecutionProvider"])
+    loaded = rss_mb()
+    sizes = {"n": cfg["frames"], "h": cfg["size"] // 8, "w": cfg["size"] // 8}
+    feed = spec.inputs[0]
+    x = np.random.default_rng(0).standard_normal(feed.shape(sizes), dtype=np.float32)
+    t0 = time.perf_counter()
+    outs = [runner.infer({feed.name: x[i : i + cfg["chunk"]]}) for i in range(0, len(x), cfg["chunk"])]
+    seconds = time.perf_counter() - t0
+    return {"peak_mb": round(peak_mb()), "base_mb": round(base), "weights_mb": round(loaded - base),
+            "seconds": round(seconds, 1), "s_per_frame": round(seconds / len(x), 2), "calls": len(outs)}
+
+
+def child_prepare(cfg: dict) -> dict:
+    """Random-weight model and engine directories (reused when present); in a child so its memory goes back."""
+    from t2vrt.export import ExportOptions, export_model
+    from t2vrt.export.tiny import build_model
+    from t2vrt.specs import Profile
+
+    work = Path(cfg["work"])
+    model = work / "model"
+    if not (model / "model_index.json").is_file():
+        build_model(model, cfg["preset"])
+    f, s = cfg["frames"], cfg["size"]
+    profile = Profile(frames=(1, min(f), max(f)), height=(s, s, s), width=(s, s, s), decode_chunk=(1, cfg["chunk"], max(f)))
+    for out, slices in ((cfg["plain"], 0), (cfg["ff"], cfg["ff_slices"])):
+        if not (Path(out) / "manifest.json").is_file():
+            export_model(str(model), out, ExportOptions(profile=profile, ff_chunks=slices, validate=cfg["validate"]))
+    return {}
+
+
+def child_prepare_vae(cfg: dict) -> dict:
+    """The real-size VAE's decoder and encoder as ONNX graphs with their I/O specs (no manifest: nothing else)."""
+    import torch
+
+    from t2vrt.export.graphs import VaeDecoder, VaeEncoder
+    from t2vrt.export.onnx import export_onnx
+    from t2vrt.export.tiny import PRESETS, make_vae
+    from t2vrt.specs import ModelDims, component_specs
+
+    torch.manual_seed(0)
+    vae = make_vae(PRESETS[cfg["preset"]]).eval()
+    specs = component_specs(ModelDims(4, 1024, 77, 8, 8, 32))
+    for name, wrapper in (("vae_decoder", VaeDecoder), ("vae_encoder", VaeEncoder)):
+        path = Path(cfg["work"]) / name / "model.onnx"
+        if not path.is_file():
+            export_onnx(wrapper(vae).eval(), specs[name], {"n": 2, "h": 4, "w": 6}, path)
+        (path.parent / "spec.json").write_text(json.dumps(specs[name].to_json()))
+    return {}
+
+
+CHILDREN = {"generate": child_generate, "vae": child_vae, "prepare": child_prepare, "prepare_vae": child_prepare_vae}
+
+
+# -- parent -----------------------------------------------------------------------------------------------------------
+def spawn(kind: str, cfg: dict, max_gb: float) -> dict:
+    """Run one child; kill it if its RSS passes ``max_gb`` (this machine is shared), reporting that instead."""
+    import psutil
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, __file__, "child", kind, json.dumps(cfg)], stdout=subprocess.PIPE, env=env, text=True)
+    ps, worst = psutil.Process(proc.pid), 0.0
+    while proc.poll() is None:
+        try:
+            worst = max(worst, ps.memory_info().rss / 2**30)
+        except psutil.NoSuchProcess:
+            break
+        if worst > max_gb:
+            proc.kill()
+            proc.wait()
+            return {"error": f"killed above {max_gb} GB"}
+        time.sleep(0.05)
+    out = proc.stdout.read().strip().splitlines()
+    if proc.returncode != 0 or not out:
+        return {"error": f"exit {proc.returncode}"}
+    return json.loads(out[-1])
+
+
+def machine() -> dict:
+    import psutil
+
+    from t2vrt.export.exporter import library_versions
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "platform": platform.platform(), "python": platform.python_version(), "versions": library_versions(),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def run_generate(args) -> list[dict]:
+    work = Path(args.work) / args.preset
+    plain, ff = work / f"engines-{args.size}", work / f"engines-{args.size}-ff{args.ff_slices}"
+    prep = dict(work=str(work), preset=args.preset, frames=args.frames, size=args.size, chunk=args.chunk, plain=str(plain),
+                ff=str(ff), ff_slices=args.ff_slices, validate=not args.no_validate)
+    t0 = time.perf_counter()
+    res = spawn("prepare", prep, args.max_gb)
+    if "error" in res:
+        raise SystemExit(f"preparing the {args.preset} engines failed: {res['error']}")
+    log.info("engines ready in %.0f s", time.perf_counter() - t0)
+    rows = []
+    for frames in args.frames:
+        for name in args.configs:
+            low, chunked, ffc = SAVINGS[name]
+            cfg = dict(dir=str(ff if ffc else plain), low_memory=low, frames=frames, size=args.size, steps=args.steps,
+                       chunk=args.chunk if chunked else frames)
+            row = {"preset": args.preset, "frames": frames, "size": args.size, "savings": name, "chunk": cfg["chunk"],
+                   **spawn("generate", cfg, args.max_gb)}
+            log.info("%s", row)
+            rows.append(row)
+    return rows
+
+
+def run_vae(args) -> list[dict]:
+    work = Path(args.work) / f"vae-{args.preset}"
+    res = spawn("prepare_vae", dict(work=str(work), preset=args.preset), args.max_gb)
+    if "error" in res:
+        raise SystemExit(f"exporting the {args.preset} VAE failed: {res['error']}")
+    rows = []
+    for component in args.components:
+        for frames in args.frames:
+            for chunk in (c for c in args.chunks if c <= frames):
+                cfg = dict(component=component, onnx=str(work / component / "model.onnx"), spec=str(work / component / "spec.json"),
+                           frames=frames, size=args.size, chunk=chunk)
+                row = {"component": component, "frames": frames, "size": args.size, "chunk": chunk, **spawn("vae", cfg, args.max_gb)}
+                log.info("%s", row)
+                rows.append(row)
+    return rows
+
+
+def table(rows: list[dict], keys: list[str]) -> str:
+    stage_keys = sorted({k for r in rows for k in r.get("stages", {})}, key=["load", "text", "unet", "decode"].index)
+    cols = keys + ["peak_mb"] + [f"{k}_mb" for k in stage_keys] + ["seconds"] + [k for k in ("s_per_frame", "error") if any(k in r for r in rows)]
+    lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
+    for r in rows:
+        vals = {**r, **{f"{k}_mb": v for k, v in r.get("stages", {}).items()}}
+        lines.append(" | ".join(str(vals.get(c, "")) for c in cols))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from t2vrt.specs import Profile
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", default="/tmp/t2vrt-memory", help="where models and engine directories are kept between runs")
+    p.add_argument("--max-gb", type=float, default=7.5, help="kill a configuration whose RSS passes this")
+    sub = p.add_subparsers(dest="mode", required=True)
+    g = sub.add_parser("generate", help="the whole pipeline, with and without each saving")
+    g.add_argument("--preset", default="small", help="a t2vrt.export.tiny preset")
+    g.add_argument("--frames", type=int, nargs="+", default=[16, 64])
+    g.add_argument("--size", type=int, default=128, help="height and width in pixels")
+    g.add_argument("--steps", type=int, default=2)
+    g.add_argument("--chunk", type=int, default=Profile().decode_chunk[1], help="VAE frames per call when decode is chunked")
+    g.add_argument("--ff-slices", type=int, default=8, help="feed-forward pieces of the ff-chunked export")
+    g.add_argument("--configs", nargs="+", default=list(SAVINGS), choices=list(SAVINGS))
+    g.add_argument("--no-validate", action="store_true", help="export without the comparison with PyTorch")
+    v = sub.add_parser("vae", help="the VAE decoder and encoder alone, by frames per call")
+    v.add_argument("--preset", default="modelscope-1.7b")
+    v.add_argument("--size", type=int, default=256)
+    v.add_argument("--frames", type=int, nargs="+", default=[16])
+    v.add_argument("--chunks", type=int, nargs="+", default=[1, 2, 4, 8])
+    v.add_argument("--components", nargs="+", default=["vae_decoder", "vae_encoder"], choices=["vae_decoder", "vae_encoder"])
+    return p
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["child"]:
+        logging.basicConfig(level=logging.WARNING)
+        print(json.dumps(CHILDREN[sys.argv[2]](json.loads(sys.argv[3]))))
+        return
+    args = build_parser().parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    rows = run_generate(args) if args.mode == "generate" else run_vae(args)
+    keys = ["preset", "frames", "size", "savings", "chunk"] if args.mode == "generate" else ["component", "frames", "size", "chunk"]
+    info = machine()
+    print(f"\n{info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; {info['platform']}; {info['versions']}")
+    print(f"command: python benchmarks/memory.py {' '.join(sys.argv[1:])}\n")
+    print(table(rows, keys))
+    print(json.dumps({"machine": info, "argv": sys.argv[1:], "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
