@@ -3,10 +3,11 @@
     python benchmarks/memory.py generate --preset small --frames 16 64 --size 128 --steps 2
     python benchmarks/memory.py generate --preset modelscope-1.7b --frames 16 64 --size 64 --steps 1
     python benchmarks/memory.py vae --size 256 --frames 16 --chunks 1 2 4 8   # the real-size VAE alone
+    python benchmarks/memory.py unet A/onnx/unet/model.onnx B/onnx/unet/model.onnx --frames 16 64 --size 64
 
 ``generate`` runs the whole pipeline in five configurations per frame count: none of the savings, each alone
 (low-memory mode, chunked VAE decode, feed-forward chunking at export), and all three. ``vae`` runs the real-size
-VAE decoder and encoder over a clip, ``chunk`` frames per call. Every configuration runs in a fresh subprocess that
+VAE decoder and encoder over a clip, ``chunk`` frames per call; ``unet`` runs given UNet graphs alone. Every configuration runs in a fresh subprocess that
 reports its own peak resident set (getrusage ru_maxrss: exact) and, from an RSS sampler every 5 ms, the peak while
 each component ran; the parent kills a child above --max-gb. Weights are random: memory and time do not depend on
 their values. Prints a table, then one JSON document with the machine and the library versions.
@@ -89,25 +90,35 @@ def child_generate(cfg: dict) -> dict:
             "frames_mb": round(video.images.nbytes / 2**20, 1)}
 
 
-def child_vae(cfg: dict) -> dict:
-    """The VAE decoder (or encoder) over ``frames`` random frames, ``chunk`` per call, as Pipeline.run_chunked does."""
+def child_component(cfg: dict) -> dict:
+    """One exported component alone on random inputs at ``sizes``; along the frame batch ``n`` (the VAE's), ``chunk``
+    frames per call as Pipeline.run_chunked does."""
     import numpy as np
 
     from t2vrt.engines.onnxruntime import OrtRunner
-    from t2vrt.specs import ComponentSpec
 
-    spec = ComponentSpec.from_json(cfg["component"], json.loads(Path(cfg["spec"]).read_text()))
+    spec = preset_specs(cfg["preset"])[cfg["component"]]
     base = rss_mb()
     runner = OrtRunner(cfg["onnx"], spec, providers=["CPUExecutionProvider"])
     loaded = rss_mb()
-    sizes = {"n": cfg["frames"], "h": cfg["size"] // 8, "w": cfg["size"] // 8}
-    feed = spec.inputs[0]
-    x = np.random.default_rng(0).standard_normal(feed.shape(sizes), dtype=np.float32)
+    rng = np.random.default_rng(0)
+    feed = {t.name: (np.full(t.shape(cfg["sizes"]), 981.0, np.float32) if t.name == "timestep" else
+                     rng.standard_normal(t.shape(cfg["sizes"]), dtype=np.float32)) for t in spec.inputs}
+    n, chunk = cfg["sizes"].get("n", 1), cfg.get("chunk") or 1
     t0 = time.perf_counter()
-    outs = [runner.infer({feed.name: x[i : i + cfg["chunk"]]}) for i in range(0, len(x), cfg["chunk"])]
+    calls = [runner.infer({k: v[i : i + chunk] for k, v in feed.items()}) for i in range(0, n, chunk)] if "n" in cfg["sizes"] else [runner.infer(feed)]
     seconds = time.perf_counter() - t0
-    return {"peak_mb": round(peak_mb()), "base_mb": round(base), "weights_mb": round(loaded - base),
-            "seconds": round(seconds, 1), "s_per_frame": round(seconds / len(x), 2), "calls": len(outs)}
+    return {"peak_mb": round(peak_mb()), "base_mb": round(base), "loaded_mb": round(loaded), "seconds": round(seconds, 1),
+            "calls": len(calls)}
+
+
+def preset_specs(preset: str) -> dict:
+    """The component specs of a tiny.PRESETS architecture (what export would read from its checkpoint)."""
+    from t2vrt.export.tiny import PRESETS
+    from t2vrt.specs import ModelDims, component_specs
+
+    p = PRESETS[preset]
+    return component_specs(ModelDims(4, p.text_hidden, 77, 2 ** (len(p.vae_channels) - 1), 2 ** (len(p.unet_channels) - 1), p.sample_size))
 
 
 def child_prepare(cfg: dict) -> dict:
@@ -129,26 +140,24 @@ def child_prepare(cfg: dict) -> dict:
 
 
 def child_prepare_vae(cfg: dict) -> dict:
-    """The real-size VAE's decoder and encoder as ONNX graphs with their I/O specs (no manifest: nothing else)."""
+    """A preset's VAE decoder and encoder as ONNX graphs (no manifest: nothing else is needed)."""
     import torch
 
     from t2vrt.export.graphs import VaeDecoder, VaeEncoder
     from t2vrt.export.onnx import export_onnx
     from t2vrt.export.tiny import PRESETS, make_vae
-    from t2vrt.specs import ModelDims, component_specs
 
     torch.manual_seed(0)
     vae = make_vae(PRESETS[cfg["preset"]]).eval()
-    specs = component_specs(ModelDims(4, 1024, 77, 8, 8, 32))
+    specs = preset_specs(cfg["preset"])
     for name, wrapper in (("vae_decoder", VaeDecoder), ("vae_encoder", VaeEncoder)):
         path = Path(cfg["work"]) / name / "model.onnx"
         if not path.is_file():
             export_onnx(wrapper(vae).eval(), specs[name], {"n": 2, "h": 4, "w": 6}, path)
-        (path.parent / "spec.json").write_text(json.dumps(specs[name].to_json()))
     return {}
 
 
-CHILDREN = {"generate": child_generate, "vae": child_vae, "prepare": child_prepare, "prepare_vae": child_prepare_vae}
+CHILDREN = {"generate": child_generate, "component": child_component, "prepare": child_prepare, "prepare_vae": child_prepare_vae}
 
 
 # -- parent -----------------------------------------------------------------------------------------------------------
@@ -218,17 +227,32 @@ def run_vae(args) -> list[dict]:
     for component in args.components:
         for frames in args.frames:
             for chunk in (c for c in args.chunks if c <= frames):
-                cfg = dict(component=component, onnx=str(work / component / "model.onnx"), spec=str(work / component / "spec.json"),
-                           frames=frames, size=args.size, chunk=chunk)
-                row = {"component": component, "frames": frames, "size": args.size, "chunk": chunk, **spawn("vae", cfg, args.max_gb)}
+                sizes = {"n": frames, "h": args.size // 8, "w": args.size // 8}
+                cfg = dict(preset=args.preset, component=component, onnx=str(work / component / "model.onnx"), sizes=sizes, chunk=chunk)
+                row = {"component": component, "frames": frames, "size": args.size, "chunk": chunk, **spawn("component", cfg, args.max_gb)}
+                row["s_per_frame"] = round(row["seconds"] / frames, 2) if "seconds" in row else None
                 log.info("%s", row)
                 rows.append(row)
     return rows
 
 
+def run_unet(args) -> list[dict]:
+    """An exported UNet graph alone, one guided step (batch 2), per frame count and graph."""
+    rows = []
+    for frames in args.frames:
+        for onnx in args.onnx:
+            sizes = {"b": 2, "f": frames, "h": args.size // 8, "w": args.size // 8}
+            cfg = dict(preset=args.preset, component="unet", onnx=onnx, sizes=sizes)
+            row = {"component": "unet", "graph": onnx, "frames": frames, "size": args.size, **spawn("component", cfg, args.max_gb)}
+            log.info("%s", row)
+            rows.append(row)
+    return rows
+
+
 def table(rows: list[dict], keys: list[str]) -> str:
     stage_keys = sorted({k for r in rows for k in r.get("stages", {})}, key=["load", "text", "unet", "decode"].index)
-    cols = keys + ["peak_mb"] + [f"{k}_mb" for k in stage_keys] + ["seconds"] + [k for k in ("s_per_frame", "error") if any(k in r for r in rows)]
+    extra = [k for k in ("loaded_mb", "s_per_frame", "error") if any(k in r for r in rows)]
+    cols = keys + ["peak_mb"] + [f"{k}_mb" for k in stage_keys] + ["seconds"] + extra
     lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
     for r in rows:
         vals = {**r, **{f"{k}_mb": v for k, v in r.get("stages", {}).items()}}
@@ -258,6 +282,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--frames", type=int, nargs="+", default=[16])
     v.add_argument("--chunks", type=int, nargs="+", default=[1, 2, 4, 8])
     v.add_argument("--components", nargs="+", default=["vae_decoder", "vae_encoder"], choices=["vae_decoder", "vae_encoder"])
+    u = sub.add_parser("unet", help="exported UNet graphs alone (e.g. the real-size one, whole and ff-chunked)")
+    u.add_argument("onnx", nargs="+", help="model.onnx of each UNet graph to compare")
+    u.add_argument("--preset", default="modelscope-1.7b", help="the architecture the graphs were exported from")
+    u.add_argument("--frames", type=int, nargs="+", default=[16, 64])
+    u.add_argument("--size", type=int, default=64)
     return p
 
 
@@ -268,8 +297,9 @@ def main() -> None:
         return
     args = build_parser().parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    rows = run_generate(args) if args.mode == "generate" else run_vae(args)
-    keys = ["preset", "frames", "size", "savings", "chunk"] if args.mode == "generate" else ["component", "frames", "size", "chunk"]
+    rows = {"generate": run_generate, "vae": run_vae, "unet": run_unet}[args.mode](args)
+    keys = {"generate": ["preset", "frames", "size", "savings", "chunk"], "vae": ["component", "frames", "size", "chunk"],
+            "unet": ["graph", "frames", "size"]}[args.mode]
     info = machine()
     print(f"\n{info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; {info['platform']}; {info['versions']}")
     print(f"command: python benchmarks/memory.py {' '.join(sys.argv[1:])}\n")

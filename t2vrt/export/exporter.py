@@ -80,7 +80,7 @@ def export_model(model: str, out: str | Path, options: ExportOptions = ExportOpt
     if unknown:
         raise ExportError(f"unknown components {sorted(unknown)}; choose from text_encoder, unet, vae_decoder, vae_encoder")
     if options.ff_chunks < 0:
-        raise ExportError(f"ff_chunks={options.ff_chunks} must be >= 0 (0 or 1 keeps the feed-forward whole)")
+        raise ExportError(f"ff_chunks={options.ff_chunks} (--ff-chunking) must be >= 0; 0 or 1 keeps the feed-forward whole")
     loaded = load_model(model)
     m = loaded.dims
     specs = component_specs(m)

@@ -170,6 +170,15 @@ def test_ff_chunking_is_recorded_and_validated(ff_engines, transformer_blocks):
     assert "ff_chunking" not in m.components["vae_decoder"]
 
 
+def test_negative_ff_chunks_is_refused(tiny_model, tmp_path):
+    from t2vrt.errors import ExportError
+    from t2vrt.export import ExportOptions, export_model
+
+    with pytest.raises(ExportError, match=r"ff_chunks=-2 \(--ff-chunking\) must be >= 0; 0 or 1 keeps the feed-forward whole"):
+        export_model(str(tiny_model), tmp_path / "out", ExportOptions(ff_chunks=-2))
+    assert not (tmp_path / "out").exists()
+
+
 def weight_uses(path) -> list[int]:
     """For each 2-D weight of the graph, how many nodes read it."""
     import onnx
@@ -201,3 +210,17 @@ def test_ff_chunked_engine_generates_at_other_frame_counts(ff_engines, tiny_engi
     b = Pipeline.load(tiny_engines)(PROMPT, **kw).latents
     assert a.shape == b.shape and a.shape[2] == num_frames
     assert np.linalg.norm(a - b) / np.linalg.norm(b) < 1e-5
+
+
+# -- command line -----------------------------------------------------------------------------------------------------
+def test_cli_flags(tiny_engines, tmp_path, events):
+    from t2vrt.cli import build_parser, main
+
+    export = ["export", "m", "-o", "x"]
+    assert build_parser().parse_args(export).ff_chunking == 0
+    assert build_parser().parse_args(export + ["--ff-chunking"]).ff_chunking == 8
+    assert build_parser().parse_args(export + ["--ff-chunking", "3"]).ff_chunking == 3
+    out = tmp_path / "v.gif"
+    args = ["generate", str(tiny_engines), "a cat", "--frames", "2", "--height", "32", "--width", "32", "--steps", "1"]
+    assert main(args + ["--low-memory", "-o", str(out)]) == 0 and out.is_file()
+    assert events == ONE_AT_A_TIME
