@@ -3,7 +3,7 @@
     python benchmarks/memory.py generate --preset small --frames 16 64 --size 128 --steps 2
     python benchmarks/memory.py generate --preset modelscope-1.7b --frames 16 64 --size 64 --steps 1
     python benchmarks/memory.py vae --size 256 --frames 16 --chunks 1 2 4 8   # the real-size VAE alone
-    python benchmarks/memory.py unet A/onnx/unet/model.onnx B/onnx/unet/model.onnx --frames 16 64 --size 64
+    python benchmarks/memory.py unet --preset modelscope-1.7b --frames 16 64 --size 64   # real-size UNet alone
 
 ``generate`` runs the whole pipeline in five configurations per frame count: none of the savings, each alone
 (low-memory mode, chunked VAE decode, feed-forward chunking at export), and all three. ``vae`` runs the real-size
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 log = logging.getLogger("memory")
+MEM_PATTERN = False  # --mem-pattern
 PROMPT = "a panda eating bamboo on a rock"
 SAVINGS = {  # name: (low_memory, chunked decode, feed-forward chunking)
     "none": (False, False, False),
@@ -157,7 +158,39 @@ def child_prepare_vae(cfg: dict) -> dict:
     return {}
 
 
-CHILDREN = {"generate": child_generate, "component": child_component, "prepare": child_prepare, "prepare_vae": child_prepare_vae}
+def child_prepare_unet(cfg: dict) -> dict:
+    """A preset's UNet traced whole and ff-chunked, from one set of weights held once.
+
+    As ``t2vrt export`` traces it (same wrapper, trace sizes, dynamic axes, opset), but without the exporter's two
+    steps that need a second copy of the weights beside the first (constant folding, which materializes every
+    transposed Linear weight, and gathering the weights into one file): ONNX Runtime folds the same constants when it
+    loads the graph, and reads loose external files as well as one. 1.4B parameters in fp32 need about 6 GB so.
+    """
+    import torch
+
+    from t2vrt.export.exporter import trace_sizes
+    from t2vrt.export.graphs import UNet, feed_forward_chunking
+    from t2vrt.export.onnx import OPSET, sample_inputs
+    from t2vrt.export.tiny import PRESETS, make_unet
+    from t2vrt.specs import ModelDims
+
+    p = PRESETS[cfg["preset"]]
+    spec = preset_specs(cfg["preset"])["unet"]
+    torch.manual_seed(0)
+    unet = UNet(make_unet(p)).eval()
+    args = sample_inputs(spec, trace_sizes(ModelDims(4, p.text_hidden, 77, 8, 2 ** (len(p.unet_channels) - 1), p.sample_size)))
+    for path, slices in ((Path(cfg["plain"]), 0), (Path(cfg["ff"]), cfg["ff_slices"])):
+        if path.is_file():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with torch.no_grad(), feed_forward_chunking(unet, slices):
+            torch.onnx.export(unet, args, str(path), input_names=[t.name for t in spec.inputs], output_names=["noise_pred"],
+                              dynamic_axes=spec.dynamic_axes(), opset_version=OPSET, do_constant_folding=False, dynamo=False)
+    return {}
+
+
+CHILDREN = {"generate": child_generate, "component": child_component, "prepare": child_prepare, "prepare_vae": child_prepare_vae,
+            "prepare_unet": child_prepare_unet}
 
 
 # -- parent -----------------------------------------------------------------------------------------------------------
@@ -166,6 +199,7 @@ def spawn(kind: str, cfg: dict, max_gb: float) -> dict:
     import psutil
 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), HF_HUB_OFFLINE="1")
+    cfg = dict(cfg, mem_pattern=MEM_PATTERN)
     proc = subprocess.Popen([sys.executable, __file__, "child", kind, json.dumps(cfg)], stdout=subprocess.PIPE, env=env, text=True)
     ps, worst = psutil.Process(proc.pid), 0.0
     while proc.poll() is None:
@@ -197,7 +231,8 @@ def machine() -> dict:
 
 def run_generate(args) -> list[dict]:
     work = Path(args.work) / args.preset
-    plain, ff = work / f"engines-{args.size}", work / f"engines-{args.size}-ff{args.ff_slices}"
+    tag = f"{args.size}px-{max(args.frames)}f-chunk{args.chunk}"  # what the profile holds
+    plain, ff = work / f"engines-{tag}", work / f"engines-{tag}-ff{args.ff_slices}"
     prep = dict(work=str(work), preset=args.preset, frames=args.frames, size=args.size, chunk=args.chunk, plain=str(plain),
                 ff=str(ff), ff_slices=args.ff_slices, validate=not args.no_validate)
     t0 = time.perf_counter()
@@ -237,10 +272,18 @@ def run_vae(args) -> list[dict]:
 
 
 def run_unet(args) -> list[dict]:
-    """An exported UNet graph alone, one guided step (batch 2), per frame count and graph."""
+    """UNet graphs alone, one guided step (batch 2), per frame count and graph; by default the preset's UNet traced
+    whole and ff-chunked here (child_prepare_unet)."""
+    graphs = args.onnx
+    if not graphs:
+        work = Path(args.work) / f"unet-{args.preset}"
+        graphs = [str(work / "whole" / "model.onnx"), str(work / f"ff{args.ff_slices}" / "model.onnx")]
+        res = spawn("prepare_unet", dict(preset=args.preset, plain=graphs[0], ff=graphs[1], ff_slices=args.ff_slices), args.max_gb)
+        if "error" in res:
+            raise SystemExit(f"tracing the {args.preset} UNet failed: {res['error']}")
     rows = []
     for frames in args.frames:
-        for onnx in args.onnx:
+        for onnx in graphs:
             sizes = {"b": 2, "f": frames, "h": args.size // 8, "w": args.size // 8}
             cfg = dict(preset=args.preset, component="unet", onnx=onnx, sizes=sizes)
             row = {"component": "unet", "graph": onnx, "frames": frames, "size": args.size, **spawn("component", cfg, args.max_gb)}
@@ -266,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default="/tmp/t2vrt-memory", help="where models and engine directories are kept between runs")
     p.add_argument("--max-gb", type=float, default=7.5, help="kill a configuration whose RSS passes this")
+    p.add_argument("--mem-pattern", action="store_true", help="with ONNX Runtime's memory pattern on (t2vrt's default: off)")
     sub = p.add_subparsers(dest="mode", required=True)
     g = sub.add_parser("generate", help="the whole pipeline, with and without each saving")
     g.add_argument("--preset", default="small", help="a t2vrt.export.tiny preset")
@@ -283,19 +327,39 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--chunks", type=int, nargs="+", default=[1, 2, 4, 8])
     v.add_argument("--components", nargs="+", default=["vae_decoder", "vae_encoder"], choices=["vae_decoder", "vae_encoder"])
     u = sub.add_parser("unet", help="exported UNet graphs alone (e.g. the real-size one, whole and ff-chunked)")
-    u.add_argument("onnx", nargs="+", help="model.onnx of each UNet graph to compare")
+    u.add_argument("onnx", nargs="*", help="model.onnx of each UNet graph to compare; none: trace the preset's whole and sliced")
+    u.add_argument("--ff-slices", type=int, default=8, help="feed-forward pieces of the sliced trace")
     u.add_argument("--preset", default="modelscope-1.7b", help="the architecture the graphs were exported from")
     u.add_argument("--frames", type=int, nargs="+", default=[16, 64])
     u.add_argument("--size", type=int, default=64)
     return p
 
 
+def with_memory_pattern() -> None:
+    """Turn ONNX Runtime's memory pattern back on (t2vrt turns it off), to measure what that costs."""
+    from t2vrt.engines import onnxruntime as ortr
+
+    plain = ortr.session_options
+
+    def options(threads=None):
+        so = plain(threads)
+        so.enable_mem_pattern = True
+        return so
+
+    ortr.session_options = options
+
+
 def main() -> None:
     if sys.argv[1:2] == ["child"]:
         logging.basicConfig(level=logging.WARNING)
-        print(json.dumps(CHILDREN[sys.argv[2]](json.loads(sys.argv[3]))))
+        cfg = json.loads(sys.argv[3])
+        if cfg.get("mem_pattern"):
+            with_memory_pattern()
+        print(json.dumps(CHILDREN[sys.argv[2]](cfg)))
         return
+    global MEM_PATTERN
     args = build_parser().parse_args()
+    MEM_PATTERN = args.mem_pattern
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     rows = {"generate": run_generate, "vae": run_vae, "unet": run_unet}[args.mode](args)
     keys = {"generate": ["preset", "frames", "size", "savings", "chunk"], "vae": ["component", "frames", "size", "chunk"],
