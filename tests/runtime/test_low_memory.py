@@ -57,6 +57,21 @@ def test_low_memory_gives_the_same_frames(tiny_engines, events):
     assert events == ONE_AT_A_TIME  # and again on the next call
 
 
+def test_video_to_video_gets_the_policy(tiny_v2v_engines, events):
+    """VideoToVideoPipeline opens runners through Pipeline.runner, so low-memory mode needs nothing of its own."""
+    from t2vrt.runtime.video2video import VideoToVideoPipeline
+
+    t, y, x, c = np.ogrid[:3, :32, :48, :3]
+    frames = (127.5 + 80 * np.sin(0.3 * x + 0.2 * y + 0.5 * t + c)).astype(np.uint8)
+    kw = dict(strength=0.5, num_inference_steps=2, seed=2, progress=False, decode_chunk_size=2)
+    a = VideoToVideoPipeline.load(tiny_v2v_engines)(PROMPT, frames, **kw)
+    events.clear()
+    b = VideoToVideoPipeline.load(tiny_v2v_engines, low_memory=True)(PROMPT, frames, **kw)
+    stages = ("text_encoder", "vae_encoder", "unet", "vae_decoder")
+    assert events == [(e, name) for name in stages for e in ("open", "close")]
+    np.testing.assert_array_equal(a.frames, b.frames)
+
+
 def test_low_memory_latent_output_never_loads_the_vae(tiny_engines, events):
     Pipeline.load(tiny_engines, low_memory=True)(PROMPT, output_type="latent", **CALL)
     assert events == ONE_AT_A_TIME[:4]
@@ -220,6 +235,7 @@ def test_cli_flags(tiny_engines, tmp_path, events):
     assert build_parser().parse_args(export).ff_chunking == 0
     assert build_parser().parse_args(export + ["--ff-chunking"]).ff_chunking == 8
     assert build_parser().parse_args(export + ["--ff-chunking", "3"]).ff_chunking == 3
+    assert build_parser().parse_args(["upscale", "d", "in.mp4", "p", "--low-memory"]).low_memory
     out = tmp_path / "v.gif"
     args = ["generate", str(tiny_engines), "a cat", "--frames", "2", "--height", "32", "--width", "32", "--steps", "1"]
     assert main(args + ["--low-memory", "-o", str(out)]) == 0 and out.is_file()
