@@ -27,6 +27,7 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's t2vrt, not an installed one
 log = logging.getLogger("memory")
 MEM_PATTERN = False  # --mem-pattern
 PROMPT = "a panda eating bamboo on a rock"
