@@ -79,6 +79,8 @@ def child_generate(cfg: dict) -> dict:
 
     class Probe(Pipeline):  # each stage opens its runner first: name the stage the samples belong to
         def runner(self, name):
+            if name not in self._runners and self.low_memory:
+                self._close(*self._runners)  # the stage before gives its memory back under its own name
             sampler.stage = {"text_encoder": "text", "vae_decoder": "decode"}.get(name, name)
             return super().runner(name)
 
