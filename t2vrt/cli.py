@@ -13,6 +13,7 @@ from pathlib import Path
 from t2vrt.errors import T2VError
 
 log = logging.getLogger("t2vrt")
+FF_SLICES = 8  # --ff-chunking without a number
 
 
 class HELP(argparse.ArgumentDefaultsHelpFormatter):
@@ -60,7 +61,7 @@ def cmd_export(args) -> int:
 
     opts = ExportOptions(
         components=tuple(args.components), profile=profile_from(args), precisions=tuple(args.precision),
-        validate=not args.no_validate, validation=args.validation, overwrite=args.overwrite,
+        validate=not args.no_validate, validation=args.validation, overwrite=args.overwrite, ff_chunks=args.ff_chunking,
     )
     t0 = time.perf_counter()
     if args.random_weights:
@@ -91,6 +92,7 @@ def add_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--low-memory", action="store_true", help="load each component only while it runs (slower, lower peak)")
 
 
 def generate_kwargs(args) -> dict:
@@ -109,7 +111,7 @@ def cmd_generate(args) -> int:
 
         return cmd_generate_upscaled(args)
     t0 = time.perf_counter()
-    pipe = Pipeline.load(args.dir, backend=args.backend, precision=args.precision)
+    pipe = Pipeline.load(args.dir, backend=args.backend, precision=args.precision, low_memory=args.low_memory)
     video = pipe(args.prompt, **generate_kwargs(args))
     path = video.save(args.output, fps=args.fps)
     print(f"wrote {path} ({video.frames.shape[0]} frames, {video.frames.shape[2]}x{video.frames.shape[1]}) in {time.perf_counter() - t0:.1f} s")
@@ -184,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation", default="auto", choices=["auto", "standard", "small"],
                    help="validation shapes; auto: small for components over 250 M parameters (the real UNet on a CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing engine directory")
+    p.add_argument("--ff-chunking", type=int, nargs="?", const=FF_SLICES, default=0, metavar="SLICES",
+                   help=f"compute the UNet's feed-forward layers in SLICES pieces (alone: {FF_SLICES}) to lower its peak memory")
     p.add_argument("--random-weights", action="store_true", help="MODEL is a preset (tiny, small, modelscope-1.7b) built with random weights")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-weights")
     p.set_defaults(func=cmd_export)

@@ -29,6 +29,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--low-memory", action="store_true", help="load each component only while it runs (slower, lower peak)")
 
 
 def add_upscale_parser(sub, formatter) -> None:
@@ -62,7 +63,7 @@ def add_chain_args(p: argparse.ArgumentParser) -> None:
 def _load(path: str, args):
     from t2vrt.runtime.video2video import VideoToVideoPipeline
 
-    return VideoToVideoPipeline.load(path, backend=args.backend, precision=args.precision)
+    return VideoToVideoPipeline.load(path, backend=args.backend, precision=args.precision, low_memory=args.low_memory)
 
 
 def cmd_upscale(args) -> int:
@@ -95,7 +96,8 @@ def cmd_generate_upscaled(args) -> int:
     for path in (args.output, args.keep_intermediate):
         if path is not None:
             check_output_path(path)
-    base, up = Pipeline.load(args.dir, backend=args.backend, precision=args.precision), _load(args.upscale_with, args)
+    base = Pipeline.load(args.dir, backend=args.backend, precision=args.precision, low_memory=args.low_memory)
+    up = _load(args.upscale_with, args)
     m = base.manifest.model
     height, width = args.height or m.sample_size * m.vae_scale, args.width or m.sample_size * m.vae_scale  # as Pipeline's
     check_request(base.manifest, 1, args.frames, height, width)  # the first stage's size is the second's default

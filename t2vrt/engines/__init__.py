@@ -1,5 +1,5 @@
 """Backends behind one Runner protocol."""
 
-from t2vrt.engines.base import Runner, check_feed
+from t2vrt.engines.base import Runner, can_release, check_feed
 
-__all__ = ["Runner", "check_feed"]
+__all__ = ["Runner", "can_release", "check_feed"]

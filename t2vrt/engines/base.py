@@ -11,7 +11,16 @@ Array = Any  # numpy.ndarray or torch.Tensor
 
 
 class Runner(Protocol):
-    """A loaded component. ``infer`` takes and returns arrays by the names of the component's spec."""
+    """A loaded component. ``infer`` takes and returns arrays by the names of the component's spec.
+
+    ``close()`` releases everything the runner holds, so that the memory is free for the next component (the
+    pipeline's low-memory mode counts on it); after it, ``infer`` raises EngineError. What it frees, per backend:
+    - onnxruntime: the InferenceSession, with its weights (mapped or copied), its allocator arena (CPU) or device
+      memory (CUDA EP) and its thread pools.
+    - tensorrt: the execution context, the engine and its device buffers, returned to the driver
+      (``torch.cuda.empty_cache()`` for buffers from torch's caching allocator).
+    A runner that cannot give its memory back has no ``close``; low-memory mode warns about it (see ``can_release``).
+    """
 
     spec: ComponentSpec
     backend: str
@@ -19,6 +28,11 @@ class Runner(Protocol):
     def infer(self, feed: Mapping[str, Array]) -> dict[str, Array]: ...
 
     def close(self) -> None: ...
+
+
+def can_release(runner: object) -> bool:
+    """Whether ``runner`` can free its memory before the process ends (it has a ``close``)."""
+    return callable(getattr(runner, "close", None))
 
 
 def dtype_name(a: Array) -> str:

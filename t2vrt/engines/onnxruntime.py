@@ -22,6 +22,11 @@ def session_options(threads: int | None = None):
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
+    # The memory pattern allocates each run's planned peak as one block beside the arena's chunks of the run before,
+    # doubling the resident peak from the second call with the same shapes on (every VAE chunk, every UNet step);
+    # the arena alone reuses them. Off: -40% peak over chunked VAE calls, -20% over UNet steps, CPU time unchanged
+    # (benchmarks/RESULTS.md, issue 8).
+    so.enable_mem_pattern = False
     if threads:
         so.intra_op_num_threads = threads
     return so
@@ -53,9 +58,12 @@ class OrtRunner:
         self.input_dtypes = {i.name: i.type for i in self.session.get_inputs()}
 
     def infer(self, feed: Mapping[str, Array]) -> dict[str, Array]:
+        if self.session is None:
+            raise EngineError(f"{self.spec.name}: this runner was closed; open the component again")
         check_feed(self.spec, feed)
         outs = self.session.run(self.output_names, {k: np.ascontiguousarray(v) for k, v in feed.items()})
         return dict(zip(self.output_names, outs))
 
     def close(self) -> None:
+        """Drop the session: its weights, arena and thread pools are freed with it (nothing else refers to it)."""
         self.session = None

@@ -126,6 +126,8 @@ class TrtRunner:
         return self.graphs[key]
 
     def infer(self, feed: Mapping[str, Array]) -> dict[str, Array]:
+        if self.context is None:
+            raise EngineError(f"{self.spec.name}: this runner was closed; open the component again")
         check_feed(self.spec, feed)
         self._check_shapes(feed)
         inputs = self._on_gpu(feed)
@@ -140,5 +142,8 @@ class TrtRunner:
         return {n: o.clone() for n, o in outputs.items()}  # the graph's buffers are overwritten by the next replay
 
     def close(self) -> None:
+        """Free the context (TensorRT's activation memory), the engine (weights) and the CUDA graphs' buffers, and
+        hand torch's cached blocks back to the driver, where the next engine can allocate them."""
         self.graphs.clear()
         self.context = self.engine = self.runtime = None
+        self.torch.cuda.empty_cache()

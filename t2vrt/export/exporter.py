@@ -31,6 +31,7 @@ class ExportOptions:
     validation: str = "auto"  # validation shapes: "standard", "small" (a CPU minute for the real UNet), or "auto"
     overwrite: bool = False
     opset: int = 17
+    ff_chunks: int = 0  # UNet feed-forward pieces (0: whole); see graphs.ChunkedFeedForward
 
 
 def trace_sizes(m: ModelDims) -> dict[str, int]:
@@ -113,6 +114,8 @@ def export_model(model: str, out: str | Path, options: ExportOptions = ExportOpt
     out = Path(out).resolve()
     _check_options(options)
     _check_target(out, options.overwrite)
+    if options.ff_chunks < 0:
+        raise ExportError(f"ff_chunks={options.ff_chunks} (--ff-chunking) must be >= 0; 0 or 1 keeps the feed-forward whole")
     loaded = load_model(model)
     needed = estimate_bytes(loaded, options)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -155,7 +158,7 @@ def _export_all(loaded, tmp: Path, options: ExportOptions, writing: Writing) -> 
 
 def _export_component(name, loaded, spec, root: Path, options: ExportOptions, writing: Writing) -> dict:
     """Load one component, keep its PyTorch outputs at the validation shapes, trace it, free it, then compare."""
-    from t2vrt.export.graphs import module_for
+    from t2vrt.export.graphs import feed_forward_chunking, module_for
     from t2vrt.export.onnx import export_onnx
     from t2vrt.export.validate import compare, reference_outputs
 
@@ -165,10 +168,14 @@ def _export_component(name, loaded, spec, root: Path, options: ExportOptions, wr
     shape_set = validation_shape_set(options, sum(p.numel() for p in module.parameters()))
     refs = reference_outputs(module, spec, validation_sizes(m, shape_set == "small"), vocab) if options.validate else []
     writing.what = str(rel)
-    path = export_onnx(module, spec, trace_sizes(m), root / rel, options.opset, vocab=vocab)
+    with feed_forward_chunking(module, options.ff_chunks if name == "unet" else 0) as blocks:
+        path = export_onnx(module, spec, trace_sizes(m), root / rel, options.opset, vocab=vocab)
     del module
     release_memory()  # the torch weights go before ONNX Runtime loads the graph's
     entry = {"io": spec.to_json(), "onnx": {"fp32": _file_record(root, rel)}, "validation": {}}
+    if blocks:
+        entry["ff_chunking"] = {"slices": options.ff_chunks, "blocks": blocks}
+        log.info("%s: feed-forward of %d transformer blocks traced in %d slices", name, blocks, options.ff_chunks)
     if options.validate:
         entry["validation"]["fp32"] = {**compare(spec, path, refs, "fp32"), "shape_set": shape_set}
     if "fp16" in options.precisions:

@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from t2vrt.engines.base import can_release
 from t2vrt.engines.loader import open_runner, resolve_backend
 from t2vrt.errors import InputError
 from t2vrt.manifest import load_manifest
@@ -24,34 +25,63 @@ OUTPUT_TYPES = ("np", "uint8", "latent")
 
 
 class Pipeline:
-    """Weights (runners) are loaded once and reused across calls, prompts and frame counts."""
+    """Weights (runners) are loaded once and reused across calls, prompts and frame counts.
 
-    def __init__(self, root: Path, backend: str = "auto", precision: str = "fp32", providers: list[str] | None = None):
+    With ``low_memory=True`` only the component in use is resident: each stage's runner is opened when the stage
+    starts and closed when it ends (text encoder, then UNet, then VAE decoder), so the peak is that of the largest
+    component, not of all three together; each call loads them again. Subclasses get the same policy by opening
+    runners through ``runner(name)`` and calling ``release(name)`` when a stage is done.
+    """
+
+    def __init__(self, root: Path, backend: str = "auto", precision: str = "fp32", providers: list[str] | None = None,
+                 low_memory: bool = False):
         self.root = Path(root)
         self.manifest = load_manifest(self.root)
         self.backend = resolve_backend(backend, self.manifest)
         self.precision = precision
         self.providers = providers
+        self.low_memory = low_memory
         self.tokenizer = ClipTokenizer(self.root, self.manifest.tokenizer)
         self.scheduler_config = json.loads((self.root / self.manifest.scheduler_config).read_text())
         self.scaling_factor = float(self.manifest.extra.get("vae_scaling_factor", 0.18215))
         self._runners: dict[str, Any] = {}
-        log.info("t2vrt pipeline on %s (%s) from %s", self.backend, precision, self.root)
+        log.info("t2vrt pipeline on %s (%s%s) from %s", self.backend, precision, ", low memory" if low_memory else "", self.root)
 
     @classmethod
-    def load(cls, path: str | Path, backend: str = "auto", precision: str = "fp32", providers: list[str] | None = None) -> "Pipeline":
-        return cls(Path(path), backend, precision, providers)
+    def load(cls, path: str | Path, backend: str = "auto", precision: str = "fp32", providers: list[str] | None = None,
+             low_memory: bool = False) -> "Pipeline":
+        return cls(Path(path), backend, precision, providers, low_memory)
 
     def runner(self, name: str):
+        """The runner of component ``name``, opened on first use; in low-memory mode the others are closed first."""
         if name not in self._runners:
-            self._runners[name] = open_runner(self.root, self.manifest, name, self.backend, self.precision, self.providers)
+            if self.low_memory:
+                self._close(*self._runners)
+            r = open_runner(self.root, self.manifest, name, self.backend, self.precision, self.providers)
+            if self.low_memory and not can_release(r):
+                log.warning("low-memory mode: the %s runner of %s cannot release its memory (it has no close()), "
+                            "so it stays resident beside the next component", r.backend, name)
+            self._runners[name] = r
         return self._runners[name]
+
+    def release(self, name: str) -> None:
+        """Stage ``name`` is done for this call: in low-memory mode close its runner now, else keep it for the next call."""
+        if self.low_memory:
+            self._close(name)
+
+    def _close(self, *names: str) -> None:
+        for name in list(names):
+            r = self._runners.pop(name, None)
+            if r is not None and can_release(r):
+                r.close()
 
     # -- stages -------------------------------------------------------------------------------
     def encode_prompt(self, prompts: list[str], negatives: list[str] | None) -> Any:
         """Embeddings [2b, L, D] ([negative; prompt], one batch) under guidance, else [b, L, D]."""
         texts = (negatives + prompts) if negatives is not None else prompts
-        return self.runner("text_encoder").infer({"input_ids": self.tokenizer(texts)})["last_hidden_state"]
+        emb = self.runner("text_encoder").infer({"input_ids": self.tokenizer(texts)})["last_hidden_state"]
+        self.release("text_encoder")
+        return emb
 
     def denoise(self, x: Any, emb: Any, sampler, guidance_scale: float, noise: Noise, start: int = 0,
                 callback: Callable[[int, Any], None] | None = None, progress: bool = True) -> Any:
@@ -70,16 +100,34 @@ class Pipeline:
             x, state = sampler.step(i, x, eps, state, noise.like_frames)
             if callback is not None:
                 callback(i, x)
+        self.release("unet")
         return x
 
     def decode(self, latents: Any, chunk: int) -> np.ndarray:
         """[b, c, f, h, w] latents -> float frames [b, f, H, W, 3] in [0, 1], ``chunk`` frames per VAE call."""
         b, c, f, h, w = latents.shape
         flat = permute(latents / self.scaling_factor, (0, 2, 1, 3, 4)).reshape(b * f, c, h, w)
-        vae = self.runner("vae_decoder")
-        images = [to_numpy(vae.infer({"latent": flat[i : i + chunk]})["image"]) for i in range(0, b * f, chunk)]
-        video = np.concatenate(images).reshape(b, f, *images[0].shape[1:])
+        images = self.run_chunked("vae_decoder", {"latent": flat}, chunk)["image"]
+        video = images.reshape(b, f, *images.shape[1:])
         return np.clip(video.transpose(0, 1, 3, 4, 2) / 2 + 0.5, 0, 1)
+
+    def run_chunked(self, name: str, feed: dict[str, Any], chunk: int) -> dict[str, np.ndarray]:
+        """Run a per-frame component (the VAE decoder or encoder) over the frames of ``feed`` ``chunk`` at a time.
+
+        Each chunk's outputs go to host memory at once, so the backend holds one chunk's activations whatever the
+        frame count. A last chunk shorter than the profile's minimum is padded with copies of its last frame (a
+        TensorRT profile cannot take fewer), and the padding's outputs dropped. Releases ``name`` when done.
+        """
+        lo = self.manifest.profile.decode_chunk[0]
+        runner, n = self.runner(name), len(next(iter(feed.values())))
+        parts: dict[str, list[np.ndarray]] = {}
+        for i in range(0, n, chunk):
+            k = min(chunk, n - i)
+            piece = {key: _pad_to(v[i : i + k], lo) for key, v in feed.items()}
+            for key, out in runner.infer(piece).items():
+                parts.setdefault(key, []).append(to_numpy(out)[:k])
+        self.release(name)
+        return {key: np.concatenate(v) for key, v in parts.items()}
 
     # -- the call -------------------------------------------------------------------------------
     def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None, num_frames: int = 16,
@@ -124,13 +172,21 @@ class Pipeline:
         return negs
 
     def _chunk(self, chunk: int | None, frames: int) -> int:
+        """VAE frames per call: the profile's opt by default, refused outside the profile, at most ``frames``."""
         lo, opt, hi = self.manifest.profile.decode_chunk
         chunk = opt if chunk is None else chunk
         if not lo <= chunk <= hi:
-            raise InputError(f"decode_chunk_size={chunk} is outside [{lo}, {hi}] (the VAE decoder's frame batch range)")
+            hint = f"re-export with --decode-chunk {lo}:{opt}:{chunk} to allow more" if chunk > hi else f"it must be at least {lo}"
+            raise InputError(f"decode_chunk_size={chunk} is outside [{lo}, {hi}], the VAE frames per call this engine directory serves; {hint}")
+        if chunk > frames:
+            log.debug("decode_chunk_size=%d is more than the %d frames to decode: decoding them in one call", chunk, frames)
         return min(chunk, frames)
 
     def close(self) -> None:
-        for r in self._runners.values():
-            r.close()
-        self._runners.clear()
+        """Close every open runner (in any mode); a later call opens what it needs again."""
+        self._close(*self._runners)
+
+
+def _pad_to(x: Any, n: int) -> Any:
+    """``x`` with its last item repeated until it has at least ``n`` items along axis 0."""
+    return x if len(x) >= n else cat([x] + [x[-1:]] * (n - len(x)))

@@ -40,8 +40,9 @@ def start_index(num_inference_steps: int, strength: float, order: int = 1) -> in
 class VideoToVideoPipeline(Pipeline):
     """A Pipeline over an engine directory exported with a ``vae_encoder``."""
 
-    def __init__(self, root, backend: str = "auto", precision: str = "fp32", providers: list[str] | None = None):
-        super().__init__(root, backend, precision, providers)
+    def __init__(self, root, backend: str = "auto", precision: str = "fp32", providers: list[str] | None = None,
+                 low_memory: bool = False):
+        super().__init__(root, backend, precision, providers, low_memory)
         if "vae_encoder" not in self.manifest.components:
             raise ManifestError(
                 f"engine directory {str(self.root)!r} has no vae_encoder, which video-to-video needs; "

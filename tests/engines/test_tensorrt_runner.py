@@ -97,3 +97,18 @@ def test_runner_checks_sizes_against_the_built_ranges():
     with pytest.raises(InputError, match=r"vae_decoder: h=40 \(height 320 px\) is outside this engine's range \[8, 32\] .*"
                                          r"rebuild with `t2vrt build DIR --height MIN:OPT:MAX` covering it$"):
         runner._check_shapes({"latent": np.zeros((1, 4, 40, 8), np.float32)})
+
+
+def test_close_frees_and_later_calls_say_so():
+    """Without a GPU: close drops the engine and context and empties torch's CUDA cache (low-memory mode's release)."""
+    from t2vrt.engines.tensorrt_runner import TrtRunner
+
+    emptied = []
+    r = TrtRunner.__new__(TrtRunner)  # the glue only: no engine is deserialized
+    r.spec = component_specs(ModelDims(4, 32, 77, 8, 2, 32))["unet"]
+    r.torch = types.SimpleNamespace(cuda=types.SimpleNamespace(empty_cache=lambda: emptied.append(True)))
+    r.graphs, r.context, r.engine, r.runtime = {("x",): object()}, object(), object(), object()
+    r.close()
+    assert (r.graphs, r.context, r.engine, r.runtime, emptied) == ({}, None, None, None, [True])
+    with pytest.raises(EngineError, match=r"^unet: this runner was closed; open the component again$"):
+        r.infer({})

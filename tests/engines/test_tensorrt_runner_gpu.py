@@ -89,3 +89,17 @@ def test_shape_outside_profile_fails_before_any_engine_call(runner):
     with pytest.raises(InputError, match=r"toy: b=9 \(batch\) is outside this engine's range \[1, 8\]"):
         r.infer({"x": torch.zeros(9, 3, device="cuda")})
     assert r.context.calls == []
+
+
+def test_close_gives_the_memory_back(runner):
+    """What low-memory mode relies on: after close, torch holds none of the runner's blocks (graphs, outputs)."""
+    from t2vrt.errors import EngineError
+
+    r = runner(True)
+    y = r.infer({"x": torch.randn(8, 3, device="cuda")})["y"]  # a graph, its static input and output buffers
+    del y
+    assert torch.cuda.memory_reserved() > 0
+    r.close()
+    assert torch.cuda.memory_allocated() == 0 and torch.cuda.memory_reserved() == 0
+    with pytest.raises(EngineError, match="toy: this runner was closed"):
+        r.infer({"x": torch.zeros(2, 3, device="cuda")})

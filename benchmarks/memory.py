@@ -1,0 +1,378 @@
+"""Peak memory on the CPU with ONNX Runtime, with and without issue 8's three savings.
+
+    python benchmarks/memory.py generate --preset small --frames 16 64 --size 128 --steps 2
+    python benchmarks/memory.py generate --preset modelscope-1.7b --frames 16 64 --size 64 --steps 1
+    python benchmarks/memory.py vae --size 256 --frames 16 --chunks 1 2 4 8   # the real-size VAE alone
+    python benchmarks/memory.py unet --preset modelscope-1.7b --frames 16 64 --size 64   # real-size UNet alone
+
+``generate`` runs the whole pipeline in five configurations per frame count: none of the savings, each alone
+(low-memory mode, chunked VAE decode, feed-forward chunking at export), and all three. ``vae`` runs the real-size
+VAE decoder and encoder over a clip, ``chunk`` frames per call; ``unet`` runs given UNet graphs alone. Every configuration runs in a fresh subprocess that
+reports its own peak resident set (getrusage ru_maxrss: exact) and, from an RSS sampler every 5 ms, the peak while
+each component ran; the parent kills a child above --max-gb. Weights are random: memory and time do not depend on
+their values. Prints a table, then one JSON document with the machine and the library versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's t2vrt, not an installed one
+log = logging.getLogger("memory")
+MEM_PATTERN = False  # --mem-pattern
+PROMPT = "a panda eating bamboo on a rock"
+SAVINGS = {  # name: (low_memory, chunked decode, feed-forward chunking)
+    "none": (False, False, False),
+    "low-memory": (True, False, False),
+    "chunked decode": (False, True, False),
+    "ff chunking": (False, False, True),
+    "all three": (True, True, True),
+}
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def peak_mb() -> float:
+    """This process's peak resident set so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class StageSampler(threading.Thread):
+    """Samples RSS every ``every`` seconds and keeps the peak per stage (whatever ``stage`` says at the time)."""
+
+    def __init__(self, every: float = 0.005):
+        super().__init__(daemon=True)
+        self.every, self.stage, self.peaks, self._done = every, "load", {}, threading.Event()
+
+    def run(self) -> None:
+        while not self._done.is_set():
+            self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), rss_mb())
+            time.sleep(self.every)
+
+    def stop(self) -> dict[str, float]:
+        self._done.set()
+        self.join()
+        return {k: round(v) for k, v in self.peaks.items()}
+
+
+# -- children: one configuration each -------------------------------------------------------------------------------
+def child_generate(cfg: dict) -> dict:
+    from t2vrt import Pipeline
+
+    base = rss_mb()
+    sampler = StageSampler()
+    sampler.start()
+
+    class Probe(Pipeline):  # each stage opens its runner first: name the stage the samples belong to
+        def runner(self, name):
+            if name not in self._runners and self.low_memory:
+                self._close(*self._runners)  # the stage before gives its memory back under its own name
+            sampler.stage = {"text_encoder": "text", "vae_decoder": "decode"}.get(name, name)
+            return super().runner(name)
+
+    t0 = time.perf_counter()
+    pipe = Probe.load(cfg["dir"], low_memory=cfg["low_memory"])
+    video = pipe(PROMPT, num_frames=cfg["frames"], height=cfg["size"], width=cfg["size"], num_inference_steps=cfg["steps"],
+                 decode_chunk_size=cfg["chunk"], seed=0, progress=False)
+    seconds = time.perf_counter() - t0
+    stages = sampler.stop()
+    return {"peak_mb": round(peak_mb()), "base_mb": round(base), "stages": stages, "seconds": round(seconds, 1),
+            "frames_mb": round(video.images.nbytes / 2**20, 1)}
+
+
+def child_component(cfg: dict) -> dict:
+    """One exported component alone on random inputs at ``sizes``; along the frame batch ``n`` (the VAE's), ``chunk``
+    frames per call as Pipeline.run_chunked does."""
+    import numpy as np
+
+    from t2vrt.engines.onnxruntime import OrtRunner
+
+    spec = preset_specs(cfg["preset"])[cfg["component"]]
+    base = rss_mb()
+    runner = OrtRunner(cfg["onnx"], spec, providers=["CPUExecutionProvider"])
+    loaded = rss_mb()
+    rng = np.random.default_rng(0)
+    feed = {t.name: (np.full(t.shape(cfg["sizes"]), 981.0, np.float32) if t.name == "timestep" else
+                     rng.standard_normal(t.shape(cfg["sizes"]), dtype=np.float32)) for t in spec.inputs}
+    n, chunk = cfg["sizes"].get("n", 1), cfg.get("chunk") or 1
+    t0 = time.perf_counter()
+    calls = [runner.infer({k: v[i : i + chunk] for k, v in feed.items()}) for i in range(0, n, chunk)] if "n" in cfg["sizes"] else [runner.infer(feed)]
+    seconds = time.perf_counter() - t0
+    return {"peak_mb": round(peak_mb()), "base_mb": round(base), "loaded_mb": round(loaded), "seconds": round(seconds, 1),
+            "calls": len(calls)}
+
+
+def preset_specs(preset: str) -> dict:
+    """The component specs of a tiny.PRESETS architecture (what export would read from its checkpoint)."""
+    from t2vrt.export.tiny import PRESETS
+    from t2vrt.specs import ModelDims, component_specs
+
+    p = PRESETS[preset]
+    return component_specs(ModelDims(4, p.text_hidden, 77, 2 ** (len(p.vae_channels) - 1), 2 ** (len(p.unet_channels) - 1), p.sample_size))
+
+
+def child_prepare(cfg: dict) -> dict:
+    """Random-weight model and engine directories (reused when present); in a child so its memory goes back."""
+    from t2vrt.export import ExportOptions, export_model
+    from t2vrt.export.tiny import build_model
+    from t2vrt.specs import Profile
+
+    work = Path(cfg["work"])
+    model = work / "model"
+    if not (model / "model_index.json").is_file():
+        build_model(model, cfg["preset"])
+    f, s = cfg["frames"], cfg["size"]
+    profile = Profile(frames=(1, min(f), max(f)), height=(s, s, s), width=(s, s, s), decode_chunk=(1, cfg["chunk"], max(f)))
+    for out, slices in ((cfg["plain"], 0), (cfg["ff"], cfg["ff_slices"])):
+        if not (Path(out) / "manifest.json").is_file():
+            export_model(str(model), out, ExportOptions(profile=profile, ff_chunks=slices, validate=cfg["validate"]))
+    return {}
+
+
+def child_prepare_vae(cfg: dict) -> dict:
+    """A preset's VAE decoder and encoder as ONNX graphs (no manifest: nothing else is needed)."""
+    import torch
+
+    from t2vrt.export.graphs import VaeDecoder, VaeEncoder
+    from t2vrt.export.onnx import export_onnx
+    from t2vrt.export.tiny import PRESETS, make_vae
+
+    torch.manual_seed(0)
+    vae = make_vae(PRESETS[cfg["preset"]]).eval()
+    specs = preset_specs(cfg["preset"])
+    for name, wrapper in (("vae_decoder", VaeDecoder), ("vae_encoder", VaeEncoder)):
+        path = Path(cfg["work"]) / name / "model.onnx"
+        if not path.is_file():
+            export_onnx(wrapper(vae).eval(), specs[name], {"n": 2, "h": 4, "w": 6}, path)
+    return {}
+
+
+def child_prepare_unet(cfg: dict) -> dict:
+    """A preset's UNet traced whole and ff-chunked, from one set of weights held once.
+
+    As ``t2vrt export`` traces it (same wrapper, trace sizes, dynamic axes, opset), but without the exporter's two
+    steps that need a second copy of the weights beside the first (constant folding, which materializes every
+    transposed Linear weight, and gathering the weights into one file): ONNX Runtime folds the same constants when it
+    loads the graph, and reads loose external files as well as one. 1.4B parameters in fp32 need about 6 GB so.
+    """
+    import torch
+
+    from t2vrt.export.exporter import trace_sizes
+    from t2vrt.export.graphs import UNet, feed_forward_chunking
+    from t2vrt.export.onnx import OPSET, sample_inputs
+    from t2vrt.export.tiny import PRESETS, make_unet
+    from t2vrt.specs import ModelDims
+
+    p = PRESETS[cfg["preset"]]
+    spec = preset_specs(cfg["preset"])["unet"]
+    torch.manual_seed(0)
+    unet = UNet(make_unet(p)).eval()
+    args = sample_inputs(spec, trace_sizes(ModelDims(4, p.text_hidden, 77, 8, 2 ** (len(p.unet_channels) - 1), p.sample_size)))
+    for path, slices in ((Path(cfg["plain"]), 0), (Path(cfg["ff"]), cfg["ff_slices"])):
+        if path.is_file():
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with torch.no_grad(), feed_forward_chunking(unet, slices):
+            torch.onnx.export(unet, args, str(path), input_names=[t.name for t in spec.inputs], output_names=["noise_pred"],
+                              dynamic_axes=spec.dynamic_axes(), opset_version=OPSET, do_constant_folding=False, dynamo=False)
+    return {}
+
+
+CHILDREN = {"generate": child_generate, "component": child_component, "prepare": child_prepare, "prepare_vae": child_prepare_vae,
+            "prepare_unet": child_prepare_unet}
+
+
+# -- parent -----------------------------------------------------------------------------------------------------------
+def spawn(kind: str, cfg: dict, max_gb: float) -> dict:
+    """Run one child; kill it if its RSS passes ``max_gb`` (this machine is shared), reporting that instead."""
+    import psutil
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), HF_HUB_OFFLINE="1")
+    cfg = dict(cfg, mem_pattern=MEM_PATTERN)
+    proc = subprocess.Popen([sys.executable, __file__, "child", kind, json.dumps(cfg)], stdout=subprocess.PIPE, env=env, text=True)
+    ps, worst = psutil.Process(proc.pid), 0.0
+    while proc.poll() is None:
+        try:
+            worst = max(worst, ps.memory_info().rss / 2**30)
+        except psutil.NoSuchProcess:
+            break
+        if worst > max_gb:
+            proc.kill()
+            proc.wait()
+            return {"error": f"killed above {max_gb} GB"}
+        time.sleep(0.05)
+    out = proc.stdout.read().strip().splitlines()
+    if proc.returncode != 0 or not out:
+        return {"error": f"exit {proc.returncode}"}
+    return json.loads(out[-1])
+
+
+def machine() -> dict:
+    import psutil
+
+    from t2vrt.export.exporter import library_versions
+
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "platform": platform.platform(), "python": platform.python_version(), "versions": library_versions(),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def run_generate(args) -> list[dict]:
+    work = Path(args.work) / args.preset
+    tag = f"{args.size}px-{max(args.frames)}f-chunk{args.chunk}"  # what the profile holds
+    plain, ff = work / f"engines-{tag}", work / f"engines-{tag}-ff{args.ff_slices}"
+    prep = dict(work=str(work), preset=args.preset, frames=args.frames, size=args.size, chunk=args.chunk, plain=str(plain),
+                ff=str(ff), ff_slices=args.ff_slices, validate=not args.no_validate)
+    t0 = time.perf_counter()
+    res = spawn("prepare", prep, args.max_gb)
+    if "error" in res:
+        raise SystemExit(f"preparing the {args.preset} engines failed: {res['error']}")
+    log.info("engines ready in %.0f s", time.perf_counter() - t0)
+    rows = []
+    for frames in args.frames:
+        for name in args.configs:
+            low, chunked, ffc = SAVINGS[name]
+            cfg = dict(dir=str(ff if ffc else plain), low_memory=low, frames=frames, size=args.size, steps=args.steps,
+                       chunk=args.chunk if chunked else frames)
+            row = {"preset": args.preset, "frames": frames, "size": args.size, "savings": name, "chunk": cfg["chunk"],
+                   **spawn("generate", cfg, args.max_gb)}
+            log.info("%s", row)
+            rows.append(row)
+    return rows
+
+
+def run_vae(args) -> list[dict]:
+    work = Path(args.work) / f"vae-{args.preset}"
+    res = spawn("prepare_vae", dict(work=str(work), preset=args.preset), args.max_gb)
+    if "error" in res:
+        raise SystemExit(f"exporting the {args.preset} VAE failed: {res['error']}")
+    rows = []
+    for component in args.components:
+        for frames in args.frames:
+            for chunk in (c for c in args.chunks if c <= frames):
+                sizes = {"n": frames, "h": args.size // 8, "w": args.size // 8}
+                cfg = dict(preset=args.preset, component=component, onnx=str(work / component / "model.onnx"), sizes=sizes, chunk=chunk)
+                row = {"component": component, "frames": frames, "size": args.size, "chunk": chunk, **spawn("component", cfg, args.max_gb)}
+                row["s_per_frame"] = round(row["seconds"] / frames, 2) if "seconds" in row else None
+                log.info("%s", row)
+                rows.append(row)
+    return rows
+
+
+def run_unet(args) -> list[dict]:
+    """UNet graphs alone, one guided step (batch 2), per frame count and graph; by default the preset's UNet traced
+    whole and ff-chunked here (child_prepare_unet)."""
+    graphs = args.onnx
+    if not graphs:
+        work = Path(args.work) / f"unet-{args.preset}"
+        graphs = [str(work / "whole" / "model.onnx"), str(work / f"ff{args.ff_slices}" / "model.onnx")]
+        res = spawn("prepare_unet", dict(preset=args.preset, plain=graphs[0], ff=graphs[1], ff_slices=args.ff_slices), args.max_gb)
+        if "error" in res:
+            raise SystemExit(f"tracing the {args.preset} UNet failed: {res['error']}")
+    rows = []
+    for frames in args.frames:
+        for onnx in graphs:
+            sizes = {"b": 2, "f": frames, "h": args.size // 8, "w": args.size // 8}
+            cfg = dict(preset=args.preset, component="unet", onnx=onnx, sizes=sizes)
+            row = {"component": "unet", "graph": onnx, "frames": frames, "size": args.size, **spawn("component", cfg, args.max_gb)}
+            log.info("%s", row)
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict], keys: list[str]) -> str:
+    stage_keys = sorted({k for r in rows for k in r.get("stages", {})}, key=["load", "text", "unet", "decode"].index)
+    extra = [k for k in ("loaded_mb", "s_per_frame", "error") if any(k in r for r in rows)]
+    cols = keys + ["peak_mb"] + [f"{k}_mb" for k in stage_keys] + ["seconds"] + extra
+    lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
+    for r in rows:
+        vals = {**r, **{f"{k}_mb": v for k, v in r.get("stages", {}).items()}}
+        lines.append(" | ".join(str(vals.get(c, "")) for c in cols))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from t2vrt.specs import Profile
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", default="/tmp/t2vrt-memory", help="where models and engine directories are kept between runs")
+    p.add_argument("--max-gb", type=float, default=7.5, help="kill a configuration whose RSS passes this")
+    p.add_argument("--mem-pattern", action="store_true", help="with ONNX Runtime's memory pattern on (t2vrt's default: off)")
+    sub = p.add_subparsers(dest="mode", required=True)
+    g = sub.add_parser("generate", help="the whole pipeline, with and without each saving")
+    g.add_argument("--preset", default="small", help="a t2vrt.export.tiny preset")
+    g.add_argument("--frames", type=int, nargs="+", default=[16, 64])
+    g.add_argument("--size", type=int, default=128, help="height and width in pixels")
+    g.add_argument("--steps", type=int, default=2)
+    g.add_argument("--chunk", type=int, default=Profile().decode_chunk[1], help="VAE frames per call when decode is chunked")
+    g.add_argument("--ff-slices", type=int, default=8, help="feed-forward pieces of the ff-chunked export")
+    g.add_argument("--configs", nargs="+", default=list(SAVINGS), choices=list(SAVINGS))
+    g.add_argument("--no-validate", action="store_true", help="export without the comparison with PyTorch")
+    v = sub.add_parser("vae", help="the VAE decoder and encoder alone, by frames per call")
+    v.add_argument("--preset", default="modelscope-1.7b")
+    v.add_argument("--size", type=int, default=256)
+    v.add_argument("--frames", type=int, nargs="+", default=[16])
+    v.add_argument("--chunks", type=int, nargs="+", default=[1, 2, 4, 8])
+    v.add_argument("--components", nargs="+", default=["vae_decoder", "vae_encoder"], choices=["vae_decoder", "vae_encoder"])
+    u = sub.add_parser("unet", help="exported UNet graphs alone (e.g. the real-size one, whole and ff-chunked)")
+    u.add_argument("onnx", nargs="*", help="model.onnx of each UNet graph to compare; none: trace the preset's whole and sliced")
+    u.add_argument("--ff-slices", type=int, default=8, help="feed-forward pieces of the sliced trace")
+    u.add_argument("--preset", default="modelscope-1.7b", help="the architecture the graphs were exported from")
+    u.add_argument("--frames", type=int, nargs="+", default=[16, 64])
+    u.add_argument("--size", type=int, default=64)
+    return p
+
+
+def with_memory_pattern() -> None:
+    """Turn ONNX Runtime's memory pattern back on (t2vrt turns it off), to measure what that costs."""
+    from t2vrt.engines import onnxruntime as ortr
+
+    plain = ortr.session_options
+
+    def options(threads=None):
+        so = plain(threads)
+        so.enable_mem_pattern = True
+        return so
+
+    ortr.session_options = options
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["child"]:
+        logging.basicConfig(level=logging.WARNING)
+        cfg = json.loads(sys.argv[3])
+        if cfg.get("mem_pattern"):
+            with_memory_pattern()
+        print(json.dumps(CHILDREN[sys.argv[2]](cfg)))
+        return
+    global MEM_PATTERN
+    args = build_parser().parse_args()
+    MEM_PATTERN = args.mem_pattern
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    rows = {"generate": run_generate, "vae": run_vae, "unet": run_unet}[args.mode](args)
+    keys = {"generate": ["preset", "frames", "size", "savings", "chunk"], "vae": ["component", "frames", "size", "chunk"],
+            "unet": ["graph", "frames", "size"]}[args.mode]
+    info = machine()
+    print(f"\n{info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; {info['platform']}; {info['versions']}")
+    print(f"command: python benchmarks/memory.py {' '.join(sys.argv[1:])}\n")
+    print(table(rows, keys))
+    print(json.dumps({"machine": info, "argv": sys.argv[1:], "rows": rows}))
+
+
+if __name__ == "__main__":
+    main()
