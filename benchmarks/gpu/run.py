@@ -82,7 +82,7 @@ class LoopOnly(Pipeline):
     """Our Pipeline's denoise loop, unchanged, over a given UNet runner (no engine directory)."""
 
     def __init__(self, unet_runner):
-        self._runners = {"unet": unet_runner}
+        self._runners, self.low_memory = {"unet": unet_runner}, False
 
 
 class SyncCounter:

@@ -13,7 +13,7 @@ from t2vrt.engines.base import can_release
 from t2vrt.engines.loader import open_runner, resolve_backend
 from t2vrt.errors import InputError
 from t2vrt.manifest import load_manifest
-from t2vrt.runtime.arrays import cat, permute, to_numpy
+from t2vrt.runtime.arrays import cat, from_numpy, permute, to_numpy
 from t2vrt.runtime.checks import check_positive, check_request
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.schedulers import make_sampler
@@ -90,10 +90,11 @@ class Pipeline:
 
         unet, guided = self.runner("unet"), guidance_scale > 1.0
         state = sampler.init_state()
+        # Timesteps converted at the edge, on the latents' device: no host copy inside the loop.
+        ts = {i: from_numpy(np.array([sampler.timesteps[i]], dtype=np.float32), x) for i in range(start, len(sampler.timesteps))}
         for i in tqdm(range(start, len(sampler.timesteps)), desc="denoise", disable=not progress, leave=False):
             xin = sampler.scale_model_input(x, i)
-            t = np.array([sampler.timesteps[i]], dtype=np.float32)
-            eps = unet.infer({"sample": cat([xin, xin]) if guided else xin, "timestep": t, "encoder_hidden_states": emb})["noise_pred"]
+            eps = unet.infer({"sample": cat([xin, xin]) if guided else xin, "timestep": ts[i], "encoder_hidden_states": emb})["noise_pred"]
             if guided:
                 u, c = eps[: len(x)], eps[len(x):]
                 eps = u + guidance_scale * (c - u)
