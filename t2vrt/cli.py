@@ -143,26 +143,33 @@ def cmd_inspect(args) -> int:
 
 def cmd_demo(args) -> int:
     from t2vrt import Pipeline
+    from t2vrt.bench.measure import Recorder, wrap_stage
     from t2vrt.export import ExportOptions, export_model
     from t2vrt.export.tiny import build_model
+    from t2vrt.manifest import load_manifest
     from t2vrt.specs import Profile
 
-    work = Path(args.workdir)
-    times = {}
-    t0 = time.perf_counter()
-    model = build_model(work / "model", args.preset)
-    times["build model"] = time.perf_counter() - t0
+    work, rec = Path(args.workdir), Recorder()
+    with rec.time("build model"):
+        model = build_model(work / "model", args.preset)
     profile = Profile(frames=(1, args.frames, 64), height=(64, args.size, 512), width=(64, args.size, 512))
-    t0 = time.perf_counter()
-    engines = export_model(str(model), work / "engines", ExportOptions(profile=profile, overwrite=True))
-    times["export"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    video = Pipeline.load(engines)(args.prompt, num_frames=args.frames, height=args.size, width=args.size,
-                                   num_inference_steps=args.steps, seed=0)
-    times["generate"] = time.perf_counter() - t0
-    video.save(args.output, fps=8)
+    with rec.time("export"):
+        engines = export_model(str(model), work / "engines", ExportOptions(profile=profile, overwrite=True))
+    with rec.time("generate"):
+        pipe = Pipeline.load(engines)
+        for stage in ("encode_prompt", "denoise", "decode"):
+            wrap_stage(pipe, stage, stage, rec)
+        video = pipe(args.prompt, num_frames=args.frames, height=args.size, width=args.size,
+                     num_inference_steps=args.steps, seed=0)
+    with rec.time("write video"):
+        video.save(args.output, fps=8)
     print(f"wrote {args.output}: {args.frames} frames {args.size}x{args.size} from a random-weight {args.preset} model")
-    print("  " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
+    export = load_manifest(engines).extra.get("export_seconds", {})
+    s = rec.seconds
+    print("  " + ", ".join(f"{k} {s[k]:.1f} s" for k in ("build model", "export", "generate", "write video")))
+    print("  export: " + ", ".join(f"{k} {v:.1f} s" for k, v in export.items()))
+    print(f"  generate: text encoding {s['encode_prompt']:.2f} s, denoising {s['denoise'] / args.steps:.3f} s per step "
+          f"x {args.steps}, VAE decode {s['decode']:.2f} s")
     return 0
 
 
