@@ -91,7 +91,7 @@ def add_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=8.0, help="frames per second of the written video")
     p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--precision", default=None, choices=["fp32", "fp16"], help="omitted: fp32 ONNX on onnxruntime, the best built engine (fp16 first) on tensorrt")
     p.add_argument("--low-memory", action="store_true", help="load each component only while it runs (slower, lower peak)")
 
 

@@ -28,7 +28,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=None, help="frames per second written; omitted: the input's (8 for images)")
     p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--precision", default=None, choices=["fp32", "fp16"], help="omitted: fp32 ONNX on onnxruntime, the best built engine (fp16 first) on tensorrt")
     p.add_argument("--low-memory", action="store_true", help="load each component only while it runs (slower, lower peak)")
 
 
@@ -86,7 +86,6 @@ def cmd_upscale(args) -> int:
 def cmd_generate_upscaled(args) -> int:
     """generate, then upscale the frames in memory; every check of both stages comes first."""
     from t2vrt.cli import generate_kwargs
-    from t2vrt.runtime.checks import check_request
     from t2vrt.runtime.pipeline import Pipeline
     from t2vrt.runtime.video import check_output_path
 
@@ -100,7 +99,7 @@ def cmd_generate_upscaled(args) -> int:
     up = _load(args.upscale_with, args)
     m = base.manifest.model
     height, width = args.height or m.sample_size * m.vae_scale, args.width or m.sample_size * m.vae_scale  # as Pipeline's
-    check_request(base.manifest, 1, args.frames, height, width)  # the first stage's size is the second's default
+    base.check_sizes(1, args.frames, height, width)  # the first stage's size is the second's default
     up_kw = dict(
         height=args.upscale_height or height, width=args.upscale_width or width,
         strength=args.upscale_strength, num_inference_steps=args.steps, eta=args.eta,

@@ -33,7 +33,7 @@ class Pipeline:
     runners through ``runner(name)`` and calling ``release(name)`` when a stage is done.
     """
 
-    def __init__(self, root: Path, backend: str = "auto", precision: str = "fp32", providers: list[str] | None = None,
+    def __init__(self, root: Path, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
                  low_memory: bool = False):
         self.root = Path(root)
         self.manifest = load_manifest(self.root)
@@ -45,10 +45,10 @@ class Pipeline:
         self.scheduler_config = json.loads((self.root / self.manifest.scheduler_config).read_text())
         self.scaling_factor = float(self.manifest.extra.get("vae_scaling_factor", 0.18215))
         self._runners: dict[str, Any] = {}
-        log.info("t2vrt pipeline on %s (%s%s) from %s", self.backend, precision, ", low memory" if low_memory else "", self.root)
+        log.info("t2vrt pipeline on %s (%s%s) from %s", self.backend, precision or "default precision", ", low memory" if low_memory else "", self.root)
 
     @classmethod
-    def load(cls, path: str | Path, backend: str = "auto", precision: str = "fp32", providers: list[str] | None = None,
+    def load(cls, path: str | Path, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
              low_memory: bool = False) -> "Pipeline":
         return cls(Path(path), backend, precision, providers, low_memory)
 
@@ -74,6 +74,20 @@ class Pipeline:
             r = self._runners.pop(name, None)
             if r is not None and can_release(r):
                 r.close()
+
+    def check_sizes(self, batch: int, num_frames: int, height: int, width: int) -> None:
+        """Refuse sizes outside the manifest's profile and, on TensorRT, outside the built engines' profiles,
+        before any backend runs (``precision`` None: fp32 ONNX on ONNX Runtime, the best engine on TensorRT)."""
+        check_request(self.manifest, batch, num_frames, height, width)
+        if self.backend != "tensorrt":
+            return
+        from t2vrt.engines.tensorrt_common import check_profile, find_engine
+
+        sizes = {"batch": batch, "frames": num_frames, "height": height, "width": width}
+        for name in self.manifest.components:
+            record, _ = find_engine(self.manifest.engines, name, self.precision, root=str(self.root))
+            if record is not None:
+                check_profile(record, sizes, root=str(self.root))
 
     # -- stages -------------------------------------------------------------------------------
     def encode_prompt(self, prompts: list[str], negatives: list[str] | None) -> Any:
@@ -141,7 +155,7 @@ class Pipeline:
         m = self.manifest.model
         height = height or m.sample_size * m.vae_scale
         width = width or m.sample_size * m.vae_scale
-        check_request(self.manifest, len(prompts), num_frames, height, width)
+        self.check_sizes(len(prompts), num_frames, height, width)
         negatives = self._negatives(negative_prompt, len(prompts)) if guidance_scale > 1.0 else None
         chunk = self._chunk(decode_chunk_size, len(prompts) * num_frames)
         if output_type not in OUTPUT_TYPES:

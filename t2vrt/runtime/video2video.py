@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from t2vrt.errors import InputError, ManifestError
 from t2vrt.runtime.arrays import cat, from_numpy, permute
-from t2vrt.runtime.checks import check_positive, check_request
+from t2vrt.runtime.checks import check_positive
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.pipeline import OUTPUT_TYPES, Pipeline
 from t2vrt.runtime.schedulers import make_sampler
@@ -40,7 +40,7 @@ def start_index(num_inference_steps: int, strength: float, order: int = 1) -> in
 class VideoToVideoPipeline(Pipeline):
     """A Pipeline over an engine directory exported with a ``vae_encoder``."""
 
-    def __init__(self, root, backend: str = "auto", precision: str = "fp32", providers: list[str] | None = None,
+    def __init__(self, root, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
                  low_memory: bool = False):
         super().__init__(root, backend, precision, providers, low_memory)
         if "vae_encoder" not in self.manifest.components:
@@ -53,7 +53,7 @@ class VideoToVideoPipeline(Pipeline):
               eta: float = 0.0, scheduler: str | None = None, output_type: str = "np",
               decode_chunk_size: int | None = None) -> tuple[Any, int, int]:
         """Every check of a call, before any backend runs: returns (sampler, start index, VAE chunk)."""
-        check_request(self.manifest, 1, num_frames, height, width)
+        self.check_sizes(1, num_frames, height, width)
         if output_type not in OUTPUT_TYPES:
             raise InputError(f"output_type={output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
         check_positive("num_inference_steps", num_inference_steps)

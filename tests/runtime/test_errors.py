@@ -99,3 +99,16 @@ def test_cli_missing_model(tmp_path, capsys):
     assert main(["export", str(tmp_path / "missing-model"), "-o", str(tmp_path / "out")]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_tensorrt_profile_checked_before_any_engine_runs(tiny_engines, monkeypatch):
+    """On TensorRT the built engine's narrower profile is enforced, naming the profile and the rebuild command."""
+    from t2vrt.engines import tensorrt_common
+
+    record = {"component": "unet", "precision": "fp16", "path": "engines/unet/x.plan",
+              "profile": {"frames": [8, 16, 24], "height": [32, 64, 128], "width": [32, 64, 128], "batch": [1, 1, 2]}}
+    monkeypatch.setattr(tensorrt_common, "find_engine", lambda engines, name, precision=None, root="DIR": (record if name == "unet" else None, ""))
+    pipe = Pipeline.load(tiny_engines, backend="tensorrt")
+    monkeypatch.setattr(pipe, "runner", lambda name: pytest.fail("an engine ran before the check"))
+    with pytest.raises(InputError, match=r"frames=4 is outside the unet engine's profile \[8, 24\]; rebuild with `t2vrt build .* --frames 4:16:24"):
+        pipe("a cat", num_frames=4, height=32, width=32)
