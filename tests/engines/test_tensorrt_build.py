@@ -136,3 +136,13 @@ def test_workspace_limit_is_applied_and_keyed(engine_dir, first_build):
     assert args.func(args)["text_encoder"]["cached"]
     with pytest.raises(InputError, match="--max-workspace 0 MiB must be at least 1"):
         build_engines(engine_dir, BuildOptions(**{**limited.__dict__, "max_workspace_mb": 0}))
+
+
+def test_myelin_bad_alloc_says_what_to_fix():
+    from t2vrt.engines.tensorrt_build import _build_failed
+
+    msg = ("IBuilder::buildSerializedNetwork: Error Code 1: Myelin ([myelin_graph.h:1295: attachExceptionMsgToGraph] "
+           "Unexpected exception std::bad_alloc In compileGraph at /_src/optimizer/myelin/codeGenerator.cpp:2012)")
+    err = str(_build_failed("unet", [("WARNING", "w"), ("ERROR", msg)]))
+    assert err.startswith("TensorRT could not build unet: IBuilder") and "both dynamic: fix one of them" in err
+    assert "fix one" not in str(_build_failed("unet", [("ERROR", "some other failure")]))
