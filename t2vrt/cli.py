@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "diffusers", "transformers"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     try:
-        return args.func(args)
+        result = args.func(args)  # `build` returns its results (for callers in Python): still a success
+        return result if isinstance(result, int) else 0
     except T2VError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -19,3 +19,12 @@ def test_help_shows_defaults():
     res = subprocess.run([sys.executable, "-m", "t2vrt.cli", "generate", "--help"], capture_output=True, text=True)
     assert res.returncode == 0
     assert "--steps STEPS" in res.stdout and "(default: 25)" in res.stdout and "(default: None)" not in res.stdout
+
+
+def test_build_exits_zero_on_success(monkeypatch, capsys):
+    """`t2vrt build` returns its results to Python callers; the command itself must still exit 0."""
+    import t2vrt.engines.tensorrt_build as tb
+
+    monkeypatch.setattr(tb, "build_engines", lambda d, o: {"unet": {"cached": True, "seconds": 0.0, "path": "engines/unet/k.plan"}})
+    assert main(["build", "DIR", "--components", "unet"]) == 0
+    assert "unet" in capsys.readouterr().out

@@ -44,6 +44,7 @@ class BuildOptions:
     compute_capability: tuple[str, ...] = ("current",)  # e.g. ("sm89",); tensorrt-rtx may name several
     opt_level: int = 3
     components: tuple[str, ...] = DEFAULT_COMPONENTS
+    max_workspace_mb: int | None = None  # TensorRT's WORKSPACE pool limit; None: its default (the GPU's memory)
 
 
 def build_profile(manifest: Manifest, o: BuildOptions) -> Profile:
@@ -113,7 +114,8 @@ def _material(manifest: Manifest, component: str, o: BuildOptions, flavour: str,
     return {"key_version": KEY_VERSION, "component": component, "onnx_sha256": onnx_rec["sha256"],
             "external_sha256": onnx_rec.get("external_data", {}).get("sha256"), "shapes": shapes,
             "precision": o.precision, "flavour": flavour, "trt_version": trt.__version__,
-            "compute_capability": list(targets), "opt_level": o.opt_level}
+            "compute_capability": list(targets), "opt_level": o.opt_level,
+            **({"max_workspace_mb": o.max_workspace_mb} if o.max_workspace_mb else {})}  # unset: keys as before
 
 
 def _network(trt, builder, logger, onnx_path: Path):
@@ -132,6 +134,8 @@ def _network(trt, builder, logger, onnx_path: Path):
 def _config(trt, builder, o: BuildOptions, flavour: str, targets, shapes: dict, timing_cache: Path):
     config = builder.create_builder_config()
     config.builder_optimization_level = o.opt_level
+    if o.max_workspace_mb:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, o.max_workspace_mb << 20)
     profile = builder.create_optimization_profile()
     for name, (lo, opt, hi) in shapes.items():
         profile.set_shape(name, lo, opt, hi)
@@ -160,6 +164,9 @@ def _build_failed(component: str, messages) -> EngineError:
     hint = ""
     if any("cuda" in m.lower() and ("driver" in m.lower() or "device" in m.lower()) for m in errors):
         hint = "; no usable GPU here: build with --flavour tensorrt-rtx --compute-capability sm89 (or your GPU's)"
+    elif any("Myelin" in m and "bad_alloc" in m for m in errors):  # a garbage-size request, not RAM (RESULTS.md, issue 7)
+        hint = ("; TensorRT-RTX's code generator fails this way on the real-size UNet when frames and height/width are "
+                "both dynamic: fix one of them, e.g. --height 512:512:512 --width 512:512:512 or --frames 16:16:16")
     return EngineError(f"TensorRT could not build {component}: {errors[-1] if errors else 'no error message'}{hint}")
 
 
@@ -223,6 +230,8 @@ def build_engines(engine_dir: str | Path, options: BuildOptions = BuildOptions()
         raise InputError(f"precision {options.precision!r} is not one of fp16, fp32")
     if not 0 <= options.opt_level <= 5:
         raise InputError(f"optimization level {options.opt_level} is not in 0..5 (3 is TensorRT's default)")
+    if options.max_workspace_mb is not None and options.max_workspace_mb < 1:
+        raise InputError(f"--max-workspace {options.max_workspace_mb} MiB must be at least 1")
     missing = [c for c in options.components if c not in manifest.components]
     if missing:
         raise EngineError(f"{root} has no ONNX graph for {missing}; it has {sorted(manifest.components)}")
@@ -276,6 +285,8 @@ def add_build_parser(subparsers):
                         "'current' is this machine's GPU")
     p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="graph precision to build from")
     p.add_argument("--opt-level", type=int, choices=range(6), default=3, help="builder optimization level")
+    p.add_argument("--max-workspace", type=int, default=None, metavar="MIB",
+                   help="limit TensorRT's scratch memory per layer (the GPU's memory if omitted); a tactic needing more is skipped")
     p.add_argument("--components", default=",".join(DEFAULT_COMPONENTS), metavar="NAME[,NAME...]",
                    help="components to build, comma separated")
     p.set_defaults(func=run_build)
@@ -286,7 +297,7 @@ def run_build(args) -> dict:
     """The CLI's `build`: options from the parsed arguments, then build_engines."""
     options = BuildOptions(
         frames=args.frames, height=args.height, width=args.width, batch=args.batch, decode_chunk=args.decode_chunk,
-        flavour=args.flavour, precision=args.precision, opt_level=args.opt_level,
+        flavour=args.flavour, precision=args.precision, opt_level=args.opt_level, max_workspace_mb=args.max_workspace,
         compute_capability=tuple(t.strip() for t in args.compute_capability.split(",") if t.strip()),
         components=tuple(c.strip() for c in args.components.split(",") if c.strip()),
     )

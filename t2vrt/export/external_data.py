@@ -74,6 +74,14 @@ def _append(out, tensor, write) -> None:
     entry.key, entry.value = "length", str(out.tell() - offset)
 
 
+def write_tensor(out, tensor, data: bytes | memoryview, location: str) -> None:
+    """Append one tensor's bytes to the open external-data file ``out`` (named ``location``) and point it there."""
+    for f in ("raw_data", "float_data", "int32_data", "int64_data", "double_data"):
+        tensor.ClearField(f)
+    _append(out, tensor, lambda dst: dst.write(data))
+    _relocate([tensor], location)
+
+
 def _relocate(tensors, location: str) -> None:
     from onnx import TensorProto
 
@@ -89,7 +97,7 @@ def _copy_external(tensor, base: Path, out) -> None:
     src = base / info["location"]
     offset = int(info.get("offset", 0))
     length = int(info["length"]) if "length" in info else src.stat().st_size - offset
-    expected = _nbytes(tensor)
+    expected = nbytes(tensor)
     if expected is not None and length != expected or src.stat().st_size < offset + length:
         if shutil.disk_usage(base).free < max(length, expected or 0):
             raise OSError(errno.ENOSPC, "No space left on device", str(src))
@@ -109,7 +117,7 @@ def _copy_external(tensor, base: Path, out) -> None:
 _ITEMSIZE = {1: 4, 2: 1, 3: 1, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 16: 2}
 
 
-def _nbytes(tensor) -> int | None:
+def nbytes(tensor) -> int | None:
     """Bytes of a tensor from its dims and element type (None for a type not in _ITEMSIZE)."""
     if tensor.data_type not in _ITEMSIZE:
         return None

@@ -7,8 +7,8 @@ type of its tensors. This pass turns the fp32 graph's float tensors into fp16, e
 - shape arithmetic (nodes computing only from Shape/Size values and constants) and inputs that ONNX
   requires to be float32 (Resize's roi and scales);
 - the ops and paths in KEEP_FP32 below, chosen by measurement (see the comment there).
-Weights are converted one at a time and written like the fp32 graph's (one ``.data`` file above 1 GiB), so
-the conversion holds the fp16 weights plus one fp32 tensor, never both copies of the whole model.
+Weights are converted one at a time and written like the fp32 graph's (one ``.data`` file above 1 GiB): each
+is appended to the file as it is converted, so the conversion holds the weightless graph plus one tensor.
 """
 
 from __future__ import annotations
@@ -207,53 +207,71 @@ def _read(t, base: Path) -> np.ndarray:
     return a.reshape(tuple(t.dims))
 
 
-def _convert_weights(graph, const16: set[str], base: Path) -> int:
-    """Store the fp16 initializers in fp16 and every weight's bytes in the graph, one tensor at a time (the fp32
-    ones left are the kept ops' small parameters); returns the weights' bytes."""
+def _fp16_bytes(graph, const16: set[str]) -> int:
+    """Bytes the converted weights will take, from their dims (nothing is read)."""
+    from t2vrt.export.external_data import nbytes
+
+    return sum((nbytes(t) or 0) // (2 if t.name in const16 else 1) for t in graph.initializer)
+
+
+def _convert_weights(graph, const16: set[str], base: Path, data=None) -> None:
+    """Store the fp16 initializers in fp16, one tensor at a time (the fp32 ones left are the kept ops' small
+    parameters). With ``data`` (an open ``.data`` file), every weight of SIZE_THRESHOLD bytes or more is
+    appended there as it is converted, so the graph never holds the weights; without it they go in the graph."""
     from onnx.external_data_helper import uses_external_data
 
-    total = 0
+    from t2vrt.export.external_data import SIZE_THRESHOLD, write_tensor
+
     for t in graph.initializer:
-        a = _read(t, base)
-        total += a.nbytes // (2 if t.name in const16 else 1)
-        if t.name not in const16 and not uses_external_data(t):
+        external = uses_external_data(t)
+        if t.name not in const16 and not external and data is None:
             continue
+        a = _read(t, base)
         if t.name in const16:
             a = _to_fp16(a, t.name)
             t.data_type = FLOAT16
-            t.ClearField("float_data")
-        t.raw_data = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        raw = np.ascontiguousarray(a).astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
+        if data is not None and len(raw) >= SIZE_THRESHOLD:
+            write_tensor(data, t, raw, Path(data.name).name)
+            continue
+        for f in ("float_data", "int32_data", "int64_data", "double_data"):
+            t.ClearField(f)
+        t.raw_data = raw
         t.data_location = 0  # DEFAULT: the bytes now live in the tensor
         del t.external_data[:]
-    return total
 
 
-def convert_model(model, keep: KeepFp32, base: Path) -> int:
-    """Convert an fp32 ModelProto in place; ``base`` is the folder of its external data. Returns the weight bytes."""
+def retype(model, keep: KeepFp32) -> set[str]:
+    """Rewrite an fp32 ModelProto's nodes to fp16 in place (weights untouched); returns the fp16 constants."""
     from collections import Counter
 
     types = _typed(model)
     fp32_nodes = _fp32_nodes(model.graph, keep)
     kept = Counter(model.graph.node[i].op_type for i in fp32_nodes)
     const16 = _rewrite(model.graph, types, fp32_nodes)
-    weight_bytes = _convert_weights(model.graph, const16, base)
     del model.graph.value_info[:]  # stale types; inference rebuilds them
-    log.info("fp16: %d nodes kept fp32 (%s); %.1f MB of weights", len(fp32_nodes), dict(kept), weight_bytes / 1e6)
-    return weight_bytes
+    log.info("fp16: %d nodes kept fp32 (%s)", len(fp32_nodes), dict(kept))
+    return const16
 
 
 def export_fp16(src_onnx: Path, dst_onnx: Path, component: str) -> None:
-    """Write the fp16 graph of ``component`` beside its fp32 graph; I/O stays float32."""
+    """Write the fp16 graph of ``component`` beside its fp32 graph; I/O stays float32.
+
+    Weights over EXTERNAL_THRESHOLD in all are streamed to ``NAME.data`` as they are converted: the peak is the
+    weightless graph plus one tensor, not the fp16 model as protobuf plus its serialized copy."""
     import onnx
 
     src_onnx, dst_onnx = Path(src_onnx), Path(dst_onnx)
     model = onnx.load(str(src_onnx), load_external_data=False)
-    weight_bytes = convert_model(model, KEEP_FP32.get(component, KeepFp32()), src_onnx.parent)
+    const16 = retype(model, KEEP_FP32.get(component, KeepFp32()))
     _typed(model)  # strict type inference over the result: a Cast we missed fails here, not in TensorRT
     dst_onnx.parent.mkdir(parents=True, exist_ok=True)
+    weight_bytes = _fp16_bytes(model.graph, const16)
     if weight_bytes >= EXTERNAL_THRESHOLD:
-        data = dst_onnx.name + ".data"
-        onnx.save_model(model, str(dst_onnx), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=data, size_threshold=1024)
+        with open(dst_onnx.with_name(dst_onnx.name + ".data"), "wb") as data:
+            _convert_weights(model.graph, const16, src_onnx.parent, data)
     else:
-        onnx.save_model(model, str(dst_onnx))
+        _convert_weights(model.graph, const16, src_onnx.parent)
+    dst_onnx.write_bytes(model.SerializeToString())
+    log.info("fp16: wrote %s, %.1f MB of weights%s", dst_onnx.name, weight_bytes / 1e6,
+             " (external)" if weight_bytes >= EXTERNAL_THRESHOLD else "")

@@ -116,3 +116,33 @@ def test_the_warning_check_can_fail(tmp_path):
     assert len(warnings(path)) == 1
     clean_graph(path)
     assert warnings(path) == []
+
+
+def test_workspace_limit_is_applied_and_keyed(engine_dir, first_build):
+    """--max-workspace sets TensorRT's WORKSPACE pool, is part of the engine key, and its record says so."""
+    from t2vrt.engines.tensorrt_build import _config, make_logger
+
+    builder = trt.Builder(make_logger(trt))
+    limited = BuildOptions(**{**OPTIONS.__dict__, "max_workspace_mb": 48})
+    config = _config(trt, builder, limited, "tensorrt-rtx", TARGET, {}, engine_dir / "unused.bin")
+    assert config.get_memory_pool_limit(trt.MemoryPoolType.WORKSPACE) == 48 << 20
+    cli = argparse.ArgumentParser().add_subparsers()
+    add_build_parser(cli)
+    args = cli.choices["build"].parse_args([str(engine_dir), "--batch", "1", "--flavour", "tensorrt-rtx",
+                                            "--compute-capability", "sm89", "--components", "text_encoder",
+                                            "--max-workspace", "48"])
+    built = args.func(args)["text_encoder"]
+    assert not built["cached"] and _engines(engine_dir)[built["key"]]["max_workspace_mb"] == 48
+    assert args.func(args)["text_encoder"]["cached"]
+    with pytest.raises(InputError, match="--max-workspace 0 MiB must be at least 1"):
+        build_engines(engine_dir, BuildOptions(**{**limited.__dict__, "max_workspace_mb": 0}))
+
+
+def test_myelin_bad_alloc_says_what_to_fix():
+    from t2vrt.engines.tensorrt_build import _build_failed
+
+    msg = ("IBuilder::buildSerializedNetwork: Error Code 1: Myelin ([myelin_graph.h:1295: attachExceptionMsgToGraph] "
+           "Unexpected exception std::bad_alloc In compileGraph at /_src/optimizer/myelin/codeGenerator.cpp:2012)")
+    err = str(_build_failed("unet", [("WARNING", "w"), ("ERROR", msg)]))
+    assert err.startswith("TensorRT could not build unet: IBuilder") and "both dynamic: fix one of them" in err
+    assert "fix one" not in str(_build_failed("unet", [("ERROR", "some other failure")]))
