@@ -30,7 +30,7 @@ def measure_ours(engines: Path, frames: int, args) -> dict:
 
     req = BenchRequest(num_frames=frames, height=args.size, width=args.size, num_inference_steps=args.steps,
                        decode_chunk_size=args.decode_chunk)
-    run = OursRun(engines, req)
+    run = OursRun(engines, req, threads=args.threads)
     cold = run.run()[0]  # the first run: ONNX Runtime's arenas grow to what each stage needs
     records = [run.run()[0] for _ in range(args.runs)]
     keys = ("total_s", "unet_per_step_s", "glue_per_step_s", "vae_per_frame_s", "peak_rss_mb")
@@ -52,6 +52,8 @@ def measure_diffusers_decode(model: Path, frames: int, args) -> dict:
 
     from t2vrt.bench.measure import PeakMemory
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     vae = AutoencoderKL.from_pretrained(model / "vae").eval()
     lat = torch.randn(frames, 4, args.size // 8, args.size // 8) / vae.config.scaling_factor
     mem = PeakMemory()
@@ -113,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt (8)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads of ONNX Runtime and torch; omitted: defaults")
     p.add_argument("--diffusers-decode", action="store_true", help="also diffusers' one-batch VAE decode")
     p.add_argument("--diffusers-max-frames", type=int, default=32, help="largest frame count for --diffusers-decode")
     p.add_argument("--json", default=None)
@@ -140,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(data, indent=2))
     print(describe(info))
-    print(f"{args.steps} steps, {args.size}x{args.size}, {args.runs} run(s) after a warm-up, each frame count in a fresh process")
+    print(f"{args.steps} steps, {args.size}x{args.size}, {args.runs} run(s) after a first run, each frame count in a fresh "
+          f"process, threads {args.threads or 'library defaults'}")
     print(table(rows))
     return 0 if all(r.get("ours") for r in rows.values()) else 1
 

@@ -21,6 +21,10 @@ def session_options(threads: int | None = None):
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # The memory pattern keeps a planned block per input shape beside the arena's: measured on the small preset
+    # (benchmarks/RESULTS.md, issue 6) it took the UNet's working memory from 1674 to 985 MB and an 8-frame VAE
+    # chunk's from 967 to 535 MB, with no change in time.
+    so.enable_mem_pattern = False
     so.log_severity_level = 3
     # The memory pattern allocates each run's planned peak as one block beside the arena's chunks of the run before,
     # doubling the resident peak from the second call with the same shapes on (every VAE chunk, every UNet step);
