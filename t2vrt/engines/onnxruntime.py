@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 from pathlib import Path
@@ -65,5 +66,18 @@ class OrtRunner:
         return dict(zip(self.output_names, outs))
 
     def close(self) -> None:
-        """Drop the session: its weights, arena and thread pools are freed with it (nothing else refers to it)."""
+        """Drop the session (its weights, arena and thread pools go with it) and give the freed heap back."""
         self.session = None
+        return_freed_heap()
+
+
+def return_freed_heap() -> None:
+    """Hand memory that the C allocator keeps after a free back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
+
+    ONNX Runtime's weights and arena chunks are mostly blocks under malloc's mmap threshold, which glibc keeps for
+    reuse: closing the real-size UNet's session left 2.0 GB resident, 0.08 GB after the trim (issue 8).
+    """
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
