@@ -24,8 +24,8 @@ def session_options(threads: int | None = None):
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
     # The memory pattern allocates each run's planned peak as one block beside the arena's chunks of the run before,
-    # doubling the resident peak from the second call with the same shapes on (every VAE chunk, every UNet step);
-    # the arena alone reuses them. Off: -40% peak over chunked VAE calls, -20% over UNet steps, CPU time unchanged
+    # raising the resident peak from the second call with the same shapes on (every VAE chunk, every UNet step);
+    # the arena alone reuses them. Off: about -40% peak over chunked VAE calls, -10 to -27% over three UNet steps
     # (benchmarks/RESULTS.md, issue 8).
     so.enable_mem_pattern = False
     if threads:
