@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's t2vrt, not an installed one
 log = logging.getLogger("memory")
 MEM_PATTERN = False  # --mem-pattern
+NO_TRIM = False  # --no-trim
 PROMPT = "a panda eating bamboo on a rock"
 SAVINGS = {  # name: (low_memory, chunked decode, feed-forward chunking)
     "none": (False, False, False),
@@ -112,8 +113,10 @@ def child_component(cfg: dict) -> dict:
     t0 = time.perf_counter()
     calls = [runner.infer({k: v[i : i + chunk] for k, v in feed.items()}) for i in range(0, n, chunk)] if "n" in cfg["sizes"] else [runner.infer(feed)]
     seconds = time.perf_counter() - t0
-    return {"peak_mb": round(peak_mb()), "base_mb": round(base), "loaded_mb": round(loaded), "seconds": round(seconds, 1),
-            "calls": len(calls)}
+    del calls
+    runner.close()  # what low-memory mode does between stages: the RSS left is what the next stage cannot use
+    return {"peak_mb": round(peak_mb()), "base_mb": round(base), "loaded_mb": round(loaded), "closed_mb": round(rss_mb()),
+            "seconds": round(seconds, 1)}
 
 
 def preset_specs(preset: str) -> dict:
@@ -162,12 +165,12 @@ def child_prepare_vae(cfg: dict) -> dict:
 
 
 def child_prepare_unet(cfg: dict) -> dict:
-    """A preset's UNet traced whole and ff-chunked, from one set of weights held once.
+    """A preset's UNet traced whole and ff-chunked, from one set of weights built once.
 
-    As ``t2vrt export`` traces it (same wrapper, trace sizes, dynamic axes, opset), but without the exporter's two
-    steps that need a second copy of the weights beside the first (constant folding, which materializes every
-    transposed Linear weight, and gathering the weights into one file): ONNX Runtime folds the same constants when it
-    loads the graph, and reads loose external files as well as one. 1.4B parameters in fp32 need about 6 GB so.
+    As ``t2vrt export`` traces it (same wrapper, trace sizes, dynamic axes, opset) but without constant folding,
+    which would materialize a transposed copy of every Linear weight beside the module's (ONNX Runtime folds the
+    same constants when it loads the graph), and without validation: the UNet alone, quickly, in one copy of
+    its weights (1.4B parameters: about 6 GB).
     """
     import torch
 
@@ -202,7 +205,7 @@ def spawn(kind: str, cfg: dict, max_gb: float) -> dict:
     import psutil
 
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), HF_HUB_OFFLINE="1")
-    cfg = dict(cfg, mem_pattern=MEM_PATTERN)
+    cfg = dict(cfg, mem_pattern=MEM_PATTERN, no_trim=NO_TRIM)
     proc = subprocess.Popen([sys.executable, __file__, "child", kind, json.dumps(cfg)], stdout=subprocess.PIPE, env=env, text=True)
     ps, worst = psutil.Process(proc.pid), 0.0
     while proc.poll() is None:
@@ -297,7 +300,7 @@ def run_unet(args) -> list[dict]:
 
 def table(rows: list[dict], keys: list[str]) -> str:
     stage_keys = sorted({k for r in rows for k in r.get("stages", {})}, key=["load", "text", "unet", "decode"].index)
-    extra = [k for k in ("loaded_mb", "s_per_frame", "error") if any(k in r for r in rows)]
+    extra = [k for k in ("loaded_mb", "closed_mb", "s_per_frame", "error") if any(k in r for r in rows)]
     cols = keys + ["peak_mb"] + [f"{k}_mb" for k in stage_keys] + ["seconds"] + extra
     lines = [" | ".join(cols), " | ".join("---" for _ in cols)]
     for r in rows:
@@ -313,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--work", default="/tmp/t2vrt-memory", help="where models and engine directories are kept between runs")
     p.add_argument("--max-gb", type=float, default=7.5, help="kill a configuration whose RSS passes this")
     p.add_argument("--mem-pattern", action="store_true", help="with ONNX Runtime's memory pattern on (t2vrt's default: off)")
+    p.add_argument("--no-trim", action="store_true", help="closing a runner does not give the freed heap back (malloc_trim)")
     sub = p.add_subparsers(dest="mode", required=True)
     g = sub.add_parser("generate", help="the whole pipeline, with and without each saving")
     g.add_argument("--preset", default="small", help="a t2vrt.export.tiny preset")
@@ -358,11 +362,15 @@ def main() -> None:
         cfg = json.loads(sys.argv[3])
         if cfg.get("mem_pattern"):
             with_memory_pattern()
+        if cfg.get("no_trim"):  # closing a runner leaves the freed heap with the C allocator, as before issue 8
+            import t2vrt.engines.onnxruntime as ortr
+
+            ortr.return_freed_heap = lambda: None
         print(json.dumps(CHILDREN[sys.argv[2]](cfg)))
         return
-    global MEM_PATTERN
+    global MEM_PATTERN, NO_TRIM
     args = build_parser().parse_args()
-    MEM_PATTERN = args.mem_pattern
+    MEM_PATTERN, NO_TRIM = args.mem_pattern, args.no_trim
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     rows = {"generate": run_generate, "vae": run_vae, "unet": run_unet}[args.mode](args)
     keys = {"generate": ["preset", "frames", "size", "savings", "chunk"], "vae": ["component", "frames", "size", "chunk"],

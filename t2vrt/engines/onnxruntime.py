@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 from pathlib import Path
@@ -27,8 +28,8 @@ def session_options(threads: int | None = None):
     so.enable_mem_pattern = False
     so.log_severity_level = 3
     # The memory pattern allocates each run's planned peak as one block beside the arena's chunks of the run before,
-    # doubling the resident peak from the second call with the same shapes on (every VAE chunk, every UNet step);
-    # the arena alone reuses them. Off: -40% peak over chunked VAE calls, -20% over UNet steps, CPU time unchanged
+    # raising the resident peak from the second call with the same shapes on (every VAE chunk, every UNet step);
+    # the arena alone reuses them. Off: about -40% peak over chunked VAE calls, -10 to -27% over three UNet steps
     # (benchmarks/RESULTS.md, issue 8).
     so.enable_mem_pattern = False
     if threads:
@@ -69,5 +70,18 @@ class OrtRunner:
         return dict(zip(self.output_names, outs))
 
     def close(self) -> None:
-        """Drop the session: its weights, arena and thread pools are freed with it (nothing else refers to it)."""
+        """Drop the session (its weights, arena and thread pools go with it) and give the freed heap back."""
         self.session = None
+        return_freed_heap()
+
+
+def return_freed_heap() -> None:
+    """Hand memory that the C allocator keeps after a free back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
+
+    ONNX Runtime's weights and arena chunks are mostly blocks under malloc's mmap threshold, which glibc keeps for
+    reuse: closing the real-size UNet's session left 2.0 GB resident, 0.08 GB after the trim (issue 8).
+    """
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
