@@ -7,10 +7,12 @@
 
 ``generate`` runs the whole pipeline in five configurations per frame count: none of the savings, each alone
 (low-memory mode, chunked VAE decode, feed-forward chunking at export), and all three. ``vae`` runs the real-size
-VAE decoder and encoder over a clip, ``chunk`` frames per call; ``unet`` runs given UNet graphs alone. Every configuration runs in a fresh subprocess that
-reports its own peak resident set (getrusage ru_maxrss: exact) and, from an RSS sampler every 5 ms, the peak while
-each component ran; the parent kills a child above --max-gb. Weights are random: memory and time do not depend on
-their values. Prints a table, then one JSON document with the machine and the library versions.
+VAE decoder and encoder over a clip, ``chunk`` frames per call; ``unet`` runs UNet graphs alone (by default the
+preset's, traced whole and sliced). Every configuration runs in a fresh subprocess that reports its own peak
+resident set (getrusage ru_maxrss: exact) and, from an RSS sampler every 5 ms, the peak while each component ran;
+the parent kills a child above --max-gb (this machine is shared). --mem-pattern and --no-trim undo two ONNX Runtime
+settings of t2vrt to measure what they save. Weights are random: memory and time do not depend on their values.
+Prints a table, then one JSON document with the machine and the library versions; results: benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations

@@ -189,12 +189,13 @@ class Pipeline:
     def _chunk(self, chunk: int | None, frames: int) -> int:
         """VAE frames per call: the profile's opt by default, refused outside the profile, at most ``frames``."""
         lo, opt, hi = self.manifest.profile.decode_chunk
-        chunk = opt if chunk is None else chunk
+        if chunk is None:
+            return min(opt, frames)
         if not lo <= chunk <= hi:
             hint = f"re-export with --decode-chunk {lo}:{opt}:{chunk} to allow more" if chunk > hi else f"it must be at least {lo}"
             raise InputError(f"decode_chunk_size={chunk} is outside [{lo}, {hi}], the VAE frames per call this engine directory serves; {hint}")
         if chunk > frames:
-            log.debug("decode_chunk_size=%d is more than the %d frames to decode: decoding them in one call", chunk, frames)
+            log.info("decode_chunk_size=%d is more than the %d frames to decode: decoding them in one call", chunk, frames)
         return min(chunk, frames)
 
     def close(self) -> None:

@@ -145,9 +145,13 @@ def test_bad_chunk(tiny_engines, chunk, message):
         Pipeline.load(tiny_engines)(PROMPT, decode_chunk_size=chunk, **CALL)
 
 
-def test_chunk_above_the_frame_count_is_clamped(tiny_engines):
+def test_chunk_above_the_frame_count_is_clamped(tiny_engines, caplog):
     pipe = Pipeline.load(tiny_engines)
-    assert pipe._chunk(8, 3) == 3 and pipe._chunk(None, 2) == 2
+    with caplog.at_level(logging.INFO, logger="t2vrt.runtime.pipeline"):
+        assert pipe._chunk(None, 2) == 2
+        assert caplog.text == ""  # the default needs no word
+        assert pipe._chunk(8, 3) == 3
+    assert "decode_chunk_size=8 is more than the 3 frames to decode: decoding them in one call" in caplog.text
 
 
 # -- feed-forward chunking at export ----------------------------------------------------------------------------------
