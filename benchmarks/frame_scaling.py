@@ -1,6 +1,6 @@
 """Frame scaling (issue 6): time and peak memory of our generate at 8, 16, 32 and 64 frames (small preset).
 
-    PYTHONPATH=$PWD HF_HUB_OFFLINE=1 python benchmarks/frame_scaling.py --steps 5 --json benchmarks/out/frames.json
+    PYTHONPATH=$PWD HF_HUB_OFFLINE=1 python benchmarks/frame_scaling.py --steps 5 --json /tmp/frames.json
 
 Each frame count runs in a fresh process (ONNX Runtime's arenas keep what a larger run took): a first run, whose
 stages' growth above the RSS at their start is what each stage needs (text encoding, the denoising loop, the
