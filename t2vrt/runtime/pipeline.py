@@ -173,6 +173,7 @@ class Pipeline:
             raise InputError(f"latents have shape {tuple(latents.shape)}; expected {shape} for these arguments")
         x = latents * sampler.init_noise_sigma
         emb = self.encode_prompt(prompts, negatives)
+        x = from_numpy(to_numpy(x), emb)  # latents on the engines' device (a no-op for NumPy runners)
         x = self.denoise(x, emb, sampler, guidance_scale, noise, callback=callback, progress=progress)
         if output_type == "latent":
             return Video(None, x, noise.seed)
