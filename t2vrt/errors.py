@@ -23,3 +23,7 @@ class EngineError(T2VError):
 
 class SchedulerError(T2VError, ValueError):
     """An unknown scheduler or an option it does not support."""
+
+
+class OutputError(T2VError):
+    """An output cannot be written where asked without losing what is there (or the disk is full)."""

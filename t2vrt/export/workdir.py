@@ -8,18 +8,17 @@ directories of processes that are gone. ``load_manifest`` refuses a partial dire
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from t2vrt.diskspace import DISK_FULL, gib, is_disk_full, no_space  # noqa: F401 (DISK_FULL, gib: re-exported)
 from t2vrt.errors import ExportError
 from t2vrt.manifest import PARTIAL_MARK
 
 log = logging.getLogger(__name__)
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 REPLACED_MARK = "replaced"  # an --overwrite moves the old directory to ".NAME.replaced-PID" before deleting it
 
 
@@ -68,22 +67,11 @@ def replace_dir(tmp: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def gib(n: float) -> str:
-    return f"{n / 2**30:.2f} GB" if n >= 2**28 else f"{n / 2**20:.1f} MB"
-
-
 def check_space(folder: Path, needed: int, what: str) -> None:
     """Fail before writing anything when the filesystem of ``folder`` has less than ``needed`` bytes free."""
     free = shutil.disk_usage(folder).free
     if needed > free:
         raise ExportError(f"not enough space on {folder} for {what}: {gib(needed)} needed, {gib(free)} free; free some or choose another -o")
-
-
-def is_disk_full(e: BaseException) -> bool:
-    """An OSError with ENOSPC/EDQUOT, or a C++ writer's RuntimeError saying so."""
-    if isinstance(e, OSError) and e.errno in DISK_FULL:
-        return True
-    return isinstance(e, (OSError, RuntimeError)) and "No space left on device" in str(e)
 
 
 @dataclass
@@ -107,8 +95,7 @@ def disk_errors(tmp: Path, needed: int):
             raise
         shutil.rmtree(tmp, ignore_errors=True)
         where = _relative(getattr(e, "filename", None), tmp) or writing.what
-        free = shutil.disk_usage(tmp.parent).free
-        raise ExportError(f"no space left on device while writing {where}; {gib(needed)} needed, {gib(free)} free") from None
+        raise ExportError(no_space(where, needed, tmp.parent)) from None
 
 
 def _relative(filename, tmp: Path) -> str | None:

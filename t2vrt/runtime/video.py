@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from t2vrt.errors import InputError
+from t2vrt.errors import InputError, OutputError
+from t2vrt.runtime.output import FORMATS, FRAMES_MARK, check_output, write_atomic  # noqa: F401 (FORMATS: re-exported)
 
-FORMATS = (".mp4", ".gif", "a folder (no suffix) of png frames")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
@@ -21,48 +19,30 @@ def to_uint8(frames: np.ndarray) -> np.ndarray:
     return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
 
 
-def check_output_path(path: str | Path) -> str:
-    """The suffix of a path write_video can write (.mp4, .gif, or none for a folder of pngs), else InputError."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in (".mp4", ".gif", ""):
-        raise InputError(f"cannot write {Path(path).name!r}: supported outputs are {', '.join(FORMATS)}")
-    return suffix
+def check_output_path(path: str | Path, fps=None, overwrite: bool = False) -> str:
+    """The suffix of a path write_video can write (.mp4, .gif, or none for a folder of pngs), after every check of
+    output.check_output (not an existing directory, fps finite and positive, a writable parent)."""
+    return check_output(path, fps, overwrite).suffix.lower()
 
 
-def write_video(frames: np.ndarray, path: str | Path, fps: float = 8) -> Path:
-    """Write uint8 [f, H, W, 3] frames; the file appears only once complete."""
-    path = Path(path)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+def write_video(frames: np.ndarray, path: str | Path, fps: float = 8, overwrite: bool = False) -> Path:
+    """Write uint8 [f, H, W, 3] frames; the file appears only once complete, synced and read back."""
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or 0 in frames.shape:
         raise InputError(f"frames must be uint8 [f, H, W, 3]; got {frames.dtype} {frames.shape}")
-    if fps <= 0:
-        raise InputError(f"fps={fps} must be positive")
-    suffix = check_output_path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        if suffix == ".mp4":
-            _write_mp4(frames, tmp, fps)
-        elif suffix == ".gif":
-            import imageio.v3 as iio
-
-            iio.imwrite(tmp, frames, extension=".gif", duration=1000 / fps, loop=0)
-        else:
-            _write_pngs(frames, tmp)
-        if path.is_dir():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
-        raise
-    return path
+    suffix = check_output_path(path, fps, overwrite)
+    f, h, w, _ = frames.shape
+    if suffix == ".mp4" and (h % 2 or w % 2):
+        raise InputError(f"mp4 (yuv420p) needs an even width and height; got {w}x{h}")
+    writers = {".mp4": (_write_mp4, _verify_mp4, frames.nbytes // 8), ".gif": (_write_gif, _verify_gif, frames.nbytes // 3),
+               "": (_write_pngs, _verify_pngs, frames.nbytes)}
+    write, verify, needed = writers[suffix]
+    return write_atomic(Path(path), lambda tmp: write(frames, tmp, fps), lambda tmp: verify(tmp, f), needed + (64 << 10))
 
 
 def _write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
     import imageio_ffmpeg
 
     f, h, w, _ = frames.shape
-    if h % 2 or w % 2:
-        raise InputError(f"mp4 (yuv420p) needs an even width and height; got {w}x{h}")
     writer = imageio_ffmpeg.write_frames(
         str(path), (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
         macro_block_size=1, quality=None, output_params=["-crf", "18", "-movflags", "+faststart", "-f", "mp4"],
@@ -73,12 +53,49 @@ def _write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
     writer.close()
 
 
-def _write_pngs(frames: np.ndarray, folder: Path) -> None:
+def _verify_mp4(path: Path, f: int) -> None:
+    import imageio_ffmpeg
+
+    try:
+        n = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+    except Exception as e:  # ffmpeg cannot read it at all
+        raise OutputError(f"the written mp4 does not decode ({str(e).strip().splitlines()[-1][:160] if str(e).strip() else e.__class__.__name__})") from None
+    if n != f:
+        raise OutputError(f"the written mp4 decodes to {n} frames, not {f}")
+
+
+def _write_gif(frames: np.ndarray, path: Path, fps: float) -> None:
+    from PIL import Image
+
+    first, *rest = (Image.fromarray(f) for f in frames)  # PIL directly: imageio retries a failed write at exit
+    with open(path, "wb") as fp:
+        first.save(fp, format="GIF", save_all=True, append_images=rest, duration=1000 / fps, loop=0)
+
+
+def _verify_gif(path: Path, f: int) -> None:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        n = getattr(im, "n_frames", 1)
+    if n != f:
+        raise OutputError(f"the written gif holds {n} frames, not {f}")
+
+
+def _write_pngs(frames: np.ndarray, folder: Path, fps: float) -> None:
     import imageio.v3 as iio
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True)
+    (folder / FRAMES_MARK).write_text(f"png frames written by t2vrt ({len(frames)} frames, {fps:g} fps)\n")
     for i, frame in enumerate(frames):
         iio.imwrite(folder / f"frame_{i:04d}.png", frame)
+
+
+def _verify_pngs(folder: Path, f: int) -> None:
+    from PIL import Image
+
+    for i in range(f):
+        with Image.open(folder / f"frame_{i:04d}.png") as im:
+            im.verify()
 
 
 def read_video(path: str | Path) -> np.ndarray:
@@ -151,9 +168,10 @@ class Video:
         u = to_uint8(self._need_images())
         return u[0] if len(u) == 1 else u
 
-    def save(self, path: str | Path, fps: float = 8, index: int = 0) -> Path:
-        """Write video ``index`` of the batch as .mp4, .gif or a folder of png frames."""
-        return write_video(to_uint8(self._need_images()[index]), path, fps)
+    def save(self, path: str | Path, fps: float = 8, index: int = 0, overwrite: bool = False) -> Path:
+        """Write video ``index`` of the batch as .mp4, .gif or a folder of png frames (``overwrite``: replace such a
+        folder written earlier; an earlier .mp4/.gif file is replaced once the new one is complete)."""
+        return write_video(to_uint8(self._need_images()[index]), path, fps, overwrite)
 
     def to_pil(self, index: int = 0) -> list:
         from PIL import Image

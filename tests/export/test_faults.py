@@ -16,6 +16,7 @@ from t2vrt import ManifestError, Pipeline
 from t2vrt.errors import ExportError
 from t2vrt.export import ExportOptions, export_model, exporter
 from t2vrt.manifest import load_manifest
+from tests.fs_fixtures import small_fs  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 KILL_SCRIPT = "from t2vrt.export import export_model; export_model({model!r}, {out!r})"
@@ -79,27 +80,6 @@ def test_only_dead_exports_are_cleaned(tiny_model, tmp_path):
 
 
 # -- a full disk: a tmpfs of our own, a few MB -----------------------------------------------------------------
-
-@pytest.fixture
-def small_fs(tmp_path):
-    """``small_fs(kib)`` mounts a tmpfs of that size (needs root); skipped where mounting is not permitted."""
-    mounted = []
-
-    def mount(kib: int) -> Path:
-        if shutil.which("mount") is None:
-            pytest.skip("no mount command here; the disk-full tests need a tmpfs of their own")
-        d = tmp_path / f"fs{kib}k"
-        d.mkdir()
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(d)], capture_output=True, text=True)
-        if r.returncode:
-            pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): the disk-full tests need root or CAP_SYS_ADMIN")
-        mounted.append(d)
-        return d
-
-    yield mount
-    for d in mounted:
-        subprocess.run(["umount", str(d)], check=False)
-
 
 def _export_bytes(engines: Path) -> int:
     return sum(p.stat().st_size for p in engines.rglob("*") if p.is_file())
