@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from t2vrt.errors import ManifestError
+from t2vrt.manifest_checks import check_paths, check_structure, confined
 from t2vrt.specs import ComponentSpec, ModelDims, Profile
 
 FORMAT = "t2vrt-engine-dir"
@@ -49,7 +50,7 @@ class Manifest:
             raise ManifestError(
                 f"component {name!r} has no {precision} ONNX graph; it has {sorted(entry)} (re-export with --precision {precision})"
             )
-        return root / entry[precision]["path"]
+        return confined(root, entry[precision]["path"], f"the {precision} ONNX graph of {name}")
 
     def to_json(self) -> dict:
         return {
@@ -108,7 +109,14 @@ def load_manifest(root: str | Path) -> Manifest:
         raise ManifestError(
             f"{path} has manifest version {d.get('version')!r}; this t2vrt reads version {VERSION}: re-export with this version"
         )
+    check_structure(d, path)
+    check_paths(root, d)
     return Manifest.from_json(d)
+
+
+def engine_file(root: Path, manifest: Manifest, key: str) -> Path:
+    """The plan file of engine ``key``: only ever a path under DIR/engines/ that the manifest records."""
+    return confined(root, manifest.engines[key]["path"], f"engine {key}", under="engines")
 
 
 def write_json_atomic(path: Path, data: dict) -> None:

@@ -21,7 +21,7 @@ from t2vrt.engines.tensorrt_common import (
     FLAVOURS, PROFILE_FIELDS, build_command, gpu_compute_capability, import_tensorrt, make_logger,
 )
 from t2vrt.errors import EngineError, InputError
-from t2vrt.manifest import Manifest, load_manifest, save_manifest
+from t2vrt.manifest import Manifest, engine_file, load_manifest, save_manifest, sha256_file
 from t2vrt.specs import Profile
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ def _retire(root: Path, manifest: Manifest, record: dict) -> None:
     same = ("component", "precision", "flavour", "compute_capability")
     for key, old in list(manifest.engines.items()):
         if all(old.get(k) == record[k] for k in same) and old["path"] != record["path"]:
-            (root / old["path"]).unlink(missing_ok=True)
+            engine_file(root, manifest, key).unlink(missing_ok=True)  # only under DIR/engines/
             del manifest.engines[key]
             log.info("replaced %s engine %s", record["component"], old["path"])
 
@@ -211,7 +211,8 @@ def build_component(root: Path, manifest: Manifest, component: str, o: BuildOpti
     plan, messages = _build_plan(trt, flavour, onnx_path, o, targets, shapes, root, component)
     write_atomic(root / rel, plan)
     seconds = round(time.perf_counter() - t0, 2)
-    record = {**material, "path": str(rel), "bytes": (root / rel).stat().st_size, "build_seconds": seconds,
+    record = {**material, "path": str(rel), "bytes": (root / rel).stat().st_size, "sha256": sha256_file(root / rel),
+              "build_seconds": seconds,
               "profile": {f: list(getattr(profile, f)) for f in PROFILE_FIELDS[component]},
               "ranges": {s: list(r) for s, r in profile.symbol_ranges(component, manifest.model).items()}}
     _retire(root, manifest, record)

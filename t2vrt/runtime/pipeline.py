@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -12,6 +11,7 @@ import numpy as np
 from t2vrt.engines.base import can_release
 from t2vrt.engines.loader import open_runner, resolve_backend
 from t2vrt.errors import InputError
+from t2vrt.integrity import check_for_pipeline, read_json_file
 from t2vrt.manifest import load_manifest
 from t2vrt.runtime.arrays import cat, from_numpy, permute, to_numpy
 from t2vrt.runtime.checks import check_positive, check_request
@@ -38,11 +38,12 @@ class Pipeline:
         self.root = Path(root)
         self.manifest = load_manifest(self.root)
         self.backend = resolve_backend(backend, self.manifest)
+        check_for_pipeline(self.root, self.manifest, self.backend, precision)  # components present, files intact
         self.precision = precision
         self.providers = providers
         self.low_memory = low_memory
         self.tokenizer = ClipTokenizer(self.root, self.manifest.tokenizer)
-        self.scheduler_config = json.loads((self.root / self.manifest.scheduler_config).read_text())
+        self.scheduler_config = read_json_file(self.root, self.manifest.scheduler_config, "scheduler config")
         self.scaling_factor = float(self.manifest.extra.get("vae_scaling_factor", 0.18215))
         self._runners: dict[str, Any] = {}
         log.info("t2vrt pipeline on %s (%s%s) from %s", self.backend, precision or "default precision", ", low memory" if low_memory else "", self.root)

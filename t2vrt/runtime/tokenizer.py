@@ -22,7 +22,11 @@ class ClipTokenizer:
         if not path.is_file():
             raise ManifestError(f"tokenizer file {path} is missing; re-export the model")
         self.max_length = int(entry["max_length"])
-        self.tok = Tokenizer.from_file(str(path))
+        try:
+            self.tok = Tokenizer.from_file(str(path))
+        except Exception as e:  # the tokenizers library raises its own Exception type for bad JSON
+            raise ManifestError(f"tokenizer {path} cannot be read ({str(e)[:120]}); re-export the model "
+                                "(`t2vrt export MODEL -o DIR --overwrite`)") from None
         self.tok.enable_truncation(self.max_length)
         self.tok.enable_padding(length=self.max_length, pad_id=int(entry["pad_id"]), pad_token=entry["pad_token"])
         self._plain = Tokenizer.from_file(str(path))  # untruncated, to warn like diffusers does
