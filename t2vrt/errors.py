@@ -27,3 +27,7 @@ class SchedulerError(T2VError, ValueError):
 
 class OutputError(T2VError):
     """An output cannot be written where asked without losing what is there (or the disk is full)."""
+
+
+class NumericalError(T2VError, FloatingPointError):
+    """A model output or the latents became NaN or infinite (an fp16 overflow is the usual cause)."""

@@ -1,9 +1,22 @@
-"""Argument checks against the engine directory's declared ranges, before any backend runs."""
+"""Argument checks at the boundary, before any backend runs: types, finiteness, ranges, the manifest's profile.
+
+``check_call(pipe, locals())`` is the first line of each pipeline's ``__call__``: it checks every argument it knows
+by parameter name (not position), so a change of the call's parameter order cannot misroute a check.
+"""
 
 from __future__ import annotations
 
-from t2vrt.errors import InputError
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+from t2vrt.errors import InputError, ManifestError
 from t2vrt.manifest import Manifest
+
+SEED_RANGE = (-(2**63), 2**64)  # what torch.Generator.manual_seed accepts (negative seeds wrap modulo 2**64)
+ETA_RANGE = (0.0, 1.0)  # DDIM: sigma_t^2 <= 1 - alpha_prev iff eta <= 1 at every schedule; above, sqrt(<0) is complex
 
 
 def _in_range(name: str, value: int, rng: tuple[int, int, int], hint: str) -> None:
@@ -27,3 +40,83 @@ def check_request(m: Manifest, batch: int, num_frames: int, height: int, width: 
 def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
     if value < 0 or (value == 0 and not allow_zero):
         raise InputError(f"{name}={value} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None, none_ok: bool = False, why: str = "") -> None:
+    """A real integer (Python or NumPy; bool, float and str refused) in [lo, hi]."""
+    if value is None and none_ok:
+        return
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise InputError(f"{name}={value!r} must be an integer, not {type(value).__name__}{why}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise InputError(f"{name}={value} must be {bounds}{why}")
+
+
+def check_real(name: str, value: Any, lo: float | None = None, hi: float | None = None, none_ok: bool = False, why: str = "") -> None:
+    """A finite real number (int or float, Python or NumPy; bool and str refused) in [lo, hi]."""
+    if value is None and none_ok:
+        return
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise InputError(f"{name}={value!r} must be a number, not {type(value).__name__}")
+    if not math.isfinite(value):
+        raise InputError(f"{name}={value} must be a finite number{why}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        bounds = f">= {lo:g}" if hi is None else f"in [{lo:g}, {hi:g}]"
+        raise InputError(f"{name}={value:g} must be {bounds}{why}")
+
+
+def check_prompts(name: str, value: Any, none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    if isinstance(value, str):
+        return
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
+        raise InputError(f"{name} must be a string or a list of strings; got {type(value).__name__}")
+
+
+def check_finite_array(name: str, value: Any) -> None:
+    from t2vrt.runtime.arrays import to_numpy
+
+    if value is not None and not np.isfinite(to_numpy(value)).all():
+        raise InputError(f"{name} contain NaN or infinite values; give finite starting latents (or omit them)")
+
+
+def _check_sizes(args: dict) -> None:
+    for name in ("height", "width"):
+        if name in args:
+            check_int(name, args[name], lo=1, none_ok=True, why="; omit it (None) for the model's native size")
+
+
+def _check_steps(args: dict, train_steps: int) -> None:
+    if "num_inference_steps" in args:
+        check_int("num_inference_steps", args["num_inference_steps"], lo=1, hi=train_steps,
+                  why=f" (1 to the model's {train_steps} training timesteps)")
+    if "eta" in args:
+        check_real("eta", args["eta"], *ETA_RANGE, why=" (DDIM: 0 deterministic, 1 as DDPM; above 1 the step's variance exceeds "
+                   "1 - alpha_prev and its square root is complex)")
+
+
+def check_call(pipe, args: dict) -> None:
+    """Check a pipeline call's arguments (``locals()`` of ``__call__``) by name, before any backend runs."""
+    check_prompts("prompt", args.get("prompt"))
+    if "negative_prompt" in args:
+        check_prompts("negative_prompt", args["negative_prompt"], none_ok=True)
+    if "num_frames" in args:  # its range is the profile's, checked next with a re-export hint
+        check_int("num_frames", args["num_frames"])
+    for name in ("num_videos_per_prompt", "callback_steps"):
+        if name in args:
+            check_int(name, args[name], lo=1, none_ok=True)
+    _check_sizes(args)
+    _check_steps(args, int(pipe.scheduler_config.get("num_train_timesteps", 1000)))
+    for name in ("guidance_scale", "strength"):
+        if name in args:
+            check_real(name, args[name])
+    if "seed" in args:
+        check_int("seed", args["seed"], SEED_RANGE[0], SEED_RANGE[1] - 1, none_ok=True, why=" (torch.Generator's seed range)")
+    if "decode_chunk_size" in args:
+        check_int("decode_chunk_size", args["decode_chunk_size"], none_ok=True)  # range: the profile's, checked next
+    check_finite_array("latents", args.get("latents"))
+    if args.get("output_type", "np") != "latent" and "vae_decoder" not in pipe.manifest.components:
+        raise ManifestError(f"engine directory {str(pipe.root)!r} has no vae_decoder, so it can only return latents "
+                            "(output_type='latent'); re-export with --components text_encoder unet vae_decoder")

@@ -14,7 +14,9 @@ from t2vrt.errors import InputError
 from t2vrt.integrity import check_for_pipeline, read_json_file
 from t2vrt.manifest import load_manifest
 from t2vrt.runtime.arrays import cat, from_numpy, permute, to_numpy
-from t2vrt.runtime.checks import check_positive, check_request
+from t2vrt.runtime.checks import check_call, check_positive, check_request
+from t2vrt.runtime.guard import check_stage, check_step
+from t2vrt.runtime.locking import new_locks, serialized
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.schedulers import make_sampler
 from t2vrt.runtime.tokenizer import ClipTokenizer
@@ -46,6 +48,7 @@ class Pipeline:
         self.scheduler_config = read_json_file(self.root, self.manifest.scheduler_config, "scheduler config")
         self.scaling_factor = float(self.manifest.extra.get("vae_scaling_factor", 0.18215))
         self._runners: dict[str, Any] = {}
+        self._lock, self._call_lock = new_locks()  # see runtime/locking.py for what each mode shares
         log.info("t2vrt pipeline on %s (%s%s) from %s", self.backend, precision or "default precision", ", low memory" if low_memory else "", self.root)
 
     @classmethod
@@ -55,6 +58,10 @@ class Pipeline:
 
     def runner(self, name: str):
         """The runner of component ``name``, opened on first use; in low-memory mode the others are closed first."""
+        with self._lock:
+            return self._runner(name)
+
+    def _runner(self, name: str):
         if name not in self._runners:
             if self.low_memory:
                 self._close(*self._runners)
@@ -71,8 +78,9 @@ class Pipeline:
             self._close(name)
 
     def _close(self, *names: str) -> None:
-        for name in list(names):
-            r = self._runners.pop(name, None)
+        with self._lock:
+            closing = [self._runners.pop(name, None) for name in list(names)]
+        for r in closing:
             if r is not None and can_release(r):
                 r.close()
 
@@ -95,6 +103,7 @@ class Pipeline:
         """Embeddings [2b, L, D] ([negative; prompt], one batch) under guidance, else [b, L, D]."""
         texts = (negatives + prompts) if negatives is not None else prompts
         emb = self.runner("text_encoder").infer({"input_ids": self.tokenizer(texts)})["last_hidden_state"]
+        check_stage(self, "text_encoder", emb)
         self.release("text_encoder")
         return emb
 
@@ -114,6 +123,7 @@ class Pipeline:
                 u, c = eps[: len(x)], eps[len(x):]
                 eps = u + guidance_scale * (c - u)
             x, state = sampler.step(i, x, eps, state, noise.like_frames)
+            check_step(self, i, len(sampler.timesteps), x, eps)  # NaN guard: one reduction per step
             if callback is not None:
                 callback(i, x)
         self.release("unet")
@@ -123,7 +133,7 @@ class Pipeline:
         """[b, c, f, h, w] latents -> float frames [b, f, H, W, 3] in [0, 1], ``chunk`` frames per VAE call."""
         b, c, f, h, w = latents.shape
         flat = permute(latents / self.scaling_factor, (0, 2, 1, 3, 4)).reshape(b * f, c, h, w)
-        images = self.run_chunked("vae_decoder", {"latent": flat}, chunk)["image"]
+        images = check_stage(self, "vae_decoder", self.run_chunked("vae_decoder", {"latent": flat}, chunk)["image"])
         video = images.reshape(b, f, *images.shape[1:])
         return np.clip(video.transpose(0, 1, 3, 4, 2) / 2 + 0.5, 0, 1)
 
@@ -146,12 +156,14 @@ class Pipeline:
         return {key: np.concatenate(v) for key, v in parts.items()}
 
     # -- the call -------------------------------------------------------------------------------
+    @serialized
     def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None, num_frames: int = 16,
                  height: int | None = None, width: int | None = None, num_inference_steps: int = 50,
                  guidance_scale: float = 9.0, eta: float = 0.0, seed: int | None = None, generator: Any = None,
                  latents: Any = None, output_type: str = "np", scheduler: str | None = None,
                  decode_chunk_size: int | None = None, progress: bool = True,
                  callback: Callable[[int, Any], None] | None = None) -> Video:
+        check_call(self, locals())  # every argument, by name, before any backend runs
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         m = self.manifest.model
         height = height or m.sample_size * m.vae_scale

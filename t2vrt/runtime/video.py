@@ -73,11 +73,15 @@ def _write_gif(frames: np.ndarray, path: Path, fps: float) -> None:
 
 
 def _verify_gif(path: Path, f: int) -> None:
+    """Every frame decodes (PIL merges identical consecutive frames, so a gif may hold fewer than ``f``)."""
     from PIL import Image
 
     with Image.open(path) as im:
         n = getattr(im, "n_frames", 1)
-    if n != f:
+        for i in range(n):
+            im.seek(i)
+            im.load()
+    if not 1 <= n <= f:
         raise OutputError(f"the written gif holds {n} frames, not {f}")
 
 
@@ -98,9 +102,10 @@ def _verify_pngs(folder: Path, f: int) -> None:
             im.verify()
 
 
-def read_video(path: str | Path) -> np.ndarray:
+def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
     """An mp4 (or any video ffmpeg reads), a gif, an image, or a folder of images (sorted by name)
-    -> uint8 [f, H, W, 3]; alpha is dropped and grey is repeated to RGB."""
+    -> uint8 [f, H, W, 3]; alpha is dropped and grey is repeated to RGB. With ``max_frames``, a longer input is
+    refused after reading at most ``max_frames + 1`` frames."""
     import imageio.v3 as iio
 
     path = Path(path)
@@ -110,13 +115,37 @@ def read_video(path: str | Path) -> np.ndarray:
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise InputError(f"folder {str(path)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        check_frame_count(path, len(files), max_frames)
         frames = [_rgb(_read(iio.imread, f), f, image=True) for f in files]
         if len({f.shape for f in frames}) > 1:
             raise InputError(f"the images in {str(path)!r} differ in size; every frame must have the same size")
         return np.stack(frames)
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return _rgb(_read(iio.imread, path), path, image=True)[None]
-    return _rgb(_read(lambda p: iio.imread(p, index=None), path), path, image=False)
+    return _rgb(_read(lambda p: _read_frames(p, max_frames), path), path, image=False)
+
+
+def check_frame_count(what, n: int, max_frames: int | None, more: bool = False) -> None:
+    if max_frames is not None and n > max_frames:
+        raise InputError(
+            f"the input video {str(what)!r} has {'more than ' if more else ''}{n - 1 if more else n} frames; this engine directory "
+            f"serves at most {max_frames}: trim it, or re-export with a larger --frames MIN:OPT:MAX"
+        )
+
+
+def _read_frames(path: Path, max_frames: int | None) -> np.ndarray:
+    """Decode frame by frame, stopping one frame past ``max_frames`` (a long video is not decoded whole)."""
+    import imageio.v3 as iio
+
+    if max_frames is None:
+        return np.asarray(iio.imread(path, index=None))
+    frames = []
+    for frame in iio.imiter(path):
+        frames.append(np.asarray(frame))
+        if len(frames) > max_frames:
+            break
+    check_frame_count(path, len(frames), max_frames, more=True)
+    return np.stack(frames) if frames else np.zeros((0,), np.uint8)
 
 
 def read_fps(path: str | Path) -> float | None:
@@ -133,6 +162,8 @@ def read_fps(path: str | Path) -> float | None:
 def _read(reader, path: Path) -> np.ndarray:
     try:
         return np.asarray(reader(path))
+    except InputError:
+        raise
     except Exception as e:  # imageio raises many types for undecodable files: one line with the cause
         cause = (str(e).strip().splitlines() or [e.__class__.__name__])[0]
         raise InputError(f"cannot read {str(path)!r} as a video or image ({cause[:200]})") from None

@@ -12,7 +12,9 @@ from typing import Any, Callable
 
 from t2vrt.errors import InputError, ManifestError
 from t2vrt.runtime.arrays import cat, from_numpy, permute
-from t2vrt.runtime.checks import check_positive
+from t2vrt.runtime.checks import check_call, check_positive
+from t2vrt.runtime.guard import check_stage
+from t2vrt.runtime.locking import serialized
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.pipeline import OUTPUT_TYPES, Pipeline
 from t2vrt.runtime.schedulers import make_sampler
@@ -68,6 +70,7 @@ class VideoToVideoPipeline(Pipeline):
         vae = self.runner("vae_encoder")
         outs = [vae.infer({"image": to_encoder_input(frames[i : i + chunk])}) for i in range(0, len(frames), chunk)]
         mean, std = cat([o["latent_mean"] for o in outs]), cat([o["latent_std"] for o in outs])
+        check_stage(self, "vae_encoder", mean), check_stage(self, "vae_encoder", std)
         n = from_numpy(noise.randn(tuple(mean.shape)), mean)
         return (mean + std * n) * self.scaling_factor
 
@@ -83,6 +86,7 @@ class VideoToVideoPipeline(Pipeline):
                 )
         return height or h0, width or w0
 
+    @serialized
     def __call__(self, prompt: str | list[str], video: Any, strength: float = 0.6,
                  negative_prompt: str | list[str] | None = None, num_inference_steps: int = 50,
                  guidance_scale: float = 15.0, eta: float = 0.0, seed: int | None = None, generator: Any = None,
@@ -91,10 +95,11 @@ class VideoToVideoPipeline(Pipeline):
                  callback: Callable[[int, Any], None] | None = None) -> Video:
         """Arguments as diffusers' VideoToVideoSDPipeline (its defaults too), plus ``height``/``width`` (resize the
         input; default its own size), ``seed``, ``scheduler`` and ``decode_chunk_size``."""
+        check_call(self, locals())  # every argument, by name, before any backend runs
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if len(prompts) != 1:
             raise InputError(f"video-to-video takes one prompt per video; got {len(prompts)} prompts")
-        frames = load_frames(video)
+        frames = load_frames(video, max_frames=self.manifest.profile.frames[2])
         height, width = self._size(frames, height, width)
         sampler, start, chunk = self.check(len(frames), height, width, strength, num_inference_steps, eta, scheduler,
                                            output_type, decode_chunk_size)

@@ -16,11 +16,13 @@ from t2vrt.errors import InputError
 from t2vrt.runtime.video import read_video
 
 
-def load_frames(video: Any) -> np.ndarray:
+def load_frames(video: Any, max_frames: int | None = None) -> np.ndarray:
     """A path (mp4, gif, image, folder of images), a list of PIL images or [H, W, 3] arrays, or an
-    [f, H, W, 3] array (uint8, or float in [0, 1]) -> one [f, H, W, 3] array of the same kind."""
+    [f, H, W, 3] array (uint8, or float in [0, 1]) -> one [f, H, W, 3] array of the same kind.
+    A file of more than ``max_frames`` frames is refused after decoding at most ``max_frames + 1`` of them
+    (frames given in memory are refused by the size check that follows)."""
     if isinstance(video, (str, os.PathLike)):
-        return read_video(video)
+        return read_video(video, max_frames)
     if isinstance(video, (list, tuple)):
         if not video:
             raise InputError("video is an empty list: give at least one frame")

@@ -1,0 +1,31 @@
+"""Thread safety of a Pipeline: one lock over its runner table, and whole calls serialized where runners are shared state.
+
+- onnxruntime, runners kept (the default): calls run concurrently. ``InferenceSession.run`` is thread-safe, and the
+  runner table is only changed under ``Pipeline._lock`` (two threads never open the same component twice).
+- low_memory=True: each stage opens and closes runners, so one call would close the runner another is using;
+  calls are serialized (a second thread waits for the first call to end).
+- tensorrt: an execution context and its bound buffers serve one call at a time; calls are serialized.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+
+
+def serialized(call):
+    """Decorate ``__call__``: hold the pipeline's call lock where concurrent calls would share state."""
+
+    @functools.wraps(call)
+    def wrapper(self, *args, **kwargs):
+        guard = self._call_lock if (self.low_memory or self.backend != "onnxruntime") else contextlib.nullcontext()
+        with guard:
+            return call(self, *args, **kwargs)
+
+    return wrapper
+
+
+def new_locks() -> tuple[threading.RLock, threading.RLock]:
+    """(runner-table lock, call lock); both re-entrant, as a call opens runners under the call lock."""
+    return threading.RLock(), threading.RLock()
