@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from t2vrt.errors import ExportError
+from t2vrt.export import refusals
 from t2vrt.export.memory import peak_rss_bytes, release_memory
 from t2vrt.export.workdir import Writing, check_space, disk_errors, replace_dir, temp_dir
 from t2vrt.manifest import MANIFEST, Manifest, save_manifest, sha256_file
@@ -32,6 +33,7 @@ class ExportOptions:
     overwrite: bool = False
     opset: int = 17
     ff_chunks: int = 0  # UNet feed-forward pieces (0: whole); see graphs.ChunkedFeedForward
+    allow_pickle: bool = False  # load .bin (pickle) checkpoints; safetensors are the default and the safe choice
 
 
 def trace_sizes(m: ModelDims) -> dict[str, int]:
@@ -114,9 +116,10 @@ def export_model(model: str, out: str | Path, options: ExportOptions = ExportOpt
     out = Path(out).resolve()
     _check_options(options)
     _check_target(out, options.overwrite)
-    if options.ff_chunks < 0:
-        raise ExportError(f"ff_chunks={options.ff_chunks} (--ff-chunking) must be >= 0; 0 or 1 keeps the feed-forward whole")
     loaded = load_model(model)
+    refusals.check_profile(options.profile, loaded.dims)
+    refusals.check_ff_chunks(options.ff_chunks, options.profile, loaded.dims)
+    refusals.check_pickle(loaded.root, options.allow_pickle)
     needed = estimate_bytes(loaded, options)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_dir(out)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from t2vrt.errors import ExportError
+from t2vrt.export.refusals import check_model_kind
 from t2vrt.specs import ModelDims
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ def load_model(model: str, dtype: str = "float32") -> LoadedModel:
     from transformers import CLIPTextConfig, CLIPTokenizer
 
     root = resolve(model)
+    check_model_kind(root)  # a 2D UNet or another pipeline: one line saying what it is
     missing = [s for s in SUBFOLDERS if not (root / s).is_dir()]
     if missing:
         raise ExportError(f"{root} lacks the subfolders {missing}; expected {list(SUBFOLDERS)} (the ModelScope/Zeroscope layout)")
