@@ -7,24 +7,16 @@ import json
 from pathlib import Path
 
 from t2vrt.errors import ExportError
-from t2vrt.specs import ModelDims, Profile
+from t2vrt.components import FLAGS, ModelDims, Profile, check_range_order
 
 UNET_CLASS = "UNet3DConditionModel"
 WEIGHT_FOLDERS = ("unet", "vae", "text_encoder")
 
 
 def check_profile(p: Profile, m: ModelDims) -> None:
-    """Every range is MIN <= OPT <= MAX, at least 1, and sizes are multiples of the model's factor."""
-    flags = {"batch": "--batch", "frames": "--frames", "height": "--height", "width": "--width", "decode_chunk": "--decode-chunk"}
-    for name, flag in flags.items():
-        r = tuple(getattr(p, name))
-        if len(r) != 3 or not all(isinstance(v, int) and not isinstance(v, bool) for v in r):
-            raise ExportError(f"{name}={r!r} ({flag}) must be three integers MIN:OPT:MAX")
-        if min(r) < 1:
-            raise ExportError(f"{name}={r[0]}:{r[1]}:{r[2]} ({flag}) has a value below 1, so no request could use it; "
-                              f"every value must be >= 1")
-        if not r[0] <= r[1] <= r[2]:
-            raise ExportError(f"{name}={r[0]}:{r[1]}:{r[2]} ({flag}) is not MIN <= OPT <= MAX")
+    """Every range is MIN <= OPT <= MAX from 1 (components' one check), and sizes are multiples of the model's factor."""
+    for name, flag in FLAGS.items():
+        check_range_order(f"{name} ({flag})", tuple(getattr(p, name)))
     k = m.size_multiple
     for name in ("height", "width"):
         bad = [v for v in getattr(p, name) if v % k or v < k]

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from t2vrt.errors import ExportError
+from t2vrt.errors import ExportError, T2VError
 from t2vrt.export import ExportOptions, export_model, exporter
-from t2vrt.specs import Profile
+from t2vrt.components import Profile
 
 
 @pytest.fixture()
@@ -18,14 +18,14 @@ def no_export(monkeypatch):
 
 
 @pytest.mark.parametrize("profile, message", [
-    (dict(batch=(1, 1, 0)), r"^batch=1:1:0 \(--batch\) has a value below 1, so no request could use it"),
-    (dict(frames=(8, 4, 16)), r"^frames=8:4:16 \(--frames\) is not MIN <= OPT <= MAX"),
+    (dict(batch=(1, 1, 0)), r"^batch \(--batch\) range 1:1:0 must be MIN:OPT:MAX with 1 <= MIN <= OPT <= MAX$"),
+    (dict(frames=(8, 4, 16)), r"^frames \(--frames\) range 8:4:16 must be MIN:OPT:MAX with 1 <= MIN"),
     (dict(height=(8, 8, 8)), r"^height 8:8:8 \(--height\) has 8, not a multiple of 16 .*; e\.g\. --height 16:16:16"),
     (dict(width=(32, 40, 64)), r"^width 32:40:64 \(--width\) has 40, not a multiple of 16"),
-    (dict(decode_chunk=(0, 1, 2)), r"^decode_chunk=0:1:2 \(--decode-chunk\) has a value below 1"),
+    (dict(decode_chunk=(0, 1, 2)), r"^decode_chunk \(--decode-chunk\) range 0:1:2 must be"),
 ])
 def test_profiles_that_serve_nothing(tiny_model, tmp_path, no_export, profile, message):
-    with pytest.raises(ExportError, match=message):
+    with pytest.raises(T2VError, match=message):
         export_model(str(tiny_model), tmp_path / "out", ExportOptions(profile=Profile(**profile)))
     assert list(tmp_path.iterdir()) == []
 
