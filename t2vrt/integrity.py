@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 from t2vrt.errors import ManifestError
-from t2vrt.manifest import MANIFEST, Manifest, load_manifest, sha256_file
+from t2vrt.manifest import Manifest, load_manifest, sha256_file
 from t2vrt.manifest_checks import REEXPORT
 
 log = logging.getLogger(__name__)
@@ -115,14 +115,8 @@ def read_json_file(root: Path, rel: str, what: str) -> dict:
     return d
 
 
-def verify(root: str | Path) -> tuple[list[str], int, int]:
-    """Full check of an engine directory: manifest, paths, JSON files, every hashed file.
-    Returns (problems, files hashed, bytes hashed); the stamp is refreshed for files that pass."""
-    root = Path(root)
-    try:
-        m = load_manifest(root)
-    except ManifestError as e:
-        return [str(e)], 0, 0
+def readable_problems(root: Path, m: Manifest) -> list[str]:
+    """The tokenizer and the scheduler config load (they have no sha256 in the manifest: they are parsed instead)."""
     from t2vrt.runtime.tokenizer import ClipTokenizer
 
     problems = []
@@ -131,12 +125,21 @@ def verify(root: str | Path) -> tuple[list[str], int, int]:
             load()
         except ManifestError as e:
             problems.append(str(e))
+    return problems
+
+
+def verify(root: str | Path) -> tuple[list[str], int, int]:
+    """Full check of an engine directory: manifest, paths, JSON files, every hashed file.
+    Returns (problems, files hashed, bytes hashed); the stamp is refreshed for files that pass."""
+    root = Path(root)
+    try:
+        m = load_manifest(root)
+    except ManifestError as e:
+        return [str(e)], 0, 0
+    problems = readable_problems(root, m)
     files = hashed_files(m)
     problems += check_files(root, files, full=True)
     return problems, len(files), sum(rec["bytes"] for _, rec, _ in files)
-
-
-__all__ = ["MANIFEST", "STAMP", "check_files", "hashed_files", "read_json_file", "require_intact", "sha256_file", "verify"]
 
 
 def check_for_pipeline(root: Path, m: Manifest, backend: str, precision: str | None, needed=("text_encoder", "unet")) -> None:

@@ -85,10 +85,9 @@ def result(machine: dict, config: dict, request: dict, ours: list[dict], ref: li
 
 
 def write_json(data: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2))
-    return path
+    from t2vrt.runtime.output import write_text_atomic
+
+    return write_text_atomic(Path(path), json.dumps(data, indent=2))  # beside the target, then renamed
 
 
 def _cell(s: dict | None, scale: float) -> str:

@@ -48,6 +48,10 @@ def run(args) -> int:
     from t2vrt.bench.report import write_json
     from t2vrt.bench.runs import BenchRequest
     from t2vrt.bench.session import BenchConfig, run_bench
+    from t2vrt.runtime.output import check_output
+
+    if args.json:
+        check_output(args.json, suffixes=(".json",))  # before any model runs
 
     request = BenchRequest(
         prompt=args.prompt, negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height,

@@ -27,6 +27,9 @@ def run(args) -> int:
     from t2vrt.export.random_model import build_model
     from t2vrt.manifest import load_manifest
 
+    from t2vrt.runtime.video import check_output_path
+
+    check_output_path(args.output, 8)  # before the model is built
     work, rec = Path(args.workdir), Recorder()
     with rec.time("build model"):
         model = build_model(work / "model", args.preset)

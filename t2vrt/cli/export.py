@@ -29,6 +29,8 @@ def add_parser(sub) -> None:
     p.add_argument("--random-weights", action="store_true",
                    help=f"MODEL is a preset ({', '.join(PRESETS)}) built with random weights")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-weights")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="load .bin (pickle) checkpoints, which can run code; safetensors need no flag")
     p.set_defaults(func=run)
 
 
@@ -40,6 +42,7 @@ def run(args) -> int:
     opts = ExportOptions(
         components=tuple(args.components), profile=profile_from(args), precisions=tuple(args.precision),
         validate=not args.no_validate, validation=args.validation, overwrite=args.overwrite, ff_chunks=args.ff_chunking,
+        allow_pickle=args.allow_pickle,
     )
     t0 = time.perf_counter()
     if args.random_weights:

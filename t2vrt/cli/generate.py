@@ -18,6 +18,8 @@ def add_parser(sub) -> None:
     p.add_argument("--height", type=int, default=None, help="height in pixels; omitted: the model's native size")
     p.add_argument("--width", type=int, default=None, help="width in pixels; omitted: the model's native size")
     p.add_argument("--fps", type=float, default=8.0, help="frames per second of the written video")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a png-frame folder an earlier run wrote (a file is replaced only once the new one is complete)")
     add_run_args(p, guidance=9.0)
     add_chain_args(p)
     p.set_defaults(func=run)
@@ -39,10 +41,13 @@ def run(args) -> int:
         from t2vrt.cli.upscale import run_chained
 
         return run_chained(args, generate_kwargs(args))
+    from t2vrt.runtime.video import check_output_path
+
     t0 = time.perf_counter()
+    check_output_path(args.output, args.fps, args.overwrite)  # before any model runs: suffix, fps, nothing replaced
     pipe = Pipeline.load(args.dir, **load_options(args))
     video = pipe(args.prompt, **generate_kwargs(args))
-    path = video.save(args.output, fps=args.fps)
+    path = video.save(args.output, fps=args.fps, overwrite=args.overwrite)
     print(f"wrote {path} ({video.frames.shape[0]} frames, {video.frames.shape[2]}x{video.frames.shape[1]}) "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0

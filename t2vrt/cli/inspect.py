@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from t2vrt.cli.options import HELP
 
@@ -34,4 +35,16 @@ def run(args) -> int:
     for key, rec in m.engines.items():
         print(f"  engine {key}: {rec}")
     print(f"  versions: {m.versions}")
-    return 0
+    return _report_problems(args.dir, m)
+
+
+def _report_problems(root, m) -> int:
+    """The load-time checks (sizes; sha256 of files the stamp does not vouch for; tokenizer, scheduler config):
+    one line each and exit 2, or "no problems"."""
+    from t2vrt.integrity import check_files, hashed_files, readable_problems
+
+    problems = check_files(root, hashed_files(m)) + readable_problems(Path(root), m)
+    for line in problems:
+        print(f"  problem: {line}")
+    print(f"  {len(problems)} problem(s) found" if problems else "  integrity: no problems found (`t2vrt verify` re-hashes every file)")
+    return 2 if problems else 0

@@ -27,6 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--height", type=int, default=None, help="resize the input to this height; omitted: the input's")
     p.add_argument("--width", type=int, default=None, help="resize the input to this width; omitted: the input's")
     p.add_argument("--fps", type=float, default=None, help="frames per second written; omitted: the input's (8 for images)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a png-frame folder an earlier run wrote (a file is replaced only once the new one is complete)")
     add_run_args(p, guidance=UPSCALE_GUIDANCE, steps_help="inference steps of the full schedule (strength runs the last part)")
     p.set_defaults(func=run)
 
@@ -54,14 +56,14 @@ def run(args) -> int:
     from t2vrt.runtime.video import check_output_path, read_fps
 
     t0 = time.perf_counter()
-    check_output_path(args.output)
+    check_output_path(args.output, args.fps, args.overwrite)
     pipe = _load(args.dir, args)
     video = pipe(
         args.prompt, args.input, strength=args.strength, negative_prompt=args.negative_prompt,
         num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
         height=args.height, width=args.width, scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
     )
-    path = video.save(args.output, fps=args.fps or read_fps(args.input) or 8.0)
+    path = video.save(args.output, fps=args.fps or read_fps(args.input) or 8.0, overwrite=args.overwrite)
     f, h, w, _ = video.frames.shape
     print(f"wrote {path} ({f} frames, {w}x{h}) in {time.perf_counter() - t0:.1f} s")
     return 0
@@ -75,9 +77,7 @@ def run_chained(args, generate_kwargs: dict) -> int:
     if args.upscale_with is None:
         raise InputError("--keep-intermediate needs --upscale-with DIR: without a second stage there is no intermediate video")
     t0 = time.perf_counter()
-    for path in (args.output, args.keep_intermediate):
-        if path is not None:
-            check_output_path(path)
+    check_chain_outputs(args)
     base = Pipeline.load(args.dir, **load_options(args))
     up = _load(args.upscale_with, args)
     m = base.manifest.model
@@ -91,11 +91,27 @@ def run_chained(args, generate_kwargs: dict) -> int:
     up.check(args.frames, **up_kw)  # fail before the first stage runs, not after it
     first = base(args.prompt, **generate_kwargs)
     if args.keep_intermediate is not None:
-        first.save(args.keep_intermediate, fps=args.fps)
+        first.save(args.keep_intermediate, fps=args.fps, overwrite=args.overwrite)
     mid = first.frames  # uint8 [f, H, W, 3]: what a lossless intermediate file would hold
     video = up(args.prompt, mid, negative_prompt=args.negative_prompt, guidance_scale=args.upscale_guidance,
                seed=args.seed, **up_kw)
-    path = video.save(args.output, fps=args.fps)
+    path = video.save(args.output, fps=args.fps, overwrite=args.overwrite)
     f, h, w, _ = video.frames.shape
     print(f"wrote {path} ({f} frames, {w}x{h}, upscaled from {mid.shape[2]}x{mid.shape[1]}) in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def check_chain_outputs(args) -> None:
+    """Both outputs of generate --upscale-with, and the second stage's guidance, before any model runs."""
+    from pathlib import Path
+
+    from t2vrt.runtime.checks import check_real
+    from t2vrt.runtime.video import check_output_path
+
+    for path in (args.output, args.keep_intermediate):
+        if path is not None:
+            check_output_path(path, args.fps, args.overwrite)
+    if args.keep_intermediate is not None and Path(args.keep_intermediate).absolute() == Path(args.output).absolute():
+        raise InputError(f"--keep-intermediate and -o are both {args.output!r}; the upscaled video would replace the "
+                         "intermediate one: give two paths")
+    check_real("upscale_guidance (--upscale-guidance)", args.upscale_guidance)

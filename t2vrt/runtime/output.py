@@ -44,7 +44,7 @@ def check_output(path: str | os.PathLike, fps=None, overwrite: bool = False, suf
     suffix = p.suffix.lower()
     if suffix not in suffixes:
         allowed = ", ".join(FORMATS) if suffixes == VIDEO_SUFFIXES else ", ".join(s or "no suffix" for s in suffixes)
-        raise InputError(f"cannot write {str(p)!r}: supported outputs are {allowed}")
+        raise InputError(f"cannot write {p.name!r}: supported outputs are {allowed}")
     if fps is not None:
         check_fps(fps)
     if p.is_dir():
