@@ -114,9 +114,9 @@ class Spec:
         The model sees x / sqrt(sigma^2 + 1), the VP-normalised input a noise-prediction network expects.
         """
         sig = [float(s) for s in sigmas[: len(timesteps)]]
-        return Sampler(self.name, cfg, timesteps, steps, solver, tuple((1.0, s) for s in sig),
-                       tuple((s**2 + 1) ** 0.5 for s in sig), init_noise_sigma=initial_sigma(sigmas,
-                       cfg.timestep_spacing), **kw)
+        forward, scale = tuple((1.0, s) for s in sig), tuple((s**2 + 1) ** 0.5 for s in sig)
+        init = initial_sigma(sigmas, cfg.timestep_spacing)
+        return Sampler(self.name, cfg, timesteps, steps, solver, forward, scale, init_noise_sigma=init, **kw)
 
 
 def clip_range(cfg: SchedulerConfig) -> float | None:

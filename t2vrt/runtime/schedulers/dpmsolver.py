@@ -132,7 +132,8 @@ def build(spec: Spec, cfg: SchedulerConfig, steps: int, sde: bool = False) -> Sa
     return Sampler(spec.name, cfg, ts, steps, solver, vp[: len(ts)], noisy=noisy, initial_state=((), 0))
 
 
-SPEC = Spec("dpmsolver++", "DPMSolverMultistepScheduler", build, {"timestep_spacing": "linspace"},
+SPEC = Spec("dpmsolver++", "DPMSolverMultistepScheduler", build,
+            {"timestep_spacing": "linspace", "variance_type": None},
             ("use_karras_sigmas", "solver_order", "solver_type", "lower_order_final", "euler_at_final",
              "final_sigmas_type", "lambda_min_clipped"),
             choices={"solver_order": (1, 2, 3), "solver_type": ("midpoint", "heun", "logrho", "bh1", "bh2"),
