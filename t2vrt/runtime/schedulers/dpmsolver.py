@@ -64,7 +64,10 @@ def dpm_coefficients(sig: tuple[float, ...], order: int, sde: bool, heun: bool) 
 
 
 def dpm_update(x, outputs: tuple, c: DPMCoeffs, noise=None):
-    """One multistep DPM-Solver++ update from the newest ``c.order`` data predictions (oldest first)."""
+    """One multistep DPM-Solver++ update from the newest ``c.order`` data predictions (oldest first).
+
+    Order 2 is the paper's Algorithm 2 (DPM-Solver++(2M)); order 3 is diffusers' multistep third-order update.
+    """
     m0 = outputs[-1]
     x_next = c.cx * x + c.d0 * m0
     if c.order == 2:

@@ -36,6 +36,7 @@ class HeunSolver:
     clip: float | None
 
     def step(self, i: int, x: Any, out: Any, state: HeunState | None, noise: Any):
+        """Karras et al. 2022, Algorithm 1: an Euler predictor, then the trapezoidal corrector."""
         if state is None:  # predictor: Euler step sigma_i -> sigma_{i+1}
             sigma, sigma_next = self.sigmas[i], self.sigmas[i + 1]
             d = ve_derivative(x, out, sigma, self.prediction_type, self.clip)

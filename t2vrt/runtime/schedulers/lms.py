@@ -47,6 +47,7 @@ class LMSSolver:
     prediction_type: str
 
     def step(self, i: int, x: Any, out: Any, state: tuple, noise: Any):
+        """x + sum_j c_j d_{i-j}: Adams-Bashforth over the derivatives (k-diffusion sample_lms)."""
         derivatives = ((ve_derivative(x, out, self.sigmas[i], self.prediction_type),) + state)[:MAX_ORDER]
         update = sum(c * dk for c, dk in zip(self.coeffs[i][len(derivatives) - 1], derivatives))
         return x + update, derivatives

@@ -67,7 +67,10 @@ def _rhos(r: np.ndarray, b: np.ndarray, order: int, corrector: bool) -> np.ndarr
 
 
 def unipc_update(x_ref, outputs: tuple, c: UniCoeffs, new=None):
-    """Apply UniCoeffs to the stored outputs (oldest first) and, for the corrector, the new output."""
+    """Apply UniCoeffs to the stored outputs (oldest first) and, for the corrector, the new output.
+
+    The predictor UniP-p without ``new``, the corrector UniC-p with it.
+    """
     m0 = outputs[-1]
     x = c.cx * x_ref + c.m0 * m0
     for k, dk in enumerate(c.d):
