@@ -2,8 +2,8 @@
 
 diffusers' ``from_config`` semantics: a key present in the file is used by any scheduler
 class that accepts it; a key absent from the file (or listed in ``_use_default_values``)
-takes the *target* class's own default. Each sampler therefore passes its diffusers
-class's defaults to :meth:`SchedulerConfig.from_dict`.
+takes the *target* class's own default. Each sampler's ``Spec`` therefore declares its diffusers
+class's defaults, and ``read_config`` passes them to :meth:`SchedulerConfig.from_dict`.
 """
 
 from __future__ import annotations
