@@ -11,7 +11,7 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteS
 from tests.runtime.scheduler_cases import CASES, Case, config, model_np, noise_source, run_ours, start_latents
 
 from t2vrt.errors import SchedulerError
-from t2vrt.export.tiny import SCHEDULER_CONFIG
+from t2vrt.presets import SCHEDULER_CONFIG
 from t2vrt.runtime.schedulers import SCHEDULERS, default_scheduler, make_sampler
 from t2vrt.runtime.schedulers.config import SWITCHES, SchedulerConfig
 
