@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 
 from t2vrt.errors import ManifestError
@@ -53,7 +54,7 @@ def _read_stamp(root: Path) -> dict:
 
 
 def _write_stamp(root: Path, stamp: dict) -> None:
-    tmp = root / f".{STAMP}.{os.getpid()}.tmp"
+    tmp = root / f".{STAMP}.{os.getpid()}-{threading.get_ident()}.tmp"
     try:
         tmp.write_text(json.dumps(stamp, indent=1))
         os.replace(tmp, root / STAMP)

@@ -12,6 +12,7 @@ import numbers
 import os
 import re
 import shutil
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -103,7 +104,7 @@ def write_atomic(path: Path, write: Callable[[Path], None], verify: Callable[[Pa
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}-{threading.get_ident()}{path.suffix}")
     _remove(tmp)
     try:
         write(tmp)

@@ -15,7 +15,7 @@ CALL = dict(num_frames=2, height=32, width=32, num_inference_steps=2, progress=F
 @pytest.mark.parametrize("low_memory", [False, True])
 def test_concurrent_calls(tiny_engines, low_memory):
     pipe = Pipeline.load(tiny_engines, low_memory=low_memory)
-    seeds = list(range(8))
+    seeds = list(range(4))  # 4 threads at once: the issue saw "runner was closed" in 2 of 8 such calls
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda s: pipe("a cat", seed=s, **CALL).frames, seeds))
     alone = Pipeline.load(tiny_engines)
