@@ -18,7 +18,10 @@ from t2vrt.manifest import Manifest
 
 WHERE = "this engine directory's range"
 SEED_RANGE = (-(2**63), 2**64)  # what torch.Generator.manual_seed accepts (negative seeds wrap modulo 2**64)
-ETA_RANGE = (0.0, 1.0)  # DDIM: sigma_t^2 <= 1 - alpha_prev iff eta <= 1 at every schedule; above, sqrt(<0) is complex
+# DDIM (Song et al. 2020, eq. 12): sqrt(1 - alpha_prev - sigma_t^2) is real while eta <= sqrt(min_t (1 - a_t) / (1 - a_t / a_prev)),
+# which is >= 1 for every schedule: exactly 1 when the final alpha is 1 (set_alpha_to_one), 1.011 / 1.023 for ModelScope's
+# scaled-linear betas at 25 / 50 steps without it. So [0, 1] is the range every schedule supports (diffusers' docs say the same).
+ETA_RANGE = (0.0, 1.0)
 
 
 def check_request(m: Manifest, batch: int, num_frames: int, height: int, width: int, root: str = "DIR") -> None:
