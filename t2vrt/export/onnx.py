@@ -21,7 +21,6 @@ from t2vrt.components import ComponentSpec
 
 log = logging.getLogger(__name__)
 OPSET = 17
-EXTERNAL_THRESHOLD = 1 << 30  # gather weights into one .data file above 1 GiB (protobuf's limit is 2 GiB)
 
 
 def sample_inputs(spec: ComponentSpec, sizes: dict[str, int], seed: int = 0, vocab: int = 1000):
