@@ -33,6 +33,11 @@ class Pipeline:
     starts and closed when it ends (text encoder, then UNet, then VAE decoder), so the peak is that of the largest
     component, not of all three together; each call loads them again. Subclasses get the same policy by opening
     runners through ``runner(name)`` and calling ``release(name)`` when a stage is done.
+
+    Safe to call from several threads in every mode (runtime/locking.py says what each mode shares). Loading checks
+    the engine directory: the components a call needs are there and the files it will run match their sha256
+    (integrity.py); every argument is checked before any backend runs (checks.py), and the loop stops at the first
+    NaN or infinity (guard.py).
     """
 
     def __init__(self, root: Path, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,

@@ -138,3 +138,22 @@ def test_build_deletes_only_recorded_files_under_engines(engines, tmp_path):
     m3 = Manifest(**{**m.__dict__, "engines": {"old": {**old, "path": "engines/unet/old.plan"}}})
     _retire(engines, m3, {**old, "path": "engines/unet/new.plan"})
     assert not plan.exists() and m3.engines == {}
+
+
+def test_verify_finds_what_the_stamp_cannot(engines):
+    """A change that keeps size, mtime, ctime and inode (simulated by re-stamping) passes a load; verify re-hashes."""
+    Pipeline.load(engines)
+    path = unet_weights(engines)
+    rel = str(path.relative_to(engines))
+    with open(path, "r+b") as f:  # same size, in place
+        f.seek(path.stat().st_size // 2)
+        f.write(b"\x7f" * 8)
+    stamp = json.loads((engines / STAMP).read_text())
+    st = path.stat()
+    stamp[rel] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, stamp[rel][-1]]
+    (engines / STAMP).write_text(json.dumps(stamp))
+    Pipeline.load(engines)  # the documented limit of the stamp
+    problems, files, size = verify(engines)
+    assert len(problems) == 1 and "does not match its sha256" in problems[0] and files >= 3 and size > 0
+    with pytest.raises(ManifestError, match="does not match its sha256"):
+        Pipeline.load(engines)  # verify dropped the false stamp
