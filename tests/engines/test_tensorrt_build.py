@@ -11,8 +11,7 @@ pytest.importorskip("diffusers")
 from t2vrt.engines.tensorrt_build import BuildOptions, add_build_parser, build_engines  # noqa: E402
 from t2vrt.engines.tensorrt_common import check_profile, cuda_available  # noqa: E402
 from t2vrt.errors import EngineError, InputError  # noqa: E402
-from t2vrt.export import ExportOptions, export_model  # noqa: E402
-from t2vrt.export.tiny import build_model  # noqa: E402
+from tests.helpers import copy_engines, reshape_graph  # noqa: E402
 
 TARGET = ("sm89",)  # one compute capability keeps the CPU build quick
 OPTIONS = BuildOptions(frames=(1, 16, 64), height=(64, 128, 256), width=(64, 128, 256), batch=1,
@@ -22,10 +21,9 @@ ALLOWED_WARNINGS = ("Make sure input input_ids has Int64 binding",)
 
 
 @pytest.fixture(scope="module")
-def engine_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("trt")
-    model = build_model(root / "model", "tiny")
-    return export_model(model, root / "engine", ExportOptions(precisions=("fp32", "fp16"), validate=False))
+def engine_dir(tiny_export, tmp_path_factory):
+    """A copy of the session export: the builds below add engines to its manifest."""
+    return copy_engines(tiny_export, tmp_path_factory.mktemp("trt") / "engine")
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +92,6 @@ def test_the_warning_check_can_fail(tmp_path):
     after clean_graph it does not."""
     from t2vrt.engines.tensorrt_common import make_logger
     from t2vrt.export.graph import clean_graph
-    from tests.export.test_graph import _graph
 
     def warnings(path):
         logger = make_logger(trt)
@@ -112,7 +109,7 @@ def test_the_warning_check_can_fail(tmp_path):
         return [m for s, m in logger.messages if "zeroIsPlaceHolder" in m]
 
     path = tmp_path / "m.onnx"
-    _graph(path)
+    reshape_graph(path)
     assert len(warnings(path)) == 1
     clean_graph(path)
     assert warnings(path) == []

@@ -9,6 +9,7 @@ import pytest
 
 from t2vrt import Pipeline
 from t2vrt.runtime import pipeline as pipeline_module
+from tests.helpers import TINY_PROFILE
 
 PROMPT = "a panda eating bamboo on a rock"
 CALL = dict(num_frames=3, height=32, width=48, num_inference_steps=2, seed=4, progress=False)
@@ -160,8 +161,6 @@ FF_SLICES = 3
 
 @pytest.fixture(scope="module")
 def ff_engines(tiny_model, tmp_path_factory):
-    from tests.conftest import TINY_PROFILE
-
     from t2vrt.export import ExportOptions, export_model
     from t2vrt.specs import Profile
 

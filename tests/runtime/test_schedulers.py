@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_schedulers_common import (
+from tests.runtime.scheduler_cases import (
     CASES,
     SEED,
     Case,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
-from test_schedulers_common import CASES, Case, config, model_np, noise_source, run_ours, start_latents
+from tests.runtime.scheduler_cases import CASES, Case, config, model_np, noise_source, run_ours, start_latents
 
 from t2vrt.errors import SchedulerError
 from t2vrt.export.tiny import SCHEDULER_CONFIG
