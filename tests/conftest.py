@@ -2,7 +2,9 @@
 
 The export holds fp32 and fp16 graphs of every component, the VAE encoder included, so text-to-video,
 video-to-video, fp16 and TensorRT-build tests share it. A test that changes an engine directory works on a copy
-(``engine_copy``); a test that needs an export at other options does its own and is marked ``slow``.
+(``engine_copy``). A test that exports the UNet again (other options, fault injection), runs an export in a
+subprocess or builds TensorRT engines is marked ``slow`` (`make test-fast` leaves those out); a text-encoder-only
+export takes a second or two and is not.
 """
 
 from __future__ import annotations

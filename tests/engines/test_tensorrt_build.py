@@ -35,6 +35,7 @@ def _engines(engine_dir):
     return json.loads((engine_dir / "manifest.json").read_text())["engines"]
 
 
+@pytest.mark.slow  # real TensorRT-RTX builds
 def test_build_is_clean_and_records_the_profile(engine_dir, first_build):
     assert sorted(first_build) == ["text_encoder", "unet", "vae_decoder"]
     for name, r in first_build.items():
@@ -47,6 +48,7 @@ def test_build_is_clean_and_records_the_profile(engine_dir, first_build):
     assert (unet["precision"], unet["flavour"], unet["compute_capability"]) == ("fp16", "tensorrt-rtx", list(TARGET))
 
 
+@pytest.mark.slow  # real TensorRT-RTX builds
 def test_same_inputs_are_a_cache_hit(engine_dir, first_build):
     before = {n: (engine_dir / r["path"]).stat().st_mtime_ns for n, r in first_build.items()}
     again = build_engines(engine_dir, OPTIONS)
@@ -54,6 +56,7 @@ def test_same_inputs_are_a_cache_hit(engine_dir, first_build):
     assert {n: (engine_dir / r["path"]).stat().st_mtime_ns for n, r in again.items()} == before
 
 
+@pytest.mark.slow  # real TensorRT-RTX builds
 def test_changed_frames_rebuild_the_unet_only(engine_dir, first_build):
     cli = argparse.ArgumentParser().add_subparsers()
     add_build_parser(cli)
@@ -87,6 +90,7 @@ def test_bad_options_are_one_line_errors(engine_dir, options, message):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow  # real TensorRT-RTX builds
 def test_the_warning_check_can_fail(tmp_path):
     """A computed Reshape dim with allowzero=0 makes TensorRT warn (x.shape[0] // 2 can be 0 at the profile's min of 1);
     after clean_graph it does not."""
@@ -115,6 +119,7 @@ def test_the_warning_check_can_fail(tmp_path):
     assert warnings(path) == []
 
 
+@pytest.mark.slow  # real TensorRT-RTX builds
 def test_workspace_limit_is_applied_and_keyed(engine_dir, first_build):
     """--max-workspace sets TensorRT's WORKSPACE pool, is part of the engine key, and its record says so."""
     from t2vrt.engines.tensorrt_build import _config, make_logger

@@ -36,6 +36,7 @@ def _wait_for(predicate, timeout: float, proc: subprocess.Popen) -> None:
         time.sleep(0.01)
 
 
+@pytest.mark.slow  # an export in a subprocess, killed midway
 def test_sigkill_midway_leaves_nothing_that_loads(tiny_model, tmp_path):
     out = tmp_path / "engines"
     env = dict(os.environ, PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
@@ -108,6 +109,7 @@ def _export_bytes(engines: Path) -> int:
     return sum(p.stat().st_size for p in files)
 
 
+@pytest.mark.slow  # a whole export into a full tmpfs
 def test_disk_full_midway(tiny_model, tiny_engines, small_fs, monkeypatch):
     """The disk fills during the export (the up-front check passed, then something else took the space)."""
     total = _export_bytes(tiny_engines)

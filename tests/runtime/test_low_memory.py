@@ -178,6 +178,7 @@ def transformer_blocks(tiny_model) -> int:
     return sum(isinstance(m, BasicTransformerBlock) for m in unet.modules())
 
 
+@pytest.mark.slow  # its own export with feed-forward chunking
 def test_ff_chunking_is_recorded_and_validated(ff_engines, transformer_blocks):
     from t2vrt.manifest import load_manifest
 
@@ -211,6 +212,7 @@ def weight_uses(path) -> list[int]:
     return sorted(counts.values())
 
 
+@pytest.mark.slow  # its own export with feed-forward chunking
 def test_ff_graph_is_sliced(ff_engines, tiny_engines, transformer_blocks):
     from t2vrt.manifest import load_manifest
 
@@ -221,6 +223,7 @@ def test_ff_graph_is_sliced(ff_engines, tiny_engines, transformer_blocks):
     assert len(sliced) == len(whole) and max(whole) == 1
 
 
+@pytest.mark.slow  # its own export with feed-forward chunking
 @pytest.mark.parametrize("num_frames", [2, 7])  # the trace had 5 frames
 def test_ff_chunked_engine_generates_at_other_frame_counts(ff_engines, tiny_engines, num_frames):
     kw = dict(CALL, num_frames=num_frames, output_type="latent")
