@@ -20,7 +20,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
-    from t2vrt.export.tiny import build_model
+    from t2vrt.export.random_model import build_model
 
     return build_model(tmp_path_factory.mktemp("models") / "tiny", "tiny", seed=0)
 
@@ -28,8 +28,8 @@ def tiny_model(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_export(tiny_model, tmp_path_factory):
     """The one export of the session: fp32 + fp16, text encoder, UNet, VAE decoder and encoder. Read-only."""
+    from t2vrt.components import Profile
     from t2vrt.export import ExportOptions, export_model
-    from t2vrt.specs import Profile
 
     out = tmp_path_factory.mktemp("engines") / "tiny"
     options = ExportOptions(components=TINY_COMPONENTS, precisions=TINY_PRECISIONS, profile=Profile(**TINY_PROFILE))
