@@ -4,6 +4,7 @@ import sys
 import pytest
 
 from t2vrt.cli import main
+from t2vrt.runtime.video import read_video
 
 
 @pytest.mark.slow  # its own export through the CLI
@@ -15,7 +16,7 @@ def test_export_generate_inspect(tiny_model, tmp_path, capsys):
     assert "validated fp32: worst relative L2" in text and "frames=(2, 4, 8)" in text
     video = tmp_path / "v.gif"
     assert main(["generate", str(out), "a robot dancing", "--frames", "3", "--height", "32", "--width", "64", "--steps", "2", "-o", str(video)]) == 0
-    assert video.is_file()
+    assert read_video(video).shape == (3, 32, 64, 3)  # the frames asked for, at the size asked for
 
 
 def test_export_command_records_its_options(tiny_model, tmp_path, capsys):

@@ -236,6 +236,7 @@ def test_ff_chunked_engine_generates_at_other_frame_counts(ff_engines, tiny_engi
 # -- command line -----------------------------------------------------------------------------------------------------
 def test_cli_flags(tiny_engines, tmp_path, events):
     from t2vrt.cli import build_parser, main
+    from t2vrt.runtime.video import read_video
 
     export = ["export", "m", "-o", "x"]
     assert build_parser().parse_args(export).ff_chunking == 0
@@ -244,5 +245,6 @@ def test_cli_flags(tiny_engines, tmp_path, events):
     assert build_parser().parse_args(["upscale", "d", "in.mp4", "p", "--low-memory"]).low_memory
     out = tmp_path / "v.gif"
     args = ["generate", str(tiny_engines), "a cat", "--frames", "2", "--height", "32", "--width", "32", "--steps", "1"]
-    assert main(args + ["--low-memory", "-o", str(out)]) == 0 and out.is_file()
+    assert main(args + ["--low-memory", "-o", str(out)]) == 0
+    assert read_video(out).shape == (2, 32, 32, 3)
     assert events == ONE_AT_A_TIME
