@@ -6,7 +6,7 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from t2vrt.export.graph import clean_graph  # noqa: E402
+from t2vrt.export.onnx import clean_graph  # noqa: E402
 from tests.helpers import reshape_graph  # noqa: E402
 
 
