@@ -1,0 +1,102 @@
+"""Issue 15 through the Pipeline: long videos in context windows on the shared tiny engines (frames 1:8:16)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from t2vrt import Pipeline
+from t2vrt.errors import InputError
+from t2vrt.runtime.context import unet_calls_per_evaluation
+
+PROMPT = "a panda eating bamboo on a rock"
+SMALL = dict(height=32, width=32, num_inference_steps=2, seed=3, progress=False)
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_engines):
+    p = Pipeline.load(tiny_engines)
+    yield p
+    p.close()
+
+
+class SpyUnet:
+    """The real UNet runner, recording the sample of every call."""
+
+    def __init__(self, runner):
+        self.runner, self.samples = runner, []
+
+    def infer(self, feed):
+        self.samples.append(np.array(feed["sample"]))
+        return self.runner.infer(feed)
+
+
+@pytest.fixture()
+def spy(pipe):
+    real = pipe.runner("unet")
+    s = pipe._runners["unet"] = SpyUnet(real)
+    yield s
+    pipe._runners["unet"] = real
+
+
+@pytest.mark.parametrize("free_noise", [False, True])
+def test_one_window_is_plain_generation(pipe, free_noise):
+    plain = pipe(PROMPT, num_frames=6, **SMALL)
+    for w in (6, 8, 16):
+        ctx = pipe(PROMPT, num_frames=6, context_frames=w, context_stride=2, free_noise=free_noise, **SMALL)
+        np.testing.assert_array_equal(ctx.frames, plain.frames)
+        np.testing.assert_array_equal(ctx.latents, plain.latents)
+
+
+@pytest.mark.parametrize("mode", ["clamped", "cyclic"])
+def test_spy_every_call_has_at_most_w_frames_and_every_frame_is_covered_every_step(pipe, spy, mode):
+    f, w, s, steps = 21, 8, 3, 3
+    latents = np.random.default_rng(1).standard_normal((1, 4, f, 4, 4)).astype(np.float32)
+    xs = [latents]  # DDIM's model input is its latents: x before step i is what the windows must tile
+    pipe(PROMPT, num_frames=f, latents=latents, context_frames=w, context_stride=s, context_mode=mode,
+         scheduler="ddim", callback=lambda i, x: xs.append(np.array(x)), **{**SMALL, "num_inference_steps": steps})
+    per_step = unet_calls_per_evaluation(f, w, s, mode)
+    assert len(spy.samples) == steps * per_step
+    for step in range(steps):
+        covered = set()
+        for sample in spy.samples[step * per_step : (step + 1) * per_step]:
+            assert sample.shape[0] == 2 and sample.shape[2] <= w  # guidance still batched: [negative; prompt]
+            np.testing.assert_array_equal(sample[0], sample[1])
+            for frame in sample[0].transpose(1, 0, 2, 3):  # which frame of x is this?
+                match = [t for t in range(f) if np.array_equal(frame, xs[step][0, :, t])]
+                assert len(match) == 1
+                covered.add(match[0])
+        assert covered == set(range(f)), step
+
+
+def test_above_the_profile_without_windows_suggests_them(pipe):
+    with pytest.raises(InputError, match=r"num_frames=17 is above the 16 frames .* --context-frames 8 --context-stride 2"):
+        pipe(PROMPT, num_frames=17, **SMALL)
+    with pytest.raises(InputError, match=r"context_frames=17 is outside \[1, 16\]"):
+        pipe(PROMPT, num_frames=40, context_frames=17, **SMALL)
+    with pytest.raises(InputError, match=r"context_stride=9 must be in \[1, 8\]"):
+        pipe(PROMPT, num_frames=40, context_frames=8, context_stride=9, **SMALL)
+
+
+def test_256_frames_on_an_engine_for_16(pipe, spy):
+    video = pipe(PROMPT, num_frames=256, context_frames=8, context_stride=4, free_noise=True,
+                 **{**SMALL, "num_inference_steps": 1})
+    assert video.images.shape[:2] == (1, 256) and np.isfinite(video.images).all()
+    assert max(s.shape[2] for s in spy.samples) == 8 and len(spy.samples) == unet_calls_per_evaluation(256, 8, 4)
+    assert video.images[0, :, 0, 0].std() > 0  # frames differ: not one window repeated
+
+
+@pytest.mark.slow
+def test_256_frames_on_an_engine_exported_for_8_16_24(tiny_model, tmp_path_factory):
+    """The issue's own setting: an engine directory whose UNet takes 8 to 24 frames makes a 256-frame video."""
+    from t2vrt.export import ExportOptions, export_model
+    from t2vrt.specs import Profile
+
+    profile = Profile(batch=(1, 1, 1), frames=(8, 16, 24), height=(32, 32, 64), width=(32, 32, 64), decode_chunk=(1, 8, 8))
+    out = export_model(str(tiny_model), tmp_path_factory.mktemp("engines") / "tiny-8-16-24",
+                       ExportOptions(profile=profile, validate=False))
+    p = Pipeline.load(out)
+    with pytest.raises(InputError, match="--context-frames 16 --context-stride 4"):
+        p(PROMPT, num_frames=256, **SMALL)
+    video = p(PROMPT, num_frames=256, context_frames=16, context_stride=4, free_noise=True, **SMALL)
+    assert video.images.shape[:2] == (1, 256) and np.isfinite(video.images).all()
