@@ -149,15 +149,16 @@ def free_noise_order(num_frames: int, frames: int, stride: int, rng: np.random.G
 
 
 def context_plan(frames_range: tuple[int, int, int], num_frames: int, context_frames: int | None = None,
-                 context_stride: int | None = None, mode: str = "clamped", weighting: str = "taper",
+                 context_stride: int | None = None, context_mode: str = "clamped", context_weighting: str = "taper",
                  free_noise: bool = False) -> ContextPlan | None:
-    """The checked plan of a call's context arguments; None without ``context_frames`` (plain denoising)."""
+    """The checked plan of a call's context arguments (named as the pipelines' keywords); None without
+    ``context_frames`` (plain denoising)."""
     check_context(frames_range, num_frames, context_frames, context_stride, free_noise)
     if context_frames is None:
         return None
-    window_profile(1, weighting)  # refuse an unknown weighting even when one window holds the video
+    window_profile(1, context_weighting)  # refuse an unknown weighting even when one window holds the video
     stride = default_stride(context_frames) if context_stride is None else context_stride
-    return ContextPlan(num_frames, context_frames, stride, mode, weighting)
+    return ContextPlan(num_frames, context_frames, stride, context_mode, context_weighting)
 
 
 def free_noise_latents(latents: Any, plan: ContextPlan, noise: Any) -> Any:
@@ -182,8 +183,8 @@ def check_context(frames_range: tuple[int, int, int], num_frames: int, context_f
         if num_frames > hi:
             w = min(max(opt, lo), hi)
             raise InputError(
-                f"num_frames={num_frames} is above the {hi} frames this engine directory's UNet takes at once; denoise it in "
-                f"overlapping windows with context_frames={w}, context_stride={default_stride(w)} "
+                f"num_frames={num_frames} is outside this engine directory's range [{lo}, {hi}] (the frames its UNet takes "
+                f"at once); denoise it in overlapping windows with context_frames={w}, context_stride={default_stride(w)} "
                 f"(CLI: --context-frames {w} --context-stride {default_stride(w)}), or re-export with --frames {lo}:{opt}:{num_frames}")
         if context_stride is not None or free_noise:
             raise InputError("context_stride and free_noise need context_frames (the window length in frames); give it too")

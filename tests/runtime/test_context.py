@@ -118,8 +118,8 @@ def test_bad_combinations_get_one_line(args, message):
 
 def test_plan_refuses_unknown_mode_and_weighting():
     with pytest.raises(InputError, match="context_mode='loop'; choose one of clamped, cyclic"):
-        context_plan(PROFILE, 256, 16, 4, mode="loop")
+        context_plan(PROFILE, 256, 16, 4, context_mode="loop")
     with pytest.raises(InputError, match="context_weighting='gauss'; choose one of taper, uniform"):
-        context_plan(PROFILE, 8, 16, 4, weighting="gauss")
+        context_plan(PROFILE, 8, 16, 4, context_weighting="gauss")
     assert context_plan(PROFILE, 20) is None
     assert context_plan(PROFILE, 256, 16).stride == 4

@@ -70,7 +70,7 @@ def test_spy_every_call_has_at_most_w_frames_and_every_frame_is_covered_every_st
 
 
 def test_above_the_profile_without_windows_suggests_them(pipe):
-    with pytest.raises(InputError, match=r"num_frames=17 is above the 16 frames .* --context-frames 8 --context-stride 2"):
+    with pytest.raises(InputError, match=r"num_frames=17 is outside .*\[1, 16\] .* --context-frames 8 --context-stride 2"):
         pipe(PROMPT, num_frames=17, **SMALL)
     with pytest.raises(InputError, match=r"context_frames=17 is outside \[1, 16\]"):
         pipe(PROMPT, num_frames=40, context_frames=17, **SMALL)
@@ -100,3 +100,24 @@ def test_256_frames_on_an_engine_exported_for_8_16_24(tiny_model, tmp_path_facto
         p(PROMPT, num_frames=256, **SMALL)
     video = p(PROMPT, num_frames=256, context_frames=16, context_stride=4, free_noise=True, **SMALL)
     assert video.images.shape[:2] == (1, 256) and np.isfinite(video.images).all()
+
+
+def test_video_to_video_re_renders_a_long_input_window_by_window(tiny_v2v_engines):
+    from t2vrt.runtime.video2video import VideoToVideoPipeline
+
+    t, y, x, c = np.ogrid[:40, :32, :32, :3]
+    frames = (127.5 + 80 * np.sin(0.3 * x + 0.2 * (c + 1) * y + 0.5 * t + c)).round().astype(np.uint8)  # > 16 frames
+    v2v = VideoToVideoPipeline.load(tiny_v2v_engines)
+    with pytest.raises(InputError, match=r"num_frames=40 is outside .*--context-frames 8"):
+        v2v(PROMPT, frames, num_inference_steps=2, seed=0, progress=False)
+    spy = v2v._runners["unet"] = SpyUnet(v2v.runner("unet"))
+    out = v2v(PROMPT, frames, strength=0.5, num_inference_steps=2, seed=0, progress=False, context_frames=8,
+              context_stride=4)
+    assert out.images.shape[:2] == (1, 40)
+    assert len(spy.samples) == unet_calls_per_evaluation(40, 8, 4) and max(s.shape[2] for s in spy.samples) == 8
+    short = frames[:8]
+    spy.samples.clear()
+    a = v2v(PROMPT, short, strength=0.5, num_inference_steps=2, seed=0, progress=False)
+    b = v2v(PROMPT, short, strength=0.5, num_inference_steps=2, seed=0, progress=False, context_frames=8)
+    np.testing.assert_array_equal(a.images, b.images)
+    v2v.close()

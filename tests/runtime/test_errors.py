@@ -19,7 +19,7 @@ def pipe(tiny_engines):
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(num_frames=17), r"num_frames=17 is outside this engine directory's range \[1, 16\]; re-export with --frames 1:8:17"),
+        (dict(num_frames=17), r"num_frames=17 is outside this engine directory's range \[1, 16\] .*--context-frames 8 .*re-export with --frames 1:8:17"),
         (dict(num_frames=0), r"num_frames=0 is outside .*\[1, 16\]"),
         (dict(height=40), r"height=40 is not a multiple of 16"),
         (dict(width=36), r"width=36 is not a multiple of 16"),
