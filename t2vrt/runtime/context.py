@@ -175,6 +175,27 @@ def free_noise_latents(latents: Any, plan: ContextPlan, noise: Any) -> Any:
     return latents[:, :, _frames(order, latents)]
 
 
+def seam_metric(images: np.ndarray, windows: list[np.ndarray]) -> dict | None:
+    """How visible the window seams are in decoded ``images`` [b, f, H, W, 3] (or [f, H, W, 3]).
+
+    The mean absolute difference between consecutive frames t, t+1 where a window edge falls between them (some
+    window holds exactly one of the two) against the same where none does; a ratio near 1 means the seams are no
+    jumpier than the motion inside windows. None when one window holds the video (there are no seams)."""
+    a = np.asarray(images, dtype=np.float32)
+    a = a if a.ndim == 5 else a[None]
+    f = a.shape[1]
+    member = np.zeros((len(windows), f), dtype=bool)
+    for k, idx in enumerate(windows):
+        member[k, idx] = True
+    edge = (member[:, :-1] != member[:, 1:]).any(axis=0)  # per pair (t, t+1)
+    if not edge.any() or edge.all():
+        return None
+    step = np.abs(a[:, 1:] - a[:, :-1]).mean(axis=(0, 2, 3, 4))
+    boundary, inside = float(step[edge].mean()), float(step[~edge].mean())
+    return {"boundary": boundary, "inside": inside, "ratio": boundary / inside if inside > 0 else float("inf"),
+            "boundary_pairs": int(edge.sum()), "inside_pairs": int((~edge).sum())}
+
+
 def check_context(frames_range: tuple[int, int, int], num_frames: int, context_frames: int | None,
                   context_stride: int | None, free_noise: bool = False) -> None:
     """One-line InputErrors for the frame arguments, before any model runs."""

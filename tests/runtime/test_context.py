@@ -123,3 +123,16 @@ def test_plan_refuses_unknown_mode_and_weighting():
         context_plan(PROFILE, 8, 16, 4, context_weighting="gauss")
     assert context_plan(PROFILE, 20) is None
     assert context_plan(PROFILE, 256, 16).stride == 4
+
+
+def test_seam_metric_sees_a_jump_at_a_window_edge():
+    from t2vrt.runtime.context import seam_metric
+
+    windows = window_schedule(24, 8, 8)  # edges between frames 7|8 and 15|16
+    smooth = np.broadcast_to(np.linspace(0, 1, 24).reshape(24, 1, 1, 1), (24, 4, 4, 3)).copy()
+    s = seam_metric(smooth, windows)
+    assert s["boundary_pairs"] == 2 and s["inside_pairs"] == 21 and s["ratio"] == pytest.approx(1.0)
+    jumpy = smooth.copy()
+    jumpy[8:] += 0.5
+    assert seam_metric(jumpy, windows)["ratio"] > 5
+    assert seam_metric(smooth[:8], window_schedule(8, 8, 4)) is None  # one window: no seams
