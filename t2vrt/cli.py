@@ -93,13 +93,32 @@ def add_generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
     p.add_argument("--precision", default=None, choices=["fp32", "fp16"], help="omitted: fp32 ONNX on onnxruntime, the best built engine (fp16 first) on tensorrt")
     p.add_argument("--low-memory", action="store_true", help="load each component only while it runs (slower, lower peak)")
+    add_context_args(p)
+
+
+def add_context_args(p: argparse.ArgumentParser, free_noise: bool = True) -> None:
+    """Issue 15: videos longer than the UNet's frame range, denoised in overlapping windows (runtime/context.py)."""
+    from t2vrt.runtime.context import MODES, WEIGHTINGS
+
+    g = p.add_argument_group("long videos", "denoise --frames in overlapping windows of W frames, so it may exceed the engine's frame range")
+    g.add_argument("--context-frames", type=int, default=None, metavar="W", help="window length in frames (within the engine's frame range)")
+    g.add_argument("--context-stride", type=int, default=None, metavar="S", help="frames between window starts, 1..W; omitted: W // 4")
+    g.add_argument("--context-mode", default="clamped", choices=MODES, help="cyclic: the last window wraps to the first frames (a looping video)")
+    g.add_argument("--context-weighting", default="taper", choices=WEIGHTINGS, help="how overlapping windows blend")
+    if free_noise:  # text-to-video only: video-to-video starts from the input video, not from pure noise
+        g.add_argument("--free-noise", action="store_true", help="FreeNoise: later windows reuse the first window's noise, reordered (more coherent, less varied)")
+
+
+def context_kwargs(args) -> dict:
+    return dict(context_frames=args.context_frames, context_stride=args.context_stride, context_mode=args.context_mode,
+                context_weighting=args.context_weighting)
 
 
 def generate_kwargs(args) -> dict:
     return dict(
         negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height, width=args.width,
         num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
-        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk, free_noise=args.free_noise, **context_kwargs(args),
     )
 
 

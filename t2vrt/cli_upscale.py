@@ -44,6 +44,9 @@ def add_upscale_parser(sub, formatter) -> None:
     p.add_argument("--height", type=int, default=None, help="resize the input to this height; omitted: the input's")
     p.add_argument("--width", type=int, default=None, help="resize the input to this width; omitted: the input's")
     _add_run_args(p)
+    from t2vrt.cli import add_context_args
+
+    add_context_args(p, free_noise=False)
     p.set_defaults(func=cmd_upscale)
 
 
@@ -67,6 +70,7 @@ def _load(path: str, args):
 
 
 def cmd_upscale(args) -> int:
+    from t2vrt.cli import context_kwargs
     from t2vrt.runtime.video import check_output_path, read_fps
 
     t0 = time.perf_counter()
@@ -76,6 +80,7 @@ def cmd_upscale(args) -> int:
         args.prompt, args.input, strength=args.strength, negative_prompt=args.negative_prompt,
         num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
         height=args.height, width=args.width, scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+        **context_kwargs(args),
     )
     path = video.save(args.output, fps=args.fps or read_fps(args.input) or 8.0)
     f, h, w, _ = video.frames.shape
@@ -85,7 +90,8 @@ def cmd_upscale(args) -> int:
 
 def cmd_generate_upscaled(args) -> int:
     """generate, then upscale the frames in memory; every check of both stages comes first."""
-    from t2vrt.cli import generate_kwargs
+    from t2vrt.cli import context_kwargs, generate_kwargs
+    from t2vrt.runtime.context import context_plan
     from t2vrt.runtime.pipeline import Pipeline
     from t2vrt.runtime.video import check_output_path
 
@@ -99,11 +105,12 @@ def cmd_generate_upscaled(args) -> int:
     up = _load(args.upscale_with, args)
     m = base.manifest.model
     height, width = args.height or m.sample_size * m.vae_scale, args.width or m.sample_size * m.vae_scale  # as Pipeline's
-    base.check_sizes(1, args.frames, height, width)  # the first stage's size is the second's default
+    plan = context_plan(base.manifest.profile.frames, args.frames, free_noise=args.free_noise, **context_kwargs(args))
+    base.check_sizes(1, args.frames if plan is None else plan.unet_frames, height, width)  # the first stage's size is the second's default
     up_kw = dict(
         height=args.upscale_height or height, width=args.upscale_width or width,
         strength=args.upscale_strength, num_inference_steps=args.steps, eta=args.eta,
-        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk, **context_kwargs(args),
     )
     up.check(args.frames, **up_kw)  # fail before the first stage runs, not after it
     first = base(args.prompt, **generate_kwargs(args))
