@@ -136,3 +136,20 @@ def test_seam_metric_sees_a_jump_at_a_window_edge():
     jumpy[8:] += 0.5
     assert seam_metric(jumpy, windows)["ratio"] > 5
     assert seam_metric(smooth[:8], window_schedule(8, 8, 4)) is None  # one window: no seams
+
+
+def test_free_noise_latents_from_a_seed_or_a_generator_are_reproducible():
+    torch = pytest.importorskip("torch")
+    from t2vrt.runtime.context import free_noise_latents
+    from t2vrt.runtime.noise import Noise
+
+    plan = ContextPlan(40, 8, 4)
+    for make in (lambda: Noise(7), lambda: Noise(None, torch.Generator("cpu").manual_seed(7))):
+        outs = []
+        for _ in range(2):
+            noise = make()
+            base = noise.randn((1, 2, 40, 3, 3))
+            outs.append(free_noise_latents(base, plan, noise))
+            frames_of = {tuple(base[0, :, t].ravel()) for t in range(8)}
+            assert all(tuple(outs[-1][0, :, t].ravel()) in frames_of for t in range(40))  # only first-window noise
+        np.testing.assert_array_equal(outs[0], outs[1])
