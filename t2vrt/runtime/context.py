@@ -24,6 +24,7 @@ from t2vrt.errors import InputError
 from t2vrt.runtime.arrays import is_torch
 
 MODES = ("clamped", "cyclic")
+WHERE = "this engine directory's range"  # as runtime/checks.py
 WEIGHTINGS = ("taper", "uniform")
 
 
@@ -150,10 +151,10 @@ def free_noise_order(num_frames: int, frames: int, stride: int, rng: np.random.G
 
 def context_plan(frames_range: tuple[int, int, int], num_frames: int, context_frames: int | None = None,
                  context_stride: int | None = None, context_mode: str = "clamped", context_weighting: str = "taper",
-                 free_noise: bool = False) -> ContextPlan | None:
+                 free_noise: bool = False, root: str = "DIR") -> ContextPlan | None:
     """The checked plan of a call's context arguments (named as the pipelines' keywords); None without
     ``context_frames`` (plain denoising)."""
-    check_context(frames_range, num_frames, context_frames, context_stride, free_noise)
+    check_context(frames_range, num_frames, context_frames, context_stride, free_noise, root)
     if context_frames is None:
         return None
     window_profile(1, context_weighting)  # refuse an unknown weighting even when one window holds the video
@@ -197,22 +198,25 @@ def seam_metric(images: np.ndarray, windows: list[np.ndarray]) -> dict | None:
 
 
 def check_context(frames_range: tuple[int, int, int], num_frames: int, context_frames: int | None,
-                  context_stride: int | None, free_noise: bool = False) -> None:
-    """One-line InputErrors for the frame arguments, before any model runs."""
+                  context_stride: int | None, free_noise: bool = False, root: str = "DIR") -> None:
+    """One-line InputErrors for the frame arguments, before any model runs (``root``: the engine directory, for the
+    re-export command the messages name)."""
+    from t2vrt.components import check_field
+
     lo, opt, hi = frames_range
     if context_frames is None:
-        if num_frames > hi:
+        try:
+            check_field("frames", num_frames, frames_range, WHERE, root=root, name="num_frames")
+        except InputError as e:
+            if num_frames <= hi:
+                raise
             w = min(max(opt, lo), hi)
-            raise InputError(
-                f"num_frames={num_frames} is outside this engine directory's range [{lo}, {hi}] (the frames its UNet takes "
-                f"at once); denoise it in overlapping windows with context_frames={w}, context_stride={default_stride(w)} "
-                f"(CLI: --context-frames {w} --context-stride {default_stride(w)}), or re-export with --frames {lo}:{opt}:{num_frames}")
+            raise InputError(f"{e}, or denoise it in overlapping windows with context_frames={w}, context_stride="
+                             f"{default_stride(w)} (CLI: --context-frames {w} --context-stride {default_stride(w)})") from None
         if context_stride is not None or free_noise:
             raise InputError("context_stride and free_noise need context_frames (the window length in frames); give it too")
         return
-    if not lo <= context_frames <= hi:
-        raise InputError(f"context_frames={context_frames} is outside [{lo}, {hi}], the frames this engine directory's UNet "
-                         f"takes at once; choose a window in that range (e.g. --context-frames {min(max(opt, lo), hi)})")
+    check_field("frames", context_frames, frames_range, WHERE, root=root, name="context_frames")
     if context_stride is not None and not 1 <= context_stride <= context_frames:
         raise InputError(f"context_stride={context_stride} must be in [1, {context_frames}] (at most the window, "
                          f"context_frames={context_frames}, so the windows overlap or touch)")

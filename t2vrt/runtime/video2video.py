@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
+from t2vrt.components import VIDEO_TO_VIDEO
 from t2vrt.errors import InputError, ManifestError
 from t2vrt.runtime.arrays import cat, from_numpy, permute
 from t2vrt.runtime.checks import check_positive
@@ -21,7 +22,7 @@ from t2vrt.runtime.video import Video
 from t2vrt.runtime.video_input import load_frames, resize_frames, to_encoder_input
 
 log = logging.getLogger(__name__)
-REEXPORT = "--components text_encoder unet vae_decoder vae_encoder"
+REEXPORT = "--components " + " ".join(VIDEO_TO_VIDEO)
 
 
 def start_index(num_inference_steps: int, strength: float, order: int = 1) -> int:
@@ -55,7 +56,7 @@ class VideoToVideoPipeline(Pipeline):
               decode_chunk_size: int | None = None, **context: Any) -> tuple[Any, int, int]:
         """Every check of a call, before any backend runs: returns (sampler, start index, VAE chunk). ``context``:
         the context_* arguments of ``__call__``."""
-        plan = context_plan(self.manifest.profile.frames, num_frames, **context)
+        plan = context_plan(self.manifest.profile.frames, num_frames, **context, root=str(self.root))
         self.check_sizes(1, num_frames if plan is None else plan.unet_frames, height, width)
         if output_type not in OUTPUT_TYPES:
             raise InputError(f"output_type={output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
@@ -106,7 +107,7 @@ class VideoToVideoPipeline(Pipeline):
         height, width = self._size(frames, height, width)
         sampler, start, chunk = self.check(len(frames), height, width, strength, num_inference_steps, eta, scheduler,
                                            output_type, decode_chunk_size, **context)
-        plan = context_plan(self.manifest.profile.frames, len(frames), **context)
+        plan = context_plan(self.manifest.profile.frames, len(frames), **context, root=str(self.root))
         negatives = self._negatives(negative_prompt, 1) if guidance_scale > 1.0 else None
         frames = resize_frames(frames, height, width)
         noise = Noise(seed, generator)
@@ -121,4 +122,3 @@ class VideoToVideoPipeline(Pipeline):
         if output_type == "latent":
             return Video(None, x, noise.seed)
         return Video(self.decode(x, chunk), x, noise.seed)
-

@@ -103,9 +103,11 @@ PROFILE = (8, 16, 24)
 
 
 @pytest.mark.parametrize("args,message", [
-    ((256, None, None), "context_frames=16, context_stride=4 (CLI: --context-frames 16 --context-stride 4)"),
-    ((256, 32, 4), "context_frames=32 is outside [8, 24]"),
-    ((256, 4, 2), "context_frames=4 is outside [8, 24]"),
+    ((256, None, None), "num_frames=256 is outside this engine directory's range [8, 24]; re-export with `t2vrt export "
+                        "MODEL -o DIR --overwrite --frames 8:16:256`, or denoise it in overlapping windows with "
+                        "context_frames=16, context_stride=4 (CLI: --context-frames 16 --context-stride 4)"),
+    ((256, 32, 4), "context_frames=32 is outside this engine directory's range [8, 24]; re-export with"),
+    ((256, 4, 2), "context_frames=4 is outside this engine directory's range [8, 24]"),
     ((256, 16, 17), "context_stride=17 must be in [1, 16]"),
     ((256, 16, 0), "context_stride=0 must be in [1, 16]"),
     ((16, None, 4), "need context_frames"),
