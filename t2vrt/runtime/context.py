@@ -125,7 +125,8 @@ def windowed(unet_call: Callable[[Any], Any], x: Any, plan: ContextPlan) -> Any:
     out = None
     for idx, w in zip(plan.windows, plan.weights_like(x)):
         sel = _frames(idx, x)
-        part = unet_call(x[:, :, sel]) * w
+        xw = x[:, :, sel]  # a strided view for a run of frames: runners bind contiguous buffers
+        part = unet_call(xw.contiguous() if is_torch(xw) else np.ascontiguousarray(xw)) * w
         if out is None:
             out = part.new_zeros(x.shape) if is_torch(part) else np.zeros(x.shape, dtype=part.dtype)
         out[:, :, sel] += part
