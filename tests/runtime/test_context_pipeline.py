@@ -69,6 +69,18 @@ def test_spy_every_call_has_at_most_w_frames_and_every_frame_is_covered_every_st
         assert covered == set(range(f)), step
 
 
+def test_free_noise_every_window_starts_from_the_first_windows_noise(pipe, spy):
+    """DDIM's first model input is the initial noise: with FreeNoise every window (all start on the stride grid
+    here) holds the first window's 8 noise frames, reordered; without it, none does."""
+    for free_noise in (True, False):
+        spy.samples.clear()
+        pipe(PROMPT, num_frames=40, context_frames=8, context_stride=4, free_noise=free_noise, scheduler="ddim",
+             **{**SMALL, "num_inference_steps": 1})
+        first = sorted(f.tobytes() for f in spy.samples[0][0].transpose(1, 0, 2, 3))
+        same = [sorted(f.tobytes() for f in s[0].transpose(1, 0, 2, 3)) == first for s in spy.samples]
+        assert len(same) == 9 and (all(same) if free_noise else not any(same[1:]))
+
+
 def test_above_the_profile_without_windows_suggests_them(pipe):
     with pytest.raises(InputError, match=r"num_frames=17 is outside .*\[1, 16\]; .*--context-frames 8 --context-stride 2"):
         pipe(PROMPT, num_frames=17, **SMALL)
