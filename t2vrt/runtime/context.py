@@ -14,6 +14,7 @@ UNet calls per model evaluation (each at batch 2b under classifier-free guidance
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -23,6 +24,7 @@ import numpy as np
 from t2vrt.errors import InputError
 from t2vrt.runtime.arrays import is_torch
 
+log = logging.getLogger(__name__)
 MODES = ("clamped", "cyclic")
 WHERE = "this engine directory's range"  # as runtime/checks.py
 WEIGHTINGS = ("taper", "uniform")
@@ -160,7 +162,12 @@ def context_plan(frames_range: tuple[int, int, int], num_frames: int, context_fr
         return None
     window_profile(1, context_weighting)  # refuse an unknown weighting even when one window holds the video
     stride = default_stride(context_frames) if context_stride is None else context_stride
-    return ContextPlan(num_frames, context_frames, stride, context_mode, context_weighting)
+    plan = ContextPlan(num_frames, context_frames, stride, context_mode, context_weighting)
+    if plan.active:
+        log.info("denoising %d frames in %d %s windows of %d frames, %d apart (%s blending): %d UNet calls per model "
+                 "evaluation", num_frames, len(plan.windows), context_mode, context_frames, stride, context_weighting,
+                 len(plan.windows))
+    return plan
 
 
 def free_noise_latents(latents: Any, plan: ContextPlan, noise: Any) -> Any:

@@ -163,7 +163,8 @@ class Pipeline:
                  free_noise: bool = False) -> Video:
         """``context_frames`` (W) and ``context_stride``: denoise in overlapping windows of W frames, so
         ``num_frames`` may exceed the engine's frame range; ``context_mode`` "clamped" or "cyclic" (a looping video),
-        ``context_weighting`` "taper" or "uniform"; ``free_noise``: FreeNoise's initial noise (runtime/context.py)."""
+        ``context_weighting`` "taper" or "uniform"; ``free_noise``: FreeNoise's initial noise (runtime/context.py; given
+        ``latents`` are used as they are, as in diffusers' FreeNoise)."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         m = self.manifest.model
         height = height or m.sample_size * m.vae_scale
