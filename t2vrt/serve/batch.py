@@ -146,6 +146,10 @@ class Renderer:
         self.clock = StageClock(self.pipe)
         self.outdir, self.fps = Path(outdir), fps
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        try:  # the seeded noise uses torch when it is installed: import it now, not inside the first video's time
+            import torch  # noqa: F401
+        except ImportError:
+            pass
 
     def __call__(self, task: dict) -> dict:
         from t2vrt.serve.render import render
