@@ -109,17 +109,6 @@ class JobStore:
             self.cond.notify_all()
             return [j["id"] for j in self.jobs.values() if j["status"] == "running"]
 
-    def wait_idle(self, ids: list[str], timeout: float) -> bool:
-        """Wait until the jobs ``ids`` have finished; False if some still run after ``timeout`` s."""
-        end = time.monotonic() + timeout
-        with self.cond:
-            while any(self.jobs[i]["status"] == "running" for i in ids if i in self.jobs):
-                left = end - time.monotonic()
-                if left <= 0:
-                    return False
-                self.cond.wait(left)
-            return True
-
     def counts(self) -> dict[str, int]:
         with self.cond:
             out: dict[str, int] = {}
@@ -144,6 +133,7 @@ class Worker(threading.Thread):
         super().__init__(name=f"t2vrt-{name}", daemon=True)
         self.store, self.renderer, self.label = store, renderer, name
         self.stopping = threading.Event()
+        self.current: str | None = None
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -158,7 +148,7 @@ class Worker(threading.Thread):
             if not self.store.progress(job["id"], done, total):
                 raise Cancelled
 
-        r = self.renderer
+        r, self.current = self.renderer, job["id"]
         try:
             out = render(r.pipe, r.clock, VideoRequest(**job["request"]), video_path(r.outdir, job["id"]), r.fps, on_step)
             self.store.finish(job["id"], "done", seconds=out["seconds"], seed=out["seed"])
@@ -169,19 +159,21 @@ class Worker(threading.Thread):
         except Exception as e:  # a backend failure: one line for the client, the traceback in the log
             log.exception("job %s failed", job["id"])
             self.store.finish(job["id"], "failed", error=f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}")
+        finally:
+            self.current = None
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, grace_s: float = 30.0) -> None:
+        """Take no more jobs; give the running one ``grace_s`` seconds to finish, then cancel it at its next step."""
         self.stopping.set()
-        self.join(timeout)
+        self.join(grace_s + 1.0)  # + one take() timeout
+        if self.is_alive() and self.current is not None:
+            self.store.cancel(self.current)
+        self.join(30.0)
 
 
 def shutdown(store, workers: list[Worker], grace_s: float) -> None:
     """Graceful shutdown: no new jobs, queued ones cancelled, running ones given ``grace_s`` seconds to finish and
     then cancelled at their next step. Videos are written whole or not at all, so no partial file remains."""
-    running = store.close()
-    if running and not store.wait_idle(running, grace_s):
-        for job_id in running:
-            store.cancel(job_id)
-        store.wait_idle(running, 30.0)
+    store.close()
     for w in workers:
-        w.stop()
+        w.stop(grace_s)
