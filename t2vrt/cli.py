@@ -226,6 +226,10 @@ def build_parser() -> argparse.ArgumentParser:
     from t2vrt.bench import add_bench_parser  # issue 6: t2vrt/bench/
 
     add_bench_parser(sub, HELP)
+    from t2vrt.serve.cli import add_batch_parser, add_serve_parser  # issue 16: t2vrt/serve/
+
+    add_batch_parser(sub, HELP)
+    add_serve_parser(sub, HELP)
     return parser
 
 

@@ -1,0 +1,138 @@
+"""`t2vrt batch` and `t2vrt serve`: their options and commands (Ray is imported only with --ray)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from t2vrt.serve.request import VideoRequest
+
+
+def add_request_args(p: argparse.ArgumentParser) -> None:
+    """Defaults of every request (a line or a POST body may override each); `t2vrt generate`'s defaults."""
+    from t2vrt.runtime.schedulers import SCHEDULERS
+
+    d = VideoRequest()
+    g = p.add_argument_group("defaults of each request (a line's own keys win)")
+    g.add_argument("--negative-prompt", default=None)
+    g.add_argument("--frames", type=int, default=d.num_frames, help="num_frames")
+    g.add_argument("--height", type=int, default=None, help="height in pixels; omitted: the model's native size")
+    g.add_argument("--width", type=int, default=None, help="width in pixels; omitted: the model's native size")
+    g.add_argument("--steps", type=int, default=d.num_inference_steps, help="num_inference_steps")
+    g.add_argument("--guidance", type=float, default=d.guidance_scale, help="guidance_scale")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed of lines without one")
+    g.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
+    g = p.add_argument_group("runtime")
+    g.add_argument("--fps", type=float, default=8.0, help="frames per second of the written videos")
+    g.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
+    g.add_argument("--precision", default=None, choices=["fp32", "fp16"])
+
+
+def add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
+    g = p.add_argument_group("Ray (needs the ray extra: pip install 't2vrt[ray]')")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help=f"run {what} on the Ray cluster at ADDRESS (e.g. ray://head:10001 or auto); alone: a local cluster")
+    g.add_argument("--workers", type=int, default=None, help="Ray workers (each loads the model once); default: one per GPU, else per CPU")
+    g.add_argument("--gpus-per-worker", type=float, default=None, help="default: 1 when the cluster has GPUs, else 0")
+
+
+def request_defaults(args) -> VideoRequest:
+    return VideoRequest(negative_prompt=args.negative_prompt, seed=args.seed, num_frames=args.frames, height=args.height,
+                        width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler=args.scheduler)
+
+
+def ray_options(args):
+    from t2vrt.serve.ray_batch import RayOptions
+
+    return RayOptions(address=None if args.ray == "local" else args.ray, workers=args.workers,
+                      gpus_per_worker=args.gpus_per_worker, retries=args.retries)
+
+
+def cmd_batch(args) -> int:
+    from t2vrt.serve.batch import plan, run_local, summary
+
+    lines = plan(args.dir, args.prompts, args.output, request_defaults(args))  # every line checked: no model yet
+    for item in lines:
+        if item.error:
+            print(f"{args.prompts}:{item.line}: {item.error} (skipped)", file=sys.stderr)
+    t0 = time.perf_counter()
+    run = dict(fps=args.fps, backend=args.backend, precision=args.precision)
+    if args.ray:
+        from t2vrt.serve.ray_batch import run_ray
+
+        results = run_ray(args.dir, lines, args.output, opts=ray_options(args), **run)
+    else:
+        results = run_local(args.dir, lines, args.output, **run)
+    counts = summary(results, lines)
+    for n, r in sorted(results.records.items()):
+        if r["status"] == "failed":
+            print(f"{args.prompts}:{n}: failed: {r['error']}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"counts": counts, "results": str(results.path), "seconds": round(time.perf_counter() - t0, 2)}))
+    else:
+        print(f"batch: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))} in {time.perf_counter() - t0:.1f} s; "
+              f"records in {results.path}")
+    return 0 if set(counts) <= {"ok", "skipped"} else 1
+
+
+def cmd_serve(args) -> int:
+    common = dict(host=args.host, port=args.port, max_queued=args.max_queued, fps=args.fps, backend=args.backend,
+                  precision=args.precision, defaults=request_defaults(args))
+    if not args.ray:
+        from t2vrt.serve.http import Service
+
+        service = Service(args.dir, args.output_dir, **common)
+        print(f"serving at {service.url}/v1/videos (Ctrl-C stops; running jobs get {args.grace:g} s)", flush=True)
+        service.serve_until_signal(args.grace)
+        return 0
+    return serve_on_ray(args, common)
+
+
+def serve_on_ray(args, common: dict) -> int:
+    import signal
+    import threading
+
+    from t2vrt.serve.ray_batch import connect, resources
+
+    ray = connect(None if args.ray == "local" else args.ray)
+    workers, gpus = resources(ray, ray_options(args))
+    from t2vrt.serve import ray_serve
+
+    board = ray_serve.start(args.dir, args.output_dir, replicas=workers, gpus_per_replica=gpus, grace_s=args.grace, **common)
+    print(f"serving at http://{args.host}:{args.port}/v1/videos on {workers} Ray Serve replicas (Ctrl-C stops)", flush=True)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    ray_serve.stop(board, args.grace)
+    return 0
+
+
+def add_batch_parser(sub, formatter) -> None:
+    p = sub.add_parser("batch", help="render a JSON-lines prompt file (one video per line), locally or on Ray",
+                       formatter_class=formatter, description="Each line: {\"prompt\": ..., optional \"negative_prompt\", "
+                       "\"seed\", \"num_frames\", \"height\", \"width\", \"num_inference_steps\", \"guidance_scale\", "
+                       "\"scheduler\", \"output\"}. Bad lines are reported and skipped; a rerun skips finished lines.")
+    p.add_argument("dir", help="engine directory")
+    p.add_argument("prompts", help="JSON-lines file, one request per line (# comments and blank lines ignored)")
+    p.add_argument("-o", "--output", required=True, help="output folder: the videos and results.jsonl")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_request_args(p)
+    add_ray_args(p, "the batch")
+    p.add_argument("--retries", type=int, default=2, help="with --ray: retries of a video whose worker died")
+    p.set_defaults(func=cmd_batch)
+
+
+def add_serve_parser(sub, formatter) -> None:
+    p = sub.add_parser("serve", help="HTTP video job API (POST /v1/videos), standalone or on Ray Serve", formatter_class=formatter)
+    p.add_argument("dir", help="engine directory")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("-o", "--output-dir", default="videos", help="where finished videos are kept")
+    p.add_argument("--max-queued", type=int, default=16, help="waiting jobs before POST answers 429")
+    p.add_argument("--grace", type=float, default=30.0, help="seconds a running job gets to finish at shutdown")
+    add_request_args(p)
+    add_ray_args(p, "the service's replicas")
+    p.set_defaults(func=cmd_serve, retries=0)
