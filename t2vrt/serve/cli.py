@@ -34,7 +34,7 @@ def add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
     g = p.add_argument_group("Ray (needs the ray extra: pip install 't2vrt[ray]')")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help=f"run {what} on the Ray cluster at ADDRESS (e.g. ray://head:10001 or auto); alone: a local cluster")
-    g.add_argument("--workers", type=int, default=None, help="Ray workers (each loads the model once); default: one per GPU, else per CPU")
+    g.add_argument("--workers", type=int, default=None, help="Ray workers (each loads the model once); default: one per GPU, 1 without GPUs")
     g.add_argument("--gpus-per-worker", type=float, default=None, help="default: 1 when the cluster has GPUs, else 0")
 
 

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RayOptions:
     address: str | None = None  # None: start a local cluster on this machine
-    workers: int | None = None  # None: one per GPU (or per CPU without GPUs)
+    workers: int | None = None  # None: one per GPU; 1 without GPUs (ONNX Runtime already uses every core)
     gpus_per_worker: float | None = None  # None: 1 when the cluster has GPUs, else 0
     retries: int = 2  # restarts of a dead worker, and retries of its task
 
@@ -62,7 +62,7 @@ def resources(ray, opts: RayOptions) -> tuple[int, float]:
     if per > gpus:
         raise InputError(f"--gpus-per-worker {per:g} but the cluster has {gpus:g} GPUs; give 0 to run on CPUs")
     fit = int(gpus // per) if per else int(cpus)
-    workers = opts.workers or max(1, fit)
+    workers = opts.workers or (max(1, fit) if per else 1)
     if opts.workers is not None and (opts.workers < 1 or opts.workers > max(1, fit)):
         raise InputError(f"--workers {opts.workers} but the cluster fits {fit} (GPUs {gpus:g}, CPUs {cpus:g}); give 1 to {max(1, fit)}")
     return workers, per
@@ -91,7 +91,7 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks)).map_batches(
             RenderActor, batch_size=1, batch_format="numpy", compute=pool, num_cpus=1, num_gpus=gpus,
-            fn_constructor_kwargs=dict(engine_dir=str(engine_dir), outdir=str(outdir), fps=fps, backend=backend, precision=precision),
+            fn_constructor_kwargs=dict(engine_dir=_abs(engine_dir), outdir=_abs(outdir), fps=fps, backend=backend, precision=precision),
             max_restarts=opts.retries, max_task_retries=opts.retries,
         )
     log.info("batch on Ray: %d videos, %d workers, %g GPUs each", len(todo), workers, gpus)
@@ -112,3 +112,8 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
         results.add({"line": item.line, "status": "failed", "prompt": item.request.prompt, "output": item.output,
                      "seed": item.request.seed, "error": why})
     return results
+
+
+def _abs(path: str | Path) -> str:
+    """Workers do not share the driver's working directory: send absolute paths."""
+    return str(Path(path).resolve())

@@ -88,7 +88,8 @@ def start(engine_dir: str | Path, outdir: str | Path, host: str = "127.0.0.1", p
         num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica},
         graceful_shutdown_timeout_s=grace_s + 10, max_ongoing_requests=32,
     )
-    app = deployment.bind(str(engine_dir), str(outdir), board, fps, backend, precision, asdict(defaults), grace_s)
+    paths = str(Path(engine_dir).resolve()), str(Path(outdir).resolve())  # replicas do not share our working directory
+    app = deployment.bind(*paths, board, fps, backend, precision, asdict(defaults), grace_s)
     serve.start(http_options={"host": host, "port": port})
     serve.run(app, name=APP, route_prefix="/")
     log.info("serving videos at http://%s:%d/v1/videos on %d replicas", host, port, replicas)
