@@ -5,7 +5,8 @@
 Each video: one prompt, its own seed, the request given by --frames/--size/--steps. "plain" is Pipeline.load once
 and one call + mp4 write per video (the floor a batch can reach); the batch rows are wall-clock for the whole run,
 so they include Ray's start-up and each actor's model load; "steady" is the time between the first and the last
-finished video divided by the videos between them (start-up excluded).
+finished video divided by the videos between them (start-up excluded); "overhead" is what a worker spends per video
+outside rendering and writing it (steady x workers - the median in-worker time: scheduling, transfer, results).
 """
 
 from __future__ import annotations
@@ -25,18 +26,25 @@ def prompts_file(folder: Path, n: int, req: dict) -> Path:
     return path
 
 
-def timed_batch(run, engine_dir, prompts, outdir) -> dict:
+def timed_batch(run, engine_dir, prompts, outdir, workers: int = 1) -> dict:
     from t2vrt.serve.batch import plan
 
-    stamps = []
+    stamps, inside = [], []
+
+    def on_record(r):
+        stamps.append(time.perf_counter())
+        inside.append(r["seconds"]["total"])
+
     t0 = time.perf_counter()
-    results = run(engine_dir, plan(engine_dir, prompts, outdir), outdir, on_record=lambda r: stamps.append(time.perf_counter()))
+    results = run(engine_dir, plan(engine_dir, prompts, outdir), outdir, on_record=on_record)
     wall = time.perf_counter() - t0
     assert all(r["status"] == "ok" for r in results.records.values()), results.records
     n = len(stamps)
     steady = (stamps[-1] - stamps[0]) / (n - 1) if n > 1 else float("nan")
+    render = sorted(inside[1:])[len(inside[1:]) // 2]  # median in-worker render + write (the first video warms up)
     return {"wall_s": round(wall, 2), "per_video_s": round(wall / n, 3), "steady_per_video_s": round(steady, 3),
-            "videos_per_min": round(60 * n / wall, 1), "steady_videos_per_min": round(60 / steady, 1)}
+            "videos_per_min": round(60 * n / wall, 1), "steady_videos_per_min": round(60 / steady, 1),
+            "render_s_median": round(render, 3), "overhead_per_video_s": round(steady * workers - render, 3)}
 
 
 def plain(engine_dir, n: int, req: dict, outdir: Path) -> dict:
@@ -80,7 +88,7 @@ def main() -> None:
         out["ray_init_s"] = round(time.perf_counter() - t0, 2)
         for w in a.workers:
             run = lambda e, lines, o, on_record, w=w: run_ray(e, lines, o, opts=RayOptions(workers=w), on_record=on_record)
-            out[f"ray_{w}_workers"] = timed_batch(run, a.engines, prompts, tmp / f"ray{w}")
+            out[f"ray_{w}_workers"] = timed_batch(run, a.engines, prompts, tmp / f"ray{w}", workers=w)
             shutil.rmtree(tmp / f"ray{w}")
         ray.shutdown()
     print(json.dumps(out, indent=2))

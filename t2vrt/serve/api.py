@@ -42,8 +42,8 @@ def error(status: int, message: str, **headers: str) -> Reply:
 class VideoAPI:
     """Routes requests to a job store; checks each request against the engine directory before queueing it."""
 
-    def __init__(self, store, manifest: Manifest, outdir: str | Path, defaults: VideoRequest = VideoRequest()):
-        self.store, self.manifest, self.outdir, self.defaults = store, manifest, Path(outdir), defaults
+    def __init__(self, store, manifest: Manifest, outdir: str | Path, defaults: VideoRequest = VideoRequest(), root: str = "DIR"):
+        self.store, self.manifest, self.outdir, self.defaults, self.root = store, manifest, Path(outdir), defaults, root
 
     def handle(self, method: str, path: str, body: bytes = b"") -> Reply:
         path = path.rstrip("/") or "/"
@@ -72,7 +72,7 @@ class VideoAPI:
             return error(422, "\"output\" is chosen by the service; download the video from /v1/videos/{id}/content")
         try:
             req = parse_request(obj, self.defaults)
-            check_video_request(self.manifest, req)
+            check_video_request(self.manifest, req, self.root)
         except T2VError as e:
             return error(422, str(e))
         try:

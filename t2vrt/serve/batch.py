@@ -76,7 +76,7 @@ def plan(engine_dir: str | Path, prompts: str | Path, outdir: str | Path, defaul
         item = Line(n)
         try:
             req = parse_request(_json(text), defaults)
-            check_video_request(manifest, req)
+            check_video_request(manifest, req, root=str(engine_dir))
             name = req.output or default_output(n, req.prompt)
             target = output_inside(outdir, name)
             if name in owner:

@@ -50,7 +50,7 @@ class Service:
 
         check_outdir(Path(outdir))
         self.store = JobStore(max_queued)
-        self.api = VideoAPI(self.store, load_manifest(engine_dir), outdir, defaults)
+        self.api = VideoAPI(self.store, load_manifest(engine_dir), outdir, defaults, root=str(engine_dir))
         self.worker = Worker(self.store, Renderer(engine_dir, outdir, fps, backend, precision))
         self.server = ThreadingHTTPServer((host, port), make_handler(self.api))
         self.server.daemon_threads = True

@@ -58,7 +58,7 @@ class VideoReplica:
         renderer = Renderer(engine_dir, outdir, fps, backend, precision)
         self.worker = Worker(self.store, renderer, name=f"{socket.gethostname()}:{os.getpid()}")
         self.worker.start()
-        self.api = VideoAPI(self.store, load_manifest(engine_dir), outdir, VideoRequest(**defaults))
+        self.api = VideoAPI(self.store, load_manifest(engine_dir), outdir, VideoRequest(**defaults), root=engine_dir)
 
     async def __call__(self, request):
         from starlette.responses import Response

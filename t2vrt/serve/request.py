@@ -73,13 +73,13 @@ def _check_type(key: str, v: object) -> None:
         raise InputError(f"{key}={v!r} must be a string or null")
 
 
-def check_video_request(m: Manifest, req: VideoRequest) -> None:
+def check_video_request(m: Manifest, req: VideoRequest, root: str = "DIR") -> None:
     """The runtime's own checks, run on the manifest alone (no model loads): sizes against the engine directory's
     profile, the step count, the scheduler name. Raises InputError with the runtime's message."""
     from t2vrt.runtime.schedulers import SCHEDULERS
 
     native = m.model.sample_size * m.model.vae_scale
-    check_request(m, 1, req.num_frames, req.height or native, req.width or native)
+    check_request(m, 1, req.num_frames, req.height or native, req.width or native, root=root)
     check_positive("num_inference_steps", req.num_inference_steps)
     if req.scheduler is not None and req.scheduler not in SCHEDULERS:
         raise InputError(f"scheduler={req.scheduler!r} is unknown; choose one of {', '.join(sorted(SCHEDULERS))}")

@@ -1,4 +1,5 @@
-"""`t2vrt batch` and `t2vrt serve`: their options and commands (Ray is imported only with --ray)."""
+"""`t2vrt batch DIR PROMPTS.jsonl -o OUTDIR`: one video per line, locally or on Ray Data (--ray), and the option
+groups `t2vrt serve` shares (request defaults, Ray)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import sys
 import time
 
+from t2vrt.cli.options import BACKENDS, HELP
 from t2vrt.serve.request import VideoRequest
 
 
@@ -26,7 +28,7 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
     g = p.add_argument_group("runtime")
     g.add_argument("--fps", type=float, default=8.0, help="frames per second of the written videos")
-    g.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
+    g.add_argument("--backend", default="auto", choices=BACKENDS)
     g.add_argument("--precision", default=None, choices=["fp32", "fp16"])
 
 
@@ -50,7 +52,7 @@ def ray_options(args):
                       gpus_per_worker=args.gpus_per_worker, retries=args.retries)
 
 
-def cmd_batch(args) -> int:
+def run(args) -> int:
     from t2vrt.serve.batch import plan, run_local, summary
 
     lines = plan(args.dir, args.prompts, args.output, request_defaults(args))  # every line checked: no model yet
@@ -77,42 +79,9 @@ def cmd_batch(args) -> int:
     return 0 if set(counts) <= {"ok", "skipped"} else 1
 
 
-def cmd_serve(args) -> int:
-    common = dict(host=args.host, port=args.port, max_queued=args.max_queued, fps=args.fps, backend=args.backend,
-                  precision=args.precision, defaults=request_defaults(args))
-    if not args.ray:
-        from t2vrt.serve.http import Service
-
-        service = Service(args.dir, args.output_dir, **common)
-        print(f"serving at {service.url}/v1/videos (Ctrl-C stops; running jobs get {args.grace:g} s)", flush=True)
-        service.serve_until_signal(args.grace)
-        return 0
-    return serve_on_ray(args, common)
-
-
-def serve_on_ray(args, common: dict) -> int:
-    import signal
-    import threading
-
-    from t2vrt.serve.ray_batch import connect, resources
-
-    ray = connect(None if args.ray == "local" else args.ray)
-    workers, gpus = resources(ray, ray_options(args))
-    from t2vrt.serve import ray_serve
-
-    board = ray_serve.start(args.dir, args.output_dir, replicas=workers, gpus_per_replica=gpus, grace_s=args.grace, **common)
-    print(f"serving at http://{args.host}:{args.port}/v1/videos on {workers} Ray Serve replicas (Ctrl-C stops)", flush=True)
-    done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
-    done.wait()
-    ray_serve.stop(board, args.grace)
-    return 0
-
-
-def add_batch_parser(sub, formatter) -> None:
+def add_parser(sub) -> None:
     p = sub.add_parser("batch", help="render a JSON-lines prompt file (one video per line), locally or on Ray",
-                       formatter_class=formatter, description="Each line: {\"prompt\": ..., optional \"negative_prompt\", "
+                       formatter_class=HELP, description="Each line: {\"prompt\": ..., optional \"negative_prompt\", "
                        "\"seed\", \"num_frames\", \"height\", \"width\", \"num_inference_steps\", \"guidance_scale\", "
                        "\"scheduler\", \"output\"}. Bad lines are reported and skipped; a rerun skips finished lines.")
     p.add_argument("dir", help="engine directory")
@@ -122,17 +91,4 @@ def add_batch_parser(sub, formatter) -> None:
     add_request_args(p)
     add_ray_args(p, "the batch")
     p.add_argument("--retries", type=int, default=2, help="with --ray: retries of a video whose worker died")
-    p.set_defaults(func=cmd_batch)
-
-
-def add_serve_parser(sub, formatter) -> None:
-    p = sub.add_parser("serve", help="HTTP video job API (POST /v1/videos), standalone or on Ray Serve", formatter_class=formatter)
-    p.add_argument("dir", help="engine directory")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("-o", "--output-dir", default="videos", help="where finished videos are kept")
-    p.add_argument("--max-queued", type=int, default=16, help="waiting jobs before POST answers 429")
-    p.add_argument("--grace", type=float, default=30.0, help="seconds a running job gets to finish at shutdown")
-    add_request_args(p)
-    add_ray_args(p, "the service's replicas")
-    p.set_defaults(func=cmd_serve, retries=0)
+    p.set_defaults(func=run)
