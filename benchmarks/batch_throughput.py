@@ -5,8 +5,9 @@
 Each video: one prompt, its own seed, the request given by --frames/--size/--steps. "plain" is Pipeline.load once
 and one call + mp4 write per video (the floor a batch can reach); the batch rows are wall-clock for the whole run,
 so they include Ray's start-up and each actor's model load; "steady" is the time between the first and the last
-finished video divided by the videos between them (start-up excluded); "overhead" is what a worker spends per video
-outside rendering and writing it (steady x workers - the median in-worker time: scheduling, transfer, results).
+finished video divided by the videos between them (start-up excluded). The overhead of a video beyond its render
+and write is read from the records' clocks: a worker's idle gap between two videos, and the delay until the driver
+has the record.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import argparse
 import json
 import platform
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -26,25 +28,34 @@ def prompts_file(folder: Path, n: int, req: dict) -> Path:
     return path
 
 
-def timed_batch(run, engine_dir, prompts, outdir, workers: int = 1) -> dict:
+def timed_batch(run, engine_dir, prompts, outdir) -> dict:
+    """Wall-clock of the whole run, and from the records' own clocks (one machine, one clock) what a video costs
+    beyond rendering and writing it: the idle gap on a worker between two videos, and the delay from a worker
+    finishing a video to the driver recording it."""
     from t2vrt.serve.batch import plan
 
-    stamps, inside = [], []
+    records, received = [], []
 
     def on_record(r):
-        stamps.append(time.perf_counter())
-        inside.append(r["seconds"]["total"])
+        received.append(time.time())
+        records.append(r)
 
     t0 = time.perf_counter()
     results = run(engine_dir, plan(engine_dir, prompts, outdir), outdir, on_record=on_record)
     wall = time.perf_counter() - t0
     assert all(r["status"] == "ok" for r in results.records.values()), results.records
-    n = len(stamps)
-    steady = (stamps[-1] - stamps[0]) / (n - 1) if n > 1 else float("nan")
-    render = sorted(inside[1:])[len(inside[1:]) // 2]  # median in-worker render + write (the first video warms up)
-    return {"wall_s": round(wall, 2), "per_video_s": round(wall / n, 3), "steady_per_video_s": round(steady, 3),
-            "videos_per_min": round(60 * n / wall, 1), "steady_videos_per_min": round(60 / steady, 1),
-            "render_s_median": round(render, 3), "overhead_per_video_s": round(steady * workers - render, 3)}
+    n = len(records)
+    by_worker: dict[str, list[dict]] = {}
+    for r in records:
+        by_worker.setdefault(r["worker"], []).append(r)
+    gaps = [b["started"] - a["finished"] for rs in by_worker.values() for a, b in zip(sorted(rs, key=lambda r: r["started"]), sorted(rs, key=lambda r: r["started"])[1:])]
+    delays = [t - r["finished"] for t, r in zip(received, records)]
+    render = statistics.median(r["seconds"]["total"] for r in records[1:] or records)
+    steady = (max(received) - min(received)) / (n - 1) if n > 1 else float("nan")
+    return {"wall_s": round(wall, 2), "videos_per_min": round(60 * n / wall, 1), "steady_videos_per_min": round(60 / steady, 1),
+            "workers": len(by_worker), "render_s_median": round(render, 3),
+            "gap_between_videos_s_median": round(statistics.median(gaps), 4) if gaps else None,
+            "delivery_s_median": round(statistics.median(delays), 4)}
 
 
 def plain(engine_dir, n: int, req: dict, outdir: Path) -> dict:
@@ -88,7 +99,7 @@ def main() -> None:
         out["ray_init_s"] = round(time.perf_counter() - t0, 2)
         for w in a.workers:
             run = lambda e, lines, o, on_record, w=w: run_ray(e, lines, o, opts=RayOptions(workers=w), on_record=on_record)
-            out[f"ray_{w}_workers"] = timed_batch(run, a.engines, prompts, tmp / f"ray{w}", workers=w)
+            out[f"ray_{w}_workers"] = timed_batch(run, a.engines, prompts, tmp / f"ray{w}")
             shutil.rmtree(tmp / f"ray{w}")
         ray.shutdown()
     print(json.dumps(out, indent=2))

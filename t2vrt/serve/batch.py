@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import socket
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -157,8 +158,10 @@ class Renderer:
         req = VideoRequest(**task["request"])
         record = {"line": task["line"], "prompt": req.prompt, "output": task["output"], "fingerprint": req.fingerprint()}
         try:
+            started = time.time()
             done = render(self.pipe, self.clock, req, self.outdir / task["output"], self.fps)
-            return record | {"status": "ok", "seed": done["seed"], "seconds": done["seconds"], "worker": self.worker}
+            return record | {"status": "ok", "seed": done["seed"], "seconds": done["seconds"], "worker": self.worker,
+                             "started": round(started, 3), "finished": round(time.time(), 3)}
         except T2VError as e:
             return record | {"status": "failed", "seed": req.seed, "error": str(e), "worker": self.worker}
         except Exception as e:  # a backend failure: one line with its type, never a traceback in the results
