@@ -60,13 +60,13 @@ def run(args) -> int:
         if item.error:
             print(f"{args.prompts}:{item.line}: {item.error} (skipped)", file=sys.stderr)
     t0 = time.perf_counter()
-    run = dict(fps=args.fps, backend=args.backend, precision=args.precision)
+    runtime = dict(fps=args.fps, backend=args.backend, precision=args.precision)
     if args.ray:
         from t2vrt.serve.ray_batch import run_ray
 
-        results = run_ray(args.dir, lines, args.output, opts=ray_options(args), **run)
+        results = run_ray(args.dir, lines, args.output, opts=ray_options(args), **runtime)
     else:
-        results = run_local(args.dir, lines, args.output, **run)
+        results = run_local(args.dir, lines, args.output, **runtime)
     counts = summary(results, lines)
     for n, r in sorted(results.records.items()):
         if r["status"] == "failed":

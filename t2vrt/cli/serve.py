@@ -20,8 +20,20 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from t2vrt.errors import InputError
+
+    if args.max_queued < 1 or args.grace < 0 or not 0 <= args.port < 65536:
+        raise InputError(f"--max-queued {args.max_queued} must be >= 1, --grace {args.grace:g} >= 0 and --port "
+                         f"{args.port} in [0, 65535]")
+    from dataclasses import replace
+
+    from t2vrt.manifest import load_manifest
+    from t2vrt.serve.request import check_video_request
+
+    defaults = request_defaults(args)  # checked once here: a request that leaves a key out gets this default
+    check_video_request(load_manifest(args.dir), replace(defaults, prompt="defaults"), root=args.dir)
     common = dict(host=args.host, port=args.port, max_queued=args.max_queued, fps=args.fps, backend=args.backend,
-                  precision=args.precision, defaults=request_defaults(args))
+                  precision=args.precision, defaults=defaults)
     if not args.ray:
         from t2vrt.serve.http import Service
 

@@ -9,6 +9,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from t2vrt.errors import InputError
 from t2vrt.manifest import load_manifest
 from t2vrt.serve.api import MAX_BODY, VideoAPI, error
 from t2vrt.serve.jobs import JobStore, Worker, shutdown
@@ -51,8 +52,11 @@ class Service:
         check_outdir(Path(outdir))
         self.store = JobStore(max_queued)
         self.api = VideoAPI(self.store, load_manifest(engine_dir), outdir, defaults, root=str(engine_dir))
+        try:  # the address before the model: a port in use fails in a second, not after a load
+            self.server = ThreadingHTTPServer((host, port), make_handler(self.api))
+        except OSError as e:
+            raise InputError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port or --host") from None
         self.worker = Worker(self.store, Renderer(engine_dir, outdir, fps, backend, precision))
-        self.server = ThreadingHTTPServer((host, port), make_handler(self.api))
         self.server.daemon_threads = True
         self.url = f"http://{host}:{self.server.server_address[1]}"
 

@@ -56,6 +56,8 @@ def connect(address: str | None):
 
 def resources(ray, opts: RayOptions) -> tuple[int, float]:
     """(workers, GPUs per worker) from the options and what the cluster has; InputError when it cannot fit one."""
+    if opts.retries < 0:
+        raise InputError(f"--retries {opts.retries} must be >= 0 (the retries of a video whose worker died)")
     have = ray.cluster_resources()
     gpus, cpus = have.get("GPU", 0.0), have.get("CPU", 0.0)
     per = opts.gpus_per_worker if opts.gpus_per_worker is not None else (1.0 if gpus else 0.0)
@@ -98,13 +100,16 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
     error = None
     with tqdm(total=len(todo), desc="batch (ray)", unit="video") as bar:
         try:
-            for row in ds.iter_rows():
-                record = json.loads(row["record"])
-                todo.pop(record["line"], None)
-                results.add(record)
-                bar.update()
-                if on_record:
-                    on_record(record)
+            # Whole blocks (one video each) as they finish; no prefetch, which would hold each record back until
+            # the next video is done.
+            for batch in ds.iter_batches(batch_size=None, prefetch_batches=0, batch_format="numpy"):
+                for text in batch["record"]:
+                    record = json.loads(str(text))
+                    todo.pop(record["line"], None)
+                    results.add(record)
+                    bar.update()
+                    if on_record:
+                        on_record(record)
         except Exception as e:  # the pipeline as a whole failed (e.g. no worker could load the engines)
             error = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
     why = error or f"its worker died {opts.retries + 1} times (retries exhausted)"
