@@ -60,5 +60,8 @@ def serve_on_ray(args, common: dict) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
     done.wait()
-    ray_serve.stop(board, args.grace)
+    # A cluster that died with the signal (Ctrl-C reaches a local cluster's processes too) must not hang the exit.
+    stopper = threading.Thread(target=ray_serve.stop, args=(board, args.grace), daemon=True)
+    stopper.start()
+    stopper.join(args.grace + 30)
     return 0

@@ -109,7 +109,9 @@ def _already_done(record: dict | None, req: VideoRequest, name: str, target: Pat
 
 
 class Results:
-    """OUTDIR/results.jsonl: one record per line, sorted, rewritten atomically after every record."""
+    """OUTDIR/results.jsonl. Each record is appended (one write, flushed) as it arrives, so an interrupted batch keeps
+    what it finished; ``compact`` then rewrites the file atomically with one record per line, sorted (the last record
+    of a line wins, as ``load_results`` reads it)."""
 
     def __init__(self, outdir: Path):
         self.path = Path(outdir) / RESULTS
@@ -117,6 +119,10 @@ class Results:
 
     def add(self, record: dict) -> None:
         self.records[record["line"]] = record
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def compact(self) -> None:
         tmp = self.path.with_name(f".{RESULTS}.partial-{os.getpid()}")
         tmp.write_text("".join(json.dumps(self.records[n]) + "\n" for n in sorted(self.records)), encoding="utf-8")
         os.replace(tmp, self.path)
@@ -188,13 +194,17 @@ def run_local(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps
         results.add(record)
     todo = [item for item in lines if item.error is None and item.skip is None]
     if not todo:
+        results.compact()
         return results
     renderer = Renderer(engine_dir, outdir, fps, backend, precision)
-    for item in tqdm(todo, desc="batch", unit="video"):
-        record = renderer(item.task()) | {"attempts": 1}
-        results.add(record)
-        if on_record:
-            on_record(record)
+    try:
+        for item in tqdm(todo, desc="batch", unit="video"):
+            record = renderer(item.task())
+            results.add(record)
+            if on_record:
+                on_record(record)
+    finally:
+        results.compact()
     return results
 
 

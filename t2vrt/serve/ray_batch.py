@@ -81,6 +81,7 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
         results.add(record)
     todo = {item.line: item for item in lines if item.error is None and item.skip is None}
     if not todo:
+        results.compact()
         return results
     ray = connect(opts.address)
     workers, gpus = resources(ray, opts)
@@ -116,6 +117,7 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
     for item in todo.values():
         results.add({"line": item.line, "status": "failed", "prompt": item.request.prompt, "output": item.output,
                      "seed": item.request.seed, "error": why})
+    results.compact()
     return results
 
 
