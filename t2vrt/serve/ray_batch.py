@@ -29,7 +29,7 @@ class RayOptions:
     address: str | None = None  # None: start a local cluster on this machine
     workers: int | None = None  # None: one per GPU; 1 without GPUs (ONNX Runtime already uses every core)
     gpus_per_worker: float | None = None  # None: 1 when the cluster has GPUs, else 0
-    retries: int = 2  # restarts of a dead worker, and retries of its task
+    retries: int = 2  # retries of a video whose worker died (the worker itself is always restarted)
 
 
 class RenderActor:
@@ -90,12 +90,12 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
     ctx.enable_progress_bars = False
     tasks = [{"task": json.dumps(item.task())} for item in todo.values()]
     pool = ray.data.ActorPoolStrategy(size=workers, max_tasks_in_flight_per_actor=1)  # a video goes to an idle worker
-    with warnings.catch_warnings():  # max_restarts / max_task_retries have no named parameter yet in Ray 2.60
+    with warnings.catch_warnings():  # max_restarts / max_task_retries have no named parameter in Ray 2.60
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks)).map_batches(
             RenderActor, batch_size=1, batch_format="numpy", compute=pool, num_cpus=1, num_gpus=gpus,
             fn_constructor_kwargs=dict(engine_dir=_abs(engine_dir), outdir=_abs(outdir), fps=fps, backend=backend, precision=precision),
-            max_restarts=opts.retries, max_task_retries=opts.retries,
+            max_restarts=-1, max_task_retries=opts.retries,  # a dead worker always restarts; its video is retried
         )
     log.info("batch on Ray: %d videos, %d workers, %g GPUs each", len(todo), workers, gpus)
     error = None
@@ -113,7 +113,8 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
                         on_record(record)
         except Exception as e:  # the pipeline as a whole failed (e.g. no worker could load the engines)
             error = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-    why = error or f"its worker died {opts.retries + 1} times (retries exhausted)"
+    why = error or (f"its worker died while rendering it, {opts.retries + 1} time(s) (--retries {opts.retries}); "
+                    "run the batch again to retry it")
     for item in todo.values():
         results.add({"line": item.line, "status": "failed", "prompt": item.request.prompt, "output": item.output,
                      "seed": item.request.seed, "error": why})
