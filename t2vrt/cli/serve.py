@@ -27,11 +27,10 @@ def run(args) -> int:
                          f"{args.port} in [0, 65535]")
     from dataclasses import replace
 
-    from t2vrt.manifest import load_manifest
-    from t2vrt.serve.request import check_video_request
+    from t2vrt.serve.request import RequestChecker
 
     defaults = request_defaults(args)  # checked once here: a request that leaves a key out gets this default
-    check_video_request(load_manifest(args.dir), replace(defaults, prompt="defaults"), root=args.dir)
+    RequestChecker(args.dir)(replace(defaults, prompt="defaults"))
     common = dict(host=args.host, port=args.port, max_queued=args.max_queued, fps=args.fps, backend=args.backend,
                   precision=args.precision, defaults=defaults)
     if not args.ray:

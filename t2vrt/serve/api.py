@@ -15,9 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from t2vrt.errors import T2VError
-from t2vrt.manifest import Manifest
 from t2vrt.serve.jobs import Closed, QueueFull, video_path
-from t2vrt.serve.request import VideoRequest, check_video_request, parse_request
+from t2vrt.serve.request import RequestChecker, VideoRequest, parse_request
 
 MAX_BODY = 64 * 1024
 PUBLIC = ("id", "status", "progress", "created", "started", "finished", "seconds", "seed", "error")
@@ -42,8 +41,8 @@ def error(status: int, message: str, **headers: str) -> Reply:
 class VideoAPI:
     """Routes requests to a job store; checks each request against the engine directory before queueing it."""
 
-    def __init__(self, store, manifest: Manifest, outdir: str | Path, defaults: VideoRequest = VideoRequest(), root: str = "DIR"):
-        self.store, self.manifest, self.outdir, self.defaults, self.root = store, manifest, Path(outdir), defaults, root
+    def __init__(self, store, check: RequestChecker, outdir: str | Path, defaults: VideoRequest = VideoRequest()):
+        self.store, self.check, self.outdir, self.defaults = store, check, Path(outdir), defaults
 
     def handle(self, method: str, path: str, body: bytes = b"") -> Reply:
         path = path.rstrip("/") or "/"
@@ -72,7 +71,7 @@ class VideoAPI:
             return error(422, "\"output\" is chosen by the service; download the video from /v1/videos/{id}/content")
         try:
             req = parse_request(obj, self.defaults)
-            check_video_request(self.manifest, req, self.root)
+            self.check(req)
         except T2VError as e:
             return error(422, str(e))
         try:

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 from t2vrt.errors import InputError, T2VError
-from t2vrt.manifest import load_manifest
-from t2vrt.serve.request import VideoRequest, check_video_request, output_inside, parse_request
+from t2vrt.serve.request import RequestChecker, VideoRequest, output_inside, parse_request
 
 log = logging.getLogger(__name__)
 RESULTS = "results.jsonl"
@@ -69,7 +68,7 @@ def plan(engine_dir: str | Path, prompts: str | Path, outdir: str | Path, defaul
     """Check every line (no model loads): parse, range checks against the manifest, output path inside ``outdir``,
     no two lines writing one file, and whether an earlier run already made it."""
     outdir = Path(outdir)
-    manifest = load_manifest(engine_dir)
+    check = RequestChecker(engine_dir)
     check_outdir(outdir)
     previous = load_results(outdir)
     lines, owner = [], {}
@@ -77,7 +76,7 @@ def plan(engine_dir: str | Path, prompts: str | Path, outdir: str | Path, defaul
         item = Line(n)
         try:
             req = parse_request(_json(text), defaults)
-            check_video_request(manifest, req, root=str(engine_dir))
+            check(req)
             name = req.output or default_output(n, req.prompt)
             target = output_inside(outdir, name)
             if name in owner:

@@ -10,10 +10,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from t2vrt.errors import InputError
-from t2vrt.manifest import load_manifest
 from t2vrt.serve.api import MAX_BODY, VideoAPI, error
 from t2vrt.serve.jobs import JobStore, Worker, shutdown
-from t2vrt.serve.request import VideoRequest
+from t2vrt.serve.request import RequestChecker, VideoRequest
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +50,7 @@ class Service:
 
         check_outdir(Path(outdir))
         self.store = JobStore(max_queued)
-        self.api = VideoAPI(self.store, load_manifest(engine_dir), outdir, defaults, root=str(engine_dir))
+        self.api = VideoAPI(self.store, RequestChecker(engine_dir), outdir, defaults)
         try:  # the address before the model: a port in use fails in a second, not after a load
             self.server = ThreadingHTTPServer((host, port), make_handler(self.api))
         except OSError as e:

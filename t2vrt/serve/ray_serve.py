@@ -18,11 +18,10 @@ from pathlib import Path
 import ray
 from ray import serve
 
-from t2vrt.manifest import load_manifest
 from t2vrt.serve.api import VideoAPI
 from t2vrt.serve.batch import Renderer
 from t2vrt.serve.jobs import JobStore, Worker
-from t2vrt.serve.request import VideoRequest
+from t2vrt.serve.request import RequestChecker, VideoRequest
 
 log = logging.getLogger(__name__)
 APP = "t2vrt"
@@ -58,7 +57,7 @@ class VideoReplica:
         renderer = Renderer(engine_dir, outdir, fps, backend, precision)
         self.worker = Worker(self.store, renderer, name=f"{socket.gethostname()}:{os.getpid()}")
         self.worker.start()
-        self.api = VideoAPI(self.store, load_manifest(engine_dir), outdir, VideoRequest(**defaults), root=engine_dir)
+        self.api = VideoAPI(self.store, RequestChecker(engine_dir), outdir, VideoRequest(**defaults))
 
     async def __call__(self, request):
         from starlette.responses import Response
@@ -82,7 +81,7 @@ def start(engine_dir: str | Path, outdir: str | Path, host: str = "127.0.0.1", p
     from t2vrt.serve.batch import check_outdir
 
     check_outdir(Path(outdir))
-    load_manifest(engine_dir)  # a bad engine directory fails here, once, not in every replica
+    RequestChecker(engine_dir)  # a bad engine directory fails here, once, not in every replica
     board = ray.remote(JobBoard).options(max_concurrency=64, num_cpus=0).remote(max_queued)
     deployment = serve.deployment(VideoReplica, name="videos").options(
         num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica},

@@ -18,11 +18,11 @@ def free_port():
 def test_serve_process_finishes_the_running_job_on_sigterm(tiny_engines, tmp_path):
     port, out = free_port(), tmp_path / "videos"
     cmd = [sys.executable, "-m", "t2vrt.cli", "serve", str(tiny_engines), "--port", str(port), "-o", str(out),
-           "--frames", "8", "--height", "32", "--width", "32", "--steps", "60", "--grace", "20"]
+           "--frames", "8", "--height", "32", "--width", "32", "--steps", "30", "--grace", "120"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        end = time.monotonic() + 60
+        end = time.monotonic() + 120
         while time.monotonic() < end and proc.poll() is None:
             try:
                 if call(base, "GET", "/v1/health")[0] == 200:
@@ -33,7 +33,7 @@ def test_serve_process_finishes_the_running_job_on_sigterm(tiny_engines, tmp_pat
         assert status == 202
         wait_for(base, job["id"], ("running", "done"), timeout=30)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=180) == 0  # generous: a loaded machine renders slowly
     finally:
         if proc.poll() is None:
             proc.kill()
