@@ -1,4 +1,4 @@
-"""The t2vrt command line: export, build, generate, upscale, bench, inspect, demo.
+"""The t2vrt command line: export, build, generate, upscale, batch, serve, bench, inspect, demo.
 
 One module per command (its parser and its run), the option groups they share in options.py.
 """
@@ -16,13 +16,13 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """Every command's parser; the command modules import only what their own options need."""
-    from t2vrt.cli import bench, build, demo, export, generate, inspect, upscale
+    from t2vrt.cli import batch, bench, build, demo, export, generate, inspect, serve, upscale
     from t2vrt.cli.options import HELP
 
     parser = argparse.ArgumentParser(prog="t2vrt", description=__doc__.splitlines()[0], formatter_class=HELP)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (export, build, generate, upscale, bench, inspect, demo):  # the order `t2vrt --help` lists
+    for command in (export, build, generate, upscale, batch, serve, bench, inspect, demo):  # the order `t2vrt --help` lists
         command.add_parser(sub)
     return parser
 
