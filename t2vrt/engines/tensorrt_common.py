@@ -98,23 +98,38 @@ def build_command(root: str = "DIR", **ranges: tuple[int, int, int]) -> str:
     return f"t2vrt build {root}" + (f" {args}" if args else "")
 
 
-def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") -> None:
-    """Raise InputError if a requested size is outside the engine's built profile.
+def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") -> int:
+    """The index of the engine's optimization profile that holds the request; InputError if none does.
 
     ``record`` is the manifest's engine record; ``sizes`` holds user sizes by Profile field name
     (``frames``, ``height``, ``width``, ``batch``, ``decode_chunk``); fields the engine does not depend on are
-    ignored, so the pipeline can pass the same sizes to every component."""
-    profile = record["profile"]
+    ignored, so the pipeline can pass the same sizes to every component. A size in no bucket gets the buckets and
+    the command that adds one; a frame count or batch outside a bucket's range, the command that widens it."""
+    from t2vrt.engines.buckets import Size, no_bucket_message, record_profiles, record_sizes, select_profile
+
+    profiles = [p["profile"] for p in record_profiles(record)]
+    index = select_profile(profiles, sizes)
+    if index is not None:
+        return index
+    buckets = record_sizes(record)
+    if buckets and "height" in sizes and "width" in sizes:
+        size = Size(sizes["width"], sizes["height"])
+        if size not in buckets:
+            raise InputError(no_bucket_message(record, size, root))
+        profiles = [profiles[buckets.index(size)]]
+    extra = f" --sizes {','.join(map(str, buckets))}" if buckets else ""
     for name, value in sizes.items():
-        if name not in profile:
+        if name not in profiles[0]:
             continue
-        lo, opt, hi = profile[name]
+        lo, opt, hi = profiles[0][name]
         if not lo <= value <= hi:
             wider = (min(lo, value), opt, max(hi, value))
             raise InputError(
                 f"{name}={value} is outside the {record['component']} engine's profile [{lo}, {hi}]; "
-                f"rebuild with `{build_command(root, **{name: wider})}`"
+                f"rebuild with `{build_command(root, **{name: wider})}{extra}`"
             )
+    raise InputError(f"{dict(sizes)} is in no profile of the {record['component']} engine ({profiles}); "
+                     f"rebuild with `{build_command(root)}` covering it")
 
 
 def check_target(record: Mapping, trt, flavour: str, root: str = "DIR") -> None:

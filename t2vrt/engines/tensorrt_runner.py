@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Mapping
 
 from t2vrt.engines.base import Array, check_feed
-from t2vrt.engines.tensorrt_common import build_command, check_target, import_tensorrt, make_logger
+from t2vrt.engines.buckets import feed_symbols, record_profiles, select_profile, user_sizes
+from t2vrt.engines.tensorrt_common import build_command, check_profile, check_target, import_tensorrt, make_logger
 from t2vrt.errors import EngineError, InputError
 from t2vrt.specs import ComponentSpec
 
 log = logging.getLogger(__name__)
-SYMBOL_FIELDS = {"b": "batch", "f": "frames", "h": "height", "w": "width", "n": "decode_chunk"}
 
 
 def torch_cuda():
@@ -36,12 +36,14 @@ class TrtRunner:
     """Runs one engine recorded in the manifest (``record``: its entry in ``manifest.engines``)."""
 
     backend = "tensorrt"
+    root = "DIR"  # the engine directory, as error messages name it
+    profile_index = 0  # the context's optimization profile (one per size bucket)
 
     def __init__(self, plan: str | Path, spec: ComponentSpec, record: Mapping, cuda_graphs: bool = False, root: str = "DIR"):
         self.torch = torch_cuda()
         trt, flavour = import_tensorrt(record["flavour"])
         check_target(record, trt, flavour, root)
-        self.spec, self.record, self.cuda_graphs = spec, record, cuda_graphs
+        self.spec, self.record, self.cuda_graphs, self.root = spec, record, cuda_graphs, root
         self.logger = make_logger(trt)
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(Path(plan).read_bytes())
@@ -63,24 +65,16 @@ class TrtRunner:
                  trt.DataType.INT32: torch.int32, trt.DataType.BOOL: torch.bool}
         return table[dt]
 
-    def _check_shapes(self, feed: Mapping[str, Array]) -> None:
-        """Each symbol's size inside the range the engine was built for (InputError, before any TensorRT call)."""
-        for t in self.spec.inputs:
-            for d, n in zip(t.dims, feed[t.name].shape):
-                sym, scale = (d, 1) if isinstance(d, str) else d if isinstance(d, tuple) else (None, 1)
-                if sym is None or sym not in self.record["ranges"]:
-                    continue
-                lo, _, hi = self.record["ranges"][sym]
-                if not lo <= n // scale <= hi:
-                    field = SYMBOL_FIELDS.get(sym, sym)
-                    what = field
-                    if field in ("height", "width") and field in self.record["profile"]:  # latent -> pixels
-                        what += f" {n // scale * self.record['profile'][field][2] // hi} px"
-                    raise InputError(
-                        f"{self.spec.name}: {sym}={n // scale} ({what}) is outside this engine's range [{lo}, {hi}] "
-                        f"(profile {self.record['profile']}); rebuild with "
-                        f"`t2vrt build DIR --{field.replace('_', '-')} MIN:OPT:MAX` covering it"
-                    )
+    def _check_shapes(self, feed: Mapping[str, Array]) -> int:
+        """The optimization profile that holds the feed's sizes (InputError before any TensorRT call if none)."""
+        sizes = feed_symbols(self.spec, {n: tuple(a.shape) for n, a in feed.items()})
+        profiles = record_profiles(self.record)
+        index = select_profile([p["ranges"] for p in profiles], sizes)
+        if index is not None:
+            return index
+        check_profile(self.record, user_sizes(profiles[0], sizes), self.root)  # raises the user-unit line if it can
+        raise InputError(f"{self.spec.name}: sizes {sizes} are in no profile of this engine "
+                         f"({[p['ranges'] for p in profiles]}); rebuild with `{build_command(self.root)}` covering them")
 
     def _on_gpu(self, feed: Mapping[str, Array]) -> dict:
         torch = self.torch
@@ -113,7 +107,7 @@ class TrtRunner:
     def _graph_for(self, inputs: dict) -> tuple:
         """Capture a CUDA graph for these input shapes (after one eager run, which also warms TensorRT up)."""
         torch = self.torch
-        key = tuple((n, tuple(a.shape)) for n, a in inputs.items())
+        key = (self.profile_index,) + tuple((n, tuple(a.shape)) for n, a in inputs.items())
         if key not in self.graphs:
             static = {n: a.clone() for n, a in inputs.items()}
             outputs = self._bind(static)
@@ -129,8 +123,13 @@ class TrtRunner:
         if self.context is None:
             raise EngineError(f"{self.spec.name}: this runner was closed; open the component again")
         check_feed(self.spec, feed)
-        self._check_shapes(feed)
+        index = self._check_shapes(feed)
         inputs = self._on_gpu(feed)
+        if index != self.profile_index:
+            stream = self.torch.cuda.current_stream().cuda_stream
+            if not self.context.set_optimization_profile_async(index, stream):
+                raise EngineError(f"{self.spec.name}: TensorRT refused optimization profile {index}")
+            self.profile_index = index
         if not self.cuda_graphs:
             outputs = self._bind(inputs)
             self._enqueue()
