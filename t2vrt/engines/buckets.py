@@ -98,7 +98,7 @@ def select_profile(profiles: Sequence[Mapping[str, Sequence[int]]], sizes: Mappi
 def record_profiles(record: Mapping) -> list[dict]:
     """Every profile of a manifest engine record, ``[{"profile": {...}, "ranges": {...}}, ...]``
     (records written before buckets have one, at the top level)."""
-    return record.get("profiles") or [{"profile": record["profile"], "ranges": record["ranges"]}]
+    return record.get("profiles") or [{"profile": record["profile"], "ranges": record.get("ranges", {})}]
 
 
 def record_sizes(record: Mapping) -> list[Size]:
