@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
 from t2vrt.errors import InputError
-from t2vrt.specs import ModelDims, Profile
+from t2vrt.components import ModelDims, Profile
 
 SIZE_FIELDS = ("height", "width")
 

@@ -23,7 +23,7 @@ import numpy as np
 from t2vrt.engines.base import Array, check_feed
 from t2vrt.engines.buckets import feed_symbols
 from t2vrt.errors import EngineError
-from t2vrt.specs import ComponentSpec
+from t2vrt.components import ComponentSpec
 
 log = logging.getLogger(__name__)
 CUDA_EP = "CUDAExecutionProvider"

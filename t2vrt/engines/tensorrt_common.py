@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Mapping
 
+from t2vrt.components import build_command, check_range, widen
 from t2vrt.errors import EngineError, InputError
 
 log = logging.getLogger(__name__)
@@ -18,14 +19,6 @@ FLAVOURS = ("auto", "tensorrt", "tensorrt-rtx")
 MODULES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
 MIN_TENSORRT = (10, 12)
 INSTALL_HINT = "pip install 't2vrt[tensorrt-rtx]' (RTX GPUs; builds without a GPU) or 't2vrt[tensorrt]' (TensorRT >= 10.12)"
-# The user's profile fields each component's engine is built over (Profile's names; CLI flags in FLAGS).
-PROFILE_FIELDS = {
-    "text_encoder": ("batch",),
-    "unet": ("batch", "frames", "height", "width"),
-    "vae_decoder": ("decode_chunk", "height", "width"),
-    "vae_encoder": ("decode_chunk", "height", "width"),
-}
-FLAGS = {"batch": "--batch", "frames": "--frames", "height": "--height", "width": "--width", "decode_chunk": "--decode-chunk"}
 
 
 def _try_import(name: str):
@@ -93,11 +86,6 @@ def gpu_compute_capability() -> str | None:
     return f"sm{major}{minor}"
 
 
-def build_command(root: str = "DIR", **ranges: tuple[int, int, int]) -> str:
-    args = " ".join(f"{FLAGS[k]} {':'.join(map(str, v))}" for k, v in ranges.items())
-    return f"t2vrt build {root}" + (f" {args}" if args else "")
-
-
 def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") -> int:
     """The index of the engine's optimization profile that holds the request; InputError if none does.
 
@@ -119,15 +107,10 @@ def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") 
         profiles = [profiles[buckets.index(size)]]
     extra = f" --sizes {','.join(map(str, buckets))}" if buckets else ""
     for name, value in sizes.items():
-        if name not in profiles[0]:
-            continue
-        lo, opt, hi = profiles[0][name]
-        if not lo <= value <= hi:
-            wider = (min(lo, value), opt, max(hi, value))
-            raise InputError(
-                f"{name}={value} is outside the {record['component']} engine's profile [{lo}, {hi}]; "
-                f"rebuild with `{build_command(root, **{name: wider})}{extra}`"
-            )
+        if name in profiles[0]:
+            rng = tuple(profiles[0][name])
+            command = build_command(root, **{name: widen(rng, value)}) + extra
+            check_range(name, value, rng, f"the {record['component']} engine's profile", command)
     raise InputError(f"{dict(sizes)} is in no profile of the {record['component']} engine ({profiles}); "
                      f"rebuild with `{build_command(root)}` covering it")
 

@@ -11,11 +11,11 @@ import logging
 from pathlib import Path
 from typing import Mapping
 
+from t2vrt.components import SYMBOL_FIELDS, ComponentSpec, build_command, check_range, widen
 from t2vrt.engines.base import Array, check_feed
-from t2vrt.engines.buckets import feed_symbols, record_profiles, select_profile, user_sizes
-from t2vrt.engines.tensorrt_common import build_command, check_profile, check_target, import_tensorrt, make_logger
+from t2vrt.engines.buckets import feed_symbols, record_profiles, record_sizes, select_profile, user_sizes
+from t2vrt.engines.tensorrt_common import check_profile, check_target, import_tensorrt, make_logger
 from t2vrt.errors import EngineError, InputError
-from t2vrt.specs import ComponentSpec
 
 log = logging.getLogger(__name__)
 
@@ -66,13 +66,27 @@ class TrtRunner:
         return table[dt]
 
     def _check_shapes(self, feed: Mapping[str, Array]) -> int:
-        """The optimization profile that holds the feed's sizes (InputError before any TensorRT call if none)."""
+        """The optimization profile that holds the feed's sizes (InputError before any TensorRT call if none).
+
+        The message names the size bucket that is missing (engines built per bucket), or the symbol's size, the
+        profile field it stands for in user units (pixels, frames, prompts) and the build command whose range holds it."""
         sizes = feed_symbols(self.spec, {n: tuple(a.shape) for n, a in feed.items()})
         profiles = record_profiles(self.record)
         index = select_profile([p["ranges"] for p in profiles], sizes)
         if index is not None:
             return index
-        check_profile(self.record, user_sizes(profiles[0], sizes), self.root)  # raises the user-unit line if it can
+        if record_sizes(self.record):
+            check_profile(self.record, user_sizes(profiles[0], sizes), self.root)  # the bucket line
+        p = profiles[0]
+        for sym, n in sizes.items():
+            if sym not in p["ranges"]:
+                continue
+            rng, field = p["ranges"][sym], SYMBOL_FIELDS.get(sym, sym)
+            user = p["profile"].get(field)
+            value = n * user[2] // rng[2] if user else n  # latent -> pixels, 2b -> b
+            note = f" ({field} {value} px)" if field in ("height", "width") and user else f" ({field})"
+            command = build_command(self.root, **({field: widen(tuple(user), value)} if user else {}))
+            check_range(f"{self.spec.name}: {sym}", n, rng, "this engine's range", command, note)
         raise InputError(f"{self.spec.name}: sizes {sizes} are in no profile of this engine "
                          f"({[p['ranges'] for p in profiles]}); rebuild with `{build_command(self.root)}` covering them")
 

@@ -6,7 +6,7 @@ from t2vrt.engines.buckets import (
     Size, bucket_profiles, check_sizes, default_sizes, feed_symbols, no_bucket_message, parse_sizes, select_profile,
 )
 from t2vrt.errors import InputError
-from t2vrt.specs import ModelDims, Profile, component_specs
+from t2vrt.components import ModelDims, Profile, component_specs
 
 MODELSCOPE = ModelDims(4, 1024, 77, 8, 8, 32)
 

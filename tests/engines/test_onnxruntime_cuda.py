@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 from t2vrt.engines import loader, onnxruntime_cuda  # noqa: E402
 from t2vrt.engines.onnxruntime_cuda import MAX_GRAPHS, OrtBoundRunner, bind_and_run, ort_cuda_unusable  # noqa: E402
 from t2vrt.errors import EngineError  # noqa: E402
-from t2vrt.specs import ComponentSpec, TensorSpec  # noqa: E402
+from t2vrt.components import ComponentSpec, TensorSpec  # noqa: E402
 
 SPEC = ComponentSpec("toy", (TensorSpec("x", "float32", ("b", 3)),), (TensorSpec("y", "float32", ("b", 3)),))
 

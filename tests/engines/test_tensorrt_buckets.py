@@ -15,8 +15,8 @@ from t2vrt.engines.tensorrt_build import BuildOptions, build_engines  # noqa: E4
 from t2vrt.engines.tensorrt_common import check_profile  # noqa: E402
 from t2vrt.errors import InputError  # noqa: E402
 from t2vrt.export import ExportOptions, export_model  # noqa: E402
-from t2vrt.export.tiny import build_model  # noqa: E402
-from t2vrt.specs import Profile  # noqa: E402
+from t2vrt.export.random_model import build_model  # noqa: E402
+from t2vrt.components import Profile  # noqa: E402
 
 # The failing case: frames 4:9:24, height 32:48:128, width 32:80:128 (fp16 Myelin fails with size dynamic).
 EXPORTED = Profile(batch=(1, 1, 1), frames=(4, 9, 24), height=(32, 48, 128), width=(32, 80, 128), decode_chunk=(1, 2, 4))
