@@ -79,3 +79,18 @@ def test_sizes_and_ranges_together_are_refused(tiny_engines):
         build_engines(tiny_engines, BuildOptions(sizes=(Size(64, 64),), height=(32, 64, 128)))
     with pytest.raises(InputError, match=r"^size 256x256 is outside the exported range"):
         build_engines(tiny_engines, BuildOptions(sizes=(Size(256, 256),), flavour="tensorrt-rtx"))
+
+
+def test_build_cli_takes_sizes_as_width_by_height():
+    import argparse
+
+    from t2vrt.cli import build
+
+    sub = argparse.ArgumentParser().add_subparsers()
+    build.add_parser(sub)
+    args = sub.choices["build"].parse_args(["d", "--sizes", "256x256,576x320", "--frames", "8:16:64"])
+    o = build.options_from(args)
+    assert (o.sizes, o.frames, o.height, o.width) == ((Size(256, 256), Size(576, 320)), (8, 16, 64), None, None)
+    assert build.options_from(sub.choices["build"].parse_args(["d", "--height", "export"])).height == "export"
+    with pytest.raises(SystemExit):
+        sub.choices["build"].parse_args(["d", "--sizes", "256by256"])
