@@ -11,7 +11,8 @@ benchmarks/README.md has the two commands):
      (ABBA); per-stage times, and per pair the quality numbers (max/mean frame difference, PSNR, SSIM, final latents'
      relative L2, NaN and black frames); then our fp16 against our fp32 on the same backend;
   3. 64 frames with the memory savings on (diffusers: forward chunking and VAE slicing; ours: low-memory mode),
-     one measured run each, with peak CUDA memory.
+     one measured run each, with peak CUDA memory;
+  4. the fp16 UNet alone on ONNX Runtime CUDA, eager calls against CUDA-graph replay.
 Writes OUT_DIR/ort_cuda.json after every phase (a timeout keeps what was done) and OUT_DIR/summary.md.
 CPU check of the same code (ONNX Runtime CPU, fp32): ``--preset tiny --device cpu --precision fp32 --frames 4
 --frames-long 6 --size 64 --steps 3 --runs 1`` (about two minutes on a busy two-core box).
@@ -152,6 +153,37 @@ def phase_long(args, folder: str, engines: str) -> dict:
             **{k: v for k, v in alternate(ours, ref, 1, 1).items() if k != "_frames"}}
 
 
+def phase_unet_graphs(args, engines: str) -> dict:
+    """The fp16 UNet alone on ONNX Runtime CUDA at the main request's shape: eager calls against CUDA-graph replay
+    (one session per shape, inputs copied into fixed buffers), median of 10 calls after 3 warm-ups each."""
+    import statistics
+
+    import torch
+
+    from t2vrt.engines.loader import open_runner
+    from t2vrt.manifest import load_manifest
+
+    m = load_manifest(engines)
+    lat = args.size // m.model.vae_scale
+    feed = {"sample": torch.randn(2, m.model.latent_channels, args.frames, lat, lat, device=args.device),
+            "timestep": torch.tensor([981.0], device=args.device),
+            "encoder_hidden_states": torch.randn(2, m.model.max_length, m.model.text_hidden, device=args.device)}
+    out = {}
+    for graphs in (False, True):
+        runner = open_runner(Path(engines), m, "unet", "onnxruntime", args.precision, cuda_graphs=graphs)
+        times = []
+        for i in range(13):
+            torch.cuda.synchronize() if args.device.startswith("cuda") else None
+            t0 = time.perf_counter()
+            runner.infer(feed)
+            torch.cuda.synchronize() if args.device.startswith("cuda") else None
+            times.append(time.perf_counter() - t0)
+        out["graph_replay" if graphs else "eager"] = {"median_s": statistics.median(times[3:]), "first_s": times[0],
+                                                      "providers": getattr(runner, "providers", None)}
+        runner.close()
+    return out
+
+
 def timed_runners(ours) -> None:
     """In low-memory mode the pipeline reopens each runner per call: time the reopened ones too."""
     from t2vrt.bench.measure import TimedRunner
@@ -193,6 +225,10 @@ def summary_md(res: dict) -> str:
             lines.append("\nt2vrt in low-memory mode: its loop time includes opening the UNet session, its text encoder "
                          "and VAE times their sessions' opening")
         lines.append("\n" + quality_line("quality against diffusers (worst pair)", d["quality"]))
+    g = res.get("unet_graphs")
+    if g:
+        lines.append(f"UNet step on ONNX Runtime ({g['eager']['providers']}): eager {1e3 * g['eager']['median_s']:.1f} ms, "
+                     f"CUDA-graph replay {1e3 * g['graph_replay']['median_s']:.1f} ms")
     if res.get("fp16_vs_fp32"):
         lines.append(quality_line("ours fp16 against ours fp32", res["fp16_vs_fp32"]))
     lines += ["", f"phase seconds: {res['phase_s']}", f"errors: {res['errors'] or 'none'}", f"wall {res['wall_s']:.0f} s"]
@@ -228,6 +264,7 @@ def main(argv=None) -> int:
         state.clear()
         if args.frames_long:
             phase("long", lambda: phase_long(args, folder, engines))
+        phase("unet_graphs", lambda: phase_unet_graphs(args, engines))
     phase.save()
     text = summary_md(res)
     (out / "summary.md").write_text(text + "\n")
