@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 log = logging.getLogger("ort-fusions")
 MODEL_TYPES = {"unet": "unet", "text_encoder": "clip", "vae_decoder": "vae"}
@@ -94,7 +93,7 @@ def measure(name: str, folder: str, root: Path, sizes: dict, runs: int) -> list[
     import onnxruntime as ort
 
     from t2vrt.engines.onnxruntime import session_options
-    from t2vrt.export.graphs import module_for
+    from t2vrt.export.modules import module_for
     from t2vrt.export.load import load_model
     from t2vrt.export.onnx import sample_inputs
     from t2vrt.export.validate import reference_outputs, rel_l2

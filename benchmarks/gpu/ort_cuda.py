@@ -1,4 +1,4 @@
-"""Issue 12's GPU run: t2vrt on ONNX Runtime CUDA fp16 against diffusers eager fp16, same process, alternating.
+"""t2vrt on ONNX Runtime CUDA fp16 against diffusers eager fp16 on one GPU, same process, alternating.
 
 On one H100/H200 with PyTorch and no network (onnxruntime-gpu from ../shared/gpu's kit, diffusers from a local wheel;
 benchmarks/README.md has the two commands):
@@ -29,7 +29,6 @@ import traceback
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for t2vrt
 
 log = logging.getLogger("gpu-ort")
 

@@ -3,7 +3,7 @@
 A bucket is one exact video size. An engine holds one profile per bucket; at run time the profile that holds the
 request is selected (``select_profile``, a pure function of the request and the profiles recorded in the manifest).
 Fixed sizes also keep TensorRT-RTX's code generator away from its failures on fp16 graphs whose frames and size are
-both dynamic (issue 12: "empty runtime-fusion MVMF" on a tiny UNet, ``bad_alloc`` on the real one).
+both dynamic ("empty runtime-fusion MVMF" on a tiny UNet, ``bad_alloc`` on the real one; benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 def _tensorrt_unusable(manifest: Manifest) -> str:
     """Why the tensorrt backend cannot run this directory here ("" when it can)."""
-    from t2vrt.engines.tensorrt_common import cuda_available, find_engine
+    from t2vrt.engines.tensorrt_env import cuda_available
+    from t2vrt.engines.tensorrt_records import find_engine
 
     if not manifest.engines:
         return "no TensorRT engines are built (t2vrt build DIR)"
@@ -83,7 +84,7 @@ def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precisi
 
         return OrtRunner(path, spec, providers=providers or ["CPUExecutionProvider"])
     if backend == "tensorrt":
-        from t2vrt.engines.tensorrt_common import find_engine
+        from t2vrt.engines.tensorrt_records import find_engine
         from t2vrt.engines.tensorrt_runner import TrtRunner
 
         record, why = find_engine(manifest.engines, name, precision, root=str(root))

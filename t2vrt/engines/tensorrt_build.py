@@ -21,7 +21,7 @@ from pathlib import Path
 
 from t2vrt.components import PROFILE_FIELDS, TEXT_TO_VIDEO, Profile, Range, check_range_order
 from t2vrt.engines.buckets import Size, bucket_profiles, check_sizes, default_sizes
-from t2vrt.engines.tensorrt_common import gpu_compute_capability, import_tensorrt, make_logger
+from t2vrt.engines.tensorrt_env import gpu_compute_capability, import_tensorrt, make_logger
 from t2vrt.errors import EngineError, InputError
 from t2vrt.manifest import Manifest, load_manifest, save_manifest
 
@@ -169,9 +169,9 @@ def _build_failed(component: str, messages, per_bucket: str = "") -> EngineError
         hint = "; no usable GPU here: build with --flavour tensorrt-rtx --compute-capability sm89 (or your GPU's)"
     elif any("Myelin" in m for m in errors) and per_bucket:
         # fp16 graphs with frames and size both dynamic: "empty runtime-fusion MVMF" on a tiny UNet, bad_alloc on
-        # the real one (issue 12; RESULTS.md, issue 7); fixed sizes build
+        # the real one (benchmarks/RESULTS.md); fixed sizes build
         hint = f"; Myelin fails this way when frames and height/width are both dynamic: build per size bucket with `{per_bucket}`"
-    elif any("Myelin" in m and "bad_alloc" in m for m in errors):  # a garbage-size request, not RAM (RESULTS.md, issue 7)
+    elif any("Myelin" in m and "bad_alloc" in m for m in errors):  # a garbage-size request, not RAM (benchmarks/RESULTS.md)
         hint = ("; TensorRT-RTX's code generator fails this way on the real-size UNet when frames and height/width are "
                 "both dynamic: fix one of them, e.g. --height 512:512:512 --width 512:512:512 or --frames 16:16:16")
     return EngineError(f"TensorRT could not build {component}: {errors[-1] if errors else 'no error message'}{hint}")

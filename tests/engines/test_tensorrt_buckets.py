@@ -12,7 +12,7 @@ pytest.importorskip("diffusers")
 
 from t2vrt.engines.buckets import Size, record_sizes  # noqa: E402
 from t2vrt.engines.tensorrt_build import BuildOptions, build_engines  # noqa: E402
-from t2vrt.engines.tensorrt_common import check_profile  # noqa: E402
+from t2vrt.engines.tensorrt_records import check_profile  # noqa: E402
 from t2vrt.errors import InputError  # noqa: E402
 from t2vrt.export import ExportOptions, export_model  # noqa: E402
 from t2vrt.export.random_model import build_model  # noqa: E402

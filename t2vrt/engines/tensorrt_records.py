@@ -1,89 +1,13 @@
-"""What the TensorRT builder and runner share: the flavour import, a logger that keeps messages, GPU targets,
-and the profile check done before any TensorRT call.
-
-Two flavours, one API: ``tensorrt`` (TensorRT >= 10.12, builds and runs on the GPU it targets) and
-``tensorrt_rtx`` (TensorRT for RTX: builds on any machine, CPU included, for the compute capabilities named,
-and compiles its kernels for the GPU at load time).
-"""
+"""The engine records of a manifest: which one this machine can run, and the checks made before any TensorRT call
+(the request inside the engine's profile; the engine built by this TensorRT for this GPU)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Mapping
 
 from t2vrt.components import build_command, check_range, widen
+from t2vrt.engines import tensorrt_env as env
 from t2vrt.errors import EngineError, InputError
-
-log = logging.getLogger(__name__)
-FLAVOURS = ("auto", "tensorrt", "tensorrt-rtx")
-MODULES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
-MIN_TENSORRT = (10, 12)
-INSTALL_HINT = "pip install 't2vrt[tensorrt-rtx]' (RTX GPUs; builds without a GPU) or 't2vrt[tensorrt]' (TensorRT >= 10.12)"
-
-
-def _try_import(name: str):
-    import importlib
-
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
-def cuda_available() -> bool:
-    """True when torch sees a CUDA GPU (the runner's buffers are torch CUDA tensors)."""
-    torch = _try_import("torch")
-    return bool(torch is not None and torch.cuda.is_available())
-
-
-def import_tensorrt(flavour: str = "auto"):
-    """The TensorRT module of ``flavour`` and that flavour's name; EngineError naming the extra if missing.
-
-    ``auto`` takes the one installed; with both, ``tensorrt`` where a GPU is visible, else ``tensorrt-rtx``."""
-    if flavour not in FLAVOURS:
-        raise EngineError(f"unknown TensorRT flavour {flavour!r}; choose one of {', '.join(FLAVOURS)}")
-    if flavour == "auto":
-        found = {f: m for f, m in ((f, _try_import(MODULES[f])) for f in ("tensorrt", "tensorrt-rtx")) if m is not None}
-        if not found:
-            raise EngineError(f"TensorRT is not installed; {INSTALL_HINT}")
-        flavour = "tensorrt" if "tensorrt" in found and (len(found) == 1 or cuda_available()) else "tensorrt-rtx"
-        return found[flavour], flavour
-    trt = _try_import(MODULES[flavour])
-    if trt is None:
-        raise EngineError(f"{MODULES[flavour]} is not installed; pip install 't2vrt[{flavour}]'")
-    if flavour == "tensorrt" and tuple(int(x) for x in trt.__version__.split(".")[:2]) < MIN_TENSORRT:
-        raise EngineError(f"TensorRT {trt.__version__} is too old; t2vrt needs >= 10.12: pip install -U 't2vrt[tensorrt]'")
-    return trt, flavour
-
-
-def make_logger(trt, level: str = "WARNING"):
-    """A trt.ILogger that forwards to ``logging`` and keeps (severity, message) pairs in ``.messages``."""
-    sev = trt.ILogger.Severity
-    py_level = {sev.INTERNAL_ERROR: logging.ERROR, sev.ERROR: logging.ERROR, sev.WARNING: logging.WARNING,
-                sev.INFO: logging.DEBUG, sev.VERBOSE: logging.DEBUG}
-    threshold = getattr(sev, level)
-
-    class Logger(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.messages: list[tuple[str, str]] = []
-
-        def log(self, severity, msg):
-            if severity <= threshold:
-                self.messages.append((severity.name, msg))
-                log.log(py_level.get(severity, logging.DEBUG), "TensorRT: %s", msg)
-
-    return Logger()
-
-
-def gpu_compute_capability() -> str | None:
-    """``"sm89"`` for the visible GPU (via torch), or None without one."""
-    if not cuda_available():
-        return None
-    import torch
-
-    major, minor = torch.cuda.get_device_capability()
-    return f"sm{major}{minor}"
 
 
 def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") -> int:
@@ -123,7 +47,7 @@ def check_target(record: Mapping, trt, flavour: str, root: str = "DIR") -> None:
             f"{record['path']} was built with {record['flavour']} {record['trt_version']}; this is {flavour} "
             f"{trt.__version__}: rebuild with `{again} --flavour {flavour}`"
         )
-    here = gpu_compute_capability()
+    here = env.gpu_compute_capability()
     targets = record["compute_capability"]
     if here is not None and "current" not in targets and here not in targets:
         raise EngineError(
@@ -141,9 +65,9 @@ def find_engine(engines: Mapping[str, Mapping], component: str, precision: str |
         return None, f"no {what}TensorRT engine for {component} is built; build one with `{build_command(root)}`"
     reasons = []
     for record in sorted(records, key=lambda r: r["precision"] != "fp16"):
-        trt = _try_import(MODULES[record["flavour"]])
+        trt = env.try_import(env.MODULES[record["flavour"]])
         if trt is None:
-            reasons.append(f"{record['path']} needs {MODULES[record['flavour']]}: pip install 't2vrt[{record['flavour']}]'")
+            reasons.append(f"{record['path']} needs {env.MODULES[record['flavour']]}: pip install 't2vrt[{record['flavour']}]'")
             continue
         try:
             check_target(record, trt, record["flavour"], root)
