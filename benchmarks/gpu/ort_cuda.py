@@ -12,7 +12,9 @@ benchmarks/README.md has the two commands):
      relative L2, NaN and black frames); then our fp16 against our fp32 on the same backend;
   3. 64 frames with the memory savings on (diffusers: forward chunking and VAE slicing; ours: low-memory mode),
      one measured run each, with peak CUDA memory;
-  4. the fp16 UNet alone on ONNX Runtime CUDA, eager calls against CUDA-graph replay.
+  4. the fp16 UNet alone on ONNX Runtime CUDA, eager calls against CUDA-graph replay;
+  5. with --trtexec (TensorRT 8.6 from ../shared/gpu/trt): that UNet's fp16 engine, frames 8:16:64, timed at 16 and
+     64 frames with CUDA graphs, beside diffusers' eager UNet step of phases 2 and 3.
 Writes OUT_DIR/ort_cuda.json after every phase (a timeout keeps what was done) and OUT_DIR/summary.md.
 CPU check of the same code (ONNX Runtime CPU, fp32): ``--preset tiny --device cpu --precision fp32 --frames 4
 --frames-long 6 --size 64 --steps 3 --runs 1`` (about two minutes on a busy two-core box).
@@ -23,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 import traceback
@@ -46,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--budget", type=float, default=450.0, help="seconds; later phases are skipped past it")
+    p.add_argument("--trtexec", default=None, help="TensorRT 8.6's trtexec (../shared/gpu/trt): time a TensorRT UNet too")
+    p.add_argument("--trt-opt-level", type=int, default=2, help="trtexec --builderOptimizationLevel (3 is its default)")
     return p.parse_args(argv)
 
 
@@ -183,6 +188,58 @@ def phase_unet_graphs(args, engines: str) -> dict:
     return out
 
 
+GPU_TIME = re.compile(r"GPU Compute Time: min = ([\d.]+) ms, max = ([\d.]+) ms, mean = ([\d.]+) ms, median = ([\d.]+) ms")
+
+
+def trtexec_times(text: str) -> dict | None:
+    """The GPU compute time trtexec reports (ms), or None if it printed none."""
+    found = GPU_TIME.findall(text)
+    if not found:
+        return None
+    lo, hi, mean, median = map(float, found[-1])
+    return {"min_ms": lo, "max_ms": hi, "mean_ms": mean, "median_ms": median}
+
+
+def trtexec_commands(trtexec: str, onnx: Path, plan: Path, dims: dict, frames: tuple[int, int, int], opt_level: int):
+    """trtexec's build (timed at the opt frames) and the re-timing of the saved plan at the max frames, with CUDA
+    graphs; fp16 from the fp16 graph (TensorRT 8.6 predates strongly typed networks), no cuDNN/cuBLAS tactics."""
+    c, lat, length, hidden = dims["c"], dims["lat"], dims["length"], dims["hidden"]
+
+    def shapes(f: int) -> str:
+        return f"sample:2x{c}x{f}x{lat}x{lat},encoder_hidden_states:2x{length}x{hidden}"  # timestep: static [1]
+
+    timing = ["--useCudaGraph", "--noDataTransfers", "--useSpinWait", "--warmUp=500", "--iterations=20", "--duration=5"]
+    build = [trtexec, f"--onnx={onnx}", "--fp16", f"--minShapes={shapes(frames[0])}", f"--optShapes={shapes(frames[1])}",
+             f"--maxShapes={shapes(frames[2])}", "--tacticSources=-CUDNN,-CUBLAS,-CUBLAS_LT",
+             f"--builderOptimizationLevel={opt_level}", f"--saveEngine={plan}", f"--shapes={shapes(frames[1])}", *timing]
+    again = [trtexec, f"--loadEngine={plan}", f"--shapes={shapes(frames[2])}", *timing]
+    return build, again
+
+
+def phase_trtexec(args, engines: str, seconds_left) -> dict:
+    """A TensorRT 8.6 fp16 engine of the UNet with frames 8:16:64 at the request's size, timed by trtexec at 16 and
+    64 frames with CUDA graphs (batch 2, as under guidance)."""
+    import subprocess
+
+    from t2vrt.manifest import load_manifest
+
+    m = load_manifest(engines)
+    dims = {"c": m.model.latent_channels, "lat": args.size // m.model.vae_scale, "length": m.model.max_length,
+            "hidden": m.model.text_hidden}
+    plan = Path(args.work) / "unet_fp16_trt86.plan"
+    build, again = trtexec_commands(args.trtexec, m.onnx_path(Path(engines), "unet", "fp16"), plan, dims,
+                                    (8, args.frames, max(args.frames, args.frames_long, 8)), args.trt_opt_level)
+    out = {}
+    for name, cmd in (("build_and_opt_frames", build), ("max_frames", again)):
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=max(30.0, seconds_left()))
+        out[name] = {"command": " ".join(cmd), "rc": p.returncode, "seconds": round(time.perf_counter() - t0, 1),
+                     "gpu_compute": trtexec_times(p.stdout), "tail": p.stdout[-1500:] + p.stderr[-1500:]}
+        if p.returncode != 0:
+            break
+    return out
+
+
 def timed_runners(ours) -> None:
     """In low-memory mode the pipeline reopens each runner per call: time the reopened ones too."""
     from t2vrt.bench.measure import TimedRunner
@@ -228,6 +285,10 @@ def summary_md(res: dict) -> str:
     if g:
         lines.append(f"UNet step on ONNX Runtime ({g['eager']['providers']}): eager {1e3 * g['eager']['median_s']:.1f} ms, "
                      f"CUDA-graph replay {1e3 * g['graph_replay']['median_s']:.1f} ms")
+    for name, t in (res.get("trtexec") or {}).items():
+        gc = t.get("gpu_compute")
+        lines.append(f"TensorRT 8.6 UNet ({name}): rc {t['rc']}, {t['seconds']} s, GPU compute median "
+                     f"{gc['median_ms'] if gc else '-'} ms")
     if res.get("fp16_vs_fp32"):
         lines.append(quality_line("ours fp16 against ours fp32", res["fp16_vs_fp32"]))
     lines += ["", f"phase seconds: {res['phase_s']}", f"errors: {res['errors'] or 'none'}", f"wall {res['wall_s']:.0f} s"]
@@ -264,6 +325,8 @@ def main(argv=None) -> int:
         if args.frames_long:
             phase("long", lambda: phase_long(args, folder, engines))
         phase("unet_graphs", lambda: phase_unet_graphs(args, engines))
+        if args.trtexec:
+            phase("trtexec", lambda: phase_trtexec(args, engines, lambda: args.budget - (time.perf_counter() - phase.t0)))
     phase.save()
     text = summary_md(res)
     (out / "summary.md").write_text(text + "\n")
