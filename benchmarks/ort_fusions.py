@@ -58,9 +58,46 @@ def fusion_options(model_type: str, on: dict):
     return o
 
 
+class _OneElement(np.ndarray):
+    """A 1-element array that int() accepts, as NumPy < 2.4 did."""
+
+    def __int__(self):
+        return int(self.reshape(-1)[0])
+
+
+def patch_numpy2() -> None:
+    """onnxruntime.transformers' UNet attention fusion calls int() on a 1-element array, which NumPy >= 2.4 refuses
+    ("only 0-dimensional arrays can be converted to Python scalars"): hand it arrays that int() accepts. The package
+    imports its modules under two names (``fusion_attention_unet`` too), so every copy of the class is patched."""
+    import onnxruntime.transformers.optimizer  # noqa: F401  (imports the fusion modules)
+
+    classes = {m.FusionAttentionUnet for n, m in list(sys.modules.items()) if n.endswith("fusion_attention_unet")}
+    for cls in classes:
+        if cls.__dict__.get("_t2vrt_patched"):
+            continue
+        original = cls.get_num_heads
+
+        def get_num_heads(self, reshape_q, is_torch2=False, _original=original):
+            get = self.model.get_constant_value
+
+            def one_element(name):
+                v = get(name)
+                return v.view(_OneElement) if isinstance(v, np.ndarray) and v.size == 1 else v
+
+            self.model.get_constant_value = one_element
+            try:
+                return _original(self, reshape_q, is_torch2)
+            finally:
+                del self.model.get_constant_value  # the class's method again
+
+        cls.get_num_heads, cls._t2vrt_patched = get_num_heads, True
+
+
 def optimize(src: Path, dst: Path, model_type: str, on: dict) -> dict:
     """Write the fused graph; return the counts of fused operators it holds."""
     from onnxruntime.transformers.optimizer import optimize_model
+
+    patch_numpy2()
 
     m = optimize_model(str(src), model_type=model_type, num_heads=0, hidden_size=0, opt_level=0, use_gpu=False,
                        optimization_options=fusion_options(model_type, on))
@@ -89,7 +126,7 @@ def timed(session, feed, runs: int) -> list[float]:
     return out
 
 
-def measure(name: str, folder: str, root: Path, sizes: dict, runs: int) -> list[dict]:
+def measure(name: str, folder: str, root: Path, sizes: dict, runs: int, options: dict = OPTION_SETS) -> list[dict]:
     import onnxruntime as ort
 
     from t2vrt.engines.onnxruntime import session_options
@@ -111,7 +148,7 @@ def measure(name: str, folder: str, root: Path, sizes: dict, runs: int) -> list[
     base = ort.InferenceSession(str(src), sess_options=session_options(), providers=["CPUExecutionProvider"])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, on in OPTION_SETS.items():
+        for label, on in options.items():
             row = {"component": name, "option": label, "model_type": MODEL_TYPES[name]}
             dst = Path(tmp) / f"{name}.onnx"
             try:
@@ -147,6 +184,7 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=4, help="UNet frames of the timed call (batch 2)")
     p.add_argument("--size", type=int, default=128, help="pixels; latents are size / VAE scale")
     p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--options", default=None, metavar="NAME[;NAME...]", help="option sets to try (default: all)")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -158,7 +196,8 @@ def main(argv=None) -> int:
     sizes = {"b": 2, "f": a.frames, "h": lat, "w": lat, "n": 2}
     rows = []
     for name in a.components.split(","):
-        rows += measure(name, a.model, Path(a.engines), sizes, a.runs)
+        chosen = {k: OPTION_SETS[k] for k in a.options.split(";")} if a.options else OPTION_SETS
+        rows += measure(name, a.model, Path(a.engines), sizes, a.runs, chosen)
     data = {"machine": machine(), "sizes": sizes, "runs": a.runs, "rows": rows}
     if a.json:
         Path(a.json).write_text(json.dumps(data, indent=2, default=str))
