@@ -15,6 +15,7 @@ from t2vrt.errors import InputError
 from t2vrt.manifest import load_manifest
 from t2vrt.runtime.arrays import cat, from_numpy, permute, to_numpy
 from t2vrt.runtime.checks import check_decode_chunk, check_positive, check_request
+from t2vrt.runtime.context import ContextPlan, context_plan, free_noise_latents, windowed
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.schedulers import make_sampler
 from t2vrt.runtime.tokenizer import ClipTokenizer
@@ -98,8 +99,10 @@ class Pipeline:
         return emb
 
     def denoise(self, x: Any, emb: Any, sampler, guidance_scale: float, noise: Noise, start: int = 0,
-                callback: Callable[[int, Any], None] | None = None, progress: bool = True) -> Any:
-        """The sampling loop: one batched UNet call per model evaluation, guidance eps = u + g (c - u)."""
+                callback: Callable[[int, Any], None] | None = None, progress: bool = True,
+                context: ContextPlan | None = None) -> Any:
+        """The sampling loop: one batched UNet call per model evaluation, guidance eps = u + g (c - u); with a
+        ``context`` plan of several windows, one call per window, blended to a full-length eps (runtime/context.py)."""
         from tqdm.auto import tqdm
 
         unet, guided = self.runner("unet"), guidance_scale > 1.0
@@ -108,10 +111,15 @@ class Pipeline:
         ts = {i: from_numpy(np.array([sampler.timesteps[i]], dtype=np.float32), x) for i in range(start, len(sampler.timesteps))}
         for i in tqdm(range(start, len(sampler.timesteps)), desc="denoise", disable=not progress, leave=False):
             xin = sampler.scale_model_input(x, i)
-            eps = unet.infer({"sample": cat([xin, xin]) if guided else xin, "timestep": ts[i], "encoder_hidden_states": emb})["noise_pred"]
-            if guided:
-                u, c = eps[: len(x)], eps[len(x):]
-                eps = u + guidance_scale * (c - u)
+
+            def predict(xw, t=ts[i]):  # one batched UNet call over (a window of) the latents, guided
+                eps = unet.infer({"sample": cat([xw, xw]) if guided else xw, "timestep": t, "encoder_hidden_states": emb})["noise_pred"]
+                if guided:
+                    u, c = eps[: len(xw)], eps[len(xw):]
+                    eps = u + guidance_scale * (c - u)
+                return eps
+
+            eps = windowed(predict, xin, context) if context is not None and context.active else predict(xin)
             x, state = sampler.step(i, x, eps, state, noise.like_frames)
             if callback is not None:
                 callback(i, x)
@@ -150,12 +158,20 @@ class Pipeline:
                  guidance_scale: float = 9.0, eta: float = 0.0, seed: int | None = None, generator: Any = None,
                  latents: Any = None, output_type: str = "np", scheduler: str | None = None,
                  decode_chunk_size: int | None = None, progress: bool = True,
-                 callback: Callable[[int, Any], None] | None = None) -> Video:
+                 callback: Callable[[int, Any], None] | None = None, *, context_frames: int | None = None,
+                 context_stride: int | None = None, context_mode: str = "clamped", context_weighting: str = "taper",
+                 free_noise: bool = False) -> Video:
+        """``context_frames`` (W) and ``context_stride``: denoise in overlapping windows of W frames, so
+        ``num_frames`` may exceed the engine's frame range; ``context_mode`` "clamped" or "cyclic" (a looping video),
+        ``context_weighting`` "taper" or "uniform"; ``free_noise``: FreeNoise's initial noise (runtime/context.py; given
+        ``latents`` are used as they are, as in diffusers' FreeNoise)."""
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         m = self.manifest.model
         height = height or m.sample_size * m.vae_scale
         width = width or m.sample_size * m.vae_scale
-        self.check_sizes(len(prompts), num_frames, height, width)
+        plan = context_plan(self.manifest.profile.frames, num_frames, context_frames, context_stride, context_mode,
+                            context_weighting, free_noise, root=str(self.root))
+        self.check_sizes(len(prompts), num_frames if plan is None else plan.unet_frames, height, width)
         negatives = self._negatives(negative_prompt, len(prompts)) if guidance_scale > 1.0 else None
         chunk = self._chunk(decode_chunk_size, len(prompts) * num_frames)
         if output_type not in OUTPUT_TYPES:
@@ -169,12 +185,14 @@ class Pipeline:
         noise = Noise(seed, generator)
         if latents is None:
             latents = noise.randn(shape)
+            if free_noise and plan is not None:
+                latents = free_noise_latents(latents, plan, noise)
         elif tuple(latents.shape) != shape:
             raise InputError(f"latents have shape {tuple(latents.shape)}; expected {shape} for these arguments")
         x = latents * sampler.init_noise_sigma
         emb = self.encode_prompt(prompts, negatives)
         x = from_numpy(to_numpy(x), emb)  # latents on the engines' device (a no-op for NumPy runners)
-        x = self.denoise(x, emb, sampler, guidance_scale, noise, callback=callback, progress=progress)
+        x = self.denoise(x, emb, sampler, guidance_scale, noise, callback=callback, progress=progress, context=plan)
         if output_type == "latent":
             return Video(None, x, noise.seed)
         return Video(self.decode(x, chunk), x, noise.seed)

@@ -14,6 +14,7 @@ from t2vrt.components import VIDEO_TO_VIDEO
 from t2vrt.errors import InputError, ManifestError
 from t2vrt.runtime.arrays import cat, from_numpy, permute
 from t2vrt.runtime.checks import check_positive
+from t2vrt.runtime.context import context_plan
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.pipeline import OUTPUT_TYPES, Pipeline
 from t2vrt.runtime.schedulers import make_sampler
@@ -52,9 +53,11 @@ class VideoToVideoPipeline(Pipeline):
 
     def check(self, num_frames: int, height: int, width: int, strength: float = 0.6, num_inference_steps: int = 50,
               eta: float = 0.0, scheduler: str | None = None, output_type: str = "np",
-              decode_chunk_size: int | None = None) -> tuple[Any, int, int]:
-        """Every check of a call, before any backend runs: returns (sampler, start index, VAE chunk)."""
-        self.check_sizes(1, num_frames, height, width)
+              decode_chunk_size: int | None = None, **context: Any) -> tuple[Any, int, int]:
+        """Every check of a call, before any backend runs: returns (sampler, start index, VAE chunk). ``context``:
+        the context_* arguments of ``__call__``."""
+        plan = context_plan(self.manifest.profile.frames, num_frames, **context, root=str(self.root))
+        self.check_sizes(1, num_frames if plan is None else plan.unet_frames, height, width)
         if output_type not in OUTPUT_TYPES:
             raise InputError(f"output_type={output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
         check_positive("num_inference_steps", num_inference_steps)
@@ -89,16 +92,22 @@ class VideoToVideoPipeline(Pipeline):
                  guidance_scale: float = 15.0, eta: float = 0.0, seed: int | None = None, generator: Any = None,
                  height: int | None = None, width: int | None = None, output_type: str = "np",
                  scheduler: str | None = None, decode_chunk_size: int | None = None, progress: bool = True,
-                 callback: Callable[[int, Any], None] | None = None) -> Video:
+                 callback: Callable[[int, Any], None] | None = None, *, context_frames: int | None = None,
+                 context_stride: int | None = None, context_mode: str = "clamped",
+                 context_weighting: str = "taper") -> Video:
         """Arguments as diffusers' VideoToVideoSDPipeline (its defaults too), plus ``height``/``width`` (resize the
-        input; default its own size), ``seed``, ``scheduler`` and ``decode_chunk_size``."""
+        input; default its own size), ``seed``, ``scheduler`` and ``decode_chunk_size``; ``context_*`` re-render a
+        video longer than the UNet's frame range window by window, as Pipeline's (runtime/context.py)."""
+        context = dict(context_frames=context_frames, context_stride=context_stride, context_mode=context_mode,
+                       context_weighting=context_weighting)
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if len(prompts) != 1:
             raise InputError(f"video-to-video takes one prompt per video; got {len(prompts)} prompts")
         frames = load_frames(video)
         height, width = self._size(frames, height, width)
         sampler, start, chunk = self.check(len(frames), height, width, strength, num_inference_steps, eta, scheduler,
-                                           output_type, decode_chunk_size)
+                                           output_type, decode_chunk_size, **context)
+        plan = context_plan(self.manifest.profile.frames, len(frames), **context, root=str(self.root))
         negatives = self._negatives(negative_prompt, 1) if guidance_scale > 1.0 else None
         frames = resize_frames(frames, height, width)
         noise = Noise(seed, generator)
@@ -108,7 +117,8 @@ class VideoToVideoPipeline(Pipeline):
         x0 = self.encode_video(frames, chunk, noise)
         x = sampler.add_noise(x0, from_numpy(noise.randn(tuple(x0.shape)), x0), start)  # diffusers' second draw
         x = permute(x.reshape(1, *x.shape), (0, 2, 1, 3, 4))  # [f, c, h, w] -> [1, c, f, h, w]
-        x = self.denoise(x, emb, sampler, guidance_scale, noise, start=start, callback=callback, progress=progress)
+        x = self.denoise(x, emb, sampler, guidance_scale, noise, start=start, callback=callback, progress=progress,
+                         context=plan)
         if output_type == "latent":
             return Video(None, x, noise.seed)
         return Video(self.decode(x, chunk), x, noise.seed)
