@@ -88,6 +88,7 @@ class Measured:
         self.memory = PeakMemory(device)
         self.recorder = Recorder(sync=sync_for(device), memory=self.memory)
         self.load_rss_mb = 0.0  # RSS added by loading the pipeline (weights, sessions)
+        self.latents: np.ndarray | None = None  # the final latents of the last run (for the quality numbers)
 
     def generate(self) -> np.ndarray:
         raise NotImplementedError
@@ -139,6 +140,9 @@ class OursRun(Measured):
         r = self.request
         video = self.pipe(r.prompt, seed=r.seed, scheduler=r.scheduler, decode_chunk_size=r.decode_chunk_size,
                           progress=False, **r.common(), **r.context())
+        from t2vrt.runtime.arrays import to_numpy
+
+        self.latents = to_numpy(video.latents)
         return video.images
 
     def run(self) -> tuple[dict, np.ndarray]:
@@ -183,7 +187,7 @@ class DiffusersRun(Measured):
         wrap_calls(pipe.vae, "decode", "vae_decoder", rec)
         wrap_stage(pipe, "encode_prompt", "encode", rec)
         wrap_stage(pipe, "decode_latents", "decode", rec)
-        wrap_loop(pipe, rec)
+        wrap_loop(pipe, rec, self)
         self.pipe, self.backend = pipe, f"torch {device} {str(dtype).removeprefix('torch.')}"
         self.load_rss_mb = self.memory.current_mb() - rss
 
@@ -193,11 +197,16 @@ class DiffusersRun(Measured):
         r = self.request
         gen = torch.Generator("cpu").manual_seed(r.seed)
         with torch.no_grad():
-            return self.pipe(r.prompt, generator=gen, output_type="np", **r.common()).frames
+            frames = self.pipe(r.prompt, generator=gen, output_type="np", **r.common()).frames
+        if self.latents is not None and self.latents.ndim == 4:  # diffusers steps on [b * f, c, h, w]: as ours
+            n, c, h, w = self.latents.shape
+            self.latents = self.latents.reshape(n // r.num_frames, r.num_frames, c, h, w).transpose(0, 2, 1, 3, 4)
+        return frames
 
 
-def wrap_loop(pipe: Any, rec: Recorder) -> None:
-    """diffusers' loop has no method of its own: time it from the first UNet call to the end of the last scheduler step."""
+def wrap_loop(pipe: Any, rec: Recorder, keep: Any = None) -> None:
+    """diffusers' loop has no method of its own: time it from the first UNet call to the end of the last scheduler step.
+    ``keep``: an object whose ``latents`` is set to each step's output (the last one is the final latents)."""
     unet_forward, step = pipe.unet.forward, pipe.scheduler.step
 
     @functools.wraps(unet_forward)
@@ -209,6 +218,8 @@ def wrap_loop(pipe: Any, rec: Recorder) -> None:
     def timed_step(*args, **kwargs):
         out = step(*args, **kwargs)
         rec.sync()
+        if keep is not None:
+            keep.latents = (out.prev_sample if hasattr(out, "prev_sample") else out[0]).float().cpu().numpy()
         rec.seconds["loop"] = time.perf_counter() - rec.marks.setdefault("loop_start", time.perf_counter())
         return out
 

@@ -72,8 +72,24 @@ def _run(config: BenchConfig, request: BenchRequest) -> dict:
             record, frames[p.name] = p.run()
             records[p.name].append(record)
         if ref is not None:
-            checks.append(compare_frames(frames[ours.name], frames[ref.name], config.tolerance))
+            checks.append(compare_frames(frames[ours.name], frames[ref.name], config.tolerance, ours.latents, ref.latents))
     settings = {**config.to_json(), "backends": {p.name: p.backend for p in pipelines}, "memory": ours.memory.method}
     extra = {p.name: {"load_rss_mb": p.load_rss_mb, "warmup": warm[p.name]} for p in pipelines}
-    return result(machine(), settings, request.to_json(), records[ours.name], records.get("diffusers", []),
+    data = result(machine(), settings, request.to_json(), records[ours.name], records.get("diffusers", []),
                   merge_parity(checks), extra)
+    if config.precision == "fp16":
+        data["fp16_vs_fp32"] = fp16_against_fp32(config, request, ours, frames[ours.name])
+    return data
+
+
+def fp16_against_fp32(config: BenchConfig, request: BenchRequest, ours: OursRun, frames16) -> dict:
+    """Our fp16 frames and latents of the last run against one fp32 run of ours on the same backend (not timed)."""
+    from t2vrt.bench.quality import quality
+
+    log.info("fp16 against fp32: one fp32 run of t2vrt on %s", config.backend)
+    ref = OursRun(config.engines, request, config.backend, "fp32", config.device, config.threads)
+    latents16 = ours.latents
+    _, frames32 = ref.run()
+    q = quality(frames16, frames32, latents16, ref.latents)
+    ref.pipe._close(*list(ref.pipe._runners))
+    return q

@@ -76,7 +76,7 @@ def run(args) -> int:
 
 def summary_text(data: dict) -> str:
     from t2vrt.bench.machine import describe
-    from t2vrt.bench.report import parity_line, table
+    from t2vrt.bench.report import parity_line, quality_line, table
 
     r, c = data["request"], data["config"]
     loads = [run["load_average"][0] for run in data["ours"]["runs"] if run["load_average"]]
@@ -91,7 +91,8 @@ def summary_text(data: dict) -> str:
         table(data),
         "",
         parity_line(data["parity"]),
-    ] + seam_lines(data))
+    ] + ([quality_line("fp16 against fp32 (ours, same backend)", data["fp16_vs_fp32"])] if "fp16_vs_fp32" in data else [])
+      + seam_lines(data))
 
 
 def seam_lines(data: dict) -> list[str]:
