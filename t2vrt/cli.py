@@ -114,7 +114,8 @@ def cmd_generate(args) -> int:
     pipe = Pipeline.load(args.dir, backend=args.backend, precision=args.precision, low_memory=args.low_memory)
     video = pipe(args.prompt, **generate_kwargs(args))
     path = video.save(args.output, fps=args.fps)
-    print(f"wrote {path} ({video.frames.shape[0]} frames, {video.frames.shape[2]}x{video.frames.shape[1]}) in {time.perf_counter() - t0:.1f} s")
+    _, f, h, w, _ = video.images.shape
+    print(f"wrote {path} ({f} frames, {w}x{h}) in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
@@ -157,8 +158,8 @@ def cmd_demo(args) -> int:
         engines = export_model(str(model), work / "engines", ExportOptions(profile=profile, overwrite=True))
     with rec.time("generate"):
         pipe = Pipeline.load(engines)
-        for stage in ("encode_prompt", "denoise", "decode"):
-            wrap_stage(pipe, stage, stage, rec)
+        for stage, name in (("embed", "encode_prompt"), ("denoise", "denoise"), ("decode", "decode")):
+            wrap_stage(pipe, stage, name, rec)
         video = pipe(args.prompt, num_frames=args.frames, height=args.size, width=args.size,
                      num_inference_steps=args.steps, seed=0)
     with rec.time("write video"):

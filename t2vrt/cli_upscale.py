@@ -78,7 +78,7 @@ def cmd_upscale(args) -> int:
         height=args.height, width=args.width, scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
     )
     path = video.save(args.output, fps=args.fps or read_fps(args.input) or 8.0)
-    f, h, w, _ = video.frames.shape
+    _, f, h, w, _ = video.images.shape
     print(f"wrote {path} ({f} frames, {w}x{h}) in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -109,10 +109,10 @@ def cmd_generate_upscaled(args) -> int:
     first = base(args.prompt, **generate_kwargs(args))
     if args.keep_intermediate is not None:
         first.save(args.keep_intermediate, fps=args.fps)
-    mid = first.frames  # uint8 [f, H, W, 3]: what a lossless intermediate file would hold
+    mid = first.uint8[0]  # uint8 [f, H, W, 3]: what a lossless intermediate file would hold
     video = up(args.prompt, mid, negative_prompt=args.negative_prompt, guidance_scale=args.upscale_guidance,
                seed=args.seed, **up_kw)
     path = video.save(args.output, fps=args.fps)
-    f, h, w, _ = video.frames.shape
+    _, f, h, w, _ = video.images.shape
     print(f"wrote {path} ({f} frames, {w}x{h}, upscaled from {mid.shape[2]}x{mid.shape[1]}) in {time.perf_counter() - t0:.1f} s")
     return 0

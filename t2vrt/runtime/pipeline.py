@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -14,14 +14,15 @@ from t2vrt.engines.loader import open_runner, resolve_backend
 from t2vrt.errors import InputError
 from t2vrt.manifest import load_manifest
 from t2vrt.runtime.arrays import cat, from_numpy, permute, to_numpy
+from t2vrt.runtime.callbacks import StepCallbacks
 from t2vrt.runtime.checks import check_positive, check_request
 from t2vrt.runtime.noise import Noise
+from t2vrt.runtime.prompts import Prompts, check_clip_skip, embeddings, read_prompts
 from t2vrt.runtime.schedulers import make_sampler
 from t2vrt.runtime.tokenizer import ClipTokenizer
-from t2vrt.runtime.video import Video
+from t2vrt.runtime.output import Video, check_output_type
 
 log = logging.getLogger(__name__)
-OUTPUT_TYPES = ("np", "uint8", "latent")
 
 
 class Pipeline:
@@ -90,31 +91,40 @@ class Pipeline:
                 check_profile(record, sizes, root=str(self.root))
 
     # -- stages -------------------------------------------------------------------------------
-    def encode_prompt(self, prompts: list[str], negatives: list[str] | None) -> Any:
+    def encode_prompt(self, prompts: list[str], negatives: list[str] | None, clip_skip: int | None = None) -> Any:
         """Embeddings [2b, L, D] ([negative; prompt], one batch) under guidance, else [b, L, D]."""
-        texts = (negatives + prompts) if negatives is not None else prompts
-        emb = self.runner("text_encoder").infer({"input_ids": self.tokenizer(texts)})["last_hidden_state"]
+        return self.encode_texts((negatives or []) + prompts, clip_skip)
+
+    def encode_texts(self, texts: list[str], clip_skip: int | None = None) -> Any:
+        """The text encoder's output for ``texts``; with ``clip_skip`` k, the k-th hidden state before the last,
+        through the final layer norm, as diffusers' encode_prompt."""
+        out = self.runner("text_encoder").infer({"input_ids": self.tokenizer(texts)})
         self.release("text_encoder")
-        return emb
+        return out["last_hidden_state"] if not clip_skip else out["hidden_states"][:, -(clip_skip + 1)]
+
+    def embed(self, p: Prompts, clip_skip: int | None = None) -> Any:
+        """The UNet's encoder_hidden_states from prompts and/or precomputed embeddings (t2vrt.runtime.prompts)."""
+        dtype = next(t.dtype for t in self.manifest.spec("unet").inputs if t.name == "encoder_hidden_states")
+        return embeddings(p, lambda texts: self.encode_texts(texts, clip_skip), dtype)
 
     def denoise(self, x: Any, emb: Any, sampler, guidance_scale: float, noise: Noise, start: int = 0,
-                callback: Callable[[int, Any], None] | None = None, progress: bool = True) -> Any:
+                callbacks: StepCallbacks | None = None, progress: bool | None = None) -> Any:
         """The sampling loop: one batched UNet call per model evaluation, guidance eps = u + g (c - u)."""
         from tqdm.auto import tqdm
 
         unet, guided = self.runner("unet"), guidance_scale > 1.0
+        on_step = (callbacks or StepCallbacks()).begin(sampler, start)
         state = sampler.init_state()
         # Timesteps converted at the edge, on the latents' device: no host copy inside the loop.
         ts = {i: from_numpy(np.array([sampler.timesteps[i]], dtype=np.float32), x) for i in range(start, len(sampler.timesteps))}
-        for i in tqdm(range(start, len(sampler.timesteps)), desc="denoise", disable=not progress, leave=False):
+        for i in tqdm(range(start, len(sampler.timesteps)), desc="denoise", disable=not self._progress(progress), leave=False):
             xin = sampler.scale_model_input(x, i)
             eps = unet.infer({"sample": cat([xin, xin]) if guided else xin, "timestep": ts[i], "encoder_hidden_states": emb})["noise_pred"]
             if guided:
                 u, c = eps[: len(x)], eps[len(x):]
                 eps = u + guidance_scale * (c - u)
             x, state = sampler.step(i, x, eps, state, noise.like_frames)
-            if callback is not None:
-                callback(i, x)
+            x, emb = on_step(i, x, emb, guided)
         self.release("unet")
         return x
 
@@ -145,47 +155,76 @@ class Pipeline:
         return {key: np.concatenate(v) for key, v in parts.items()}
 
     # -- the call -------------------------------------------------------------------------------
-    def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None, num_frames: int = 16,
-                 height: int | None = None, width: int | None = None, num_inference_steps: int = 50,
-                 guidance_scale: float = 9.0, eta: float = 0.0, seed: int | None = None, generator: Any = None,
-                 latents: Any = None, output_type: str = "np", scheduler: str | None = None,
-                 decode_chunk_size: int | None = None, progress: bool = True,
-                 callback: Callable[[int, Any], None] | None = None) -> Video:
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    def __call__(self, prompt: str | list[str] | None = None, height: int | None = None, width: int | None = None,
+                 num_frames: int = 16, num_inference_steps: int = 50, guidance_scale: float = 9.0,
+                 negative_prompt: str | list[str] | None = None, eta: float = 0.0, generator: Any = None,
+                 latents: Any = None, prompt_embeds: Any = None, negative_prompt_embeds: Any = None,
+                 output_type: str = "np", return_dict: bool = True, callback: Callable | None = None,
+                 callback_steps: int = 1, cross_attention_kwargs: dict | None = None, clip_skip: int | None = None, *,
+                 callback_on_step_end: Callable | None = None,
+                 callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",), seed: int | None = None,
+                 scheduler: str | None = None, decode_chunk_size: int | None = None,
+                 progress: bool | None = None) -> Video | tuple:
+        """diffusers' TextToVideoSDPipeline.__call__: the same arguments in the same order, the same defaults, the
+        same result (``.frames[0]`` is the first video). Keyword-only extras: ``callback_on_step_end`` (and its
+        tensor inputs) as current diffusers pipelines, ``seed`` (instead of a generator), ``scheduler`` (a name,
+        e.g. "dpmsolver++"), ``decode_chunk_size`` (VAE frames per call) and ``progress`` (the bar)."""
+        p = read_prompts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, guidance_scale, self.embed_shape)
         m = self.manifest.model
         height = height or m.sample_size * m.vae_scale
         width = width or m.sample_size * m.vae_scale
-        self.check_sizes(len(prompts), num_frames, height, width)
-        negatives = self._negatives(negative_prompt, len(prompts)) if guidance_scale > 1.0 else None
-        chunk = self._chunk(decode_chunk_size, len(prompts) * num_frames)
-        if output_type not in OUTPUT_TYPES:
-            raise InputError(f"output_type={output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
+        self.check_sizes(p.batch, num_frames, height, width)
+        chunk = self._chunk(decode_chunk_size, p.batch * num_frames)
+        check_output_type(output_type)
+        self.check_unsupported(cross_attention_kwargs, clip_skip)
+        steps = StepCallbacks(callback, callback_steps, callback_on_step_end, callback_on_step_end_tensor_inputs, self)
+        sampler = self.sampler(scheduler, num_inference_steps, eta)
+        shape = (p.batch, m.latent_channels, num_frames, height // m.vae_scale, width // m.vae_scale)
+        noise = Noise(seed, generator)
+        x = self.initial_latents(latents, shape, noise) * sampler.init_noise_sigma
+        emb = self.embed(p, clip_skip)
+        x = from_numpy(to_numpy(x), emb)  # latents on the engines' device (a no-op for NumPy runners)
+        x = self.denoise(x, emb, sampler, guidance_scale, noise, callbacks=steps, progress=progress)
+        return self.result(x, chunk, noise.seed, output_type, return_dict)
+
+    @property
+    def embed_shape(self) -> tuple[int, int]:
+        """(tokens, width) of one prompt's embeddings, what prompt_embeds must have after the batch axis."""
+        return self.manifest.model.max_length, self.manifest.model.text_hidden
+
+    def sampler(self, scheduler: str | None, num_inference_steps: int, eta: float):
         check_positive("num_inference_steps", num_inference_steps)
         check_positive("eta", eta, allow_zero=True)
-        options = {"eta": eta} if eta else {}
-        sampler = make_sampler(scheduler, self.scheduler_config, num_inference_steps, **options)
+        return make_sampler(scheduler, self.scheduler_config, num_inference_steps, **({"eta": eta} if eta else {}))
 
-        shape = (len(prompts), m.latent_channels, num_frames, height // m.vae_scale, width // m.vae_scale)
-        noise = Noise(seed, generator)
+    def check_unsupported(self, cross_attention_kwargs: dict | None, clip_skip: int | None) -> None:
+        """One line for what an exported graph cannot do, and for clip_skip where the text encoder cannot serve it."""
+        if cross_attention_kwargs:
+            raise InputError(
+                f"cross_attention_kwargs={cross_attention_kwargs!r} is not supported: attention processors and LoRA "
+                "scales are fixed in the exported UNet; fuse a LoRA into the model's weights before `t2vrt export`")
+        check_clip_skip(self.manifest, clip_skip)
+
+    def initial_latents(self, latents: Any, shape: tuple[int, ...], noise: Noise) -> np.ndarray:
         if latents is None:
-            latents = noise.randn(shape)
-        elif tuple(latents.shape) != shape:
+            return noise.randn(shape)
+        if tuple(latents.shape) != shape:
             raise InputError(f"latents have shape {tuple(latents.shape)}; expected {shape} for these arguments")
-        x = latents * sampler.init_noise_sigma
-        emb = self.encode_prompt(prompts, negatives)
-        x = from_numpy(to_numpy(x), emb)  # latents on the engines' device (a no-op for NumPy runners)
-        x = self.denoise(x, emb, sampler, guidance_scale, noise, callback=callback, progress=progress)
-        if output_type == "latent":
-            return Video(None, x, noise.seed)
-        return Video(self.decode(x, chunk), x, noise.seed)
+        return to_numpy(latents).astype(np.float32)
 
-    def _negatives(self, negative_prompt, n: int) -> list[str]:
-        if negative_prompt is None:
-            return [""] * n
-        negs = [negative_prompt] * n if isinstance(negative_prompt, str) else list(negative_prompt)
-        if len(negs) != n:
-            raise InputError(f"negative_prompt has {len(negs)} entries; prompt has {n}: give one per prompt or a single string")
-        return negs
+    def result(self, x: Any, chunk: int, seed: int | None, output_type: str, return_dict: bool) -> Any:
+        """Decode unless ``output_type`` is "latent"; diffusers' output object, or its tuple with ``return_dict=False``."""
+        out = Video.build(None if output_type == "latent" else self.decode(x, chunk), x, seed, output_type)
+        return out if return_dict else out.to_tuple()
+
+    def set_progress_bar_config(self, **kwargs: Any) -> None:
+        """As diffusers: ``disable=True`` turns the bars off for every later call (``progress=`` overrides per call)."""
+        self._progress_config = dict(kwargs)
+
+    def _progress(self, progress: bool | None) -> bool:
+        if progress is not None:
+            return progress
+        return not getattr(self, "_progress_config", {}).get("disable", False)
 
     def _chunk(self, chunk: int | None, frames: int) -> int:
         """VAE frames per call: the profile's opt by default, refused outside the profile, at most ``frames``."""

@@ -117,7 +117,7 @@ def test_same_seed_same_video_and_no_reload(ours):
     b = ours(PROMPT, moving_pattern(4, 48, 32), seed=9, **kw)
     c = ours(PROMPT, frames, seed=9, **kw)
     np.testing.assert_array_equal(a.frames, c.frames)
-    assert b.frames.shape == (4, 48, 32, 3)
+    assert b.frames.shape == (1, 4, 48, 32, 3)
     assert all(ours._runners[k] is v for k, v in runners.items())
 
 
