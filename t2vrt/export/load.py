@@ -99,6 +99,7 @@ def load_model(model: str, dtype: str = "float32") -> LoadedModel:
         vae_scale=2 ** (len(vae["block_out_channels"]) - 1),
         unet_downsample=2 ** (len(unet["block_out_channels"]) - 1),
         sample_size=int(unet["sample_size"]),
+        text_layers=int(text.num_hidden_layers),
     )
     return LoadedModel(model, root, tok, sched, dims, {"unet": unet, "vae": vae, "text_encoder": text}, dtype)
 

@@ -93,19 +93,18 @@ class Pipeline:
     # -- stages -------------------------------------------------------------------------------
     def encode_prompt(self, prompts: list[str], negatives: list[str] | None, clip_skip: int | None = None) -> Any:
         """Embeddings [2b, L, D] ([negative; prompt], one batch) under guidance, else [b, L, D]."""
-        return self.encode_texts((negatives or []) + prompts, clip_skip)
+        return self.embed(Prompts(prompts, negatives, None, None, negatives is not None), clip_skip)
 
-    def encode_texts(self, texts: list[str], clip_skip: int | None = None) -> Any:
-        """The text encoder's output for ``texts``; with ``clip_skip`` k, the k-th hidden state before the last,
-        through the final layer norm, as diffusers' encode_prompt."""
+    def encode_texts(self, texts: list[str]) -> dict[str, Any]:
+        """The text encoder's outputs for ``texts`` (one call)."""
         out = self.runner("text_encoder").infer({"input_ids": self.tokenizer(texts)})
         self.release("text_encoder")
-        return out["last_hidden_state"] if not clip_skip else out["hidden_states"][:, -(clip_skip + 1)]
+        return out
 
     def embed(self, p: Prompts, clip_skip: int | None = None) -> Any:
         """The UNet's encoder_hidden_states from prompts and/or precomputed embeddings (t2vrt.runtime.prompts)."""
         dtype = next(t.dtype for t in self.manifest.spec("unet").inputs if t.name == "encoder_hidden_states")
-        return embeddings(p, lambda texts: self.encode_texts(texts, clip_skip), dtype)
+        return embeddings(p, self.encode_texts, dtype, clip_skip)
 
     def denoise(self, x: Any, emb: Any, sampler, guidance_scale: float, noise: Noise, start: int = 0,
                 callbacks: StepCallbacks | None = None, progress: bool | None = None) -> Any:

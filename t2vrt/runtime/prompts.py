@@ -73,17 +73,23 @@ def _embeds(name: str, a: Any, embed_shape: tuple[int, int]) -> np.ndarray | Non
     return a
 
 
-def embeddings(p: Prompts, encode: Callable[[list[str]], Any], dtype: str) -> Any:
-    """The UNet's encoder_hidden_states: [negative; prompt] under guidance, else the prompts' embeddings."""
+def embeddings(p: Prompts, encode: Callable[[list[str]], dict], dtype: str, clip_skip: int | None = None) -> Any:
+    """The UNet's encoder_hidden_states: [negative; prompt] under guidance, else the prompts' embeddings.
+
+    ``encode(texts)`` returns the text encoder's outputs. With ``clip_skip`` k the prompts take the k-th hidden
+    state before the last, through the final layer norm, and the negatives the last one, as diffusers' encode_prompt.
+    """
     texts = (p.negatives or []) + (p.prompts or [])
-    encoded = encode(texts) if texts else None
+    out = encode(texts) if texts else None
+    encoded = None if out is None else out["last_hidden_state"]
+    skipped = None if out is None or not clip_skip else out["hidden_states"][:, -(clip_skip + 1)]
     k = len(p.negatives or [])
 
     def given(a: np.ndarray) -> Any:
         a = a.astype(str(encoded.dtype).removeprefix("torch.") if encoded is not None else dtype)
         return a if encoded is None else from_numpy(a, encoded)
 
-    pos = given(p.prompt_embeds) if p.prompt_embeds is not None else encoded[k:]
+    pos = given(p.prompt_embeds) if p.prompt_embeds is not None else (encoded if skipped is None else skipped)[k:]
     if not p.guided:
         return pos
     neg = given(p.negative_prompt_embeds) if p.negative_prompt_embeds is not None else encoded[:k]

@@ -136,3 +136,34 @@ def test_refusals(ours, monkeypatch, kwargs, message):
     args = dict(prompt=PROMPT, height=32, width=32, num_frames=2, num_inference_steps=2) | kwargs
     with pytest.raises(InputError, match=message):
         ours(**args)
+
+
+def clip_skip_embeds(pipe, prompt: str, clip_skip: int) -> torch.Tensor:
+    """diffusers' encode_prompt with clip_skip, written out: its own line reads ``text_encoder.text_model``,
+    which transformers 5 no longer has (the text encoder is the text model there)."""
+    ids = pipe.tokenizer(prompt, padding="max_length", max_length=pipe.tokenizer.model_max_length, truncation=True,
+                         return_tensors="pt").input_ids
+    te = pipe.text_encoder
+    with torch.no_grad():
+        return getattr(te, "text_model", te).final_layer_norm(te(ids, output_hidden_states=True)[-1][-(clip_skip + 1)])
+
+
+@pytest.mark.parametrize("clip_skip", [1, 2])
+def test_clip_skip_matches_diffusers(ours, diffusers_pipe, clip_skip):
+    kw = dict(height=32, width=32, num_frames=2, num_inference_steps=2, output_type="latent")
+    a = ours(PROMPT, negative_prompt="blurry", generator=gen(8), clip_skip=clip_skip, **kw).latents
+    pos = clip_skip_embeds(diffusers_pipe, PROMPT, clip_skip)  # the negative keeps the last layer, as in diffusers
+    ref = diffusers_pipe(prompt_embeds=pos, negative_prompt="blurry", generator=gen(8), **kw).frames.numpy()
+    plain = ours(PROMPT, negative_prompt="blurry", generator=gen(8), **kw).latents
+    assert rel_l2(a, ref) < LATENT_TOL and rel_l2(plain, ref) > 1e-3  # the skip changes the result
+
+
+def test_clip_skip_refused_by_an_older_engine_directory(ours, monkeypatch):
+    io = dict(ours.manifest.components["text_encoder"]["io"])
+    io["outputs"] = io["outputs"][:1]  # what exports before clip_skip wrote
+    monkeypatch.setitem(ours.manifest.components["text_encoder"], "io", io)
+    with pytest.raises(InputError, match=r"^clip_skip needs the text encoder's hidden states, .*re-export it with `t2vrt export"):
+        ours(PROMPT, height=32, width=32, num_frames=2, clip_skip=1)
+    with pytest.raises(InputError, match=r"clip_skip=3 is more than the text encoder's 2 layers; choose 0 to 2"):
+        monkeypatch.undo()
+        ours(PROMPT, height=32, width=32, num_frames=2, clip_skip=3)
