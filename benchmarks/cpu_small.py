@@ -2,7 +2,7 @@
 
     PYTHONPATH=$PWD HF_HUB_OFFLINE=1 python benchmarks/cpu_small.py --json /tmp/cpu_small.json
 
-builds the random-weight "small" model (t2vrt.export.tiny PRESETS["small"], seed 0) and its engine directory
+builds the random-weight "small" model (t2vrt.presets PRESETS["small"], seed 0) and its engine directory
 once under --workdir, then runs ``t2vrt bench ENGINES --diffusers MODEL`` with the other arguments passed on
 (--runs, --warmup, --frames, --steps, --json, ...). Run it on a quiet machine: print ``uptime`` first.
 """
@@ -23,10 +23,10 @@ PROFILE = dict(batch=(1, 1, 2), frames=(1, 16, 64), height=(64, 256, 512), width
 
 def small_engines(workdir: str | Path, preset: str = "small") -> tuple[Path, Path]:
     """The model folder and the engine directory exported from it, built on first use."""
+    from t2vrt.components import Profile
     from t2vrt.export import ExportOptions, export_model
-    from t2vrt.export.tiny import build_model
+    from t2vrt.export.random_model import build_model
     from t2vrt.manifest import load_manifest
-    from t2vrt.specs import Profile
 
     work = Path(workdir)
     model, engines = work / f"{preset}-model", work / f"{preset}-engines"

@@ -28,7 +28,7 @@ log = logging.getLogger("export_scale")
 GB = 2**30
 COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
 
-BUILD = "from t2vrt.export.tiny import build_model; build_model({out!r}, {preset!r})"
+BUILD = "from t2vrt.export.random_model import build_model; build_model({out!r}, {preset!r})"
 EXPORT = (
     "import logging; logging.basicConfig(level=logging.INFO, format='%(asctime)s %(name)s: %(message)s');"
     "from t2vrt.export import ExportOptions, export_model;"

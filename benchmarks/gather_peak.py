@@ -24,7 +24,7 @@ from export_scale import machine, run_measured  # noqa: E402
 TORCH_ONLY = (
     "import torch; from t2vrt.export import external_data as ed; ed.gather_external_data = lambda p: None;"
     "from t2vrt.export.load import load_model; from t2vrt.export.graphs import module_for;"
-    "from t2vrt.export.onnx import export_onnx; from t2vrt.export.exporter import trace_sizes; from t2vrt.specs import component_specs;"
+    "from t2vrt.export.onnx import export_onnx; from t2vrt.export.exporter import trace_sizes; from t2vrt.components import component_specs;"
     "lm = load_model({model!r}); export_onnx(module_for({name!r}, lm), component_specs(lm.dims)[{name!r}], trace_sizes(lm.dims),"
     " __import__('pathlib').Path({out!r}), vocab=lm.vocab_size)"
 )

@@ -122,9 +122,9 @@ def child_component(cfg: dict) -> dict:
 
 
 def preset_specs(preset: str) -> dict:
-    """The component specs of a tiny.PRESETS architecture (what export would read from its checkpoint)."""
-    from t2vrt.export.tiny import PRESETS
-    from t2vrt.specs import ModelDims, component_specs
+    """The component specs of a t2vrt.presets.PRESETS architecture (what export would read from its checkpoint)."""
+    from t2vrt.components import ModelDims, component_specs
+    from t2vrt.presets import PRESETS
 
     p = PRESETS[preset]
     return component_specs(ModelDims(4, p.text_hidden, 77, 2 ** (len(p.vae_channels) - 1), 2 ** (len(p.unet_channels) - 1), p.sample_size))
@@ -132,9 +132,9 @@ def preset_specs(preset: str) -> dict:
 
 def child_prepare(cfg: dict) -> dict:
     """Random-weight model and engine directories (reused when present); in a child so its memory goes back."""
+    from t2vrt.components import Profile
     from t2vrt.export import ExportOptions, export_model
-    from t2vrt.export.tiny import build_model
-    from t2vrt.specs import Profile
+    from t2vrt.export.random_model import build_model
 
     work = Path(cfg["work"])
     model = work / "model"
@@ -154,7 +154,8 @@ def child_prepare_vae(cfg: dict) -> dict:
 
     from t2vrt.export.graphs import VaeDecoder, VaeEncoder
     from t2vrt.export.onnx import export_onnx
-    from t2vrt.export.tiny import PRESETS, make_vae
+    from t2vrt.export.random_model import make_vae
+    from t2vrt.presets import PRESETS
 
     torch.manual_seed(0)
     vae = make_vae(PRESETS[cfg["preset"]]).eval()
@@ -176,11 +177,12 @@ def child_prepare_unet(cfg: dict) -> dict:
     """
     import torch
 
+    from t2vrt.components import ModelDims
     from t2vrt.export.exporter import trace_sizes
     from t2vrt.export.graphs import UNet, feed_forward_chunking
     from t2vrt.export.onnx import OPSET, sample_inputs
-    from t2vrt.export.tiny import PRESETS, make_unet
-    from t2vrt.specs import ModelDims
+    from t2vrt.export.random_model import make_unet
+    from t2vrt.presets import PRESETS
 
     p = PRESETS[cfg["preset"]]
     spec = preset_specs(cfg["preset"])["unet"]
@@ -312,7 +314,7 @@ def table(rows: list[dict], keys: list[str]) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from t2vrt.specs import Profile
+    from t2vrt.components import Profile
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", default="/tmp/t2vrt-memory", help="where models and engine directories are kept between runs")
@@ -321,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-trim", action="store_true", help="closing a runner does not give the freed heap back (malloc_trim)")
     sub = p.add_subparsers(dest="mode", required=True)
     g = sub.add_parser("generate", help="the whole pipeline, with and without each saving")
-    g.add_argument("--preset", default="small", help="a t2vrt.export.tiny preset")
+    g.add_argument("--preset", default="small", help="a t2vrt.presets preset")
     g.add_argument("--frames", type=int, nargs="+", default=[16, 64])
     g.add_argument("--size", type=int, default=128, help="height and width in pixels")
     g.add_argument("--steps", type=int, default=2)

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from t2vrt.export.tiny import SCHEDULER_CONFIG
+from t2vrt.presets import SCHEDULER_CONFIG
 from t2vrt.runtime.schedulers import SCHEDULERS, make_sampler
 
 log = logging.getLogger("scheduler_overhead")

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from t2vrt.components import ComponentSpec, ModelDims, Profile
 from t2vrt.errors import ManifestError
-from t2vrt.specs import ComponentSpec, ModelDims, Profile
 
 FORMAT = "t2vrt-engine-dir"
 VERSION = 1

@@ -14,15 +14,15 @@ TINY_PROFILE = dict(batch=(1, 1, 2), frames=(1, 8, 16), height=(32, 64, 128), wi
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
-    from t2vrt.export.tiny import build_model
+    from t2vrt.export.random_model import build_model
 
     return build_model(tmp_path_factory.mktemp("models") / "tiny", "tiny", seed=0)
 
 
 @pytest.fixture(scope="session")
 def tiny_engines(tiny_model, tmp_path_factory):
+    from t2vrt.components import Profile
     from t2vrt.export import ExportOptions, export_model
-    from t2vrt.specs import Profile
 
     out = tmp_path_factory.mktemp("engines") / "tiny"
     return export_model(str(tiny_model), out, ExportOptions(profile=Profile(**TINY_PROFILE)))
@@ -41,8 +41,8 @@ def diffusers_pipe(tiny_model):
 def tiny_v2v_engines(tiny_model, tmp_path_factory):
     """The tiny model with its VAE encoder too (video-to-video). Session-scoped, and exported only when a test
     asks for it: the parity, error, CLI and export tests of video-to-video share one export."""
+    from t2vrt.components import Profile
     from t2vrt.export import ExportOptions, export_model
-    from t2vrt.specs import Profile
 
     out = tmp_path_factory.mktemp("engines") / "tiny-v2v"
     components = ("text_encoder", "unet", "vae_decoder", "vae_encoder")

@@ -39,14 +39,15 @@ def test_bench_against_diffusers(tiny_engines, tiny_model, tmp_path, capsys):
 
 def test_bench_catches_different_work(tiny_engines, tmp_path, capsys):
     """A diffusers folder with other weights than the engines' does other work: the frame check must say so."""
-    from t2vrt.export.tiny import build_model
+    from t2vrt.export.random_model import build_model
 
     other = build_model(tmp_path / "other", "tiny", seed=1)
     out = tmp_path / "bench.json"
-    assert main(["bench", str(tiny_engines), "--diffusers", str(other), "--json", str(out), *ARGS[:2], "--warmup", "0", *ARGS[6:]]) == 1
+    assert main(["bench", str(tiny_engines), "--diffusers", str(other), "--json", str(out), *ARGS[:2], "--warmup", "0", *ARGS[6:]]) == 2
     parity = json.loads(out.read_text())["parity"]
     assert not parity["ok"] and parity["max_abs"] > 10 / 255
-    assert "DIFFERENT" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "DIFFERENT" in captured.out and captured.err.strip().endswith("error: the two pipelines produced different frames, so their times do not compare the same work")
 
 
 def test_bench_ours_alone(tiny_engines, tmp_path):

@@ -101,7 +101,8 @@ def test_chain_checks_the_first_stage_first(tiny_v2v_engines, tmp_path, capsys, 
     """The model's native size (256 for the tiny model) is outside this profile: say so for the first stage."""
     d = str(tiny_v2v_engines)
     code = main(["generate", d, "a cat", "--frames", "2", "--upscale-with", d, "--upscale-height", "32", "-o", str(tmp_path / "o.mp4")])
-    one_line_error(code, capsys, "error: height=256 is outside this engine directory's range [32, 128]; re-export with --height")
+    err = one_line_error(code, capsys, "error: height=256 is outside this engine directory's range [32, 128]; re-export with `t2vrt export MODEL -o ")
+    assert err.endswith(f"{d} --overwrite --height 32:64:256`")
 
 
 def test_chain_needs_a_vae_encoder_and_a_second_stage(tiny_engines, tmp_path, capsys, no_backend):

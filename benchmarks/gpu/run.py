@@ -4,7 +4,7 @@ On one H100/H200 with PyTorch and diffusers (no TensorRT, no onnxruntime-gpu, no
 
     PYTHONPATH=$PWD HF_HUB_OFFLINE=1 python3 benchmarks/gpu/run.py OUT_DIR          # real-size ModelScope, fp16
 
-builds the ModelScope architecture with random weights (t2vrt.export.tiny PRESETS["modelscope-1.7b"]) into a local
+builds the ModelScope architecture with random weights (t2vrt.presets PRESETS["modelscope-1.7b"]) into a local
 folder, then measures at 256x256, 16 frames, 25 DDIM steps, guidance 9:
   1. diffusers' TextToVideoSDPipeline eager fp16: text encoder, UNet per step, loop glue, VAE decode per frame,
      end to end, peak CUDA memory (the baseline a TensorRT engine must beat);
@@ -120,7 +120,7 @@ class SyncCounter:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("out", help="folder for gpu_results.json and summary.md")
-    p.add_argument("--preset", default="modelscope-1.7b", help="t2vrt.export.tiny preset (tiny for a CPU check)")
+    p.add_argument("--preset", default="modelscope-1.7b", help="t2vrt.presets preset (tiny for a CPU check)")
     p.add_argument("--device", default="cuda")
     p.add_argument("--model-dir", default=None, help="where the random-weight model folder goes (reused if there)")
     p.add_argument("--frames", type=int, default=16)
@@ -133,7 +133,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def model_folder(args) -> Path:
-    from t2vrt.export.tiny import build_model
+    from t2vrt.export.random_model import build_model
 
     folder = Path(args.model_dir or f"/tmp/t2vrt-random-{args.preset}")
     if not (folder / "model_index.json").is_file():

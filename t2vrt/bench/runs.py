@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 
 from t2vrt.bench.measure import PeakMemory, Recorder, TimedRunner, load_average, sync_for, wrap_calls, wrap_stage
+from t2vrt.components import TEXT_TO_VIDEO as COMPONENTS
 from t2vrt.errors import InputError
 
 log = logging.getLogger(__name__)
-COMPONENTS = ("text_encoder", "unet", "vae_decoder")
 # our sampler name -> the diffusers scheduler class that does the same work
 DIFFUSERS_SCHEDULERS = {"ddim": "DDIMScheduler"}
 

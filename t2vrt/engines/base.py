@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Protocol
 
+from t2vrt.components import ComponentSpec
 from t2vrt.errors import InputError
-from t2vrt.specs import ComponentSpec
 
 Array = Any  # numpy.ndarray or torch.Tensor
 

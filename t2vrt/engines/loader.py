@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from t2vrt.components import TEXT_TO_VIDEO
 from t2vrt.engines.base import Runner
 from t2vrt.errors import EngineError
 from t2vrt.manifest import Manifest
 
 log = logging.getLogger(__name__)
 BACKENDS = ("auto", "onnxruntime", "tensorrt")
-PIPELINE_COMPONENTS = ("text_encoder", "unet", "vae_decoder")
 
 
 def _tensorrt_unusable(manifest: Manifest) -> str:
@@ -22,7 +22,7 @@ def _tensorrt_unusable(manifest: Manifest) -> str:
         return "no TensorRT engines are built (t2vrt build DIR)"
     if not cuda_available():
         return "no CUDA GPU is visible to torch"
-    for name in (c for c in PIPELINE_COMPONENTS if c in manifest.components):
+    for name in (c for c in TEXT_TO_VIDEO if c in manifest.components):
         record, why = find_engine(manifest.engines, name)
         if record is None:
             return why

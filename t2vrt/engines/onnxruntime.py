@@ -10,9 +10,9 @@ from typing import Mapping
 
 import numpy as np
 
+from t2vrt.components import ComponentSpec
 from t2vrt.engines.base import Array, check_feed
 from t2vrt.errors import EngineError
-from t2vrt.specs import ComponentSpec
 
 log = logging.getLogger(__name__)
 

@@ -17,17 +17,13 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from t2vrt.engines.tensorrt_common import (
-    FLAVOURS, PROFILE_FIELDS, build_command, gpu_compute_capability, import_tensorrt, make_logger,
-)
+from t2vrt.components import PROFILE_FIELDS, TEXT_TO_VIDEO, Profile, Range, check_range_order
+from t2vrt.engines.tensorrt_common import gpu_compute_capability, import_tensorrt, make_logger
 from t2vrt.errors import EngineError, InputError
 from t2vrt.manifest import Manifest, load_manifest, save_manifest
-from t2vrt.specs import Profile
 
 log = logging.getLogger(__name__)
-Range = tuple[int, int, int]
 KEY_VERSION = 1  # bump when the build code changes what a plan holds
-DEFAULT_COMPONENTS = ("text_encoder", "unet", "vae_decoder")
 
 
 @dataclass(frozen=True)
@@ -43,7 +39,7 @@ class BuildOptions:
     precision: str = "fp16"
     compute_capability: tuple[str, ...] = ("current",)  # e.g. ("sm89",); tensorrt-rtx may name several
     opt_level: int = 3
-    components: tuple[str, ...] = DEFAULT_COMPONENTS
+    components: tuple[str, ...] = TEXT_TO_VIDEO
     max_workspace_mb: int | None = None  # TensorRT's WORKSPACE pool limit; None: its default (the GPU's memory)
 
 
@@ -54,9 +50,7 @@ def build_profile(manifest: Manifest, o: BuildOptions) -> Profile:
                 batch=(1, 1, o.batch) if o.batch else p.batch, decode_chunk=o.decode_chunk or p.decode_chunk)
     multiple = manifest.model.size_multiple
     for name in ("batch", "frames", "height", "width", "decode_chunk"):
-        r = getattr(p, name)
-        if len(r) != 3 or not 1 <= r[0] <= r[1] <= r[2]:
-            raise InputError(f"{name} range {':'.join(map(str, r))} must be MIN:OPT:MAX with 1 <= MIN <= OPT <= MAX")
+        r = check_range_order(name, getattr(p, name))
         if name in ("height", "width") and any(v % multiple for v in r):
             raise InputError(f"{name} range {':'.join(map(str, r))}: every value must be a multiple of {multiple}")
     return p
@@ -242,67 +236,4 @@ def build_engines(engine_dir: str | Path, options: BuildOptions = BuildOptions()
     for component in tqdm(options.components, desc=f"build ({flavour} {trt.__version__})", unit="engine"):
         results[component] = build_component(root, manifest, component, options, trt, flavour, targets, profile)
         save_manifest(root, manifest)  # after each engine: an interrupted build keeps what it finished
-    return results
-
-
-def parse_range(text: str) -> Range | None:
-    """"8:16:64" -> (8, 16, 64); "16" -> (16, 16, 16); "export" -> None (the export profile's range)."""
-    import argparse
-
-    if text == "export":
-        return None
-    try:
-        parts = tuple(int(v) for v in text.split(":"))
-    except ValueError:
-        parts = ()
-    if len(parts) == 1:
-        parts = parts * 3
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"{text!r} is not MIN:OPT:MAX (e.g. 8:16:64) or one number")
-    return parts
-
-
-def add_build_parser(subparsers):
-    """Add `t2vrt build DIR ...` to the CLI's subparsers."""
-    import argparse
-
-    p = subparsers.add_parser(
-        "build", help="build TensorRT engines for an engine directory",
-        description="Build strongly typed TensorRT engines over a range of frames and sizes. Ranges are MIN:OPT:MAX "
-                    "('export': the range the model was exported with). A build whose inputs did not change is skipped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("dir", help="engine directory made by `t2vrt export`")
-    p.add_argument("--frames", type=parse_range, default="export", metavar="MIN:OPT:MAX", help="frames per video")
-    p.add_argument("--height", type=parse_range, default="export", metavar="MIN:OPT:MAX", help="video height in pixels")
-    p.add_argument("--width", type=parse_range, default="export", metavar="MIN:OPT:MAX", help="video width in pixels")
-    p.add_argument("--batch", type=lambda v: None if v == "export" else int(v), default="export", metavar="N",
-                   help="largest prompt batch (the UNet and text encoder see twice it)")
-    p.add_argument("--decode-chunk", type=parse_range, default="export", metavar="MIN:OPT:MAX", help="frames per VAE decoder call")
-    p.add_argument("--flavour", choices=FLAVOURS, default="auto", help="TensorRT package to build with")
-    p.add_argument("--compute-capability", default="current", metavar="SM[,SM...]",
-                   help="GPU targets, comma separated (e.g. sm89 or sm86,sm89; several with tensorrt-rtx only); "
-                        "'current' is this machine's GPU")
-    p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="graph precision to build from")
-    p.add_argument("--opt-level", type=int, choices=range(6), default=3, help="builder optimization level")
-    p.add_argument("--max-workspace", type=int, default=None, metavar="MIB",
-                   help="limit TensorRT's scratch memory per layer (the GPU's memory if omitted); a tactic needing more is skipped")
-    p.add_argument("--components", default=",".join(DEFAULT_COMPONENTS), metavar="NAME[,NAME...]",
-                   help="components to build, comma separated")
-    p.set_defaults(func=run_build)
-    return p
-
-
-def run_build(args) -> dict:
-    """The CLI's `build`: options from the parsed arguments, then build_engines."""
-    options = BuildOptions(
-        frames=args.frames, height=args.height, width=args.width, batch=args.batch, decode_chunk=args.decode_chunk,
-        flavour=args.flavour, precision=args.precision, opt_level=args.opt_level, max_workspace_mb=args.max_workspace,
-        compute_capability=tuple(t.strip() for t in args.compute_capability.split(",") if t.strip()),
-        components=tuple(c.strip() for c in args.components.split(",") if c.strip()),
-    )
-    results = build_engines(args.dir, options)
-    for name, r in results.items():
-        status = "cached" if r["cached"] else f"built in {r['seconds']:.1f} s"
-        print(f"{name:14s} {status:18s} {r['path']}")
     return results

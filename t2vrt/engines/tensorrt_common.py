@@ -11,21 +11,14 @@ from __future__ import annotations
 import logging
 from typing import Mapping
 
-from t2vrt.errors import EngineError, InputError
+from t2vrt.components import build_command, check_field
+from t2vrt.errors import EngineError
 
 log = logging.getLogger(__name__)
 FLAVOURS = ("auto", "tensorrt", "tensorrt-rtx")
 MODULES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
 MIN_TENSORRT = (10, 12)
 INSTALL_HINT = "pip install 't2vrt[tensorrt-rtx]' (RTX GPUs; builds without a GPU) or 't2vrt[tensorrt]' (TensorRT >= 10.12)"
-# The user's profile fields each component's engine is built over (Profile's names; CLI flags in FLAGS).
-PROFILE_FIELDS = {
-    "text_encoder": ("batch",),
-    "unet": ("batch", "frames", "height", "width"),
-    "vae_decoder": ("decode_chunk", "height", "width"),
-    "vae_encoder": ("decode_chunk", "height", "width"),
-}
-FLAGS = {"batch": "--batch", "frames": "--frames", "height": "--height", "width": "--width", "decode_chunk": "--decode-chunk"}
 
 
 def _try_import(name: str):
@@ -93,11 +86,6 @@ def gpu_compute_capability() -> str | None:
     return f"sm{major}{minor}"
 
 
-def build_command(root: str = "DIR", **ranges: tuple[int, int, int]) -> str:
-    args = " ".join(f"{FLAGS[k]} {':'.join(map(str, v))}" for k, v in ranges.items())
-    return f"t2vrt build {root}" + (f" {args}" if args else "")
-
-
 def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") -> None:
     """Raise InputError if a requested size is outside the engine's built profile.
 
@@ -106,15 +94,8 @@ def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") 
     ignored, so the pipeline can pass the same sizes to every component."""
     profile = record["profile"]
     for name, value in sizes.items():
-        if name not in profile:
-            continue
-        lo, opt, hi = profile[name]
-        if not lo <= value <= hi:
-            wider = (min(lo, value), opt, max(hi, value))
-            raise InputError(
-                f"{name}={value} is outside the {record['component']} engine's profile [{lo}, {hi}]; "
-                f"rebuild with `{build_command(root, **{name: wider})}`"
-            )
+        if name in profile:
+            check_field(name, value, tuple(profile[name]), f"the {record['component']} engine's profile", "build", root)
 
 
 def check_target(record: Mapping, trt, flavour: str, root: str = "DIR") -> None:

@@ -11,13 +11,12 @@ import logging
 from pathlib import Path
 from typing import Mapping
 
+from t2vrt.components import SYMBOL_FIELDS, ComponentSpec, build_command, check_range, widen
 from t2vrt.engines.base import Array, check_feed
-from t2vrt.engines.tensorrt_common import build_command, check_target, import_tensorrt, make_logger
-from t2vrt.errors import EngineError, InputError
-from t2vrt.specs import ComponentSpec
+from t2vrt.engines.tensorrt_common import check_target, import_tensorrt, make_logger
+from t2vrt.errors import EngineError
 
 log = logging.getLogger(__name__)
-SYMBOL_FIELDS = {"b": "batch", "f": "frames", "h": "height", "w": "width", "n": "decode_chunk"}
 
 
 def torch_cuda():
@@ -41,7 +40,7 @@ class TrtRunner:
         self.torch = torch_cuda()
         trt, flavour = import_tensorrt(record["flavour"])
         check_target(record, trt, flavour, root)
-        self.spec, self.record, self.cuda_graphs = spec, record, cuda_graphs
+        self.spec, self.record, self.cuda_graphs, self.root = spec, record, cuda_graphs, root
         self.logger = make_logger(trt)
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(Path(plan).read_bytes())
@@ -64,23 +63,21 @@ class TrtRunner:
         return table[dt]
 
     def _check_shapes(self, feed: Mapping[str, Array]) -> None:
-        """Each symbol's size inside the range the engine was built for (InputError, before any TensorRT call)."""
+        """Each symbol's size inside the range the engine was built for (InputError, before any TensorRT call).
+
+        The message names the symbol's size, the profile field it stands for in user units (pixels, frames,
+        prompts) and the build command whose range holds it."""
         for t in self.spec.inputs:
             for d, n in zip(t.dims, feed[t.name].shape):
                 sym, scale = (d, 1) if isinstance(d, str) else d if isinstance(d, tuple) else (None, 1)
                 if sym is None or sym not in self.record["ranges"]:
                     continue
-                lo, _, hi = self.record["ranges"][sym]
-                if not lo <= n // scale <= hi:
-                    field = SYMBOL_FIELDS.get(sym, sym)
-                    what = field
-                    if field in ("height", "width") and field in self.record["profile"]:  # latent -> pixels
-                        what += f" {n // scale * self.record['profile'][field][2] // hi} px"
-                    raise InputError(
-                        f"{self.spec.name}: {sym}={n // scale} ({what}) is outside this engine's range [{lo}, {hi}] "
-                        f"(profile {self.record['profile']}); rebuild with "
-                        f"`t2vrt build DIR --{field.replace('_', '-')} MIN:OPT:MAX` covering it"
-                    )
+                rng, field = self.record["ranges"][sym], SYMBOL_FIELDS.get(sym, sym)
+                user = self.record["profile"].get(field)
+                value = n // scale * user[2] // rng[2] if user else n // scale  # latent -> pixels, 2b -> b
+                note = f" ({field} {value} px)" if field in ("height", "width") and user else f" ({field})"
+                command = build_command(self.root, **({field: widen(tuple(user), value)} if user else {}))
+                check_range(f"{self.spec.name}: {sym}", n // scale, rng, "this engine's range", command, note)
 
     def _on_gpu(self, feed: Mapping[str, Array]) -> dict:
         torch = self.torch

@@ -9,22 +9,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from t2vrt.components import COMPONENTS, TEXT_TO_VIDEO, ModelDims, Profile, component_specs
 from t2vrt.errors import ExportError
 from t2vrt.export.memory import peak_rss_bytes, release_memory
 from t2vrt.export.workdir import Writing, check_space, disk_errors, replace_dir, temp_dir
 from t2vrt.manifest import MANIFEST, Manifest, save_manifest, sha256_file
-from t2vrt.specs import ModelDims, Profile, component_specs
 
 log = logging.getLogger(__name__)
-DEFAULT_COMPONENTS = ("text_encoder", "unet", "vae_decoder")
-ALL_COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
 VALIDATION_SHAPES = ("auto", "standard", "small")
 SMALL_VALIDATION_PARAMS = 250_000_000  # "auto" validates components over this many parameters at the small shapes
 
 
 @dataclass(frozen=True)
 class ExportOptions:
-    components: tuple[str, ...] = DEFAULT_COMPONENTS
+    components: tuple[str, ...] = TEXT_TO_VIDEO
     profile: Profile = field(default_factory=Profile)
     precisions: tuple[str, ...] = ("fp32",)
     validate: bool = True
@@ -78,9 +76,9 @@ def _check_target(out: Path, overwrite: bool) -> None:
 
 
 def _check_options(options: ExportOptions) -> None:
-    unknown = set(options.components) - set(ALL_COMPONENTS)
+    unknown = set(options.components) - set(COMPONENTS)
     if unknown:
-        raise ExportError(f"unknown components {sorted(unknown)}; choose from {', '.join(ALL_COMPONENTS)}")
+        raise ExportError(f"unknown components {sorted(unknown)}; choose from {', '.join(COMPONENTS)}")
     if options.validation not in VALIDATION_SHAPES:
         raise ExportError(f"validation={options.validation!r}; choose one of {', '.join(VALIDATION_SHAPES)}")
 

@@ -1,4 +1,4 @@
-"""torch modules with the exact I/O of each exported component (names in t2vrt.specs)."""
+"""torch modules with the exact I/O of each exported component (names in t2vrt.components)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from t2vrt.components import ModelDims
 from t2vrt.errors import ExportError
-from t2vrt.specs import ModelDims
 
 log = logging.getLogger(__name__)
 SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")

@@ -6,8 +6,8 @@ import logging
 import warnings
 from pathlib import Path
 
+from t2vrt.components import ComponentSpec
 from t2vrt.export.graph import clean_graph
-from t2vrt.specs import ComponentSpec
 
 log = logging.getLogger(__name__)
 OPSET = 17

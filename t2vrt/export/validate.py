@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from t2vrt.components import ComponentSpec
 from t2vrt.errors import ExportError
 from t2vrt.export.onnx import sample_inputs
-from t2vrt.specs import ComponentSpec
 
 log = logging.getLogger(__name__)
 

@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
+from t2vrt.components import check_field
 from t2vrt.errors import InputError
 from t2vrt.manifest import Manifest
 
-
-def _in_range(name: str, value: int, rng: tuple[int, int, int], hint: str) -> None:
-    if not rng[0] <= value <= rng[2]:
-        raise InputError(f"{name}={value} is outside this engine directory's range [{rng[0]}, {rng[2]}]; {hint}")
+WHERE = "this engine directory's range"
 
 
-def check_request(m: Manifest, batch: int, num_frames: int, height: int, width: int) -> None:
+def check_request(m: Manifest, batch: int, num_frames: int, height: int, width: int, root: str = "DIR") -> None:
     """Raise InputError naming the first argument outside what the manifest declares."""
     p, mult = m.profile, m.model.size_multiple
     if batch < 1:
         raise InputError("prompt is empty: give a string or a non-empty list of strings")
-    _in_range("batch size (number of prompts)", batch, p.batch, "re-export with a larger --batch")
-    _in_range("num_frames", num_frames, p.frames, f"re-export with --frames {min(num_frames, p.frames[0])}:{p.frames[1]}:{max(num_frames, p.frames[2])}")
+    check_field("batch", batch, p.batch, WHERE, root=root, name="batch size (number of prompts)")
+    check_field("frames", num_frames, p.frames, WHERE, root=root, name="num_frames")
     for name, v, rng in (("height", height, p.height), ("width", width, p.width)):
         if v % mult:
             raise InputError(f"{name}={v} is not a multiple of {mult} (this model needs multiples of {mult}); try {max(mult, round(v / mult) * mult)}")
-        _in_range(name, v, rng, f"re-export with --{name} {min(v, rng[0])}:{rng[1]}:{max(v, rng[2])}")
+        check_field(name, v, rng, WHERE, root=root)
+
+
+def check_decode_chunk(m: Manifest, chunk: int, root: str = "DIR") -> None:
+    """The VAE frames per call inside the profile's decode_chunk range."""
+    check_field("decode_chunk", chunk, m.profile.decode_chunk, WHERE, root=root, name="decode_chunk_size")
 
 
 def check_positive(name: str, value: float, allow_zero: bool = False) -> None:

@@ -15,7 +15,7 @@ from t2vrt.errors import InputError
 from t2vrt.manifest import load_manifest
 from t2vrt.runtime.arrays import cat, from_numpy, permute, to_numpy
 from t2vrt.runtime.callbacks import StepCallbacks
-from t2vrt.runtime.checks import check_positive, check_request
+from t2vrt.runtime.checks import check_decode_chunk, check_positive, check_request
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.prompts import Prompts, check_clip_skip, embeddings, read_prompts
 from t2vrt.runtime.schedulers import make_sampler
@@ -79,7 +79,7 @@ class Pipeline:
     def check_sizes(self, batch: int, num_frames: int, height: int, width: int) -> None:
         """Refuse sizes outside the manifest's profile and, on TensorRT, outside the built engines' profiles,
         before any backend runs (``precision`` None: fp32 ONNX on ONNX Runtime, the best engine on TensorRT)."""
-        check_request(self.manifest, batch, num_frames, height, width)
+        check_request(self.manifest, batch, num_frames, height, width, root=str(self.root))
         if self.backend != "tensorrt":
             return
         from t2vrt.engines.tensorrt_common import check_profile, find_engine
@@ -227,12 +227,10 @@ class Pipeline:
 
     def _chunk(self, chunk: int | None, frames: int) -> int:
         """VAE frames per call: the profile's opt by default, refused outside the profile, at most ``frames``."""
-        lo, opt, hi = self.manifest.profile.decode_chunk
+        opt = self.manifest.profile.decode_chunk[1]
         if chunk is None:
             return min(opt, frames)
-        if not lo <= chunk <= hi:
-            hint = f"re-export with --decode-chunk {lo}:{opt}:{chunk} to allow more" if chunk > hi else f"it must be at least {lo}"
-            raise InputError(f"decode_chunk_size={chunk} is outside [{lo}, {hi}], the VAE frames per call this engine directory serves; {hint}")
+        check_decode_chunk(self.manifest, chunk, root=str(self.root))
         if chunk > frames:
             log.info("decode_chunk_size=%d is more than the %d frames to decode: decoding them in one call", chunk, frames)
         return min(chunk, frames)

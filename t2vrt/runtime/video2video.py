@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Sequence
 
+from t2vrt.components import VIDEO_TO_VIDEO
 from t2vrt.errors import InputError, ManifestError
 from t2vrt.runtime.arrays import cat, from_numpy, permute
 from t2vrt.runtime.callbacks import StepCallbacks
@@ -20,7 +21,7 @@ from t2vrt.runtime.prompts import read_prompts
 from t2vrt.runtime.video_input import load_frames, resize_frames, to_encoder_input
 
 log = logging.getLogger(__name__)
-REEXPORT = "--components text_encoder unet vae_decoder vae_encoder"
+REEXPORT = "--components " + " ".join(VIDEO_TO_VIDEO)
 
 
 def start_index(num_inference_steps: int, strength: float, order: int = 1) -> int:

@@ -8,11 +8,12 @@ import pytest
 trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx is not installed (pip install 't2vrt[tensorrt-rtx]')")
 pytest.importorskip("diffusers")
 
-from t2vrt.engines.tensorrt_build import BuildOptions, add_build_parser, build_engines  # noqa: E402
+from t2vrt.cli.build import add_parser, options_from  # noqa: E402
+from t2vrt.engines.tensorrt_build import BuildOptions, build_engines  # noqa: E402
 from t2vrt.engines.tensorrt_common import check_profile, cuda_available  # noqa: E402
 from t2vrt.errors import EngineError, InputError  # noqa: E402
 from t2vrt.export import ExportOptions, export_model  # noqa: E402
-from t2vrt.export.tiny import build_model  # noqa: E402
+from t2vrt.export.random_model import build_model  # noqa: E402
 
 TARGET = ("sm89",)  # one compute capability keeps the CPU build quick
 OPTIONS = BuildOptions(frames=(1, 16, 64), height=(64, 128, 256), width=(64, 128, 256), batch=1,
@@ -58,11 +59,11 @@ def test_same_inputs_are_a_cache_hit(engine_dir, first_build):
 
 def test_changed_frames_rebuild_the_unet_only(engine_dir, first_build):
     cli = argparse.ArgumentParser().add_subparsers()
-    add_build_parser(cli)
+    add_parser(cli)
     args = cli.choices["build"].parse_args([str(engine_dir), "--frames", "1:8:32", "--height", "64:128:256",
                                             "--width", "64:128:256", "--batch", "1", "--flavour", "tensorrt-rtx",
                                             "--compute-capability", "sm89"])
-    changed = args.func(args)
+    changed = build_engines(args.dir, options_from(args))
     assert {n: r["cached"] for n, r in changed.items()} == {"text_encoder": True, "unet": False, "vae_decoder": True}
     assert not (engine_dir / first_build["unet"]["path"]).exists()  # replaced, not left behind
     records = _engines(engine_dir)
@@ -127,13 +128,13 @@ def test_workspace_limit_is_applied_and_keyed(engine_dir, first_build):
     config = _config(trt, builder, limited, "tensorrt-rtx", TARGET, {}, engine_dir / "unused.bin")
     assert config.get_memory_pool_limit(trt.MemoryPoolType.WORKSPACE) == 48 << 20
     cli = argparse.ArgumentParser().add_subparsers()
-    add_build_parser(cli)
+    add_parser(cli)
     args = cli.choices["build"].parse_args([str(engine_dir), "--batch", "1", "--flavour", "tensorrt-rtx",
                                             "--compute-capability", "sm89", "--components", "text_encoder",
                                             "--max-workspace", "48"])
-    built = args.func(args)["text_encoder"]
+    built = build_engines(args.dir, options_from(args))["text_encoder"]
     assert not built["cached"] and _engines(engine_dir)[built["key"]]["max_workspace_mb"] == 48
-    assert args.func(args)["text_encoder"]["cached"]
+    assert build_engines(args.dir, options_from(args))["text_encoder"]["cached"]
     with pytest.raises(InputError, match="--max-workspace 0 MiB must be at least 1"):
         build_engines(engine_dir, BuildOptions(**{**limited.__dict__, "max_workspace_mb": 0}))
 

@@ -5,11 +5,11 @@ import types
 
 import pytest
 
+from t2vrt.components import ModelDims, Profile, component_specs
 from t2vrt.engines import loader, tensorrt_common
 from t2vrt.engines.tensorrt_common import check_target, find_engine, import_tensorrt
 from t2vrt.errors import EngineError
 from t2vrt.manifest import Manifest
-from t2vrt.specs import ModelDims, Profile, component_specs
 
 RTX = types.SimpleNamespace(__version__="1.7.1.116")
 
@@ -93,9 +93,10 @@ def test_runner_checks_sizes_against_the_built_ranges():
     runner.spec = component_specs(ModelDims(4, 32, 77, 8, 2, 32))["vae_decoder"]
     runner.record = _record("vae_decoder", ranges={"n": [1, 8, 16], "h": [8, 16, 32], "w": [8, 16, 32]},
                             profile={"decode_chunk": [1, 8, 16], "height": [64, 128, 256], "width": [64, 128, 256]})
+    runner.root = "DIR"
     runner._check_shapes({"latent": np.zeros((16, 4, 32, 8), np.float32)})
-    with pytest.raises(InputError, match=r"vae_decoder: h=40 \(height 320 px\) is outside this engine's range \[8, 32\] .*"
-                                         r"rebuild with `t2vrt build DIR --height MIN:OPT:MAX` covering it$"):
+    with pytest.raises(InputError, match=r"^vae_decoder: h=40 \(height 320 px\) is outside this engine's range \[8, 32\]; "
+                                         r"rebuild with `t2vrt build DIR --height 64:128:320`$"):
         runner._check_shapes({"latent": np.zeros((1, 4, 40, 8), np.float32)})
 
 

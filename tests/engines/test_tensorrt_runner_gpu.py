@@ -11,9 +11,9 @@ if not torch.cuda.is_available():
     pytest.skip("needs a CUDA GPU", allow_module_level=True)
 cupy = pytest.importorskip("cupy")
 
+from t2vrt.components import ComponentSpec, TensorSpec  # noqa: E402
 from t2vrt.engines import tensorrt_runner  # noqa: E402
 from t2vrt.errors import InputError  # noqa: E402
-from t2vrt.specs import ComponentSpec, TensorSpec  # noqa: E402
 
 SPEC = ComponentSpec("toy", (TensorSpec("x", "float32", ("b", 3)),), (TensorSpec("y", "float32", ("b", 3)),))
 RECORD = {"component": "toy", "flavour": "tensorrt-rtx", "shapes": {"x": [[1, 3], [2, 3], [8, 3]]},

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from t2vrt.components import Profile
 from t2vrt.errors import ExportError
 from t2vrt.export import ExportOptions, export_model
 from t2vrt.export import exporter
 from t2vrt.manifest import VERSION, load_manifest, sha256_file
-from t2vrt.specs import Profile
 
 
 def test_manifest(tiny_engines):
@@ -89,7 +89,7 @@ def test_bad_model_paths(tmp_path):
 def test_tiny_model_is_deterministic(tmp_path):
     from safetensors.numpy import load_file
 
-    from t2vrt.export.tiny import build_model
+    from t2vrt.export.random_model import build_model
 
     a, b = build_model(tmp_path / "a", seed=1), build_model(tmp_path / "b", seed=1)
     wa, wb = load_file(a / "unet" / "diffusion_pytorch_model.safetensors"), load_file(b / "unet" / "diffusion_pytorch_model.safetensors")

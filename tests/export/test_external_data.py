@@ -102,8 +102,8 @@ def test_torch_graph_over_2gb(tmp_path):
     """
     import torch
 
+    from t2vrt.components import ComponentSpec, TensorSpec
     from t2vrt.export.onnx import export_onnx
-    from t2vrt.specs import ComponentSpec, TensorSpec
 
     torch.manual_seed(0)
     with torch.device("meta"):

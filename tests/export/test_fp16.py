@@ -11,7 +11,7 @@ pytest.importorskip("diffusers")
 from t2vrt.export import ExportOptions, export_model  # noqa: E402
 from t2vrt.export import fp16  # noqa: E402
 from t2vrt.export.fp16 import FLOAT, FLOAT16, _typed, export_fp16  # noqa: E402
-from t2vrt.export.tiny import build_model  # noqa: E402
+from t2vrt.export.random_model import build_model  # noqa: E402
 from t2vrt.export.validate import TOLERANCE  # noqa: E402
 
 

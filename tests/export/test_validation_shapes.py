@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from t2vrt.components import ModelDims
 from t2vrt.errors import ExportError
 from t2vrt.export import ExportOptions, export_model, exporter
 from t2vrt.export.exporter import trace_sizes, validation_shape_set, validation_sizes
 from t2vrt.manifest import load_manifest
-from t2vrt.specs import ModelDims
 
 REAL = ModelDims(latent_channels=4, text_hidden=1024, max_length=77, vae_scale=8, unet_downsample=8, sample_size=32)
 

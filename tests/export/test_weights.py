@@ -72,7 +72,8 @@ def test_load_model_reads_no_weights(tiny_model, monkeypatch):
 
 def test_real_size_preset_matches_the_reference():
     """modelscope-1.7b against shared/reference/models.md (built on the meta device: no memory, no time)."""
-    from t2vrt.export.tiny import PRESETS, make_text_encoder, make_unet, make_vae
+    from t2vrt.export.random_model import make_text_encoder, make_unet, make_vae
+    from t2vrt.presets import PRESETS
 
     p = PRESETS["modelscope-1.7b"]
     count = lambda m: sum(t.numel() for t in m.parameters())  # noqa: E731

@@ -135,8 +135,8 @@ def test_chunked_calls_and_padding(tiny_engines, monkeypatch):
 
 
 @pytest.mark.parametrize("chunk,message", [
-    (0, r"decode_chunk_size=0 is outside \[1, 8\], the VAE frames per call this engine directory serves; it must be at least 1"),
-    (9, r"decode_chunk_size=9 is outside \[1, 8\], .*; re-export with --decode-chunk 1:4:9 to allow more"),
+    (0, r"^decode_chunk_size=0 is outside this engine directory's range \[1, 8\]; it must be at least 1$"),
+    (9, r"^decode_chunk_size=9 is outside this engine directory's range \[1, 8\]; re-export with `t2vrt export MODEL -o \S+ --overwrite --decode-chunk 1:4:9`$"),
 ])
 def test_bad_chunk(tiny_engines, chunk, message):
     from t2vrt import InputError
@@ -162,8 +162,8 @@ FF_SLICES = 3
 def ff_engines(tiny_model, tmp_path_factory):
     from tests.conftest import TINY_PROFILE
 
+    from t2vrt.components import Profile
     from t2vrt.export import ExportOptions, export_model
-    from t2vrt.specs import Profile
 
     out = tmp_path_factory.mktemp("engines") / "tiny-ff"
     return export_model(str(tiny_model), out, ExportOptions(profile=Profile(**TINY_PROFILE), ff_chunks=FF_SLICES))

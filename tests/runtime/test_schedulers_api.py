@@ -9,7 +9,7 @@ from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteS
 from test_schedulers_common import CASES, Case, config, model_np, noise_source, run_ours, start_latents
 
 from t2vrt.errors import SchedulerError
-from t2vrt.export.tiny import SCHEDULER_CONFIG
+from t2vrt.presets import SCHEDULER_CONFIG
 from t2vrt.runtime.schedulers import SCHEDULERS, default_scheduler, make_sampler
 
 # diffusers' own deprecation noise (numpy 2 __array__ copy keyword; LMS asks for scale_model_input)

@@ -9,7 +9,7 @@ import diffusers
 import numpy as np
 import torch
 
-from t2vrt.export.tiny import SCHEDULER_CONFIG
+from t2vrt.presets import SCHEDULER_CONFIG
 
 SHAPE = (2, 4, 3, 4, 4)  # b, c, f, h, w: small and unlike any export shape
 SEED = 1234

@@ -10,32 +10,15 @@ from __future__ import annotations
 import argparse
 import time
 
+from t2vrt.cli.options import HELP, add_run_args, load_options
 from t2vrt.errors import InputError
 
 UPSCALE_GUIDANCE = 15.0  # diffusers' VideoToVideoSDPipeline default, which the Zeroscope XL card uses
 
 
-def _add_run_args(p: argparse.ArgumentParser) -> None:
-    """The sampling and backend options of the upscale command (generate has its own, with the same names)."""
-    from t2vrt.runtime.schedulers import SCHEDULERS
-
-    p.add_argument("--negative-prompt", default=None)
-    p.add_argument("--steps", type=int, default=25, help="inference steps of the full schedule (strength runs the last part)")
-    p.add_argument("--guidance", type=float, default=UPSCALE_GUIDANCE, help="classifier-free guidance scale (<= 1 disables it)")
-    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
-    p.add_argument("--seed", type=int, default=0, help="seed (same noise as diffusers with torch.Generator('cpu').manual_seed)")
-    p.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
-    p.add_argument("--fps", type=float, default=None, help="frames per second written; omitted: the input's (8 for images)")
-    p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt")
-    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"])
-    p.add_argument("--precision", default=None, choices=["fp32", "fp16"], help="omitted: fp32 ONNX on onnxruntime, the best built engine (fp16 first) on tensorrt")
-    p.add_argument("--low-memory", action="store_true", help="load each component only while it runs (slower, lower peak)")
-
-
-def add_upscale_parser(sub, formatter) -> None:
-    """The `upscale` subcommand."""
+def add_parser(sub) -> None:
     p = sub.add_parser("upscale", help="re-render a video with a video-to-video model (Zeroscope XL upscaling)",
-                       formatter_class=formatter)
+                       formatter_class=HELP)
     p.add_argument("dir", help="engine directory exported with a vae_encoder")
     p.add_argument("input", help="input video: .mp4 (anything ffmpeg reads), .gif, an image, or a folder of images")
     p.add_argument("prompt")
@@ -43,8 +26,9 @@ def add_upscale_parser(sub, formatter) -> None:
     p.add_argument("--strength", type=float, default=0.6, help="how much to change the input, in (0, 1]")
     p.add_argument("--height", type=int, default=None, help="resize the input to this height; omitted: the input's")
     p.add_argument("--width", type=int, default=None, help="resize the input to this width; omitted: the input's")
-    _add_run_args(p)
-    p.set_defaults(func=cmd_upscale)
+    p.add_argument("--fps", type=float, default=None, help="frames per second written; omitted: the input's (8 for images)")
+    add_run_args(p, guidance=UPSCALE_GUIDANCE, steps_help="inference steps of the full schedule (strength runs the last part)")
+    p.set_defaults(func=run)
 
 
 def add_chain_args(p: argparse.ArgumentParser) -> None:
@@ -63,10 +47,10 @@ def add_chain_args(p: argparse.ArgumentParser) -> None:
 def _load(path: str, args):
     from t2vrt.runtime.video2video import VideoToVideoPipeline
 
-    return VideoToVideoPipeline.load(path, backend=args.backend, precision=args.precision, low_memory=args.low_memory)
+    return VideoToVideoPipeline.load(path, **load_options(args))
 
 
-def cmd_upscale(args) -> int:
+def run(args) -> int:
     from t2vrt.runtime.video import check_output_path, read_fps
 
     t0 = time.perf_counter()
@@ -83,9 +67,8 @@ def cmd_upscale(args) -> int:
     return 0
 
 
-def cmd_generate_upscaled(args) -> int:
+def run_chained(args, generate_kwargs: dict) -> int:
     """generate, then upscale the frames in memory; every check of both stages comes first."""
-    from t2vrt.cli import generate_kwargs
     from t2vrt.runtime.pipeline import Pipeline
     from t2vrt.runtime.video import check_output_path
 
@@ -95,7 +78,7 @@ def cmd_generate_upscaled(args) -> int:
     for path in (args.output, args.keep_intermediate):
         if path is not None:
             check_output_path(path)
-    base = Pipeline.load(args.dir, backend=args.backend, precision=args.precision, low_memory=args.low_memory)
+    base = Pipeline.load(args.dir, **load_options(args))
     up = _load(args.upscale_with, args)
     m = base.manifest.model
     height, width = args.height or m.sample_size * m.vae_scale, args.width or m.sample_size * m.vae_scale  # as Pipeline's
@@ -106,7 +89,7 @@ def cmd_generate_upscaled(args) -> int:
         scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
     )
     up.check(args.frames, **up_kw)  # fail before the first stage runs, not after it
-    first = base(args.prompt, **generate_kwargs(args))
+    first = base(args.prompt, **generate_kwargs)
     if args.keep_intermediate is not None:
         first.save(args.keep_intermediate, fps=args.fps)
     mid = first.uint8[0]  # uint8 [f, H, W, 3]: what a lossless intermediate file would hold

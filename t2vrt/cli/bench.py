@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
+
+from t2vrt.cli.options import HELP
 
 log = logging.getLogger(__name__)
 
 
-def add_bench_parser(sub, formatter_class=argparse.ArgumentDefaultsHelpFormatter) -> argparse.ArgumentParser:
+def add_parser(sub) -> argparse.ArgumentParser:
     from t2vrt.bench.report import FRAME_TOL
     from t2vrt.bench.runs import DIFFUSERS_SCHEDULERS, BenchRequest
 
     d = BenchRequest()
-    p = sub.add_parser("bench", help="time each stage and peak memory; compare with diffusers", formatter_class=formatter_class,
+    p = sub.add_parser("bench", help="time each stage and peak memory; compare with diffusers", formatter_class=HELP,
                        description=__doc__)
     p.add_argument("dir", help="engine directory")
     p.add_argument("--diffusers", metavar="MODEL", default=None,
@@ -37,11 +40,11 @@ def add_bench_parser(sub, formatter_class=argparse.ArgumentDefaultsHelpFormatter
                    help="intra-op threads of torch and ONNX Runtime alike; omitted: each library's default")
     p.add_argument("--tolerance", type=float, default=FRAME_TOL, help="largest allowed frame difference (frames in [0, 1])")
     p.add_argument("--json", metavar="PATH", default=None, help="also write every run and the summary as JSON")
-    p.set_defaults(func=cmd_bench)
+    p.set_defaults(func=run)
     return p
 
 
-def cmd_bench(args) -> int:
+def run(args) -> int:
     from t2vrt.bench.report import write_json
     from t2vrt.bench.runs import BenchRequest
     from t2vrt.bench.session import BenchConfig, run_bench
@@ -60,8 +63,9 @@ def cmd_bench(args) -> int:
     print(summary_text(data))
     parity = data["parity"]
     if parity and not parity["ok"]:
-        print("error: the two pipelines produced different frames, so their times do not compare the same work")
-        return 1
+        print("error: the two pipelines produced different frames, so their times do not compare the same work",
+              file=sys.stderr)
+        return 2
     return 0
 
 

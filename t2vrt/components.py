@@ -1,9 +1,12 @@
-"""One shape function per exported component.
+"""The exported components: their names, one shape function each, and the ranges a user may ask for.
 
 Every shape in t2vrt comes from here: the ONNX dynamic axes, the sample inputs
 for tracing and validation, the TensorRT min/opt/max profiles, the runtime's
 range checks and its buffer shapes. A dimension is an int, a symbol ("b"), or a
 symbol times a factor (("h", 8) for the VAE's 8x upsampled height).
+
+This module also owns the one range check (and its message, which names the command that widens the range)
+and the one MIN:OPT:MAX parser.
 """
 
 from __future__ import annotations
@@ -11,7 +14,25 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Union
 
+from t2vrt.errors import InputError
+
 Dim = Union[int, str, tuple[str, int]]
+Range = tuple[int, int, int]
+
+COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
+TEXT_TO_VIDEO = ("text_encoder", "unet", "vae_decoder")  # what Pipeline runs; the default export and build
+VIDEO_TO_VIDEO = TEXT_TO_VIDEO + ("vae_encoder",)
+
+# The Profile fields each component's engine is built over, the field each shape symbol stands for, and the
+# CLI option (of `t2vrt export` and `t2vrt build` alike) that sets a field's range.
+PROFILE_FIELDS = {
+    "text_encoder": ("batch",),
+    "unet": ("batch", "frames", "height", "width"),
+    "vae_decoder": ("decode_chunk", "height", "width"),
+    "vae_encoder": ("decode_chunk", "height", "width"),
+}
+SYMBOL_FIELDS = {"b": "batch", "f": "frames", "h": "height", "w": "width", "n": "decode_chunk"}
+FLAGS = {"batch": "--batch", "frames": "--frames", "height": "--height", "width": "--width", "decode_chunk": "--decode-chunk"}
 
 
 @dataclass(frozen=True)
@@ -157,3 +178,66 @@ class Profile:
             "vae_decoder": {"n": self.decode_chunk, "h": lat(self.height), "w": lat(self.width)},
             "vae_encoder": {"n": self.decode_chunk, "h": lat(self.height), "w": lat(self.width)},
         }[component]
+
+
+# -- ranges: the one parser, the one check ------------------------------------------------------------------
+def check_range_order(name: str, r: tuple[int, ...]) -> Range:
+    """``r`` as a Range; InputError unless it is MIN:OPT:MAX with 1 <= MIN <= OPT <= MAX."""
+    if len(r) != 3 or not 1 <= r[0] <= r[1] <= r[2]:
+        raise InputError(f"{name + ' ' if name else ''}range {':'.join(map(str, r))} must be MIN:OPT:MAX with 1 <= MIN <= OPT <= MAX")
+    return tuple(r)
+
+
+def parse_range(text: str, name: str = "") -> Range:
+    """"8:16:64" -> (8, 16, 64); "16" -> (16, 16, 16); InputError for anything else or an unordered range."""
+    try:
+        parts = tuple(int(v) for v in text.split(":"))
+    except ValueError:
+        parts = ()
+    if len(parts) == 1:
+        parts = parts * 3
+    if len(parts) != 3:
+        raise InputError(f"{text!r} is not MIN:OPT:MAX (e.g. 8:16:64) or one number")
+    return check_range_order(name, parts)
+
+
+def range_flags(**ranges: Range) -> str:
+    """``--frames 8:16:64 --batch 2``: the options that ask for these Profile field ranges."""
+    return " ".join(f"{FLAGS[k]} {v[2]}" if k == "batch" else f"{FLAGS[k]} {':'.join(map(str, v))}" for k, v in ranges.items())
+
+
+def export_command(root: str = "DIR", **ranges: Range) -> str:
+    args = range_flags(**ranges)
+    return f"t2vrt export MODEL -o {root} --overwrite" + (f" {args}" if args else "")
+
+
+def build_command(root: str = "DIR", **ranges: Range) -> str:
+    args = range_flags(**ranges)
+    return f"t2vrt build {root}" + (f" {args}" if args else "")
+
+
+def widen(rng: Range, value: int) -> Range:
+    """The smallest range holding both ``rng`` and ``value`` (opt unchanged)."""
+    return (max(1, min(rng[0], value)), rng[1], max(rng[2], value))
+
+
+def check_range(name: str, value: int, rng: tuple[int, ...], where: str, command: str, note: str = "") -> None:
+    """The one range check: InputError ``NAME=VALUE is outside WHERE [MIN, MAX]; rebuild/re-export with `COMMAND```.
+
+    ``command`` is the exact command that widens the range to hold ``value`` (from export_command or
+    build_command); a value below 1 can never be served, and the message says so instead."""
+    lo, hi = rng[0], rng[-1]
+    if lo <= value <= hi:
+        return
+    if value < 1:
+        fix = "it must be at least 1"
+    else:
+        fix = f"{'rebuild' if command.startswith('t2vrt build') else 're-export'} with `{command}`"
+    raise InputError(f"{name}={value}{note} is outside {where} [{lo}, {hi}]; {fix}")
+
+
+def check_field(field: str, value: int, rng: Range, where: str, fix: str = "export", root: str = "DIR",
+                name: str | None = None) -> None:
+    """check_range for a Profile field, naming the export (``fix="export"``) or build command that widens it."""
+    command = (build_command if fix == "build" else export_command)(root, **{field: widen(rng, value)})
+    check_range(name or field, value, rng, where, command)

@@ -1,0 +1,65 @@
+"""`t2vrt build DIR`: strongly typed TensorRT engines from an engine directory's ONNX graphs."""
+
+from __future__ import annotations
+
+import argparse
+
+from t2vrt.cli.options import HELP, range_arg
+from t2vrt.components import TEXT_TO_VIDEO
+
+
+def _range_or_export(text: str):
+    """MIN:OPT:MAX, or "export" (None): the range the model was exported with."""
+    return None if text == "export" else range_arg(text)
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    from t2vrt.engines.tensorrt_common import FLAVOURS
+
+    p = sub.add_parser(
+        "build", help="build TensorRT engines for an engine directory", formatter_class=HELP,
+        description="Build strongly typed TensorRT engines over a range of frames and sizes. Ranges are MIN:OPT:MAX "
+                    "('export': the range the model was exported with). A build whose inputs did not change is skipped.",
+    )
+    p.add_argument("dir", help="engine directory made by `t2vrt export`")
+    p.add_argument("--frames", type=_range_or_export, default="export", metavar="MIN:OPT:MAX", help="frames per video")
+    p.add_argument("--height", type=_range_or_export, default="export", metavar="MIN:OPT:MAX", help="video height in pixels")
+    p.add_argument("--width", type=_range_or_export, default="export", metavar="MIN:OPT:MAX", help="video width in pixels")
+    p.add_argument("--batch", type=lambda v: None if v == "export" else int(v), default="export", metavar="N",
+                   help="largest prompt batch (the UNet and text encoder see twice it)")
+    p.add_argument("--decode-chunk", type=_range_or_export, default="export", metavar="MIN:OPT:MAX",
+                   help="frames per VAE decoder call")
+    p.add_argument("--flavour", choices=FLAVOURS, default="auto", help="TensorRT package to build with")
+    p.add_argument("--compute-capability", default="current", metavar="SM[,SM...]",
+                   help="GPU targets, comma separated (e.g. sm89 or sm86,sm89; several with tensorrt-rtx only); "
+                        "'current' is this machine's GPU")
+    p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="graph precision to build from")
+    p.add_argument("--opt-level", type=int, choices=range(6), default=3, help="builder optimization level")
+    p.add_argument("--max-workspace", type=int, default=None, metavar="MIB",
+                   help="limit TensorRT's scratch memory per layer (the GPU's memory if omitted); a tactic needing more is skipped")
+    p.add_argument("--components", default=",".join(TEXT_TO_VIDEO), metavar="NAME[,NAME...]",
+                   help="components to build, comma separated")
+    p.set_defaults(func=run)
+    return p
+
+
+def options_from(args):
+    """BuildOptions from the parsed arguments."""
+    from t2vrt.engines.tensorrt_build import BuildOptions
+
+    return BuildOptions(
+        frames=args.frames, height=args.height, width=args.width, batch=args.batch, decode_chunk=args.decode_chunk,
+        flavour=args.flavour, precision=args.precision, opt_level=args.opt_level, max_workspace_mb=args.max_workspace,
+        compute_capability=tuple(t.strip() for t in args.compute_capability.split(",") if t.strip()),
+        components=tuple(c.strip() for c in args.components.split(",") if c.strip()),
+    )
+
+
+def run(args) -> int:
+    from t2vrt.engines import tensorrt_build
+
+    results = tensorrt_build.build_engines(args.dir, options_from(args))
+    for name, r in results.items():
+        status = "cached" if r["cached"] else f"built in {r['seconds']:.1f} s"
+        print(f"{name:14s} {status:18s} {r['path']}")
+    return 0

@@ -1,0 +1,53 @@
+"""`t2vrt export MODEL -o DIR`: a diffusers model (or a random-weight preset) -> an engine directory."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+from t2vrt.cli.options import HELP, add_profile_args, profile_from
+from t2vrt.components import COMPONENTS, TEXT_TO_VIDEO
+from t2vrt.errors import InputError
+from t2vrt.presets import PRESETS
+
+FF_SLICES = 8  # --ff-chunking without a number
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a diffusers model to an engine directory", formatter_class=HELP)
+    p.add_argument("model", help="diffusers model folder or hub id (with --random-weights: a preset name)")
+    p.add_argument("-o", "--output", required=True, help="engine directory to write")
+    add_profile_args(p)
+    p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "fp16"], help="graph precisions")
+    p.add_argument("--components", nargs="+", default=list(TEXT_TO_VIDEO), choices=COMPONENTS)
+    p.add_argument("--no-validate", action="store_true", help="skip the comparison with PyTorch")
+    p.add_argument("--validation", default="auto", choices=["auto", "standard", "small"],
+                   help="validation shapes; auto: small for components over 250 M parameters (the real UNet on a CPU)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing engine directory")
+    p.add_argument("--ff-chunking", type=int, nargs="?", const=FF_SLICES, default=0, metavar="SLICES",
+                   help=f"compute the UNet's feed-forward layers in SLICES pieces (alone: {FF_SLICES}) to lower its peak memory")
+    p.add_argument("--random-weights", action="store_true",
+                   help=f"MODEL is a preset ({', '.join(PRESETS)}) built with random weights")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random-weights")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from t2vrt.export import ExportOptions, export_model
+
+    if args.random_weights and args.model not in PRESETS:
+        raise InputError(f"--random-weights needs a preset name as MODEL; choose one of {', '.join(PRESETS)}")
+    opts = ExportOptions(
+        components=tuple(args.components), profile=profile_from(args), precisions=tuple(args.precision),
+        validate=not args.no_validate, validation=args.validation, overwrite=args.overwrite, ff_chunks=args.ff_chunking,
+    )
+    t0 = time.perf_counter()
+    if args.random_weights:
+        from t2vrt.export.random_model import build_model
+
+        with tempfile.TemporaryDirectory(prefix="t2vrt-model-") as tmp:
+            out = export_model(str(build_model(tmp, args.model, seed=args.seed)), args.output, opts)
+    else:
+        out = export_model(args.model, args.output, opts)
+    print(f"exported {args.model} to {out} in {time.perf_counter() - t0:.1f} s")
+    return 0

@@ -1,0 +1,49 @@
+"""`t2vrt generate DIR PROMPT`: a video from a prompt (and, with --upscale-with, re-rendered by a second model)."""
+
+from __future__ import annotations
+
+import time
+
+from t2vrt.cli.options import HELP, add_run_args, load_options
+
+
+def add_parser(sub) -> None:
+    from t2vrt.cli.upscale import add_chain_args
+
+    p = sub.add_parser("generate", help="generate a video from a prompt", formatter_class=HELP)
+    p.add_argument("dir", help="engine directory")
+    p.add_argument("prompt")
+    p.add_argument("-o", "--output", default="out.mp4", help="output .mp4, .gif, or folder of png frames")
+    p.add_argument("--frames", type=int, default=16, help="number of frames")
+    p.add_argument("--height", type=int, default=None, help="height in pixels; omitted: the model's native size")
+    p.add_argument("--width", type=int, default=None, help="width in pixels; omitted: the model's native size")
+    p.add_argument("--fps", type=float, default=8.0, help="frames per second of the written video")
+    add_run_args(p, guidance=9.0)
+    add_chain_args(p)
+    p.set_defaults(func=run)
+
+
+def generate_kwargs(args) -> dict:
+    """Pipeline.__call__'s keyword arguments from generate's options."""
+    return dict(
+        negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height, width=args.width,
+        num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
+        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+    )
+
+
+def run(args) -> int:
+    from t2vrt import Pipeline
+
+    if args.upscale_with is not None or args.keep_intermediate is not None:
+        from t2vrt.cli.upscale import run_chained
+
+        return run_chained(args, generate_kwargs(args))
+    t0 = time.perf_counter()
+    pipe = Pipeline.load(args.dir, **load_options(args))
+    video = pipe(args.prompt, **generate_kwargs(args))
+    path = video.save(args.output, fps=args.fps)
+    _, f, h, w, _ = video.images.shape
+    print(f"wrote {path} ({f} frames, {w}x{h}) "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return 0

@@ -1,0 +1,64 @@
+"""Option groups declared once and shared by the commands, and the help formatter they all use."""
+
+from __future__ import annotations
+
+import argparse
+
+from t2vrt.components import Profile, parse_range
+from t2vrt.errors import InputError
+
+BACKENDS = ("auto", "onnxruntime", "tensorrt")
+
+
+class HELP(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None (whose meaning the help text says)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or isinstance(action.default, bool):
+            return action.help
+        return super()._get_help_string(action)
+
+
+def range_arg(text: str) -> tuple[int, int, int]:
+    """argparse type of a MIN:OPT:MAX option (or a single N for N:N:N): components.parse_range."""
+    try:
+        return parse_range(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_profile_args(p: argparse.ArgumentParser) -> None:
+    """`export`'s ranges: what the engine directory will serve."""
+    d = Profile()
+    p.add_argument("--frames", type=range_arg, default=d.frames, metavar="MIN:OPT:MAX", help="frame counts served")
+    p.add_argument("--height", type=range_arg, default=d.height, metavar="MIN:OPT:MAX", help="heights in pixels")
+    p.add_argument("--width", type=range_arg, default=d.width, metavar="MIN:OPT:MAX", help="widths in pixels")
+    p.add_argument("--batch", type=int, default=d.batch[2], help="most prompts per call")
+    p.add_argument("--decode-chunk", type=range_arg, default=d.decode_chunk, metavar="MIN:OPT:MAX", help="VAE frames per call")
+
+
+def profile_from(args) -> Profile:
+    return Profile(batch=(1, 1, args.batch), frames=args.frames, height=args.height, width=args.width,
+                   decode_chunk=args.decode_chunk)
+
+
+def add_run_args(p: argparse.ArgumentParser, guidance: float, steps_help: str = "inference steps") -> None:
+    """The sampling and backend options of `generate` and `upscale`."""
+    from t2vrt.runtime.schedulers import SCHEDULERS
+
+    p.add_argument("--negative-prompt", default=None)
+    p.add_argument("--steps", type=int, default=25, help=steps_help)
+    p.add_argument("--guidance", type=float, default=guidance, help="classifier-free guidance scale (<= 1 disables it)")
+    p.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
+    p.add_argument("--seed", type=int, default=0, help="seed (same noise as diffusers with torch.Generator('cpu').manual_seed)")
+    p.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
+    p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt")
+    p.add_argument("--backend", default="auto", choices=BACKENDS)
+    p.add_argument("--precision", default=None, choices=["fp32", "fp16"],
+                   help="omitted: fp32 ONNX on onnxruntime, the best built engine (fp16 first) on tensorrt")
+    p.add_argument("--low-memory", action="store_true", help="load each component only while it runs (slower, lower peak)")
+
+
+def load_options(args) -> dict:
+    """Pipeline.load's keyword arguments from add_run_args' options."""
+    return dict(backend=args.backend, precision=args.precision, low_memory=args.low_memory)
