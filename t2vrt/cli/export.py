@@ -18,6 +18,9 @@ def add_parser(sub) -> None:
     p.add_argument("model", help="diffusers model folder or hub id (with --random-weights: a preset name)")
     p.add_argument("-o", "--output", required=True, help="engine directory to write")
     add_profile_args(p)
+    p.add_argument("--revision", default=None, help="of a hub id: a branch, tag or commit; omitted: main")
+    p.add_argument("--variant", default=None, choices=["fp16"],
+                   help="read the *.fp16.safetensors weights (as diffusers' variant='fp16'); a folder holding only those is read without it")
     p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "fp16"], help="graph precisions")
     p.add_argument("--components", nargs="+", default=list(TEXT_TO_VIDEO), choices=COMPONENTS)
     p.add_argument("--no-validate", action="store_true", help="skip the comparison with PyTorch")
@@ -40,6 +43,7 @@ def run(args) -> int:
     opts = ExportOptions(
         components=tuple(args.components), profile=profile_from(args), precisions=tuple(args.precision),
         validate=not args.no_validate, validation=args.validation, overwrite=args.overwrite, ff_chunks=args.ff_chunking,
+        revision=args.revision, variant=args.variant,
     )
     t0 = time.perf_counter()
     if args.random_weights:

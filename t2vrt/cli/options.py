@@ -30,16 +30,19 @@ def range_arg(text: str) -> tuple[int, int, int]:
 def add_profile_args(p: argparse.ArgumentParser) -> None:
     """`export`'s ranges: what the engine directory will serve."""
     d = Profile()
-    p.add_argument("--frames", type=range_arg, default=d.frames, metavar="MIN:OPT:MAX", help="frame counts served")
-    p.add_argument("--height", type=range_arg, default=d.height, metavar="MIN:OPT:MAX", help="heights in pixels")
-    p.add_argument("--width", type=range_arg, default=d.width, metavar="MIN:OPT:MAX", help="widths in pixels")
+    native = "omitted: from the model's native size N = sample_size x VAE scale (N/2:N:4N, e.g. 128:256:1024)"
+    p.add_argument("--frames", type=range_arg, default=None, metavar="MIN:OPT:MAX", help="frame counts served; omitted: 8:16:64")
+    p.add_argument("--height", type=range_arg, default=None, metavar="MIN:OPT:MAX", help=f"heights in pixels; {native}")
+    p.add_argument("--width", type=range_arg, default=None, metavar="MIN:OPT:MAX", help=f"widths in pixels; {native}")
     p.add_argument("--batch", type=int, default=d.batch[2], help="most prompts per call")
     p.add_argument("--decode-chunk", type=range_arg, default=d.decode_chunk, metavar="MIN:OPT:MAX", help="VAE frames per call")
 
 
-def profile_from(args) -> Profile:
-    return Profile(batch=(1, 1, args.batch), frames=args.frames, height=args.height, width=args.width,
-                   decode_chunk=args.decode_chunk)
+def profile_from(args) -> dict:
+    """The Profile fields given on the command line; the export derives the others from the model."""
+    given = dict(batch=(1, 1, args.batch), frames=args.frames, height=args.height, width=args.width,
+                 decode_chunk=args.decode_chunk)
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def add_run_args(p: argparse.ArgumentParser, guidance: float, steps_help: str = "inference steps") -> None:

@@ -12,11 +12,13 @@ import numpy as np
 from t2vrt.engines.base import can_release
 from t2vrt.engines.loader import open_runner, resolve_backend
 from t2vrt.errors import InputError
-from t2vrt.manifest import load_manifest
+from t2vrt.components import TEXT_TO_VIDEO
+from t2vrt.manifest import MANIFEST, load_manifest
 from t2vrt.runtime.arrays import cat, from_numpy, permute, to_numpy
 from t2vrt.runtime.callbacks import StepCallbacks
 from t2vrt.runtime.checks import check_decode_chunk, check_positive, check_request
 from t2vrt.runtime.noise import Noise
+from t2vrt.runtime.pretrained import cached_engine_dir, explain_not_engine_dir, export_options
 from t2vrt.runtime.prompts import Prompts, check_clip_skip, embeddings, read_prompts
 from t2vrt.runtime.schedulers import make_sampler
 from t2vrt.runtime.tokenizer import ClipTokenizer
@@ -26,7 +28,9 @@ log = logging.getLogger(__name__)
 
 
 class Pipeline:
-    """Weights (runners) are loaded once and reused across calls, prompts and frame counts.
+    """Text-to-video over an engine directory: ``Pipeline.load(DIR)``, or ``Pipeline.from_pretrained(MODEL, export=True)``.
+
+    Weights (runners) are loaded once and reused across calls, prompts and frame counts.
 
     With ``low_memory=True`` only the component in use is resident: each stage's runner is opened when the stage
     starts and closed when it ends (text encoder, then UNet, then VAE decoder), so the peak is that of the largest
@@ -34,9 +38,12 @@ class Pipeline:
     runners through ``runner(name)`` and calling ``release(name)`` when a stage is done.
     """
 
+    COMPONENTS = TEXT_TO_VIDEO  # what from_pretrained exports
+
     def __init__(self, root: Path, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
                  low_memory: bool = False):
         self.root = Path(root)
+        explain_not_engine_dir(root)
         self.manifest = load_manifest(self.root)
         self.backend = resolve_backend(backend, self.manifest)
         self.precision = precision
@@ -52,6 +59,19 @@ class Pipeline:
     def load(cls, path: str | Path, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
              low_memory: bool = False) -> "Pipeline":
         return cls(Path(path), backend, precision, providers, low_memory)
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path, export: bool = False, *, revision: str | None = None,
+                        variant: str | None = None, profile: Any = None, precision: str | None = None,
+                        torch_dtype: Any = None, cache_dir: str | Path | None = None, backend: str = "auto",
+                        providers: list[str] | None = None, low_memory: bool = False, **export_kw: Any) -> "Pipeline":
+        """As diffusers' and optimum's: an engine directory loads as it is; a diffusers folder or hub id is exported
+        (``export=True``) into the cache on first use and loaded from there after (t2vrt.runtime.pretrained).
+        ``profile``: a Profile, a dict of some of its fields, or None (from the model's native size)."""
+        if (Path(model).expanduser() / MANIFEST).is_file():
+            return cls.load(model, backend, precision, providers, low_memory)
+        options, precision = export_options(cls.COMPONENTS, revision, variant, profile, precision, torch_dtype, export_kw)
+        return cls.load(cached_engine_dir(str(model), options, cache_dir, export), backend, precision, providers, low_memory)
 
     def runner(self, name: str):
         """The runner of component ``name``, opened on first use; in low-memory mode the others are closed first."""

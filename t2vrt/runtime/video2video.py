@@ -11,6 +11,7 @@ import logging
 from typing import Any, Callable, Sequence
 
 from t2vrt.components import VIDEO_TO_VIDEO
+from t2vrt.components import VIDEO_TO_VIDEO
 from t2vrt.errors import InputError, ManifestError
 from t2vrt.runtime.arrays import cat, from_numpy, permute
 from t2vrt.runtime.callbacks import StepCallbacks
@@ -40,6 +41,8 @@ def start_index(num_inference_steps: int, strength: float, order: int = 1) -> in
 
 class VideoToVideoPipeline(Pipeline):
     """A Pipeline over an engine directory exported with a ``vae_encoder``."""
+
+    COMPONENTS = VIDEO_TO_VIDEO  # what from_pretrained exports
 
     def __init__(self, root, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
                  low_memory: bool = False):
