@@ -16,8 +16,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_scale import GB, run_measured  # noqa: E402
+from export_scale import GB, run_measured
 
 log = logging.getLogger("build_scale")
 CODE = "import sys; from t2vrt.cli import main; sys.exit(main({argv!r}))"

@@ -1,4 +1,4 @@
-"""CPU latency against diffusers (issue 6): the "small" preset, 256x256, 16 frames, 25 DDIM steps.
+"""CPU latency against diffusers: the "small" preset, 256x256, 16 frames, 25 DDIM steps.
 
     PYTHONPATH=$PWD HF_HUB_OFFLINE=1 python benchmarks/cpu_small.py --json /tmp/cpu_small.json
 
@@ -14,7 +14,6 @@ import logging
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository, for t2vrt
 
 log = logging.getLogger("cpu-small")
 # Frames up to 64 and sizes up to 512 so the frame-scaling benchmark uses the same engines.

@@ -105,7 +105,7 @@ def output_record(out: Path) -> dict:
 def machine() -> dict:
     import psutil
 
-    from t2vrt.export.exporter import library_versions
+    from t2vrt.host import library_versions
 
     cpu = platform.processor()
     try:

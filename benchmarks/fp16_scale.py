@@ -18,8 +18,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_scale import GB, machine, run_measured  # noqa: E402
+from export_scale import GB, machine, run_measured
 
 log = logging.getLogger("fp16_scale")
 CHILD = "import sys; sys.argv = ['fp16_scale', {root!r}, {name!r}, {dst!r}, {shape_set!r}]; import runpy; runpy.run_path({me!r}, run_name='child')"
@@ -32,7 +31,7 @@ def child(root: Path, name: str, dst: Path, shape_set: str) -> None:
     from t2vrt.engines.onnxruntime import OrtRunner
     from t2vrt.export.exporter import validation_sizes
     from t2vrt.export.fp16 import export_fp16
-    from t2vrt.export.memory import peak_rss_bytes, release_memory
+    from t2vrt.host import peak_rss_bytes, release_memory
     from t2vrt.export.onnx import sample_inputs
     from t2vrt.export.validate import rel_l2
     from t2vrt.manifest import load_manifest

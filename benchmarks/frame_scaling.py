@@ -1,4 +1,4 @@
-"""Frame scaling (issue 6): time and peak memory of our generate at 8, 16, 32 and 64 frames (small preset).
+"""Frame scaling: time and peak memory of our generate at 8, 16, 32 and 64 frames (small preset).
 
     PYTHONPATH=$PWD HF_HUB_OFFLINE=1 python benchmarks/frame_scaling.py --steps 5 --json /tmp/frames.json
 
@@ -18,8 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 log = logging.getLogger("frame-scaling")
 

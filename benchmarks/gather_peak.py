@@ -1,4 +1,4 @@
-"""Peak memory of gathering a >2 GiB graph's loose weight files into one, before and after issue 7.
+"""Peak memory of gathering a >2 GiB graph's loose weight files into one, before and after the streaming gather.
 
     PYTHONPATH=. python benchmarks/gather_peak.py --model /tmp/t2vrt-scale/model --workdir /tmp/t2vrt-gather
 
@@ -18,17 +18,16 @@ import shutil
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_scale import machine, run_measured  # noqa: E402
+from export_scale import machine, run_measured
 
 TORCH_ONLY = (
     "import torch; from t2vrt.export import external_data as ed; ed.gather_external_data = lambda p: None;"
-    "from t2vrt.export.load import load_model; from t2vrt.export.graphs import module_for;"
+    "from t2vrt.export.load import load_model; from t2vrt.export.modules import module_for;"
     "from t2vrt.export.onnx import export_onnx; from t2vrt.export.exporter import trace_sizes; from t2vrt.components import component_specs;"
     "lm = load_model({model!r}); export_onnx(module_for({name!r}, lm), component_specs(lm.dims)[{name!r}], trace_sizes(lm.dims),"
     " __import__('pathlib').Path({out!r}), vocab=lm.vocab_size)"
 )
-# The gather of t2vrt before issue 7 (t2vrt/export/onnx.py at 1bf1aa2), verbatim but for the folder argument.
+# The gather of t2vrt before the streaming one (t2vrt/export/onnx.py at 1bf1aa2), verbatim but for the folder argument.
 PREVIOUS = (
     "import onnx, pathlib; path = pathlib.Path({path!r});"
     "loose = [p for p in path.parent.iterdir() if p != path];"

@@ -2,13 +2,13 @@
 
     python benchmarks/gpu_memory.py --frames 16 64 --size 256 --json gpu.json
 
-What issue 8's 7 GB promise rests on, measured where it applies: random-weight text encoder, UNet and VAE of
+What the 7 GB GPU memory target rests on, measured where it applies: random-weight text encoder, UNet and VAE of
 ``t2vrt.presets.PRESETS['modelscope-1.7b']`` on one CUDA GPU in fp16, ``torch.cuda.max_memory_allocated`` per
 call minus the weights. The UNet runs one guided step (batch 2) at each frame count, its feed-forward whole, sliced
 as the ff-chunked export slices it (``graphs.feed_forward_chunking``), and as diffusers'
 ``enable_forward_chunking(chunk_size=1, dim=1)``; with fused attention (SDPA's default) and with the attention
 scores materialized (the MATH backend, what an unfused ONNX graph does). The VAE decodes and encodes ``chunk``
-frames per call. ``pipeline`` runs one guided step of all three in turn, with and without each of issue 8's savings,
+frames per call. ``pipeline`` runs one guided step of all three in turn, with and without each of the memory savings,
 and reports the device peak including the CUDA context. Times are single calls, for orientation only.
 """
 
@@ -22,7 +22,7 @@ import time
 
 import torch
 
-from t2vrt.export.graphs import feed_forward_chunking
+from t2vrt.export.modules import feed_forward_chunking
 from t2vrt.export.random_model import make_text_encoder, make_unet, make_vae
 from t2vrt.presets import PRESETS
 

@@ -1,4 +1,4 @@
-"""Peak memory on the CPU with ONNX Runtime, with and without issue 8's three savings.
+"""Peak memory on the CPU with ONNX Runtime, with and without the three memory savings.
 
     python benchmarks/memory.py generate --preset small --frames 16 64 --size 128 --steps 2
     python benchmarks/memory.py generate --preset modelscope-1.7b --frames 16 64 --size 64 --steps 1
@@ -29,7 +29,6 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's t2vrt, not an installed one
 log = logging.getLogger("memory")
 MEM_PATTERN = False  # --mem-pattern
 NO_TRIM = False  # --no-trim
@@ -152,7 +151,7 @@ def child_prepare_vae(cfg: dict) -> dict:
     """A preset's VAE decoder and encoder as ONNX graphs (no manifest: nothing else is needed)."""
     import torch
 
-    from t2vrt.export.graphs import VaeDecoder, VaeEncoder
+    from t2vrt.export.modules import VaeDecoder, VaeEncoder
     from t2vrt.export.onnx import export_onnx
     from t2vrt.export.random_model import make_vae
     from t2vrt.presets import PRESETS
@@ -179,7 +178,7 @@ def child_prepare_unet(cfg: dict) -> dict:
 
     from t2vrt.components import ModelDims
     from t2vrt.export.exporter import trace_sizes
-    from t2vrt.export.graphs import UNet, feed_forward_chunking
+    from t2vrt.export.modules import UNet, feed_forward_chunking
     from t2vrt.export.onnx import OPSET, sample_inputs
     from t2vrt.export.random_model import make_unet
     from t2vrt.presets import PRESETS
@@ -231,7 +230,7 @@ def spawn(kind: str, cfg: dict, max_gb: float) -> dict:
 def machine() -> dict:
     import psutil
 
-    from t2vrt.export.exporter import library_versions
+    from t2vrt.host import library_versions
 
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
     return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -366,7 +365,7 @@ def main() -> None:
         cfg = json.loads(sys.argv[3])
         if cfg.get("mem_pattern"):
             with_memory_pattern()
-        if cfg.get("no_trim"):  # closing a runner leaves the freed heap with the C allocator, as before issue 8
+        if cfg.get("no_trim"):  # closing a runner leaves the freed heap with the C allocator, as before the trim was added
             import t2vrt.engines.onnxruntime as ortr
 
             ortr.return_freed_heap = lambda: None

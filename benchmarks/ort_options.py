@@ -1,4 +1,4 @@
-"""Where ONNX Runtime's CPU time goes in the UNet, and which session options matter (issue 6).
+"""Where ONNX Runtime's CPU time goes in the UNet, and which session options matter.
 
     PYTHONPATH=$PWD python benchmarks/ort_options.py --workdir /tmp/t2vrt-bench [--fusion] [--frames 16]
 
@@ -24,8 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 OPTIONS = {  # name -> (intra-op threads or 0, SessionOptions attributes, config entries, graph file suffix)
     "default (what t2vrt uses)": (0, {}, {}, ""),

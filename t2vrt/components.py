@@ -80,9 +80,6 @@ class ComponentSpec:
     def dynamic_axes(self) -> dict[str, dict[int, str]]:
         return {t.name: t.dynamic_axes() for t in self.inputs + self.outputs if t.dynamic_axes()}
 
-    def symbols(self) -> set[str]:
-        return {d if isinstance(d, str) else d[0] for t in self.inputs for d in t.dims if not isinstance(d, int)}
-
     def to_json(self) -> dict:
         return {"inputs": [t.to_json() for t in self.inputs], "outputs": [t.to_json() for t in self.outputs]}
 
@@ -153,7 +150,7 @@ class Profile:
     frames: tuple[int, int, int] = (8, 16, 64)
     height: tuple[int, int, int] = (128, 256, 1024)
     width: tuple[int, int, int] = (128, 256, 1024)
-    # VAE frames per call; opt 4 (issue 8): the real VAE's activations grow ~128 MiB a frame at 256x256 in fp16, and
+    # VAE frames per call; opt 4: the real VAE's activations grow ~128 MiB a frame at 256x256 in fp16, and
     # per-frame time is within 20% of 8 frames' (benchmarks/RESULTS.md)
     decode_chunk: tuple[int, int, int] = (1, 4, 16)
 

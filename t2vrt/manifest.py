@@ -26,12 +26,14 @@ _PARTIAL = re.compile(rf"^\..+\.{PARTIAL_MARK}-(\d+)$")
 class Manifest:
     """In-memory form of manifest.json. ``components`` maps a name to its entry:
     ``{"io": ComponentSpec json, "onnx": {precision: {"path", "sha256", "bytes"}}, "validation": {...}}``;
-    ``engines`` maps an engine key to its record (filled by ``t2vrt build``)."""
+    ``engines`` maps an engine key to its record (filled by ``t2vrt build``). ``vae_scaling_factor`` is the VAE
+    config's latent scale (0.18215 for ModelScope); on disk it is kept in "extra", where version 1 has it."""
 
     model: ModelDims
     profile: Profile
     components: dict[str, dict]
     tokenizer: dict
+    vae_scaling_factor: float
     scheduler_config: str = "scheduler_config.json"
     source: str = ""
     versions: dict = field(default_factory=dict)
@@ -63,24 +65,26 @@ class Manifest:
             "components": self.components,
             "engines": self.engines,
             "versions": self.versions,
-            **({"extra": self.extra} if self.extra else {}),
+            "extra": {"vae_scaling_factor": self.vae_scaling_factor, **self.extra},
         }
 
     @classmethod
     def from_json(cls, d: dict) -> "Manifest":
         try:
+            extra = dict(d.get("extra", {}))
             return cls(
                 model=ModelDims(**d["model"]),
                 profile=Profile.from_json(d["profile"]),
                 components=d["components"],
                 tokenizer=d["tokenizer"],
+                vae_scaling_factor=float(extra.pop("vae_scaling_factor")),
                 scheduler_config=d.get("scheduler_config", "scheduler_config.json"),
                 source=d.get("source", ""),
                 versions=d.get("versions", {}),
                 engines=d.get("engines", {}),
-                extra=d.get("extra", {}),
+                extra=extra,
             )
-        except (KeyError, TypeError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise ManifestError(f"manifest.json is missing or has a malformed field ({e}); re-export the model") from None
 
 

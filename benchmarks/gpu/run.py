@@ -1,4 +1,4 @@
-"""The GPU baseline for issue 6, in one command: diffusers eager per stage, and our loop's glue on CUDA.
+"""The GPU baseline, in one command: diffusers eager per stage, and our loop's glue on CUDA.
 
 On one H100/H200 with PyTorch and diffusers (no TensorRT, no onnxruntime-gpu, no network, no hub):
 
@@ -28,15 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for t2vrt
-
-from t2vrt.bench.machine import describe, machine  # noqa: E402
-from t2vrt.bench.measure import Recorder, TimedRunner, no_sync, spread, sync_for  # noqa: E402
-from t2vrt.bench.report import summarize  # noqa: E402
-from t2vrt.bench.runs import BenchRequest, DiffusersRun  # noqa: E402
-from t2vrt.runtime.noise import Noise  # noqa: E402
-from t2vrt.runtime.pipeline import Pipeline  # noqa: E402
-from t2vrt.runtime.schedulers import make_sampler  # noqa: E402
+from t2vrt.bench.machine import describe, machine
+from t2vrt.bench.measure import Recorder, TimedRunner, no_sync, spread, sync_for
+from t2vrt.bench.report import summarize
+from t2vrt.bench.runs import BenchRequest, DiffusersRun
+from t2vrt.runtime.noise import Noise
+from t2vrt.runtime.pipeline import Pipeline
+from t2vrt.runtime.schedulers import make_sampler
 
 log = logging.getLogger("gpu-bench")
 

@@ -9,7 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGES = ("t2vrt", "numpy", "torch", "diffusers", "transformers", "onnxruntime", "onnxruntime-gpu", "onnx", "tokenizers")
+from t2vrt.host import library_versions
+
 
 
 def cpu_model() -> str:
@@ -34,18 +35,6 @@ def gpu_name() -> str | None:
     return None
 
 
-def versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in PACKAGES:
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parents[2]
@@ -56,10 +45,29 @@ def git_commit() -> str | None:
         return None
 
 
+def physical_cores() -> int | None:
+    """Distinct (package, core) pairs in /proc/cpuinfo; psutil's count elsewhere (None without it)."""
+    try:
+        cores, package = set(), None
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = (s.strip() for s in line.partition(":"))
+            if key == "physical id":
+                package = value
+            elif key == "core id":
+                cores.add((package, value))
+        if cores:
+            return len(cores)
+    except OSError:
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return psutil.cpu_count(logical=False)
+
+
 def machine() -> dict:
     """CPU model, cores, RAM, GPU, thread counts and library versions."""
-    import psutil
-
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
@@ -67,11 +75,11 @@ def machine() -> dict:
         "os": platform.platform(),
         "cpu": cpu_model(),
         "cores_logical": os.cpu_count(),
-        "cores_physical": psutil.cpu_count(logical=False),
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "cores_physical": physical_cores(),
+        "ram_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "gpu": gpu_name(),
         "git": git_commit(),
-        "versions": versions(),
+        "versions": library_versions(),
     }
     try:
         import torch

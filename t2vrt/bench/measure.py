@@ -11,6 +11,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
+from t2vrt.errors import T2VError
+from t2vrt.host import rss_bytes
+
 MB = 1 << 20
 
 
@@ -51,9 +54,7 @@ class PeakMemory:
         self.method = "VmHWM" if self.kernel else "psutil sampling (5 ms)" if self.sampling else "current RSS only"
 
     def current_mb(self) -> float:
-        import psutil
-
-        return psutil.Process().memory_info().rss / MB
+        return rss_bytes() / MB
 
     def reset(self) -> None:
         if self.cuda:
@@ -81,7 +82,10 @@ class PeakMemory:
         return torch.cuda.max_memory_allocated() / MB
 
     def _start_sampler(self) -> None:
-        import psutil
+        try:
+            import psutil
+        except ImportError:
+            raise T2VError("sampling peak memory on this system needs psutil: pip install 't2vrt[bench]'") from None
 
         if self._stop is not None:
             self._stop.set()

@@ -14,7 +14,7 @@ def _range_or_export(text: str):
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from t2vrt.engines.tensorrt_common import FLAVOURS
+    from t2vrt.engines.tensorrt_env import FLAVOURS
 
     p = sub.add_parser(
         "build", help="build TensorRT engines for an engine directory", formatter_class=HELP,

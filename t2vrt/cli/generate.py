@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from t2vrt.cli.options import HELP, add_run_args, load_options
+from t2vrt.cli.options import HELP, add_run_args, add_video_args, load_options
 
 
 def add_parser(sub) -> None:
@@ -13,11 +13,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("generate", help="generate a video from a prompt", formatter_class=HELP)
     p.add_argument("dir", help="engine directory")
     p.add_argument("prompt")
-    p.add_argument("-o", "--output", default="out.mp4", help="output .mp4, .gif, or folder of png frames")
     p.add_argument("--frames", type=int, default=16, help="number of frames")
-    p.add_argument("--height", type=int, default=None, help="height in pixels; omitted: the model's native size")
-    p.add_argument("--width", type=int, default=None, help="width in pixels; omitted: the model's native size")
-    p.add_argument("--fps", type=float, default=8.0, help="frames per second of the written video")
+    add_video_args(p, "out.mp4", "the model's native size", 8.0, "frames per second of the written video")
     add_run_args(p, guidance=9.0)
     add_chain_args(p)
     p.set_defaults(func=run)

@@ -45,6 +45,14 @@ def profile_from(args) -> dict:
     return {k: v for k, v in given.items() if v is not None}
 
 
+def add_video_args(p: argparse.ArgumentParser, output: str, size: str, fps: float | None, fps_help: str) -> None:
+    """The written video of `generate` and `upscale`: its path, size (``size`` says what an omitted one is) and fps."""
+    p.add_argument("-o", "--output", default=output, help="output .mp4, .gif, or folder of png frames")
+    p.add_argument("--height", type=int, default=None, help=f"height in pixels; omitted: {size}")
+    p.add_argument("--width", type=int, default=None, help=f"width in pixels; omitted: {size}")
+    p.add_argument("--fps", type=float, default=fps, help=fps_help)
+
+
 def add_run_args(p: argparse.ArgumentParser, guidance: float, steps_help: str = "inference steps") -> None:
     """The sampling and backend options of `generate` and `upscale`."""
     from t2vrt.runtime.schedulers import SCHEDULERS

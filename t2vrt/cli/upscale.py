@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from t2vrt.cli.options import HELP, add_run_args, load_options
+from t2vrt.cli.options import HELP, add_run_args, add_video_args, load_options
 from t2vrt.errors import InputError
 
 UPSCALE_GUIDANCE = 15.0  # diffusers' VideoToVideoSDPipeline default, which the Zeroscope XL card uses
@@ -22,11 +22,9 @@ def add_parser(sub) -> None:
     p.add_argument("dir", help="engine directory exported with a vae_encoder")
     p.add_argument("input", help="input video: .mp4 (anything ffmpeg reads), .gif, an image, or a folder of images")
     p.add_argument("prompt")
-    p.add_argument("-o", "--output", default="upscaled.mp4", help="output .mp4, .gif, or folder of png frames")
     p.add_argument("--strength", type=float, default=0.6, help="how much to change the input, in (0, 1]")
-    p.add_argument("--height", type=int, default=None, help="resize the input to this height; omitted: the input's")
-    p.add_argument("--width", type=int, default=None, help="resize the input to this width; omitted: the input's")
-    p.add_argument("--fps", type=float, default=None, help="frames per second written; omitted: the input's (8 for images)")
+    add_video_args(p, "upscaled.mp4", "the input's (resized to it when given)", None,
+                   "frames per second written; omitted: the input's (8 for images)")
     add_run_args(p, guidance=UPSCALE_GUIDANCE, steps_help="inference steps of the full schedule (strength runs the last part)")
     p.set_defaults(func=run)
 

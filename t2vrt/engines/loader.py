@@ -16,7 +16,8 @@ BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 def _tensorrt_unusable(manifest: Manifest) -> str:
     """Why the tensorrt backend cannot run this directory here ("" when it can)."""
-    from t2vrt.engines.tensorrt_common import cuda_available, find_engine
+    from t2vrt.engines.tensorrt_env import cuda_available
+    from t2vrt.engines.tensorrt_records import find_engine
 
     if not manifest.engines:
         return "no TensorRT engines are built (t2vrt build DIR)"
@@ -45,7 +46,7 @@ def resolve_backend(backend: str, manifest: Manifest) -> str:
 
 
 def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precision: str | None = None,
-                providers: list[str] | None = None, cuda_graphs: bool = False) -> Runner:
+                providers: list[str] | None = None) -> Runner:
     """A Runner for component ``name`` on a resolved backend. ``precision`` None: fp32 ONNX for onnxruntime,
     the engine built for this GPU (fp16 first) for tensorrt."""
     spec = manifest.spec(name)
@@ -54,11 +55,11 @@ def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precisi
 
         return OrtRunner(manifest.onnx_path(root, name, precision or "fp32"), spec, providers=providers)
     if backend == "tensorrt":
-        from t2vrt.engines.tensorrt_common import find_engine
+        from t2vrt.engines.tensorrt_records import find_engine
         from t2vrt.engines.tensorrt_runner import TrtRunner
 
         record, why = find_engine(manifest.engines, name, precision, root=str(root))
         if record is None:
             raise EngineError(f"{name}: no TensorRT engine can run here: {why}")
-        return TrtRunner(Path(root) / record["path"], spec, record, cuda_graphs=cuda_graphs, root=str(root))
+        return TrtRunner(Path(root) / record["path"], spec, record, root=str(root))
     raise EngineError(f"backend {backend!r} cannot run {name} here; choose onnxruntime or tensorrt")

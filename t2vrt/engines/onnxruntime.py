@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 from t2vrt.components import ComponentSpec
 from t2vrt.engines.base import Array, check_feed
 from t2vrt.errors import EngineError
+from t2vrt.host import return_freed_heap
 
 log = logging.getLogger(__name__)
 
@@ -22,15 +22,11 @@ def session_options(threads: int | None = None):
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # The memory pattern keeps a planned block per input shape beside the arena's: measured on the small preset
-    # (benchmarks/RESULTS.md, issue 6) it took the UNet's working memory from 1674 to 985 MB and an 8-frame VAE
-    # chunk's from 967 to 535 MB, with no change in time.
-    so.enable_mem_pattern = False
     so.log_severity_level = 3
-    # The memory pattern allocates each run's planned peak as one block beside the arena's chunks of the run before,
-    # raising the resident peak from the second call with the same shapes on (every VAE chunk, every UNet step);
-    # the arena alone reuses them. Off: about -40% peak over chunked VAE calls, -10 to -27% over three UNet steps
-    # (benchmarks/RESULTS.md, issue 8).
+    # Off: the memory pattern allocates each run's planned peak as one block beside the arena's chunks of the run
+    # before, raising the resident peak from the second call with the same shapes on (every VAE chunk, every UNet
+    # step), where the arena alone reuses its chunks. Measured off against on (benchmarks/RESULTS.md): the small
+    # preset's UNet working memory 985 MB instead of 1674, an 8-frame VAE chunk's 535 instead of 967, same time.
     so.enable_mem_pattern = False
     if threads:
         so.intra_op_num_threads = threads
@@ -60,7 +56,6 @@ class OrtRunner:
         if sorted(names) != sorted(t.name for t in spec.inputs):
             raise EngineError(f"{path} has inputs {names}; the manifest says {[t.name for t in spec.inputs]}")
         self.output_names = [t.name for t in spec.outputs]
-        self.input_dtypes = {i.name: i.type for i in self.session.get_inputs()}
 
     def infer(self, feed: Mapping[str, Array]) -> dict[str, Array]:
         if self.session is None:
@@ -74,14 +69,3 @@ class OrtRunner:
         self.session = None
         return_freed_heap()
 
-
-def return_freed_heap() -> None:
-    """Hand memory that the C allocator keeps after a free back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
-
-    ONNX Runtime's weights and arena chunks are mostly blocks under malloc's mmap threshold, which glibc keeps for
-    reuse: closing the real-size UNet's session left 2.0 GB resident, 0.08 GB after the trim (issue 8).
-    """
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from t2vrt.components import PROFILE_FIELDS, TEXT_TO_VIDEO, Profile, Range, check_range_order
-from t2vrt.engines.tensorrt_common import gpu_compute_capability, import_tensorrt, make_logger
+from t2vrt.engines.tensorrt_env import gpu_compute_capability, import_tensorrt, make_logger
 from t2vrt.errors import EngineError, InputError
 from t2vrt.manifest import Manifest, load_manifest, save_manifest
 
@@ -158,7 +158,7 @@ def _build_failed(component: str, messages) -> EngineError:
     hint = ""
     if any("cuda" in m.lower() and ("driver" in m.lower() or "device" in m.lower()) for m in errors):
         hint = "; no usable GPU here: build with --flavour tensorrt-rtx --compute-capability sm89 (or your GPU's)"
-    elif any("Myelin" in m and "bad_alloc" in m for m in errors):  # a garbage-size request, not RAM (RESULTS.md, issue 7)
+    elif any("Myelin" in m and "bad_alloc" in m for m in errors):  # a garbage-size request, not RAM (benchmarks/RESULTS.md)
         hint = ("; TensorRT-RTX's code generator fails this way on the real-size UNet when frames and height/width are "
                 "both dynamic: fix one of them, e.g. --height 512:512:512 --width 512:512:512 or --frames 16:16:16")
     return EngineError(f"TensorRT could not build {component}: {errors[-1] if errors else 'no error message'}{hint}")

@@ -13,7 +13,8 @@ from typing import Mapping
 
 from t2vrt.components import SYMBOL_FIELDS, ComponentSpec, build_command, check_range, widen
 from t2vrt.engines.base import Array, check_feed
-from t2vrt.engines.tensorrt_common import check_target, import_tensorrt, make_logger
+from t2vrt.engines.tensorrt_env import import_tensorrt, make_logger
+from t2vrt.engines.tensorrt_records import check_target
 from t2vrt.errors import EngineError
 
 log = logging.getLogger(__name__)

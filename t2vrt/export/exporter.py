@@ -12,8 +12,8 @@ from pathlib import Path
 from t2vrt.components import COMPONENTS, TEXT_TO_VIDEO, ModelDims, Profile, component_specs
 from t2vrt.errors import ExportError
 from t2vrt.export.defaults import native_profile
-from t2vrt.export.memory import peak_rss_bytes, release_memory
 from t2vrt.export.workdir import Writing, check_space, disk_errors, replace_dir, temp_dir
+from t2vrt.host import library_versions, peak_rss_bytes, release_memory
 from t2vrt.manifest import MANIFEST, Manifest, save_manifest, sha256_file
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class ExportOptions:
     validation: str = "auto"  # validation shapes: "standard", "small" (a CPU minute for the real UNet), or "auto"
     overwrite: bool = False
     opset: int = 17
-    ff_chunks: int = 0  # UNet feed-forward pieces (0: whole); see graphs.ChunkedFeedForward
+    ff_chunks: int = 0  # UNet feed-forward pieces (0: whole); see modules.ChunkedFeedForward
     revision: str | None = None  # of a hub id: a branch, tag or commit
     variant: str | None = None  # "fp16": read *.fp16.safetensors (as diffusers' variant="fp16")
 
@@ -61,18 +61,6 @@ def validation_shape_set(options: ExportOptions, num_params: int) -> str:
     return "small" if num_params > SMALL_VALIDATION_PARAMS else "standard"
 
 
-def library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("t2vrt", "torch", "diffusers", "transformers", "onnx", "onnxruntime"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def _check_target(out: Path, overwrite: bool) -> None:
     if out.exists() and not overwrite:
         raise ExportError(f"{out} already exists; pass --overwrite to replace it or choose another -o")
@@ -91,7 +79,7 @@ def _check_options(options: ExportOptions) -> None:
 def estimate_bytes(loaded, options: ExportOptions) -> int:
     """Disk an export will take: each component's weights in fp32 (+ fp16), from the checkpoint headers, plus
     twice the tokenizer's files (tokenizer.json holds vocabulary and merges again) and 1 MB of graph structure."""
-    from t2vrt.export.graphs import SOURCES
+    from t2vrt.export.modules import SOURCES
     from t2vrt.export.weights import checkpoint_files, stored_numel
 
     per_weight = 4 + (2 if "fp16" in options.precisions else 0)
@@ -130,9 +118,8 @@ def export_model(model: str, out: str | Path, options: ExportOptions = ExportOpt
             tokenizer, components, timings = _export_all(loaded, tmp, options, writing)
             manifest = Manifest(
                 model=loaded.dims, profile=profile, components=components, tokenizer=tokenizer,
-                source=str(model), versions=library_versions(),
-                extra={"vae_scaling_factor": loaded.vae_scaling_factor, "export_seconds": timings,
-                       **({"revision": options.revision} if options.revision else {}),
+                vae_scaling_factor=loaded.vae_scaling_factor, source=str(model), versions=library_versions(),
+                extra={"export_seconds": timings, **({"revision": options.revision} if options.revision else {}),
                        **({"variant": loaded.variant} if loaded.variant else {})},
             )
             writing.what = MANIFEST
@@ -164,7 +151,7 @@ def _export_all(loaded, tmp: Path, options: ExportOptions, writing: Writing) -> 
 
 def _export_component(name, loaded, spec, root: Path, options: ExportOptions, writing: Writing) -> dict:
     """Load one component, keep its PyTorch outputs at the validation shapes, trace it, free it, then compare."""
-    from t2vrt.export.graphs import feed_forward_chunking, module_for
+    from t2vrt.export.modules import feed_forward_chunking, module_for
     from t2vrt.export.onnx import export_onnx
     from t2vrt.export.validate import compare, reference_outputs
 
@@ -185,7 +172,7 @@ def _export_component(name, loaded, spec, root: Path, options: ExportOptions, wr
     if options.validate:
         entry["validation"]["fp32"] = {**compare(spec, path, refs, "fp32"), "shape_set": shape_set}
     if "fp16" in options.precisions:
-        from t2vrt.export.fp16 import export_fp16  # issue 4: fp16 graph beside the fp32 one
+        from t2vrt.export.fp16 import export_fp16  # the fp16 graph beside the fp32 one
 
         rel16 = Path("onnx") / name / "model_fp16.onnx"
         writing.what = str(rel16)

@@ -5,7 +5,7 @@ per weight (743 for the real-size UNet). ``gather_external_data`` moves them int
 loading the weights: the graph is read without its external data, each loose file is appended (aligned, so
 ONNX Runtime can memory-map it) and deleted, and only the tensors' locations are rewritten. Peak memory is
 the weightless graph plus one copy buffer; peak disk is the weights plus one tensor. A graph under 2 GiB but
-over ``t2vrt.export.onnx.EXTERNAL_THRESHOLD`` has its weights inside the protobuf; those are moved out the same way.
+over ``EXTERNAL_THRESHOLD`` has its weights inside the protobuf; those are moved out the same way.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from t2vrt.errors import ExportError
 
 log = logging.getLogger(__name__)
+EXTERNAL_THRESHOLD = 1 << 30  # gather weights into one .data file above 1 GiB (protobuf's limit is 2 GiB)
 SIZE_THRESHOLD = 1024  # inline tensors smaller than this stay in the graph (as onnx.save_model does)
 ALIGN = 4096  # offsets on page boundaries: ONNX Runtime memory-maps aligned external data
 CHUNK = 64 << 20
@@ -28,8 +29,6 @@ def gather_external_data(path: Path, threshold: int | None = None) -> None:
     """Rewrite ``path`` so every weight lives in ``NAME.data`` beside it (no-op for a small self-contained graph)."""
     import onnx
     from onnx.external_data_helper import _get_all_tensors, _get_initializer_tensors, uses_external_data
-
-    from t2vrt.export.onnx import EXTERNAL_THRESHOLD  # read at each call, so tests can lower it
 
     path = Path(path)
     model = onnx.load(str(path), load_external_data=False)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from t2vrt.export.onnx import EXTERNAL_THRESHOLD
+from t2vrt.export.external_data import EXTERNAL_THRESHOLD
 
 log = logging.getLogger(__name__)
 

@@ -152,7 +152,7 @@ def build_model(out: str | Path, preset: str | ModelPreset = "tiny", seed: int =
     """
     import torch
 
-    from t2vrt.export.memory import release_memory
+    from t2vrt.host import release_memory
 
     p = PRESETS[preset] if isinstance(preset, str) else preset
     out = Path(out)

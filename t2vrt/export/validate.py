@@ -71,8 +71,3 @@ def _check_outputs(spec: ComponentSpec, sizes: dict, got: dict, ref: list, preci
     log.info("%s %s at %s: %s", spec.name, precision, sizes, {n: f"{o['rel_l2']:.2e}" for n, o in rec["outputs"].items()})
     return rec
 
-
-def validate(module, spec: ComponentSpec, onnx_path: Path, shapes: list[dict[str, int]], precision: str = "fp32",
-             tolerance: float | None = None, vocab: int = 1000) -> dict:
-    """Run torch and ONNX Runtime at each shape (``reference_outputs`` then ``compare``)."""
-    return compare(spec, onnx_path, reference_outputs(module, spec, shapes, vocab), precision, tolerance)

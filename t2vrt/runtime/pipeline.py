@@ -51,7 +51,7 @@ class Pipeline:
         self.low_memory = low_memory
         self.tokenizer = ClipTokenizer(self.root, self.manifest.tokenizer)
         self.scheduler_config = json.loads((self.root / self.manifest.scheduler_config).read_text())
-        self.scaling_factor = float(self.manifest.extra.get("vae_scaling_factor", 0.18215))
+        self.scaling_factor = self.manifest.vae_scaling_factor
         self._runners: dict[str, Any] = {}
         log.info("t2vrt pipeline on %s (%s%s) from %s", self.backend, precision or "default precision", ", low memory" if low_memory else "", self.root)
 
@@ -102,7 +102,7 @@ class Pipeline:
         check_request(self.manifest, batch, num_frames, height, width, root=str(self.root))
         if self.backend != "tensorrt":
             return
-        from t2vrt.engines.tensorrt_common import check_profile, find_engine
+        from t2vrt.engines.tensorrt_records import check_profile, find_engine
 
         sizes = {"batch": batch, "frames": num_frames, "height": height, "width": width}
         for name in self.manifest.components:

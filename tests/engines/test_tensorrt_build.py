@@ -10,7 +10,8 @@ pytest.importorskip("diffusers")
 
 from t2vrt.cli.build import add_parser, options_from  # noqa: E402
 from t2vrt.engines.tensorrt_build import BuildOptions, build_engines  # noqa: E402
-from t2vrt.engines.tensorrt_common import check_profile, cuda_available  # noqa: E402
+from t2vrt.engines.tensorrt_env import cuda_available  # noqa: E402
+from t2vrt.engines.tensorrt_records import check_profile  # noqa: E402
 from t2vrt.errors import EngineError, InputError  # noqa: E402
 from t2vrt.export import ExportOptions, export_model  # noqa: E402
 from t2vrt.export.random_model import build_model  # noqa: E402
@@ -93,8 +94,8 @@ def test_bad_options_are_one_line_errors(engine_dir, options, message):
 def test_the_warning_check_can_fail(tmp_path):
     """A computed Reshape dim with allowzero=0 makes TensorRT warn (x.shape[0] // 2 can be 0 at the profile's min of 1);
     after clean_graph it does not."""
-    from t2vrt.engines.tensorrt_common import make_logger
-    from t2vrt.export.graph import clean_graph
+    from t2vrt.engines.tensorrt_env import make_logger
+    from t2vrt.export.onnx import clean_graph
     from tests.export.test_graph import _graph
 
     def warnings(path):

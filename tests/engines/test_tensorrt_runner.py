@@ -6,8 +6,10 @@ import types
 import pytest
 
 from t2vrt.components import ModelDims, Profile, component_specs
-from t2vrt.engines import loader, tensorrt_common
-from t2vrt.engines.tensorrt_common import check_target, find_engine, import_tensorrt
+from t2vrt.engines import loader
+from t2vrt.engines import tensorrt_env as env
+from t2vrt.engines.tensorrt_env import import_tensorrt
+from t2vrt.engines.tensorrt_records import check_target, find_engine
 from t2vrt.errors import EngineError
 from t2vrt.manifest import Manifest
 
@@ -22,7 +24,8 @@ def _record(component="unet", **kw):
 def _manifest(engines):
     m = ModelDims(4, 32, 77, 8, 2, 32)
     comps = {n: {"io": s.to_json(), "onnx": {}} for n, s in component_specs(m).items() if n != "vae_encoder"}
-    return Manifest(model=m, profile=Profile(), components=comps, tokenizer={}, engines=engines)
+    return Manifest(model=m, profile=Profile(), components=comps, tokenizer={}, vae_scaling_factor=0.18215,
+                    engines=engines)
 
 
 def test_runner_imports_and_needs_cuda():
@@ -36,7 +39,7 @@ def test_runner_imports_and_needs_cuda():
 
 
 def test_missing_tensorrt_names_the_extra(monkeypatch):
-    monkeypatch.setattr(tensorrt_common, "_try_import", lambda name: None)
+    monkeypatch.setattr(env, "try_import", lambda name: None)
     with pytest.raises(EngineError, match=r"^tensorrt is not installed; pip install 't2vrt\[tensorrt\]'$"):
         import_tensorrt("tensorrt")
     with pytest.raises(EngineError, match=r"pip install 't2vrt\[tensorrt-rtx\]' .* or 't2vrt\[tensorrt\]'"):
@@ -47,24 +50,24 @@ def test_engine_from_another_version_or_gpu_is_named(monkeypatch):
     with pytest.raises(EngineError, match=r"built with tensorrt-rtx 1.6.0; this is tensorrt-rtx 1.7.1.116: "
                                           r"rebuild with `t2vrt build DIR --flavour tensorrt-rtx`"):
         check_target(_record(trt_version="1.6.0"), RTX, "tensorrt-rtx")
-    monkeypatch.setattr(tensorrt_common, "gpu_compute_capability", lambda: "sm86")
+    monkeypatch.setattr(env, "gpu_compute_capability", lambda: "sm86")
     with pytest.raises(EngineError, match=r"built for sm89; this GPU is sm86: rebuild with "
                                           r"`t2vrt build out/ms --compute-capability sm86`"):
         check_target(_record(), RTX, "tensorrt-rtx", root="out/ms")
 
 
 def test_find_engine_says_why_none_runs(monkeypatch):
-    monkeypatch.setattr(tensorrt_common, "_try_import", lambda name: RTX)
+    monkeypatch.setattr(env, "try_import", lambda name: RTX)
     record, why = find_engine({"a": _record(trt_version="0.9")}, "unet")
     assert record is None and "rebuild with `t2vrt build DIR --flavour tensorrt-rtx`" in why
     record, why = find_engine({"a": _record()}, "vae_decoder")
     assert record is None and why == "no TensorRT engine for vae_decoder is built; build one with `t2vrt build DIR`"
-    monkeypatch.setattr(tensorrt_common, "gpu_compute_capability", lambda: "sm89")
+    monkeypatch.setattr(env, "gpu_compute_capability", lambda: "sm89")
     assert find_engine({"a": _record(precision="fp32"), "b": _record()}, "unet")[0]["precision"] == "fp16"
 
 
 def test_auto_backend_without_gpu_is_onnxruntime(monkeypatch, caplog):
-    monkeypatch.setattr(tensorrt_common, "cuda_available", lambda: False)
+    monkeypatch.setattr(env, "cuda_available", lambda: False)
     engines = {c: _record(c) for c in ("text_encoder", "unet", "vae_decoder")}
     with caplog.at_level(logging.INFO, logger="t2vrt.engines.loader"):
         assert loader.resolve_backend("auto", _manifest(engines)) == "onnxruntime"
@@ -72,9 +75,9 @@ def test_auto_backend_without_gpu_is_onnxruntime(monkeypatch, caplog):
 
 
 def test_auto_backend_with_gpu_and_engines_is_tensorrt(monkeypatch):
-    monkeypatch.setattr(tensorrt_common, "cuda_available", lambda: True)
-    monkeypatch.setattr(tensorrt_common, "gpu_compute_capability", lambda: "sm89")
-    monkeypatch.setattr(tensorrt_common, "_try_import", lambda name: RTX)
+    monkeypatch.setattr(env, "cuda_available", lambda: True)
+    monkeypatch.setattr(env, "gpu_compute_capability", lambda: "sm89")
+    monkeypatch.setattr(env, "try_import", lambda name: RTX)
     engines = {c: _record(c) for c in ("text_encoder", "unet", "vae_decoder")}
     assert loader.resolve_backend("auto", _manifest(engines)) == "tensorrt"
     del engines["vae_decoder"]

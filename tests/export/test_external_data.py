@@ -14,7 +14,7 @@ import pytest
 
 from t2vrt.errors import ExportError
 from t2vrt.export import ExportOptions, export_model
-from t2vrt.export import onnx as export_onnx
+from t2vrt.export import external_data
 from t2vrt.export.external_data import ALIGN, gather_external_data
 from t2vrt.manifest import load_manifest, sha256_file
 
@@ -82,7 +82,7 @@ def test_short_loose_file_is_an_error(unet_graph, tmp_path):
 
 def test_lowered_threshold_exports_through_the_gather_path(tiny_model, tmp_path, monkeypatch, unet_feed, unet_graph):
     """The tiny export with a threshold of 0: every graph takes the path a 1.4 GB text encoder takes."""
-    monkeypatch.setattr(export_onnx, "EXTERNAL_THRESHOLD", 0)
+    monkeypatch.setattr(external_data, "EXTERNAL_THRESHOLD", 0)
     out = export_model(str(tiny_model), tmp_path / "engines", ExportOptions(components=("text_encoder", "unet")))
     m = load_manifest(out)
     for name in ("text_encoder", "unet"):

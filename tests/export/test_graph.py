@@ -8,7 +8,7 @@ ort = pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper  # noqa: E402
 
-from t2vrt.export.graph import clean_graph  # noqa: E402
+from t2vrt.export.onnx import clean_graph  # noqa: E402
 
 
 def _graph(path):

@@ -87,6 +87,16 @@ def test_manifest_missing_field(engine_copy):
         Pipeline.load(engine_copy)
 
 
+def test_manifest_without_vae_scaling_factor(engine_copy):
+    """No silent default: decoding with a guessed latent scale would give wrong frames without an error."""
+    m = json.loads((engine_copy / "manifest.json").read_text())
+    assert m["extra"]["vae_scaling_factor"] == 0.18215
+    del m["extra"]["vae_scaling_factor"]
+    (engine_copy / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ManifestError, match=r"malformed field \('vae_scaling_factor'\); re-export the model"):
+        Pipeline.load(engine_copy)
+
+
 def test_cli_prints_one_line(tiny_engines, capsys, tmp_path):
     code = main(["generate", str(tiny_engines), "a cat", "--frames", "40", "-o", str(tmp_path / "x.mp4")])
     err = capsys.readouterr().err.strip()
@@ -103,11 +113,11 @@ def test_cli_missing_model(tmp_path, capsys):
 
 def test_tensorrt_profile_checked_before_any_engine_runs(tiny_engines, monkeypatch):
     """On TensorRT the built engine's narrower profile is enforced, naming the profile and the rebuild command."""
-    from t2vrt.engines import tensorrt_common
+    from t2vrt.engines import tensorrt_records
 
     record = {"component": "unet", "precision": "fp16", "path": "engines/unet/x.plan",
               "profile": {"frames": [8, 16, 24], "height": [32, 64, 128], "width": [32, 64, 128], "batch": [1, 1, 2]}}
-    monkeypatch.setattr(tensorrt_common, "find_engine", lambda engines, name, precision=None, root="DIR": (record if name == "unet" else None, ""))
+    monkeypatch.setattr(tensorrt_records, "find_engine", lambda engines, name, precision=None, root="DIR": (record if name == "unet" else None, ""))
     pipe = Pipeline.load(tiny_engines, backend="tensorrt")
     monkeypatch.setattr(pipe, "runner", lambda name: pytest.fail("an engine ran before the check"))
     with pytest.raises(InputError, match=r"frames=4 is outside the unet engine's profile \[8, 24\]; rebuild with `t2vrt build .* --frames 4:16:24"):

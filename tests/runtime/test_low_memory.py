@@ -1,4 +1,4 @@
-"""Issue 8: low-memory mode (one resident component), chunked VAE calls, feed-forward chunking at export."""
+"""Low-memory mode (one resident component), chunked VAE calls, feed-forward chunking at export."""
 
 from __future__ import annotations
 

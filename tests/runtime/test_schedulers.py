@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_schedulers_common import (
+from tests.runtime.scheduler_cases import (
     CASES,
     SEED,
     Case,
@@ -33,8 +33,8 @@ from test_schedulers_common import (
 )
 
 from t2vrt.runtime.schedulers import make_sampler
-from t2vrt.runtime.schedulers.schedule import alphas_cumprod, betas, torch_linspace_f32
 from t2vrt.runtime.schedulers.config import SchedulerConfig
+from t2vrt.runtime.schedulers.tables import alphas_cumprod, betas, torch_linspace_f32
 
 # diffusers' own deprecation noise (numpy 2 __array__ copy keyword; LMS asks for scale_model_input)
 pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
@@ -181,7 +181,7 @@ def test_lms_video_to_video_warms_up_from_first_order():
     i0 = 10
     x = start_latents(np.float64) * 3.0
     got, _ = ours.step(i0, x, x * 0.1, ours.init_state())
-    sigma, sigma_next = ours.sigmas[i0], ours.sigmas[i0 + 1]
+    sigma, sigma_next = ours.solver.sigmas[i0], ours.solver.sigmas[i0 + 1]
     np.testing.assert_allclose(got, x + 0.1 * x * (sigma_next - sigma), rtol=1e-12)
     ref.set_begin_index(i0)
     want = ref.step(torch.from_numpy(x * 0.1), ref.timesteps[i0], torch.from_numpy(x)).prev_sample.numpy()
@@ -240,5 +240,5 @@ def test_unipc_bh1_last_step_stays_finite():
         if i < len(ours.timesteps) - 1:
             assert rel_err(x, xt.numpy()) < 1e-12
     assert not np.isfinite(xt.numpy()).all()
-    alpha, sigma = ours.vp[-2]
+    alpha, sigma = ours.solver.vp[-2]
     np.testing.assert_allclose(x, (last_x - sigma * out) / alpha, rtol=1e-12)

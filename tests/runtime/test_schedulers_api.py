@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
-from test_schedulers_common import CASES, Case, config, model_np, noise_source, run_ours, start_latents
+from tests.runtime.scheduler_cases import CASES, Case, config, model_np, noise_source, run_ours, start_latents
 
 from t2vrt.errors import SchedulerError
 from t2vrt.presets import SCHEDULER_CONFIG
 from t2vrt.runtime.schedulers import SCHEDULERS, default_scheduler, make_sampler
+from t2vrt.runtime.schedulers.config import SWITCHES, SchedulerConfig
 
 # diffusers' own deprecation noise (numpy 2 __array__ copy keyword; LMS asks for scale_model_input)
 pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
@@ -21,6 +24,33 @@ ALL_NAMES = ["ddim", "ddpm", "pndm", "lms", "euler", "euler_a", "heun", "dpmsolv
 
 def test_registry_has_the_issue_3_set():
     assert sorted(SCHEDULERS) == sorted(ALL_NAMES)
+
+
+@pytest.mark.parametrize("name", ALL_NAMES)
+def test_spec_declares_its_diffusers_class(name: str):
+    """A spec's defaults are its diffusers class's own, its options keys that class reads, and every
+    unsupported switch that class reads is rejected (so a model's config is read as diffusers reads it)."""
+    from tests.runtime.scheduler_cases import scheduler_class  # LMS without scipy
+
+    spec = SCHEDULERS[name]
+    theirs = dict(scheduler_class(spec.diffusers_class)().config)
+    ours = SchedulerConfig.from_dict({}, spec.defaults)
+    for key in set(theirs) & {f.name for f in fields(SchedulerConfig)}:
+        value = theirs[key]
+        assert getattr(ours, key) == (tuple(value) if isinstance(value, list) else value), key
+    assert set(spec.options) <= set(theirs)
+    assert {s for s in SWITCHES if s in theirs} == set(spec.switches)
+
+
+def test_vp_samplers_hand_the_model_x_itself():
+    """No copy per step where diffusers' scale_model_input is the identity; the sigma samplers divide."""
+    x = start_latents(np.float32)
+    for name in ALL_NAMES:
+        s = make_sampler(name, SCHEDULER_CONFIG, 10)
+        if name in ("euler", "euler_a", "heun", "lms"):
+            np.testing.assert_allclose(s.scale_model_input(x, 1), x / (s.solver.sigmas[1] ** 2 + 1) ** 0.5)
+        else:
+            assert s.scale_model_input(x, 1) is x, name
 
 
 def test_unknown_name_lists_available():
@@ -48,7 +78,7 @@ def test_bad_choice_lists_allowed_values():
 
 def test_default_is_the_models_own_scheduler():
     assert default_scheduler(SCHEDULER_CONFIG) == "ddim"
-    assert isinstance(make_sampler(None, SCHEDULER_CONFIG, 25), type(make_sampler("ddim", SCHEDULER_CONFIG, 25)))
+    assert make_sampler(None, SCHEDULER_CONFIG, 25).name == "ddim"
     dpm = {**SCHEDULER_CONFIG, "_class_name": "DPMSolverMultistepScheduler"}
     assert default_scheduler(dpm) == "dpmsolver++"
     assert default_scheduler({**dpm, "algorithm_type": "sde-dpmsolver++"}) == "dpmsolver++_sde"
@@ -62,7 +92,7 @@ def test_aliases():
     cfg = SCHEDULER_CONFIG
     np.testing.assert_array_equal(make_sampler("dpm++2m", cfg, 20).timesteps,
                                   make_sampler("dpmsolver++", cfg, 20).timesteps)
-    assert make_sampler("dpm++2m_sde", cfg, 20).sde
+    assert make_sampler("dpm++2m_sde", cfg, 20).name == "dpmsolver++_sde"
 
 
 def test_options_override_the_config():

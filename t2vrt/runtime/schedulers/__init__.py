@@ -25,49 +25,24 @@ Aliases: ``dpm++2m`` = ``dpmsolver++``, ``dpm++2m_sde`` = ``dpmsolver++_sde``,
 
 from __future__ import annotations
 
-from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from t2vrt.errors import SchedulerError
-from t2vrt.runtime.schedulers.base import Sampler
+from t2vrt.runtime.schedulers import ddim, ddpm, dpmsolver, euler, heun, lms, pndm, unipc
 from t2vrt.runtime.schedulers.config import SchedulerConfig
-from t2vrt.runtime.schedulers.ddim import DDIM
-from t2vrt.runtime.schedulers.ddpm import DDPM
-from t2vrt.runtime.schedulers.dpmsolver import DPMSolver
-from t2vrt.runtime.schedulers.euler import Euler, EulerAncestral
-from t2vrt.runtime.schedulers.heun import Heun
-from t2vrt.runtime.schedulers.lms import LMS
-from t2vrt.runtime.schedulers.pndm import PNDM
-from t2vrt.runtime.schedulers.unipc import UniPC
+from t2vrt.runtime.schedulers.core import Sampler, Spec
 
 __all__ = ["CLASS_NAMES", "SCHEDULERS", "Sampler", "SchedulerConfig", "default_scheduler", "make_sampler"]
 
-# name -> factory(scheduler_config_dict, num_inference_steps, **options)
-SCHEDULERS: dict[str, Callable[..., Sampler]] = {
-    "ddim": DDIM.from_config,
-    "ddpm": DDPM.from_config,
-    "pndm": PNDM.from_config,
-    "lms": LMS.from_config,
-    "euler": Euler.from_config,
-    "euler_a": EulerAncestral.from_config,
-    "heun": Heun.from_config,
-    "dpmsolver++": DPMSolver.from_config,
-    "dpmsolver++_sde": partial(DPMSolver.from_config, sde=True),
-    "unipc": UniPC.from_config,
+# name -> Spec; calling one, spec(scheduler_config_dict, num_inference_steps, **options), builds the sampler.
+SCHEDULERS: dict[str, Spec] = {
+    spec.name: spec
+    for spec in (ddim.SPEC, ddpm.SPEC, pndm.SPEC, lms.SPEC, euler.SPEC, euler.ANCESTRAL_SPEC, heun.SPEC,
+                 dpmsolver.SPEC, dpmsolver.SDE_SPEC, unipc.SPEC)
 }
 ALIASES = {"dpm++2m": "dpmsolver++", "dpm++2m_sde": "dpmsolver++_sde", "euler_ancestral": "euler_a"}
-# diffusers class name -> our name, so the model's own scheduler is the default.
-CLASS_NAMES = {
-    "DDIMScheduler": "ddim",
-    "DDPMScheduler": "ddpm",
-    "PNDMScheduler": "pndm",
-    "LMSDiscreteScheduler": "lms",
-    "EulerDiscreteScheduler": "euler",
-    "EulerAncestralDiscreteScheduler": "euler_a",
-    "HeunDiscreteScheduler": "heun",
-    "DPMSolverMultistepScheduler": "dpmsolver++",  # or dpmsolver++_sde, by algorithm_type
-    "UniPCMultistepScheduler": "unipc",
-}
+# diffusers class name -> our name, so the model's own scheduler is the default (DPM-Solver: see default_scheduler).
+CLASS_NAMES = {spec.diffusers_class: name for name, spec in reversed(SCHEDULERS.items())}
 
 
 def default_scheduler(config: dict) -> str:

@@ -2,8 +2,8 @@
 
 diffusers' ``from_config`` semantics: a key present in the file is used by any scheduler
 class that accepts it; a key absent from the file (or listed in ``_use_default_values``)
-takes the *target* class's own default. Each sampler therefore passes its diffusers
-class's defaults to :meth:`SchedulerConfig.from_dict`.
+takes the *target* class's own default. Each sampler's ``Spec`` therefore declares its diffusers
+class's defaults, and ``read_config`` passes them to :meth:`SchedulerConfig.from_dict`.
 """
 
 from __future__ import annotations
@@ -72,13 +72,9 @@ class SchedulerConfig:
             kw["class_name"] = d["_class_name"]
         return cls(**kw)
 
-    @classmethod
-    def field_names(cls) -> frozenset[str]:
-        return frozenset(f.name for f in fields(cls))
-
 
 # Config switches that change the math in ways we do not implement.
-_SWITCHES = (
+SWITCHES = (
     "thresholding",
     "rescale_betas_zero_snr",
     "use_exponential_sigmas",
@@ -89,7 +85,7 @@ _SWITCHES = (
 )
 
 
-def reject_unsupported(cfg: SchedulerConfig, name: str, switches: tuple[str, ...] = _SWITCHES) -> None:
+def reject_unsupported(cfg: SchedulerConfig, name: str, switches: tuple[str, ...]) -> None:
     """Raise if the config switches on a feature (that sampler's diffusers class reads) we do not implement."""
     on = [s for s in switches if getattr(cfg, s)]
     if on:
@@ -99,8 +95,28 @@ def reject_unsupported(cfg: SchedulerConfig, name: str, switches: tuple[str, ...
         )
 
 
-def require_choice(name: str | None, key: str, value: Any, allowed: tuple) -> None:
+def require_choice(name: str, key: str, value: Any, allowed: tuple) -> None:
     """Raise a SchedulerError naming the allowed values when ``value`` is not one of them."""
     if value not in allowed:
-        where = f"scheduler {name!r}: " if name else ""
-        raise SchedulerError(f"{where}{key}={value!r} is not supported; use one of {', '.join(map(repr, allowed))}")
+        raise SchedulerError(f"scheduler {name!r}: {key}={value!r} is not supported; "
+                             f"use one of {', '.join(map(repr, allowed))}")
+
+
+def read_config(name: str, config: dict, options: dict, defaults: dict,
+                accepted: tuple[str, ...], extras: tuple[str, ...]) -> tuple[SchedulerConfig, dict]:
+    """The sampler's config (its diffusers class defaults, the file, then ``options``) and its extra options.
+
+    ``accepted`` are config keys a caller may override; ``extras`` are options that are not config keys.
+    """
+    unknown = sorted(set(options) - set(accepted) - set(extras))
+    if unknown:
+        raise SchedulerError(
+            f"scheduler {name!r} does not take option(s) {', '.join(unknown)}; "
+            f"it accepts: {', '.join(sorted(accepted + extras))}"
+        )
+    overrides = {k: v for k, v in options.items() if k not in extras}
+    merged = {k: v for k, v in config.items() if k not in overrides}
+    merged.update(overrides)
+    if "_use_default_values" in merged:
+        merged["_use_default_values"] = [k for k in merged["_use_default_values"] if k not in overrides]
+    return SchedulerConfig.from_dict(merged, defaults), {k: v for k, v in options.items() if k in extras}

@@ -8,30 +8,24 @@ from typing import Any
 
 import numpy as np
 
-from t2vrt.runtime.schedulers.base import NoiseFn, clip, draw_noise, prediction_to_x0, read_config
-from t2vrt.runtime.schedulers.config import SchedulerConfig, reject_unsupported, require_choice
-from t2vrt.runtime.schedulers.schedule import alphas_cumprod, spaced_timesteps
+from t2vrt.runtime.schedulers.config import SchedulerConfig
+from t2vrt.runtime.schedulers.core import Sampler, Spec, clip_range, prediction_to_x0
+from t2vrt.runtime.schedulers.tables import alphas_cumprod, spaced_timesteps
 
-DEFAULTS = {"variance_type": "fixed_small", "clip_sample": True}
-CONFIG_OPTIONS = ("variance_type", "clip_sample", "clip_sample_range")
-VARIANCES = ("fixed_small", "fixed_small_log", "fixed_large")
+Coeffs = tuple[float, float, float, float]  # sqrt(a_t), sqrt(1 - a_t), x0 coefficient, x_t coefficient
 
 
-def ddpm_step(x, out, c: tuple[float, float, float, float], noise=None,
-              prediction_type: str = "epsilon", clip_range: float | None = None):
-    """Posterior mean of q(x_prev | x_t, x0) (eq. 7 of the paper) plus noise (already scaled by its std).
-
-    c = (sqrt(a_t), sqrt(1 - a_t), x0 coefficient, x_t coefficient).
-    """
+def ddpm_step(x, out, c: Coeffs, noise=None, prediction_type: str = "epsilon", clip: float | None = None):
+    """Posterior mean of q(x_prev | x_t, x0) (eq. 7 of the paper) plus noise (already scaled by its std)."""
     sqrt_a, sqrt_b, c_x0, c_xt = c
     x0 = prediction_to_x0(x, out, prediction_type, sqrt_a, sqrt_b)
-    if clip_range is not None:
-        x0 = clip(x0, clip_range)
+    if clip is not None:
+        x0 = x0.clip(-clip, clip)
     return c_x0 * x0 + c_xt * x if noise is None else c_x0 * x0 + c_xt * x + noise
 
 
-def _coefficients(a_t: float, a_prev: float, variance_type: str) -> tuple[tuple[float, ...], float]:
-    """(sqrt a_t, sqrt(1 - a_t), posterior x0 and x_t coefficients), and the noise std."""
+def _coefficients(a_t: float, a_prev: float, variance_type: str) -> tuple[Coeffs, float]:
+    """The step's Coeffs, and the noise std."""
     beta_t, beta_prev = 1 - a_t, 1 - a_prev
     cur_alpha = a_t / a_prev
     cur_beta = 1 - cur_alpha
@@ -48,54 +42,32 @@ def _coefficients(a_t: float, a_prev: float, variance_type: str) -> tuple[tuple[
 
 
 @dataclass(frozen=True)
-class DDPM:
-    """Ancestral DDPM sampler.
+class DDPMSolver:
+    """A step whose timestep is > 0 draws noise, as diffusers draws ``randn_tensor(model_output.shape)``
+    in the model output's dtype only when ``t > 0``."""
 
-    Calls ``noise_like(x)`` once per step whose timestep is > 0 (diffusers draws
-    ``randn_tensor(model_output.shape)`` in the model output's dtype only when ``t > 0``).
-    """
-
-    config: SchedulerConfig
-    timesteps: np.ndarray
-    coeffs: tuple[tuple[float, ...], ...]
+    coeffs: tuple[Coeffs, ...]
     stds: tuple[float, ...]
-    init_noise_sigma: float = 1.0
-    order: int = 1
+    prediction_type: str
+    clip: float | None
 
-    @property
-    def num_inference_steps(self) -> int:
-        return len(self.timesteps)
+    def step(self, i: int, x: Any, out: Any, state: None, noise: Any):
+        noise = None if noise is None else self.stds[i] * noise
+        return ddpm_step(x, out, self.coeffs[i], noise, self.prediction_type, self.clip), state
 
-    @classmethod
-    def from_config(cls, config: dict, steps: int, **options: Any) -> "DDPM":
-        cfg, _ = read_config("ddpm", config, options, DEFAULTS, CONFIG_OPTIONS)
-        return cls.build(cfg, steps)
 
-    @classmethod
-    def build(cls, config: SchedulerConfig, steps: int) -> "DDPM":
-        reject_unsupported(config, "ddpm", ("thresholding", "rescale_betas_zero_snr"))
-        require_choice("ddpm", "variance_type", config.variance_type, VARIANCES)
-        require_choice("ddpm", "prediction_type", config.prediction_type, ("epsilon", "v_prediction", "sample"))
-        ac = alphas_cumprod(config).astype(np.float64)
-        ts = spaced_timesteps(config, steps)
-        prev = np.append(ts[1:], -1)  # diffusers' previous_timestep: the next entry of the schedule
-        pairs = [_coefficients(float(ac[t]), float(ac[p]) if p >= 0 else 1.0, config.variance_type)
-                 for t, p in zip(ts, prev)]
-        return cls(config, ts, tuple(c for c, _ in pairs), tuple(s for _, s in pairs))
+def build(spec: Spec, cfg: SchedulerConfig, steps: int) -> Sampler:
+    ac = alphas_cumprod(cfg).astype(np.float64)
+    ts = spaced_timesteps(cfg, steps)
+    prev = np.append(ts[1:], -1)  # diffusers' previous_timestep: the next entry of the schedule
+    pairs = [_coefficients(float(ac[t]), float(ac[p]) if p >= 0 else 1.0, cfg.variance_type)
+             for t, p in zip(ts, prev)]
+    solver = DDPMSolver(tuple(c for c, _ in pairs), tuple(s for _, s in pairs), cfg.prediction_type, clip_range(cfg))
+    noisy = frozenset(i for i, t in enumerate(ts) if t > 0)
+    return spec.vp(cfg, ts, steps, solver, (float(ac[t]) for t in ts), noisy=noisy)
 
-    def scale_model_input(self, x: Any, i: int) -> Any:
-        return x
 
-    def init_state(self) -> None:
-        return None
-
-    def step(self, i: int, x: Any, model_output: Any, state: None, noise_like: NoiseFn | None = None):
-        cfg = self.config
-        noise = self.stds[i] * draw_noise(noise_like, x, "ddpm") if self.timesteps[i] > 0 else None
-        clip_range = cfg.clip_sample_range if cfg.clip_sample else None
-        return ddpm_step(x, model_output, self.coeffs[i], noise, cfg.prediction_type, clip_range), state
-
-    def add_noise(self, x0: Any, noise: Any, i: int) -> Any:
-        """Forward process q(x_t | x_0) at timesteps[i] (eq. 4)."""
-        sqrt_a, sqrt_b = self.coeffs[i][:2]
-        return sqrt_a * x0 + sqrt_b * noise
+SPEC = Spec("ddpm", "DDPMScheduler", build, {"variance_type": "fixed_small", "clip_sample": True},
+            ("variance_type", "clip_sample", "clip_sample_range"),
+            choices={"variance_type": ("fixed_small", "fixed_small_log", "fixed_large")},
+            switches=("thresholding", "rescale_betas_zero_snr"))

@@ -6,22 +6,18 @@ default) and "sde-dpmsolver++" (2M SDE), solver orders 1-3, midpoint or heun 2nd
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from t2vrt.errors import SchedulerError
-from t2vrt.runtime.schedulers.base import NoiseFn, draw_noise, prediction_to_x0, read_config
-from t2vrt.runtime.schedulers.config import SchedulerConfig, reject_unsupported, require_choice
-from t2vrt.runtime.schedulers.multistep import multistep_sigmas, order_caps
-from t2vrt.runtime.schedulers.sigmas import vp_alpha_sigma, vp_lambda
+from t2vrt.runtime.schedulers.config import SWITCHES, SchedulerConfig
+from t2vrt.runtime.schedulers.core import Sampler, Spec, prediction_to_x0
+from t2vrt.runtime.schedulers.tables import multistep_schedule, vp_alpha_sigma, vp_lambda
 
-DEFAULTS = {"timestep_spacing": "linspace"}
-CONFIG_OPTIONS = ("use_karras_sigmas", "solver_order", "solver_type", "lower_order_final", "euler_at_final",
-                  "final_sigmas_type", "lambda_min_clipped")
-SWITCHES = ("thresholding", "rescale_betas_zero_snr", "use_exponential_sigmas", "use_beta_sigmas",
-            "use_lu_lambdas", "use_flow_sigmas", "use_dynamic_shifting")
+LOWER_ORDER_BELOW = 15  # diffusers lowers the final orders only for schedules shorter than this
 
 
 @dataclass(frozen=True)
@@ -68,7 +64,10 @@ def dpm_coefficients(sig: tuple[float, ...], order: int, sde: bool, heun: bool) 
 
 
 def dpm_update(x, outputs: tuple, c: DPMCoeffs, noise=None):
-    """One multistep DPM-Solver++ update from the newest ``c.order`` data predictions (oldest first)."""
+    """One multistep DPM-Solver++ update from the newest ``c.order`` data predictions (oldest first).
+
+    Order 2 is the paper's Algorithm 2 (DPM-Solver++(2M)); order 3 is diffusers' multistep third-order update.
+    """
     m0 = outputs[-1]
     x_next = c.cx * x + c.d0 * m0
     if c.order == 2:
@@ -83,75 +82,63 @@ def dpm_update(x, outputs: tuple, c: DPMCoeffs, noise=None):
 
 
 @dataclass(frozen=True)
-class DPMSolver:
-    """DPM-Solver++ multistep sampler; the state is (recent data predictions, oldest first; warm-up count).
+class DPMSolverPP:
+    """The state is (recent data predictions, oldest first; warm-up count).
 
-    The SDE variant calls ``noise_like(x)`` once per step, every step; diffusers draws that noise
-    with ``randn_tensor(model_output.shape, dtype=torch.float32)`` whatever the model's dtype.
+    The SDE variant draws noise every step; diffusers draws it with
+    ``randn_tensor(model_output.shape, dtype=torch.float32)`` whatever the model's dtype.
     """
 
-    config: SchedulerConfig
-    timesteps: np.ndarray
-    sigmas: tuple[float, ...]
     vp: tuple[tuple[float, float], ...]  # (alpha_t, sigma_t) at sigmas[i]
     coeffs: tuple[tuple[DPMCoeffs, ...], ...]  # coeffs[i][order - 1]
     caps: tuple[int, ...]  # highest order allowed at step i (lower_order_final)
-    sde: bool
-    init_noise_sigma: float = 1.0
-    order: int = 1
+    solver_order: int
+    prediction_type: str
 
-    @property
-    def num_inference_steps(self) -> int:
-        return len(self.timesteps)
-
-    @classmethod
-    def from_config(cls, config: dict, steps: int, sde: bool = False, **options: Any) -> "DPMSolver":
-        name = "dpmsolver++_sde" if sde else "dpmsolver++"
-        cfg, _ = read_config(name, config, options, DEFAULTS, CONFIG_OPTIONS)
-        return cls.build(cfg, steps, sde)
-
-    @classmethod
-    def build(cls, config: SchedulerConfig, steps: int, sde: bool = False) -> "DPMSolver":
-        name = "dpmsolver++_sde" if sde else "dpmsolver++"
-        reject_unsupported(config, name, SWITCHES)
-        require_choice(name, "prediction_type", config.prediction_type, ("epsilon", "v_prediction", "sample"))
-        require_choice(name, "solver_order", config.solver_order, (1, 2, 3))
-        require_choice(name, "solver_type", config.solver_type, ("midpoint", "heun", "logrho", "bh1", "bh2"))
-        if config.variance_type in ("learned", "learned_range"):
-            raise SchedulerError(f"scheduler {name!r}: variance_type={config.variance_type!r} (a model that also "
-                                 "predicts its variance) is not supported")
-        ts, sig = multistep_sigmas(name, config, steps, clip_lambda=True, karras_bounds=False)
-        sigmas = tuple(float(s) for s in sig)
-        heun = config.solver_type == "heun"  # diffusers maps the other (UniPC/DEIS) solver types to midpoint
-        coeffs = tuple(
-            tuple(dpm_coefficients(_history(sigmas, i, k), k, sde, heun)
-                  for k in range(1, min(config.solver_order, i + 1) + 1))
-            for i in range(len(ts))
-        )
-        vp = tuple(vp_alpha_sigma(s) for s in sigmas)
-        return cls(config, ts, sigmas, vp, coeffs, order_caps(config, len(ts)), sde)
-
-    def scale_model_input(self, x: Any, i: int) -> Any:
-        return x
-
-    def init_state(self) -> tuple[tuple, int]:
-        return (), 0
-
-    def step(self, i: int, x: Any, model_output: Any, state: tuple[tuple, int], noise_like: NoiseFn | None = None):
+    def step(self, i: int, x: Any, out: Any, state: tuple[tuple, int], noise: Any):
         outputs, warm = state
-        x0 = prediction_to_x0(x, model_output, self.config.prediction_type, *self.vp[i])
-        outputs = (outputs + (x0,))[-self.config.solver_order :]
-        noise = draw_noise(noise_like, x, "dpmsolver++_sde") if self.sde else None
+        x0 = prediction_to_x0(x, out, self.prediction_type, *self.vp[i])
+        outputs = (outputs + (x0,))[-self.solver_order :]
         order = min(self.caps[i], warm + 1)
         x_next = dpm_update(x, outputs, self.coeffs[i][order - 1], noise)
-        return x_next, (outputs, min(warm + 1, self.config.solver_order))
+        return x_next, (outputs, min(warm + 1, self.solver_order))
 
-    def add_noise(self, x0: Any, noise: Any, i: int) -> Any:
-        """alpha_t * x0 + sigma_t * noise at sigmas[i] (VP forward process)."""
-        alpha, sigma = self.vp[i]
-        return alpha * x0 + sigma * noise
+
+def order_caps(cfg: SchedulerConfig, n: int) -> tuple[int, ...]:
+    """The highest order at each step: 1 at the last step (2 at the one before) when lowered."""
+    lower = cfg.lower_order_final and n < LOWER_ORDER_BELOW
+    caps = [cfg.solver_order] * n
+    if n >= 2 and lower:
+        caps[-2] = min(caps[-2], 2)
+    if cfg.euler_at_final or lower or cfg.final_sigmas_type == "zero":
+        caps[-1] = 1
+    return tuple(caps)
 
 
 def _history(sigmas: tuple[float, ...], i: int, order: int) -> tuple[float, ...]:
     """(sigma_{i+1}, sigma_i, sigma_{i-1}, ...) for a step at index i of the given order."""
     return tuple(sigmas[i + 1 - j] for j in range(order + 1))
+
+
+def build(spec: Spec, cfg: SchedulerConfig, steps: int, sde: bool = False) -> Sampler:
+    if cfg.variance_type in ("learned", "learned_range"):
+        raise SchedulerError(f"scheduler {spec.name!r}: variance_type={cfg.variance_type!r} (a model that also "
+                             "predicts its variance) is not supported")
+    ts, sig = multistep_schedule(cfg, steps, dpm=True)
+    sigmas = tuple(float(s) for s in sig)
+    heun = cfg.solver_type == "heun"  # diffusers maps the other (UniPC/DEIS) solver types to midpoint
+    coeffs = tuple(tuple(dpm_coefficients(_history(sigmas, i, k), k, sde, heun)
+                         for k in range(1, min(cfg.solver_order, i + 1) + 1)) for i in range(len(ts)))
+    vp = tuple(vp_alpha_sigma(s) for s in sigmas)
+    solver = DPMSolverPP(vp, coeffs, order_caps(cfg, len(ts)), cfg.solver_order, cfg.prediction_type)
+    noisy = frozenset(range(len(ts)) if sde else ())
+    return Sampler(spec.name, cfg, ts, steps, solver, vp[: len(ts)], noisy=noisy, initial_state=((), 0))
+
+
+SPEC = Spec("dpmsolver++", "DPMSolverMultistepScheduler", build,
+            {"timestep_spacing": "linspace", "variance_type": None},
+            ("use_karras_sigmas", "solver_order", "solver_type", "lower_order_final", "euler_at_final",
+             "final_sigmas_type", "lambda_min_clipped"),
+            choices={"solver_order": (1, 2, 3), "solver_type": ("midpoint", "heun", "logrho", "bh1", "bh2"),
+                     "final_sigmas_type": ("zero", "sigma_min")}, switches=SWITCHES)
+SDE_SPEC = replace(SPEC, name="dpmsolver++_sde", build=partial(build, sde=True))

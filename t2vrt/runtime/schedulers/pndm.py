@@ -13,13 +13,10 @@ from typing import Any
 import numpy as np
 
 from t2vrt.errors import SchedulerError
-from t2vrt.runtime.schedulers.base import NoiseFn, read_config
-from t2vrt.runtime.schedulers.config import SchedulerConfig, require_choice
-from t2vrt.runtime.schedulers.schedule import alphas_cumprod, pndm_base_timesteps
+from t2vrt.runtime.schedulers.config import SchedulerConfig
+from t2vrt.runtime.schedulers.core import Sampler, Spec
+from t2vrt.runtime.schedulers.tables import alphas_cumprod, spaced_timesteps
 
-DEFAULTS = {"set_alpha_to_one": False, "skip_prk_steps": False}
-CONFIG_OPTIONS = ("skip_prk_steps", "set_alpha_to_one")
-PRK_EVALS = 12  # 3 Runge-Kutta steps of 4 evaluations
 Pair = tuple[float, float, float, float]  # (sqrt(a_prev / a_t), transfer coefficient, sqrt a_t, sqrt(1 - a_t))
 
 
@@ -51,78 +48,28 @@ class PNDMState:
 
 
 @dataclass(frozen=True)
-class PNDM:
-    """PNDM sampler; ``timesteps`` has N + 9 entries (N + 1 with ``skip_prk_steps``).
-
-    Like diffusers, the warm-up is counted from the first step taken. Its PLMS warm-up expects
+class PNDMSolver:
+    """Like diffusers, the warm-up is counted from the first step taken. Its PLMS warm-up expects
     the duplicated timestep at positions 1-2, so a run started at i0 > 0 (video-to-video, with
     ``skip_prk_steps``) replays diffusers exactly: from i0 + 2 on the model is told the next
     timestep while x still carries the previous one's noise. Without ``skip_prk_steps``,
     whose Runge-Kutta table is indexed by that counter, starting at i0 > 0 raises.
     """
 
-    config: SchedulerConfig
-    timesteps: np.ndarray
-    num_inference_steps: int
     prk_evals: int
     normal: tuple[Pair | None, ...]  # transfer timesteps[i] -> timesteps[i] - T // N (or the RK stage's pair)
     redo: tuple[Pair | None, ...]  # warm-up redo: timesteps[i] + T // N -> timesteps[i]
-    alpha: tuple[float, ...]  # alpha-bar at timesteps[i]
-    init_noise_sigma: float = 1.0
-    order: int = 1
+    prediction_type: str
 
-    @classmethod
-    def from_config(cls, config: dict, steps: int, **options: Any) -> "PNDM":
-        cfg, _ = read_config("pndm", config, options, DEFAULTS, CONFIG_OPTIONS)
-        return cls.build(cfg, steps)
-
-    @classmethod
-    def build(cls, config: SchedulerConfig, steps: int) -> "PNDM":
-        require_choice("pndm", "prediction_type", config.prediction_type, ("epsilon", "v_prediction"))
-        base = pndm_base_timesteps(config, steps)
-        ratio = config.num_train_timesteps // steps
-        if config.skip_prk_steps:
-            prk = np.array([], np.int64)
-            plms = np.concatenate([base[:-1], base[-2:-1], base[-1:]])[::-1]
-        elif steps < 4:
-            raise SchedulerError(f"pndm needs at least 4 steps for its Runge-Kutta warm-up (got {steps}); "
-                                 "set skip_prk_steps=True or use more steps")
-        else:
-            prk = np.repeat(base[-4:], 2) + np.tile([0, ratio // 2], 4)
-            prk = np.repeat(prk[:-1], 2)[1:-1][::-1]
-            plms = base[:-3][::-1]
-        ts = np.concatenate([prk, plms]).astype(np.int64)
-        ac = alphas_cumprod(config).astype(np.float64)
-        final = 1.0 if config.set_alpha_to_one else float(ac[0])
-
-        def pair(t: int, prev: int) -> Pair | None:
-            if not 0 <= t < config.num_train_timesteps:
-                return None
-            a_t, a_prev = float(ac[t]), float(ac[prev]) if prev >= 0 else final
-            denom = a_t * (1 - a_prev) ** 0.5 + (a_t * (1 - a_t) * a_prev) ** 0.5
-            return (a_prev / a_t) ** 0.5, (a_prev - a_t) / denom, a_t**0.5, (1 - a_t) ** 0.5
-
-        normal = [pair(int(t), int(t) - ratio) for t in ts]
-        for i in range(len(prk)):  # RK stage: from the step's first timestep to a half or whole step on
-            normal[i] = pair(int(prk[i // 4 * 4]), int(prk[i]) - (0 if i % 2 else ratio // 2))
-        redo = tuple(pair(int(t) + ratio, int(t)) for t in ts)
-        return cls(config, ts, steps, len(prk), tuple(normal), redo, tuple(float(ac[t]) for t in ts))
-
-    def scale_model_input(self, x: Any, i: int) -> Any:
-        return x
-
-    def init_state(self) -> PNDMState:
-        return PNDMState()
-
-    def step(self, i: int, x: Any, model_output: Any, state: PNDMState, noise_like: NoiseFn | None = None):
+    def step(self, i: int, x: Any, out: Any, state: PNDMState, noise: Any):
         if state.counter < self.prk_evals:
             if state.counter != i:
                 raise SchedulerError(
                     f"pndm with its Runge-Kutta warm-up cannot start mid-schedule (i={i}); "
                     "set skip_prk_steps=True or use another scheduler for video-to-video"
                 )
-            return self._step_prk(i, x, model_output, state)
-        return self._step_plms(i, x, model_output, state)
+            return self._step_prk(i, x, out, state)
+        return self._step_plms(i, x, out, state)
 
     def _step_prk(self, i: int, x: Any, e: Any, state: PNDMState):
         """One stage of the pseudo 4th-order Runge-Kutta step (eq. 13 of the paper)."""
@@ -134,7 +81,7 @@ class PNDM:
         else:
             e = state.cur_output + (1 / 6) * e
             state = replace(state, cur_output=0)
-        x_prev = pndm_transfer(state.cur_sample, e, self.normal[i], self.config.prediction_type)
+        x_prev = pndm_transfer(state.cur_sample, e, self.normal[i], self.prediction_type)
         return x_prev, replace(state, counter=state.counter + 1)
 
     def _step_plms(self, i: int, x: Any, e: Any, state: PNDMState):
@@ -148,10 +95,44 @@ class PNDM:
             if state.counter == 0:
                 state = replace(state, cur_sample=x)
             e = plms_combine(state.ets)
-        x_prev = pndm_transfer(x, e, pair, self.config.prediction_type)
+        x_prev = pndm_transfer(x, e, pair, self.prediction_type)
         return x_prev, replace(state, counter=state.counter + 1)
 
-    def add_noise(self, x0: Any, noise: Any, i: int) -> Any:
-        """Forward process q(x_t | x_0) at timesteps[i] (DDPM paper eq. 4)."""
-        a = self.alpha[i]
-        return a**0.5 * x0 + (1 - a) ** 0.5 * noise
+
+def _timesteps(cfg: SchedulerConfig, steps: int) -> tuple[np.ndarray, int]:
+    """(timesteps, Runge-Kutta evaluations): N + 9 entries (N + 1 with ``skip_prk_steps``)."""
+    base = spaced_timesteps(cfg, steps)[::-1]  # PNDMScheduler's ascending _timesteps
+    ratio = cfg.num_train_timesteps // steps
+    if cfg.skip_prk_steps:
+        return np.concatenate([base[:-1], base[-2:-1], base[-1:]])[::-1].astype(np.int64), 0
+    if steps < 4:
+        raise SchedulerError(f"pndm needs at least 4 steps for its Runge-Kutta warm-up (got {steps}); "
+                             "set skip_prk_steps=True or use more steps")
+    prk = np.repeat(base[-4:], 2) + np.tile([0, ratio // 2], 4)
+    prk = np.repeat(prk[:-1], 2)[1:-1][::-1]
+    return np.concatenate([prk, base[:-3][::-1]]).astype(np.int64), len(prk)
+
+
+def build(spec: Spec, cfg: SchedulerConfig, steps: int) -> Sampler:
+    ts, prk_evals = _timesteps(cfg, steps)
+    ratio = cfg.num_train_timesteps // steps
+    ac = alphas_cumprod(cfg).astype(np.float64)
+    final = 1.0 if cfg.set_alpha_to_one else float(ac[0])
+
+    def pair(t: int, prev: int) -> Pair | None:
+        if not 0 <= t < cfg.num_train_timesteps:
+            return None
+        a_t, a_prev = float(ac[t]), float(ac[prev]) if prev >= 0 else final
+        denom = a_t * (1 - a_prev) ** 0.5 + (a_t * (1 - a_t) * a_prev) ** 0.5
+        return (a_prev / a_t) ** 0.5, (a_prev - a_t) / denom, a_t**0.5, (1 - a_t) ** 0.5
+
+    normal = [pair(int(t), int(t) - ratio) for t in ts]
+    for i in range(prk_evals):  # RK stage: from the step's first timestep to a half or whole step on
+        normal[i] = pair(int(ts[i // 4 * 4]), int(ts[i]) - (0 if i % 2 else ratio // 2))
+    redo = tuple(pair(int(t) + ratio, int(t)) for t in ts)
+    solver = PNDMSolver(prk_evals, tuple(normal), redo, cfg.prediction_type)
+    return spec.vp(cfg, ts, steps, solver, (float(ac[t]) for t in ts), initial_state=PNDMState())
+
+
+SPEC = Spec("pndm", "PNDMScheduler", build, {"set_alpha_to_one": False, "skip_prk_steps": False},
+            ("skip_prk_steps", "set_alpha_to_one"), choices={"prediction_type": ("epsilon", "v_prediction")})

@@ -11,16 +11,9 @@ from typing import Any
 import numpy as np
 
 from t2vrt.errors import SchedulerError
-from t2vrt.runtime.schedulers.base import NoiseFn, prediction_to_x0, read_config
-from t2vrt.runtime.schedulers.config import SchedulerConfig, reject_unsupported, require_choice
-from t2vrt.runtime.schedulers.multistep import multistep_sigmas
-from t2vrt.runtime.schedulers.sigmas import vp_alpha_sigma, vp_lambda
-
-DEFAULTS = {"timestep_spacing": "linspace", "solver_type": "bh2"}
-CONFIG_OPTIONS = ("use_karras_sigmas", "solver_order", "solver_type", "lower_order_final", "final_sigmas_type",
-                  "predict_x0", "disable_corrector", "sigma_min", "sigma_max")
-SWITCHES = ("thresholding", "rescale_betas_zero_snr", "use_exponential_sigmas", "use_beta_sigmas",
-            "use_flow_sigmas", "use_dynamic_shifting")
+from t2vrt.runtime.schedulers.config import SWITCHES, SchedulerConfig
+from t2vrt.runtime.schedulers.core import Sampler, Spec, prediction_to_x0
+from t2vrt.runtime.schedulers.tables import multistep_schedule, vp_alpha_sigma, vp_lambda
 
 
 @dataclass(frozen=True)
@@ -74,7 +67,10 @@ def _rhos(r: np.ndarray, b: np.ndarray, order: int, corrector: bool) -> np.ndarr
 
 
 def unipc_update(x_ref, outputs: tuple, c: UniCoeffs, new=None):
-    """Apply UniCoeffs to the stored outputs (oldest first) and, for the corrector, the new output."""
+    """Apply UniCoeffs to the stored outputs (oldest first) and, for the corrector, the new output.
+
+    The predictor UniP-p without ``new``, the corrector UniC-p with it.
+    """
     m0 = outputs[-1]
     x = c.cx * x_ref + c.m0 * m0
     for k, dk in enumerate(c.d):
@@ -91,74 +87,62 @@ class UniPCState:
 
 
 @dataclass(frozen=True)
-class UniPC:
-    """UniPC sampler; each step corrects the previous prediction with the new model output, then predicts."""
+class UniPCSolver:
+    """Each step corrects the previous prediction with the new model output (UniC), then predicts (UniP)."""
 
-    config: SchedulerConfig
-    timesteps: np.ndarray
-    sigmas: tuple[float, ...]
     vp: tuple[tuple[float, float], ...]  # (alpha_t, sigma_t) at sigmas[i]
     pred: tuple[tuple[UniCoeffs, ...], ...]  # pred[i][order - 1]
     corr: tuple[tuple[UniCoeffs, ...], ...]  # corr[i][order - 1], correcting step i - 1
     caps: tuple[int, ...]
-    init_noise_sigma: float = 1.0
-    order: int = 1
-
-    @property
-    def num_inference_steps(self) -> int:
-        return len(self.timesteps)
-
-    @classmethod
-    def from_config(cls, config: dict, steps: int, **options: Any) -> "UniPC":
-        cfg, _ = read_config("unipc", config, options, DEFAULTS, CONFIG_OPTIONS)
-        return cls.build(cfg, steps)
-
-    @classmethod
-    def build(cls, config: SchedulerConfig, steps: int) -> "UniPC":
-        reject_unsupported(config, "unipc", SWITCHES)
-        require_choice("unipc", "prediction_type", config.prediction_type, ("epsilon", "v_prediction", "sample"))
-        require_choice("unipc", "solver_type", config.solver_type, ("bh1", "bh2", "midpoint", "heun", "logrho"))
-        if not config.predict_x0 and config.final_sigmas_type == "zero":
-            raise SchedulerError("unipc: predict_x0=False with final_sigmas_type='zero' ends in NaN (in diffusers "
-                                 "too); set final_sigmas_type='sigma_min' or predict_x0=True")
-        ts, sig = multistep_sigmas("unipc", config, steps, clip_lambda=False, karras_bounds=True)
-        s = tuple(float(v) for v in sig)
-        n, p, bh2 = len(ts), config.solver_order, config.solver_type != "bh1"  # diffusers maps others to bh2
-
-        def hist(start: int, k: int) -> tuple[float, ...]:
-            return tuple(s[start - j] for j in range(k + 1))
-
-        caps = tuple(min(p, n - i) if config.lower_order_final else p for i in range(n))
-        pred = tuple(tuple(unipc_coefficients(hist(i + 1, k), k, config.predict_x0, bh2, False)
-                           for k in range(1, min(caps[i], i + 1) + 1)) for i in range(n))
-        corr = tuple(tuple(unipc_coefficients(hist(i, k), k, config.predict_x0, bh2, True)
-                           for k in range(1, min(caps[i - 1] if i else 0, i) + 1)) for i in range(n))
-        return cls(config, ts, s, tuple(vp_alpha_sigma(v) for v in s), pred, corr, caps)
-
-    def scale_model_input(self, x: Any, i: int) -> Any:
-        return x
-
-    def init_state(self) -> UniPCState:
-        return UniPCState()
+    corrects: frozenset[int]  # steps that correct the previous one (not the first, not disable_corrector's)
+    solver_order: int
+    predict_x0: bool
+    prediction_type: str
 
     def _convert(self, x: Any, out: Any, i: int) -> Any:
+        """The data prediction (predict_x0) or the noise prediction, from the model output."""
         alpha, sigma = self.vp[i]
-        if self.config.predict_x0:
-            return prediction_to_x0(x, out, self.config.prediction_type, alpha, sigma)
-        if self.config.prediction_type == "v_prediction":
+        if self.predict_x0:
+            return prediction_to_x0(x, out, self.prediction_type, alpha, sigma)
+        if self.prediction_type == "v_prediction":
             return alpha * out + sigma * x
-        return out if self.config.prediction_type == "epsilon" else (x - alpha * out) / sigma
+        return out if self.prediction_type == "epsilon" else (x - alpha * out) / sigma
 
-    def step(self, i: int, x: Any, model_output: Any, state: UniPCState, noise_like: NoiseFn | None = None):
-        m = self._convert(x, model_output, i)
-        if i > 0 and state.last_sample is not None and (i - 1) not in self.config.disable_corrector:
+    def step(self, i: int, x: Any, out: Any, state: UniPCState, noise: Any):
+        m = self._convert(x, out, i)
+        if i in self.corrects and state.last_sample is not None:
             x = unipc_update(state.last_sample, state.outputs, self.corr[i][state.last_order - 1], m)
-        outputs = (state.outputs + (m,))[-self.config.solver_order :]
+        outputs = (state.outputs + (m,))[-self.solver_order :]
         order = min(self.caps[i], state.warm + 1)
         x_next = unipc_update(x, outputs, self.pred[i][order - 1])
-        return x_next, UniPCState(outputs, min(state.warm + 1, self.config.solver_order), x, order)
+        return x_next, UniPCState(outputs, min(state.warm + 1, self.solver_order), x, order)
 
-    def add_noise(self, x0: Any, noise: Any, i: int) -> Any:
-        """alpha_t * x0 + sigma_t * noise at sigmas[i] (VP forward process)."""
-        alpha, sigma = self.vp[i]
-        return alpha * x0 + sigma * noise
+
+def build(spec: Spec, cfg: SchedulerConfig, steps: int) -> Sampler:
+    if not cfg.predict_x0 and cfg.final_sigmas_type == "zero":
+        raise SchedulerError("unipc: predict_x0=False with final_sigmas_type='zero' ends in NaN (in diffusers "
+                             "too); set final_sigmas_type='sigma_min' or predict_x0=True")
+    ts, sig = multistep_schedule(cfg, steps, dpm=False)
+    s = tuple(float(v) for v in sig)
+    n, p, bh2 = len(ts), cfg.solver_order, cfg.solver_type != "bh1"  # diffusers maps others to bh2
+
+    def hist(start: int, k: int) -> tuple[float, ...]:
+        return tuple(s[start - j] for j in range(k + 1))
+
+    caps = tuple(min(p, n - i) if cfg.lower_order_final else p for i in range(n))
+    pred = tuple(tuple(unipc_coefficients(hist(i + 1, k), k, cfg.predict_x0, bh2, False)
+                       for k in range(1, min(caps[i], i + 1) + 1)) for i in range(n))
+    corr = tuple(tuple(unipc_coefficients(hist(i, k), k, cfg.predict_x0, bh2, True)
+                       for k in range(1, min(caps[i - 1] if i else 0, i) + 1)) for i in range(n))
+    corrects = frozenset(i for i in range(1, n) if i - 1 not in cfg.disable_corrector)
+    vp = tuple(vp_alpha_sigma(v) for v in s)
+    solver = UniPCSolver(vp, pred, corr, caps, corrects, p, cfg.predict_x0, cfg.prediction_type)
+    return Sampler(spec.name, cfg, ts, steps, solver, vp[:n], initial_state=UniPCState())
+
+
+SPEC = Spec("unipc", "UniPCMultistepScheduler", build, {"timestep_spacing": "linspace", "solver_type": "bh2"},
+            ("use_karras_sigmas", "solver_order", "solver_type", "lower_order_final", "final_sigmas_type",
+             "predict_x0", "disable_corrector", "sigma_min", "sigma_max"),
+            choices={"solver_type": ("bh1", "bh2", "midpoint", "heun", "logrho"),
+                     "final_sigmas_type": ("zero", "sigma_min")},
+            switches=tuple(k for k in SWITCHES if k != "use_lu_lambdas"))

@@ -1,4 +1,4 @@
-"""Helpers shared by the scheduler parity tests (no tests here): a stand-in model and the two loops."""
+"""Helpers shared by the scheduler parity tests (a module, not a test file): a stand-in model and the two loops."""
 
 from __future__ import annotations
 

@@ -1,0 +1,61 @@
+"""The engine records of a manifest: which one this machine can run, and the checks made before any TensorRT call
+(the request inside the engine's profile; the engine built by this TensorRT for this GPU)."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+from t2vrt.components import build_command, check_field
+from t2vrt.engines import tensorrt_env as env
+from t2vrt.errors import EngineError
+
+
+def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") -> None:
+    """Raise InputError if a requested size is outside the engine's built profile.
+
+    ``record`` is the manifest's engine record; ``sizes`` holds user sizes by Profile field name
+    (``frames``, ``height``, ``width``, ``batch``, ``decode_chunk``); fields the engine does not depend on are
+    ignored, so the pipeline can pass the same sizes to every component."""
+    profile = record["profile"]
+    for name, value in sizes.items():
+        if name in profile:
+            check_field(name, value, tuple(profile[name]), f"the {record['component']} engine's profile", "build", root)
+
+
+def check_target(record: Mapping, trt, flavour: str, root: str = "DIR") -> None:
+    """EngineError if the engine was built by another TensorRT or for another GPU than this one."""
+    again = build_command(root)
+    if record["flavour"] != flavour or record["trt_version"] != trt.__version__:
+        raise EngineError(
+            f"{record['path']} was built with {record['flavour']} {record['trt_version']}; this is {flavour} "
+            f"{trt.__version__}: rebuild with `{again} --flavour {flavour}`"
+        )
+    here = env.gpu_compute_capability()
+    targets = record["compute_capability"]
+    if here is not None and "current" not in targets and here not in targets:
+        raise EngineError(
+            f"{record['path']} was built for {', '.join(targets)}; this GPU is {here}: "
+            f"rebuild with `{again} --compute-capability {here}`"
+        )
+
+
+def find_engine(engines: Mapping[str, Mapping], component: str, precision: str | None = None,
+                root: str = "DIR") -> tuple[Mapping | None, str]:
+    """The first engine record of ``component`` that this machine can run (fp16 first), or None and why not."""
+    records = [r for r in engines.values() if r["component"] == component and precision in (None, r["precision"])]
+    if not records:
+        what = f"{precision} " if precision else ""
+        return None, f"no {what}TensorRT engine for {component} is built; build one with `{build_command(root)}`"
+    reasons = []
+    for record in sorted(records, key=lambda r: r["precision"] != "fp16"):
+        trt = env.try_import(env.MODULES[record["flavour"]])
+        if trt is None:
+            reasons.append(f"{record['path']} needs {env.MODULES[record['flavour']]}: pip install 't2vrt[{record['flavour']}]'")
+            continue
+        try:
+            check_target(record, trt, record["flavour"], root)
+        except EngineError as e:
+            reasons.append(str(e))
+            continue
+        return record, ""
+    return None, "; ".join(reasons)
