@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import time
 
+from t2vrt.cli.console import add_json, report
 from t2vrt.cli.options import HELP, add_profile_args, profile_from
 from t2vrt.components import COMPONENTS, TEXT_TO_VIDEO
 from t2vrt.errors import InputError
@@ -22,7 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("--variant", default=None, choices=["fp16"],
                    help="read the *.fp16.safetensors weights (as diffusers' variant='fp16'); a folder holding only those is read without it")
     p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "fp16"], help="graph precisions")
-    p.add_argument("--components", nargs="+", default=list(TEXT_TO_VIDEO), choices=COMPONENTS)
+    p.add_argument("--components", nargs="+", default=list(TEXT_TO_VIDEO), choices=COMPONENTS,
+                   help="components to export; add vae_encoder for video-to-video (upscale)")
     p.add_argument("--no-validate", action="store_true", help="skip the comparison with PyTorch")
     p.add_argument("--validation", default="auto", choices=["auto", "standard", "small"],
                    help="validation shapes; auto: small for components over 250 M parameters (the real UNet on a CPU)")
@@ -32,6 +34,7 @@ def add_parser(sub) -> None:
     p.add_argument("--random-weights", action="store_true",
                    help=f"MODEL is a preset ({', '.join(PRESETS)}) built with random weights")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-weights")
+    add_json(p, "the engine directory written and the seconds")
     p.set_defaults(func=run)
 
 
@@ -53,5 +56,8 @@ def run(args) -> int:
             out = export_model(str(build_model(tmp, args.model, seed=args.seed)), args.output, opts)
     else:
         out = export_model(args.model, args.output, opts)
-    print(f"exported {args.model} to {out} in {time.perf_counter() - t0:.1f} s")
+    seconds = round(time.perf_counter() - t0, 2)
+    report(args, f"exported {args.model} to {out} in {seconds:.1f} s",
+           {"model": args.model, "output": str(out), "revision": args.revision, "variant": args.variant,
+            "components": list(args.components), "precisions": list(args.precision), "seconds": seconds})
     return 0

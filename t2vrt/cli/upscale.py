@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from t2vrt.cli.options import HELP, add_run_args, add_video_args, load_options
+from t2vrt.cli.options import HELP, add_run_args, add_video_args, load_options, quiet_bars
 from t2vrt.errors import InputError
 
 UPSCALE_GUIDANCE = 15.0  # diffusers' VideoToVideoSDPipeline default, which the Zeroscope XL card uses
@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
                        formatter_class=HELP)
     p.add_argument("dir", help="engine directory exported with a vae_encoder")
     p.add_argument("input", help="input video: .mp4 (anything ffmpeg reads), .gif, an image, or a folder of images")
-    p.add_argument("prompt")
+    p.add_argument("prompt", help="what the re-rendered video shows (usually the first stage's prompt)")
     p.add_argument("--strength", type=float, default=0.6, help="how much to change the input, in (0, 1]")
     add_video_args(p, "upscaled.mp4", "the input's (resized to it when given)", None,
                    "frames per second written; omitted: the input's (8 for images)")
@@ -45,7 +45,7 @@ def add_chain_args(p: argparse.ArgumentParser) -> None:
 def _load(path: str, args):
     from t2vrt.runtime.video2video import VideoToVideoPipeline
 
-    return VideoToVideoPipeline.load(path, **load_options(args))
+    return quiet_bars(VideoToVideoPipeline.load(path, **load_options(args)), args)
 
 
 def run(args) -> int:
@@ -76,7 +76,7 @@ def run_chained(args, generate_kwargs: dict) -> int:
     for path in (args.output, args.keep_intermediate):
         if path is not None:
             check_output_path(path)
-    base = Pipeline.load(args.dir, **load_options(args))
+    base = quiet_bars(Pipeline.load(args.dir, **load_options(args)), args)
     up = _load(args.upscale_with, args)
     m = base.manifest.model
     height, width = args.height or m.sample_size * m.vae_scale, args.width or m.sample_size * m.vae_scale  # as Pipeline's

@@ -46,14 +46,14 @@ def resolve_backend(backend: str, manifest: Manifest) -> str:
 
 
 def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precision: str | None = None,
-                providers: list[str] | None = None) -> Runner:
+                providers: list[str] | None = None, threads: int | None = None) -> Runner:
     """A Runner for component ``name`` on a resolved backend. ``precision`` None: fp32 ONNX for onnxruntime,
     the engine built for this GPU (fp16 first) for tensorrt."""
     spec = manifest.spec(name)
     if backend == "onnxruntime":
         from t2vrt.engines.onnxruntime import OrtRunner
 
-        return OrtRunner(manifest.onnx_path(root, name, precision or "fp32"), spec, providers=providers)
+        return OrtRunner(manifest.onnx_path(root, name, precision or "fp32"), spec, providers=providers, threads=threads)
     if backend == "tensorrt":
         from t2vrt.engines.tensorrt_records import find_engine
         from t2vrt.engines.tensorrt_runner import TrtRunner

@@ -41,7 +41,7 @@ class Pipeline:
     COMPONENTS = TEXT_TO_VIDEO  # what from_pretrained exports
 
     def __init__(self, root: Path, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
-                 low_memory: bool = False):
+                 low_memory: bool = False, threads: int | None = None):
         self.root = Path(root)
         explain_not_engine_dir(root)
         self.manifest = load_manifest(self.root)
@@ -49,6 +49,9 @@ class Pipeline:
         self.precision = precision
         self.providers = providers
         self.low_memory = low_memory
+        self.threads = threads  # ONNX Runtime intra-op threads per session (None: its own choice)
+        if self.backend == "onnxruntime" and providers:
+            _check_providers(providers)
         self.tokenizer = ClipTokenizer(self.root, self.manifest.tokenizer)
         self.scheduler_config = json.loads((self.root / self.manifest.scheduler_config).read_text())
         self.scaling_factor = self.manifest.vae_scaling_factor
@@ -57,28 +60,30 @@ class Pipeline:
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
-             low_memory: bool = False) -> "Pipeline":
-        return cls(Path(path), backend, precision, providers, low_memory)
+             low_memory: bool = False, threads: int | None = None) -> "Pipeline":
+        return cls(Path(path), backend, precision, providers, low_memory, threads)
 
     @classmethod
     def from_pretrained(cls, model: str | Path, export: bool = False, *, revision: str | None = None,
                         variant: str | None = None, profile: Any = None, precision: str | None = None,
                         torch_dtype: Any = None, cache_dir: str | Path | None = None, backend: str = "auto",
-                        providers: list[str] | None = None, low_memory: bool = False, **export_kw: Any) -> "Pipeline":
+                        providers: list[str] | None = None, low_memory: bool = False, threads: int | None = None,
+                        **export_kw: Any) -> "Pipeline":
         """As diffusers' and optimum's: an engine directory loads as it is; a diffusers folder or hub id is exported
         (``export=True``) into the cache on first use and loaded from there after (t2vrt.runtime.pretrained).
         ``profile``: a Profile, a dict of some of its fields, or None (from the model's native size)."""
         if (Path(model).expanduser() / MANIFEST).is_file():
-            return cls.load(model, backend, precision, providers, low_memory)
+            return cls.load(model, backend, precision, providers, low_memory, threads)
         options, precision = export_options(cls.COMPONENTS, revision, variant, profile, precision, torch_dtype, export_kw)
-        return cls.load(cached_engine_dir(str(model), options, cache_dir, export), backend, precision, providers, low_memory)
+        out = cached_engine_dir(str(model), options, cache_dir, export)
+        return cls.load(out, backend, precision, providers, low_memory, threads)
 
     def runner(self, name: str):
         """The runner of component ``name``, opened on first use; in low-memory mode the others are closed first."""
         if name not in self._runners:
             if self.low_memory:
                 self._close(*self._runners)
-            r = open_runner(self.root, self.manifest, name, self.backend, self.precision, self.providers)
+            r = open_runner(self.root, self.manifest, name, self.backend, self.precision, self.providers, self.threads)
             if self.low_memory and not can_release(r):
                 log.warning("low-memory mode: the %s runner of %s cannot release its memory (it has no close()), "
                             "so it stays resident beside the next component", r.backend, name)
@@ -147,29 +152,34 @@ class Pipeline:
         self.release("unet")
         return x
 
-    def decode(self, latents: Any, chunk: int) -> np.ndarray:
+    def decode(self, latents: Any, chunk: int, progress: bool | None = None) -> np.ndarray:
         """[b, c, f, h, w] latents -> float frames [b, f, H, W, 3] in [0, 1], ``chunk`` frames per VAE call."""
         b, c, f, h, w = latents.shape
         flat = permute(latents / self.scaling_factor, (0, 2, 1, 3, 4)).reshape(b * f, c, h, w)
-        images = self.run_chunked("vae_decoder", {"latent": flat}, chunk)["image"]
+        images = self.run_chunked("vae_decoder", {"latent": flat}, chunk, progress)["image"]
         video = images.reshape(b, f, *images.shape[1:])
         return np.clip(video.transpose(0, 1, 3, 4, 2) / 2 + 0.5, 0, 1)
 
-    def run_chunked(self, name: str, feed: dict[str, Any], chunk: int) -> dict[str, np.ndarray]:
+    def run_chunked(self, name: str, feed: dict[str, Any], chunk: int, progress: bool | None = None) -> dict[str, np.ndarray]:
         """Run a per-frame component (the VAE decoder or encoder) over the frames of ``feed`` ``chunk`` at a time.
 
         Each chunk's outputs go to host memory at once, so the backend holds one chunk's activations whatever the
         frame count. A last chunk shorter than the profile's minimum is padded with copies of its last frame (a
         TensorRT profile cannot take fewer), and the padding's outputs dropped. Releases ``name`` when done.
         """
+        from tqdm.auto import tqdm
+
         lo = self.manifest.profile.decode_chunk[0]
         runner, n = self.runner(name), len(next(iter(feed.values())))
         parts: dict[str, list[np.ndarray]] = {}
+        bar = tqdm(total=n, desc=name.replace("_", " "), unit="frame", disable=not self._progress(progress), leave=False)
         for i in range(0, n, chunk):
             k = min(chunk, n - i)
             piece = {key: _pad_to(v[i : i + k], lo) for key, v in feed.items()}
             for key, out in runner.infer(piece).items():
                 parts.setdefault(key, []).append(to_numpy(out)[:k])
+            bar.update(k)
+        bar.close()
         self.release(name)
         return {key: np.concatenate(v) for key, v in parts.items()}
 
@@ -204,7 +214,7 @@ class Pipeline:
         emb = self.embed(p, clip_skip)
         x = from_numpy(to_numpy(x), emb)  # latents on the engines' device (a no-op for NumPy runners)
         x = self.denoise(x, emb, sampler, guidance_scale, noise, callbacks=steps, progress=progress)
-        return self.result(x, chunk, noise.seed, output_type, return_dict)
+        return self.result(x, chunk, noise.seed, output_type, return_dict, progress)
 
     @property
     def embed_shape(self) -> tuple[int, int]:
@@ -231,9 +241,10 @@ class Pipeline:
             raise InputError(f"latents have shape {tuple(latents.shape)}; expected {shape} for these arguments")
         return to_numpy(latents).astype(np.float32)
 
-    def result(self, x: Any, chunk: int, seed: int | None, output_type: str, return_dict: bool) -> Any:
+    def result(self, x: Any, chunk: int, seed: int | None, output_type: str, return_dict: bool,
+               progress: bool | None = None) -> Any:
         """Decode unless ``output_type`` is "latent"; diffusers' output object, or its tuple with ``return_dict=False``."""
-        out = Video.build(None if output_type == "latent" else self.decode(x, chunk), x, seed, output_type)
+        out = Video.build(None if output_type == "latent" else self.decode(x, chunk, progress), x, seed, output_type)
         return out if return_dict else out.to_tuple()
 
     def set_progress_bar_config(self, **kwargs: Any) -> None:
@@ -258,6 +269,17 @@ class Pipeline:
     def close(self) -> None:
         """Close every open runner (in any mode); a later call opens what it needs again."""
         self._close(*self._runners)
+
+
+def _check_providers(providers: list[str]) -> None:
+    """Unknown ONNX Runtime providers, refused at load rather than when the first component opens."""
+    import onnxruntime as ort
+
+    from t2vrt.errors import EngineError
+
+    unknown = [p for p in providers if p not in ort.get_available_providers()]
+    if unknown:
+        raise EngineError(f"ONNX Runtime providers {unknown} are not available; available providers are: {ort.get_available_providers()}")
 
 
 def _pad_to(x: Any, n: int) -> Any:

@@ -45,8 +45,8 @@ class VideoToVideoPipeline(Pipeline):
     COMPONENTS = VIDEO_TO_VIDEO  # what from_pretrained exports
 
     def __init__(self, root, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
-                 low_memory: bool = False):
-        super().__init__(root, backend, precision, providers, low_memory)
+                 low_memory: bool = False, threads: int | None = None):
+        super().__init__(root, backend, precision, providers, low_memory, threads)
         if "vae_encoder" not in self.manifest.components:
             raise ManifestError(
                 f"engine directory {str(self.root)!r} has no vae_encoder, which video-to-video needs; "
@@ -63,11 +63,14 @@ class VideoToVideoPipeline(Pipeline):
         start = start_index(num_inference_steps, strength, getattr(sampler, "order", 1))
         return sampler, start, self._chunk(decode_chunk_size, num_frames)
 
-    def encode_video(self, frames, chunk: int, noise: Noise) -> Any:
+    def encode_video(self, frames, chunk: int, noise: Noise, progress: bool | None = None) -> Any:
         """Frames [f, H, W, 3] -> scaled latents [f, c, h, w] = (mean + std * n) * scaling_factor, the encoder
         run ``chunk`` frames at a time; n is drawn once for all frames, as diffusers' latent_dist.sample."""
+        from tqdm.auto import tqdm
+
         vae = self.runner("vae_encoder")
-        outs = [vae.infer({"image": to_encoder_input(frames[i : i + chunk])}) for i in range(0, len(frames), chunk)]
+        starts = tqdm(range(0, len(frames), chunk), desc="vae encoder", unit="chunk", disable=not self._progress(progress), leave=False)
+        outs = [vae.infer({"image": to_encoder_input(frames[i : i + chunk])}) for i in starts]
         mean, std = cat([o["latent_mean"] for o in outs]), cat([o["latent_std"] for o in outs])
         n = from_numpy(noise.randn(tuple(mean.shape)), mean)
         return (mean + std * n) * self.scaling_factor
@@ -114,8 +117,8 @@ class VideoToVideoPipeline(Pipeline):
         log.info("video-to-video: %d frames %dx%d, strength %g: %d of %d model evaluations", len(frames), width, height,
                  strength, len(sampler.timesteps) - start, len(sampler.timesteps))
         emb = self.embed(p, clip_skip)
-        x0 = self.encode_video(frames, chunk, noise)
+        x0 = self.encode_video(frames, chunk, noise, progress)
         x = sampler.add_noise(x0, from_numpy(noise.randn(tuple(x0.shape)), x0), start)  # diffusers' second draw
         x = permute(x.reshape(1, *x.shape), (0, 2, 1, 3, 4))  # [f, c, h, w] -> [1, c, f, h, w]
         x = self.denoise(x, emb, sampler, guidance_scale, noise, start=start, callbacks=steps, progress=progress)
-        return self.result(x, chunk, noise.seed, output_type, return_dict)
+        return self.result(x, chunk, noise.seed, output_type, return_dict, progress)
