@@ -77,3 +77,19 @@ def test_log_lines_go_through_tqdm(monkeypatch):
     with console(0):
         logging.getLogger("t2vrt.test").info("hello from a stage")
     assert written == ["INFO t2vrt.test: hello from a stage"]
+
+
+def test_keep_model_refusals_before_anything_is_built(tiny_engines, tmp_path, capsys):
+    assert main(["export", "tiny", "--keep-model", str(tmp_path / "m"), "-o", str(tmp_path / "e")]) == 2
+    assert "--keep-model keeps the folder --random-weights builds" in capsys.readouterr().err
+    assert main(["export", "tiny", "--random-weights", "--keep-model", str(tmp_path), "-o", str(tmp_path / "e")]) == 2
+    assert "exists; give a new folder (nothing is replaced)" in capsys.readouterr().err
+    assert main(["export", "tiny", "--random-weights", "--keep-model", str(tmp_path / "m"), "-o", str(tiny_engines)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err and not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_keep_model_keeps_a_diffusers_folder(tmp_path):
+    assert main(["export", "tiny", "--random-weights", "--keep-model", str(tmp_path / "m"), "-o", str(tmp_path / "e"),
+                 "--frames", "1:4:8", "--height", "32:32:64", "--width", "32:32:64", "--no-validate"]) == 0
+    assert (tmp_path / "m" / "model_index.json").is_file() and (tmp_path / "e" / "manifest.json").is_file()
