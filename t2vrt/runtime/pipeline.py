@@ -172,14 +172,13 @@ class Pipeline:
         lo = self.manifest.profile.decode_chunk[0]
         runner, n = self.runner(name), len(next(iter(feed.values())))
         parts: dict[str, list[np.ndarray]] = {}
-        bar = tqdm(total=n, desc=name.replace("_", " "), unit="frame", disable=not self._progress(progress), leave=False)
-        for i in range(0, n, chunk):
-            k = min(chunk, n - i)
-            piece = {key: _pad_to(v[i : i + k], lo) for key, v in feed.items()}
-            for key, out in runner.infer(piece).items():
-                parts.setdefault(key, []).append(to_numpy(out)[:k])
-            bar.update(k)
-        bar.close()
+        with tqdm(total=n, desc=name.replace("_", " "), unit="frame", disable=not self._progress(progress), leave=False) as bar:
+            for i in range(0, n, chunk):
+                k = min(chunk, n - i)
+                piece = {key: _pad_to(v[i : i + k], lo) for key, v in feed.items()}
+                for key, out in runner.infer(piece).items():
+                    parts.setdefault(key, []).append(to_numpy(out)[:k])
+                bar.update(k)
         self.release(name)
         return {key: np.concatenate(v) for key, v in parts.items()}
 

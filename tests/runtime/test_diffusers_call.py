@@ -70,11 +70,11 @@ def test_export_to_video_writes_the_same_video(ours, diffusers_pipe, tmp_path):
 
 
 def test_callback_steps_and_timesteps(ours, diffusers_pipe):
-    kw = dict(height=32, width=32, num_frames=2, num_inference_steps=5, callback_steps=2)
+    kw = dict(height=32, width=32, num_frames=2, num_inference_steps=4, callback_steps=3)
     seen, ref = [], []
     ours(PROMPT, generator=gen(4), output_type="latent", callback=lambda i, t, x: seen.append((i, int(t), x.copy())), **kw)
     diffusers_pipe(PROMPT, generator=gen(4), output_type="latent", callback=lambda i, t, x: ref.append((i, int(t), x.clone())), **kw)
-    assert [s[:2] for s in seen] == [r[:2] for r in ref] and [s[0] for s in seen] == [0, 2, 4]
+    assert [s[:2] for s in seen] == [r[:2] for r in ref] and [s[0] for s in seen] == [0, 3]
     for s, r in zip(seen, ref):
         assert rel_l2(s[2], r[2].numpy()) < LATENT_TOL
 
@@ -148,7 +148,7 @@ def clip_skip_embeds(pipe, prompt: str, clip_skip: int) -> torch.Tensor:
         return getattr(te, "text_model", te).final_layer_norm(te(ids, output_hidden_states=True)[-1][-(clip_skip + 1)])
 
 
-@pytest.mark.parametrize("clip_skip", [1, 2])
+@pytest.mark.parametrize("clip_skip", [2])  # the tiny text encoder's first layer: the furthest skip it has
 def test_clip_skip_matches_diffusers(ours, diffusers_pipe, clip_skip):
     kw = dict(height=32, width=32, num_frames=2, num_inference_steps=2, output_type="latent")
     a = ours(PROMPT, negative_prompt="blurry", generator=gen(8), clip_skip=clip_skip, **kw).latents
