@@ -93,3 +93,12 @@ def test_keep_model_keeps_a_diffusers_folder(tmp_path):
     assert main(["export", "tiny", "--random-weights", "--keep-model", str(tmp_path / "m"), "-o", str(tmp_path / "e"),
                  "--frames", "1:4:8", "--height", "32:32:64", "--width", "32:32:64", "--no-validate"]) == 0
     assert (tmp_path / "m" / "model_index.json").is_file() and (tmp_path / "e" / "manifest.json").is_file()
+
+
+def test_chained_generate_reports_json(tiny_v2v_engines, tmp_path, capsys):
+    d = str(tiny_v2v_engines)
+    argv = ["generate", d, "a cat", "--frames", "2", "--height", "32", "--width", "32", "--steps", "2", "--upscale-with", d,
+            "--upscale-height", "48", "--upscale-width", "32", "-o", str(tmp_path / "v.gif"), "--json", "-q"]
+    assert main(argv) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["height"], record["width"], record["from_height"], record["from_width"]) == (48, 32, 32, 32)

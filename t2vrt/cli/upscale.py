@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from t2vrt.cli.console import report
 from t2vrt.cli.options import HELP, add_run_args, add_video_args, load_options, quiet_bars
 from t2vrt.errors import InputError
 
@@ -95,5 +96,9 @@ def run_chained(args, generate_kwargs: dict) -> int:
                seed=args.seed, **up_kw)
     path = video.save(args.output, fps=args.fps)
     _, f, h, w, _ = video.images.shape
-    print(f"wrote {path} ({f} frames, {w}x{h}, upscaled from {mid.shape[2]}x{mid.shape[1]}) in {time.perf_counter() - t0:.1f} s")
+    seconds = round(time.perf_counter() - t0, 2)
+    report(args, f"wrote {path} ({f} frames, {w}x{h}, upscaled from {mid.shape[2]}x{mid.shape[1]}) in {seconds:.1f} s",
+           {"output": str(path), "frames": f, "height": h, "width": w, "fps": args.fps, "seed": args.seed,
+            "intermediate": args.keep_intermediate, "from_height": mid.shape[1], "from_width": mid.shape[2],
+            "seconds": seconds})
     return 0
