@@ -20,11 +20,12 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/t2vrt demo -o demo.mp4
 
+# One export of the tiny model per run (tests/conftest.py); `slow` marks the tests that export or build again.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=10
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" --durations=5
 
 clean:
 	rm -rf demo demo.mp4 .pytest_cache

@@ -1,4 +1,11 @@
-"""Tiny random-weight models in the diffusers layout, exported once per test session."""
+"""Session fixtures: one tiny random-weight model in the diffusers layout, exported ONCE per test run.
+
+The export holds fp32 and fp16 graphs of every component, the VAE encoder included, so text-to-video,
+video-to-video, fp16 and TensorRT-build tests share it. A test that changes an engine directory works on a copy
+(``engine_copy``). A test that exports the UNet again (other options, fault injection), runs an export in a
+subprocess or builds TensorRT engines is marked ``slow`` (`make test-fast` leaves those out); a text-encoder-only
+export takes a second or two and is not.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +13,9 @@ import os
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+from tests.helpers import TINY_COMPONENTS, TINY_PRECISIONS, TINY_PROFILE, copy_engines
 
-# What the tiny engine directory declares; parity tests use other shapes than the export's trace (5 frames, 32x48).
-TINY_PROFILE = dict(batch=(1, 1, 2), frames=(1, 8, 16), height=(32, 64, 128), width=(32, 64, 128), decode_chunk=(1, 4, 8))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="session")
@@ -20,12 +26,39 @@ def tiny_model(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_engines(tiny_model, tmp_path_factory):
+def tiny_export(tiny_model, tmp_path_factory):
+    """The one export of the session: fp32 + fp16, text encoder, UNet, VAE decoder and encoder. Read-only."""
     from t2vrt.components import Profile
     from t2vrt.export import ExportOptions, export_model
 
     out = tmp_path_factory.mktemp("engines") / "tiny"
-    return export_model(str(tiny_model), out, ExportOptions(profile=Profile(**TINY_PROFILE)))
+    options = ExportOptions(components=TINY_COMPONENTS, precisions=TINY_PRECISIONS, profile=Profile(**TINY_PROFILE))
+    return export_model(str(tiny_model), out, options)
+
+
+@pytest.fixture(scope="session")
+def tiny_engines(tiny_export):
+    """The session export, for text-to-video (read-only; copy it with ``engine_copy`` to change it)."""
+    return tiny_export
+
+
+@pytest.fixture(scope="session")
+def tiny_v2v_engines(tiny_export):
+    """The session export, for video-to-video: it has the VAE encoder (read-only)."""
+    return tiny_export
+
+
+@pytest.fixture(scope="session")
+def tiny_engines_without_encoder(tiny_export, tmp_path_factory):
+    """The session export less its VAE encoder: a text-to-video-only directory (for the "no vae_encoder" errors)."""
+    return copy_engines(tiny_export, tmp_path_factory.mktemp("engines") / "no-encoder", drop=("vae_encoder",))
+
+
+@pytest.fixture()
+def engine_copy(tiny_export, tmp_path):
+    """A private copy of the session export, for a test that changes it (``tests.helpers.copy_engines`` can drop
+    components)."""
+    return copy_engines(tiny_export, tmp_path / "engine-copy")
 
 
 @pytest.fixture(scope="session")
@@ -35,15 +68,3 @@ def diffusers_pipe(tiny_model):
     pipe = TextToVideoSDPipeline.from_pretrained(str(tiny_model))
     pipe.set_progress_bar_config(disable=True)
     return pipe
-
-
-@pytest.fixture(scope="session")
-def tiny_v2v_engines(tiny_model, tmp_path_factory):
-    """The tiny model with its VAE encoder too (video-to-video). Session-scoped, and exported only when a test
-    asks for it: the parity, error, CLI and export tests of video-to-video share one export."""
-    from t2vrt.components import Profile
-    from t2vrt.export import ExportOptions, export_model
-
-    out = tmp_path_factory.mktemp("engines") / "tiny-v2v"
-    components = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
-    return export_model(str(tiny_model), out, ExportOptions(components=components, profile=Profile(**TINY_PROFILE)))

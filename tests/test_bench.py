@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import psutil
 import pytest
 
 from t2vrt.bench.report import compare_frames
@@ -12,6 +13,20 @@ from t2vrt.cli import main
 
 ARGS = ["--runs", "2", "--warmup", "1", "--frames", "3", "--height", "48", "--width", "64", "--steps", "3", "--threads", "1"]
 STAGES = ("total_s", "text_encoder_s", "unet_per_step_s", "glue_per_step_s", "vae_per_frame_s", "outside_engines_pct", "peak_rss_mb")
+
+
+def check_run(r: dict, steps: int, frames: int) -> None:
+    """One run's numbers add up: every stage was timed, the stages fit in the total, the per-step and per-frame
+    figures divide what was measured, and the memory figures are in MB of this process."""
+    engines = r["text_encoder_s"] + r["unet_s"] + r["vae_decode_s"]
+    assert r["unet_calls"] == steps and min(r["text_encoder_s"], r["unet_s"], r["vae_decode_s"]) > 0
+    assert r["total_s"] >= engines and r["outside_engines_s"] == pytest.approx(r["total_s"] - engines)
+    assert r["outside_engines_pct"] == pytest.approx(100 * r["outside_engines_s"] / r["total_s"])
+    assert r["unet_per_step_s"] * steps == pytest.approx(r["unet_s"])
+    assert r["vae_per_frame_s"] * frames == pytest.approx(r["vae_decode_s"])
+    assert 0 <= r["glue_per_step_s"] * steps < r["total_s"] - r["unet_s"]
+    ram_mb = psutil.virtual_memory().total / 2**20
+    assert 50 < r["rss_before_mb"] < ram_mb and 50 < r["peak_rss_mb"] < ram_mb  # MB, not bytes or GB
 
 
 def test_bench_against_diffusers(tiny_engines, tiny_model, tmp_path, capsys):
@@ -22,12 +37,14 @@ def test_bench_against_diffusers(tiny_engines, tiny_model, tmp_path, capsys):
     assert data["request"]["num_frames"] == 3 and data["request"]["height"] == 48
     for side in ("ours", "diffusers"):
         runs = data[side]["runs"]
-        assert len(runs) == 2
-        assert all(r["unet_calls"] == 3 and r["peak_rss_mb"] > 0 and r["total_s"] > r["unet_s"] > 0 for r in runs)
+        assert len(runs) == 2 and len(data[side]["warmup"]) == 1
+        for r in runs:
+            check_run(r, steps=3, frames=3)
         for key in STAGES:
-            s = data[side]["summary"][key]
-            assert s["min"] <= s["median"] <= s["max"]
-        assert data[side]["load_rss_mb"] >= 0 and len(data[side]["warmup"]) == 1
+            s, values = data[side]["summary"][key], [r[key] for r in runs]
+            assert (s["min"], s["max"]) == (min(values), max(values))
+            assert s["median"] == pytest.approx(float(np.median(values)))
+        assert data[side]["load_rss_mb"] < max(r["peak_rss_mb"] for r in runs)  # what loading added stays inside the peak
     assert len(data["speedup"]["total_s"]["pairs"]) == 2
     assert data["parity"]["ok"] and data["parity"]["pairs"] == 2 and data["parity"]["max_abs"] < 1 / 255
     m = data["machine"]
@@ -56,7 +73,8 @@ def test_bench_ours_alone(tiny_engines, tmp_path):
                  "--height", "32", "--width", "32"]) == 0
     data = json.loads(out.read_text())
     assert data["diffusers"] is None and data["parity"] is None and len(data["ours"]["runs"]) == 1
-    assert data["speedup"] is None and data["ours"]["runs"][0]["unet_calls"] == 2
+    assert data["speedup"] is None
+    check_run(data["ours"]["runs"][0], steps=2, frames=2)
 
 
 def test_compare_frames():

@@ -64,7 +64,7 @@ def one_line_error(code, capsys, start):
     return err
 
 
-def test_upscale_errors(tiny_v2v_engines, tiny_engines, tmp_path, capsys, no_backend):
+def test_upscale_errors(tiny_v2v_engines, tiny_engines_without_encoder, tmp_path, capsys, no_backend):
     d, out = str(tiny_v2v_engines), str(tmp_path / "out.mp4")
     code = main(["upscale", d, str(tmp_path / "missing.mp4"), "a cat", "-o", out])
     one_line_error(code, capsys, "error: input video '")
@@ -75,7 +75,7 @@ def test_upscale_errors(tiny_v2v_engines, tiny_engines, tmp_path, capsys, no_bac
     one_line_error(code, capsys, "error: width=40 is not a multiple of 16")
     code = main(["upscale", d, str(tmp_path / "in.gif"), "a cat", "-o", str(tmp_path / "out.avi")])
     one_line_error(code, capsys, "error: cannot write 'out.avi': supported outputs are")
-    err = one_line_error(main(["upscale", str(tiny_engines), str(tmp_path / "in.gif"), "a cat", "-o", out]), capsys, "error: ")
+    err = one_line_error(main(["upscale", str(tiny_engines_without_encoder), str(tmp_path / "in.gif"), "a cat", "-o", out]), capsys, "error: ")
     assert "--components text_encoder unet vae_decoder vae_encoder" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.gif"]
 
@@ -105,8 +105,8 @@ def test_chain_checks_the_first_stage_first(tiny_v2v_engines, tmp_path, capsys, 
     assert err.endswith(f"{d} --overwrite --height 32:64:256`")
 
 
-def test_chain_needs_a_vae_encoder_and_a_second_stage(tiny_engines, tmp_path, capsys, no_backend):
-    d = str(tiny_engines)
+def test_chain_needs_a_vae_encoder_and_a_second_stage(tiny_engines_without_encoder, tmp_path, capsys, no_backend):
+    d = str(tiny_engines_without_encoder)
     err = one_line_error(main(["generate", d, "a cat", "--upscale-with", d, "-o", str(tmp_path / "o.mp4")]), capsys, "error: ")
     assert "has no vae_encoder" in err and "--components text_encoder unet vae_decoder vae_encoder" in err
     code = main(["generate", d, "a cat", "--keep-intermediate", str(tmp_path / "m.mp4"), "-o", str(tmp_path / "o.mp4")])

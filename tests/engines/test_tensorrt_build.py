@@ -13,8 +13,7 @@ from t2vrt.engines.tensorrt_build import BuildOptions, build_engines  # noqa: E4
 from t2vrt.engines.tensorrt_env import cuda_available  # noqa: E402
 from t2vrt.engines.tensorrt_records import check_profile  # noqa: E402
 from t2vrt.errors import EngineError, InputError  # noqa: E402
-from t2vrt.export import ExportOptions, export_model  # noqa: E402
-from t2vrt.export.random_model import build_model  # noqa: E402
+from tests.helpers import copy_engines, reshape_graph  # noqa: E402
 
 TARGET = ("sm89",)  # one compute capability keeps the CPU build quick
 OPTIONS = BuildOptions(frames=(1, 16, 64), height=(64, 128, 256), width=(64, 128, 256), batch=1,
@@ -24,10 +23,9 @@ ALLOWED_WARNINGS = ("Make sure input input_ids has Int64 binding",)
 
 
 @pytest.fixture(scope="module")
-def engine_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("trt")
-    model = build_model(root / "model", "tiny")
-    return export_model(model, root / "engine", ExportOptions(precisions=("fp32", "fp16"), validate=False))
+def engine_dir(tiny_export, tmp_path_factory):
+    """A copy of the session export: the builds below add engines to its manifest."""
+    return copy_engines(tiny_export, tmp_path_factory.mktemp("trt") / "engine")
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +37,7 @@ def _engines(engine_dir):
     return json.loads((engine_dir / "manifest.json").read_text())["engines"]
 
 
+@pytest.mark.slow  # real TensorRT-RTX builds
 def test_build_is_clean_and_records_the_profile(engine_dir, first_build):
     assert sorted(first_build) == ["text_encoder", "unet", "vae_decoder"]
     for name, r in first_build.items():
@@ -51,6 +50,7 @@ def test_build_is_clean_and_records_the_profile(engine_dir, first_build):
     assert (unet["precision"], unet["flavour"], unet["compute_capability"]) == ("fp16", "tensorrt-rtx", list(TARGET))
 
 
+@pytest.mark.slow  # real TensorRT-RTX builds
 def test_same_inputs_are_a_cache_hit(engine_dir, first_build):
     before = {n: (engine_dir / r["path"]).stat().st_mtime_ns for n, r in first_build.items()}
     again = build_engines(engine_dir, OPTIONS)
@@ -58,6 +58,7 @@ def test_same_inputs_are_a_cache_hit(engine_dir, first_build):
     assert {n: (engine_dir / r["path"]).stat().st_mtime_ns for n, r in again.items()} == before
 
 
+@pytest.mark.slow  # real TensorRT-RTX builds
 def test_changed_frames_rebuild_the_unet_only(engine_dir, first_build):
     cli = argparse.ArgumentParser().add_subparsers()
     add_parser(cli)
@@ -91,12 +92,12 @@ def test_bad_options_are_one_line_errors(engine_dir, options, message):
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow  # real TensorRT-RTX builds
 def test_the_warning_check_can_fail(tmp_path):
     """A computed Reshape dim with allowzero=0 makes TensorRT warn (x.shape[0] // 2 can be 0 at the profile's min of 1);
     after clean_graph it does not."""
     from t2vrt.engines.tensorrt_env import make_logger
     from t2vrt.export.onnx import clean_graph
-    from tests.export.test_graph import _graph
 
     def warnings(path):
         logger = make_logger(trt)
@@ -114,12 +115,13 @@ def test_the_warning_check_can_fail(tmp_path):
         return [m for s, m in logger.messages if "zeroIsPlaceHolder" in m]
 
     path = tmp_path / "m.onnx"
-    _graph(path)
+    reshape_graph(path)
     assert len(warnings(path)) == 1
     clean_graph(path)
     assert warnings(path) == []
 
 
+@pytest.mark.slow  # real TensorRT-RTX builds
 def test_workspace_limit_is_applied_and_keyed(engine_dir, first_build):
     """--max-workspace sets TensorRT's WORKSPACE pool, is part of the engine key, and its record says so."""
     from t2vrt.engines.tensorrt_build import _config, make_logger

@@ -18,7 +18,7 @@ def test_manifest(tiny_engines):
     m = load_manifest(tiny_engines)
     raw = json.loads((tiny_engines / "manifest.json").read_text())
     assert raw["version"] == VERSION and raw["format"] == "t2vrt-engine-dir"
-    assert set(m.components) == {"text_encoder", "unet", "vae_decoder"}
+    assert set(m.components) == {"text_encoder", "unet", "vae_decoder", "vae_encoder"}
     assert m.profile.frames == (1, 8, 16)
     assert {"torch", "diffusers", "onnx", "onnxruntime"} <= set(m.versions)
     for name, entry in m.components.items():

@@ -80,6 +80,7 @@ def test_short_loose_file_is_an_error(unet_graph, tmp_path):
         gather_external_data(path)
 
 
+@pytest.mark.slow  # its own export (UNet)
 def test_lowered_threshold_exports_through_the_gather_path(tiny_model, tmp_path, monkeypatch, unet_feed, unet_graph):
     """The tiny export with a threshold of 0: every graph takes the path a 1.4 GB text encoder takes."""
     monkeypatch.setattr(external_data, "EXTERNAL_THRESHOLD", 0)

@@ -8,18 +8,15 @@ import pytest
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("diffusers")
 
-from t2vrt.export import ExportOptions, export_model  # noqa: E402
 from t2vrt.export import fp16  # noqa: E402
 from t2vrt.export.fp16 import FLOAT, FLOAT16, _typed, export_fp16  # noqa: E402
-from t2vrt.export.random_model import build_model  # noqa: E402
 from t2vrt.export.validate import TOLERANCE  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fp16")
-    model = build_model(root / "model", "tiny")
-    return export_model(model, root / "engine", ExportOptions(precisions=("fp32", "fp16")))
+def exported(tiny_export):
+    """The session export has fp16 graphs of every component."""
+    return tiny_export
 
 
 def _load(engine, name, precision):
@@ -27,7 +24,7 @@ def _load(engine, name, precision):
     return onnx.load(str(engine / rel))
 
 
-@pytest.mark.parametrize("name", ["text_encoder", "unet", "vae_decoder"])
+@pytest.mark.parametrize("name", ["text_encoder", "unet", "vae_decoder", "vae_encoder"])
 def test_fp16_validates_and_keeps_float32_io(exported, name):
     entry = json.loads((exported / "manifest.json").read_text())["components"][name]
     record = entry["validation"]["fp16"]

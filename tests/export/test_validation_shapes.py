@@ -38,6 +38,7 @@ def test_auto_by_parameter_count():
     assert validation_shape_set(ExportOptions(validation="small"), tiny) == "small"
 
 
+@pytest.mark.slow  # its own UNet export
 def test_auto_small_in_the_manifest(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(exporter, "SMALL_VALIDATION_PARAMS", 0)  # the tiny UNet counts as big
     out = export_model(str(tiny_model), tmp_path / "e", ExportOptions(components=("unet",)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -56,13 +55,6 @@ def test_missing_directory(tmp_path):
 def test_not_an_engine_directory(tmp_path):
     with pytest.raises(ManifestError, match="has no manifest.json"):
         Pipeline.load(tmp_path)
-
-
-@pytest.fixture()
-def engine_copy(tiny_engines, tmp_path):
-    dst = tmp_path / "copy"
-    shutil.copytree(tiny_engines, dst)
-    return dst
 
 
 def test_other_manifest_version(engine_copy):

@@ -9,6 +9,7 @@ import pytest
 
 from t2vrt import Pipeline
 from t2vrt.runtime import pipeline as pipeline_module
+from tests.helpers import TINY_PROFILE
 
 PROMPT = "a panda eating bamboo on a rock"
 CALL = dict(num_frames=3, height=32, width=48, num_inference_steps=2, seed=4, progress=False)
@@ -160,8 +161,6 @@ FF_SLICES = 3
 
 @pytest.fixture(scope="module")
 def ff_engines(tiny_model, tmp_path_factory):
-    from tests.conftest import TINY_PROFILE
-
     from t2vrt.components import Profile
     from t2vrt.export import ExportOptions, export_model
 
@@ -179,6 +178,7 @@ def transformer_blocks(tiny_model) -> int:
     return sum(isinstance(m, BasicTransformerBlock) for m in unet.modules())
 
 
+@pytest.mark.slow  # its own export with feed-forward chunking
 def test_ff_chunking_is_recorded_and_validated(ff_engines, transformer_blocks):
     from t2vrt.manifest import load_manifest
 
@@ -212,6 +212,7 @@ def weight_uses(path) -> list[int]:
     return sorted(counts.values())
 
 
+@pytest.mark.slow  # its own export with feed-forward chunking
 def test_ff_graph_is_sliced(ff_engines, tiny_engines, transformer_blocks):
     from t2vrt.manifest import load_manifest
 
@@ -222,6 +223,7 @@ def test_ff_graph_is_sliced(ff_engines, tiny_engines, transformer_blocks):
     assert len(sliced) == len(whole) and max(whole) == 1
 
 
+@pytest.mark.slow  # its own export with feed-forward chunking
 @pytest.mark.parametrize("num_frames", [2, 7])  # the trace had 5 frames
 def test_ff_chunked_engine_generates_at_other_frame_counts(ff_engines, tiny_engines, num_frames):
     kw = dict(CALL, num_frames=num_frames, output_type="latent")
@@ -234,6 +236,7 @@ def test_ff_chunked_engine_generates_at_other_frame_counts(ff_engines, tiny_engi
 # -- command line -----------------------------------------------------------------------------------------------------
 def test_cli_flags(tiny_engines, tmp_path, events):
     from t2vrt.cli import build_parser, main
+    from t2vrt.runtime.video import read_video
 
     export = ["export", "m", "-o", "x"]
     assert build_parser().parse_args(export).ff_chunking == 0
@@ -242,5 +245,6 @@ def test_cli_flags(tiny_engines, tmp_path, events):
     assert build_parser().parse_args(["upscale", "d", "in.mp4", "p", "--low-memory"]).low_memory
     out = tmp_path / "v.gif"
     args = ["generate", str(tiny_engines), "a cat", "--frames", "2", "--height", "32", "--width", "32", "--steps", "1"]
-    assert main(args + ["--low-memory", "-o", str(out)]) == 0 and out.is_file()
+    assert main(args + ["--low-memory", "-o", str(out)]) == 0
+    assert read_video(out).shape == (2, 32, 32, 3)
     assert events == ONE_AT_A_TIME

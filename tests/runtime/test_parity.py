@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from t2vrt import Pipeline
+from tests.helpers import diffusers_run
 
 PROMPT, NEGATIVE = "a cat playing piano, high quality", "blurry"
 LATENT_TOL, FRAME_TOL = 1e-4, 1 / 255
@@ -33,8 +34,7 @@ def ours(tiny_engines):
 def test_matches_diffusers(ours, diffusers_pipe, num_frames, height, width):
     kw = dict(num_frames=num_frames, height=height, width=width, num_inference_steps=4, guidance_scale=7.5)
     video = ours(PROMPT, negative_prompt=NEGATIVE, seed=3, progress=False, **kw)
-    ref_latents = reference(diffusers_pipe, PROMPT, NEGATIVE, 3, "latent", **kw)
-    ref_frames = reference(diffusers_pipe, PROMPT, NEGATIVE, 3, "np", **kw)
+    ref_latents, ref_frames = diffusers_run(diffusers_pipe, PROMPT, 3, negative_prompt=NEGATIVE, **kw)
     # The fixture must not saturate: a comparison of clamped frames could not fail.
     assert ((ref_frames <= 0) | (ref_frames >= 1)).mean() < 0.05
     assert ref_frames.std() > 0.02
@@ -88,17 +88,14 @@ def test_same_seed_same_video_and_reuse(ours):
     "name,cls",
     [("dpmsolver++", "DPMSolverMultistepScheduler"), ("euler_a", "EulerAncestralDiscreteScheduler")],
 )
-def test_other_schedulers_match_diffusers(ours, tiny_model, name, cls):
+def test_other_schedulers_match_diffusers(ours, diffusers_pipe, monkeypatch, name, cls):
     """A swapped scheduler (stochastic ones drawing the same noise) reproduces diffusers' pipeline."""
     import diffusers
-    from diffusers import TextToVideoSDPipeline
 
-    pipe = TextToVideoSDPipeline.from_pretrained(str(tiny_model))
-    pipe.set_progress_bar_config(disable=True)
-    pipe.scheduler = getattr(diffusers, cls).from_config(pipe.scheduler.config)
+    pipe = diffusers_pipe  # the session's pipeline, its scheduler swapped for this test only
+    monkeypatch.setattr(pipe, "scheduler", getattr(diffusers, cls).from_config(pipe.scheduler.config))
     kw = dict(num_frames=3, height=48, width=32, num_inference_steps=5, guidance_scale=6.0)
     video = ours(PROMPT, negative_prompt=NEGATIVE, seed=4, scheduler=name, progress=False, **kw)
-    ref_latents = reference(pipe, PROMPT, NEGATIVE, 4, "latent", **kw)
-    ref_frames = reference(pipe, PROMPT, NEGATIVE, 4, "np", **kw)
+    ref_latents, ref_frames = diffusers_run(pipe, PROMPT, 4, negative_prompt=NEGATIVE, **kw)
     assert rel_l2(video.latents, ref_latents) < LATENT_TOL
     assert np.abs(video.images - ref_frames).max() < FRAME_TOL

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from t2vrt.runtime.video2video import VideoToVideoPipeline, start_index
+from tests.helpers import diffusers_run
 
 PROMPT, NEGATIVE = "a panda eating bamboo on a rock", "blurry"
 LATENT_TOL, FRAME_TOL = 1e-4, 1 / 255
@@ -60,8 +61,7 @@ def test_matches_diffusers(ours, reference_pipe, strength, num_frames, size_in, 
         pil = [VideoProcessor().resize(im, height, width) for im in pil]  # diffusers' resize: PIL Lanczos
     kw = dict(strength=strength, num_inference_steps=5, guidance_scale=7.5, negative_prompt=NEGATIVE, eta=eta)
     video = ours(PROMPT, frames, height=height, width=width, seed=3, progress=False, **kw)
-    ref_latents = reference(reference_pipe, pil, 3, "latent", **kw)
-    ref_frames = reference(reference_pipe, pil, 3, "np", **kw)
+    ref_latents, ref_frames = diffusers_run(reference_pipe, PROMPT, 3, video=pil, **kw)
     # Neither input nor output may saturate: a comparison of clamped frames could not fail.
     assert ((ref_frames <= 0) | (ref_frames >= 1)).mean() < 0.05 and ref_frames.std() > 0.02
     assert rel_l2(video.latents, ref_latents) < LATENT_TOL
@@ -121,13 +121,12 @@ def test_same_seed_same_video_and_no_reload(ours):
     assert all(ours._runners[k] is v for k, v in runners.items())
 
 
-def test_dpm_solver_matches_diffusers(ours, tiny_model):
+def test_dpm_solver_matches_diffusers(ours, reference_pipe, monkeypatch):
     """The Zeroscope XL recipe's scheduler (DPM-Solver++ multistep) over a truncated schedule."""
-    from diffusers import DPMSolverMultistepScheduler, VideoToVideoSDPipeline
+    from diffusers import DPMSolverMultistepScheduler
 
-    pipe = VideoToVideoSDPipeline.from_pretrained(str(tiny_model))
-    pipe.set_progress_bar_config(disable=True)
-    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    pipe = reference_pipe  # its scheduler swapped for this test only
+    monkeypatch.setattr(pipe, "scheduler", DPMSolverMultistepScheduler.from_config(pipe.scheduler.config))
     frames = moving_pattern(3, 32, 48)
     kw = dict(strength=0.6, num_inference_steps=6, guidance_scale=7.5, negative_prompt=NEGATIVE)
     video = ours(PROMPT, frames, seed=2, scheduler="dpmsolver++", output_type="latent", progress=False, **kw)

@@ -71,9 +71,9 @@ def test_unreadable_file(no_backend, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]  # nothing written
 
 
-def test_engine_directory_without_vae_encoder(tiny_engines):
+def test_engine_directory_without_vae_encoder(tiny_engines_without_encoder):
     with pytest.raises(ManifestError) as e:
-        VideoToVideoPipeline.load(tiny_engines)
+        VideoToVideoPipeline.load(tiny_engines_without_encoder)
     msg = str(e.value)
     assert "has no vae_encoder, which video-to-video needs" in msg and "\n" not in msg
     assert msg.endswith("re-export it with `t2vrt export MODEL -o DIR --components text_encoder unet vae_decoder vae_encoder`")
