@@ -20,7 +20,7 @@ import torch
 from t2vrt import Pipeline
 from t2vrt.components import Profile
 
-from tests.conftest import TINY_PROFILE
+from tests.helpers import TINY_PROFILE
 
 PROFILE = Profile(**TINY_PROFILE)
 

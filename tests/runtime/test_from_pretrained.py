@@ -13,7 +13,7 @@ from t2vrt.components import ModelDims, Profile
 from t2vrt.export.defaults import native_profile
 from t2vrt.export.hub import hub_error, pick_variant, resolve
 
-from tests.conftest import TINY_PROFILE
+from tests.helpers import TINY_PROFILE
 
 MODELSCOPE = ModelDims(latent_channels=4, text_hidden=1024, max_length=77, vae_scale=8, unet_downsample=8, sample_size=32)
 
