@@ -88,11 +88,13 @@ def explain_not_engine_dir(path: str | Path) -> None:
     p = Path(path).expanduser()
     if (p / MANIFEST).is_file():
         return
-    if (p / "model_index.json").is_file() or (not p.exists() and str(path).count("/") == 1 and not str(path).startswith((".", "/", "~"))):
-        what = "a diffusers model folder" if p.exists() else "not a folder here (a hub id?)"
-        raise ManifestError(f"{str(path)!r} is {what}, not a t2vrt engine directory: use "
+    if (p / "model_index.json").is_file():
+        raise ManifestError(f"{str(path)!r} is a diffusers model folder, not a t2vrt engine directory: use "
                             f"Pipeline.from_pretrained({str(path)!r}, export=True), or `t2vrt export {path} -o DIR` "
                             "then Pipeline.load(DIR)")
+    if not p.exists() and str(path).count("/") == 1 and not str(path).startswith((".", "/", "~")):
+        raise ManifestError(f"{str(path)!r} does not exist here: for a hub id use Pipeline.from_pretrained({str(path)!r}, "
+                            f"export=True); for an engine directory, create it with `t2vrt export MODEL -o {path}`")
 
 
 def export_options(components: tuple[str, ...], revision: str | None, variant: str | None, profile: Any,

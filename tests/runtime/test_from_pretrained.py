@@ -50,7 +50,8 @@ def test_load_says_what_serves_a_diffusers_folder_or_hub_id(tiny_model):
     with pytest.raises(ManifestError, match=r"is a diffusers model folder, not a t2vrt engine directory: use "
                                             r"Pipeline.from_pretrained\(.*, export=True\), or `t2vrt export "):
         Pipeline.load(tiny_model)
-    with pytest.raises(ManifestError, match=r"'org/model' is not a folder here \(a hub id\?\), not a t2vrt engine directory"):
+    with pytest.raises(ManifestError, match=r"^'org/model' does not exist here: for a hub id use Pipeline.from_pretrained\('org/model', "
+                                            r"export=True\); for an engine directory, create it with `t2vrt export MODEL -o org/model`$"):
         Pipeline.load("org/model")
 
 
