@@ -34,9 +34,15 @@ class BenchRequest:
     seed: int = 0
     scheduler: str = "ddim"
     decode_chunk_size: int | None = None
+    context_frames: int | None = None  # ours only: denoise in windows (runtime/context.py)
+    context_stride: int | None = None
+    free_noise: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def context(self) -> dict:
+        return dict(context_frames=self.context_frames, context_stride=self.context_stride, free_noise=self.free_noise)
 
     def common(self) -> dict:
         return dict(negative_prompt=self.negative_prompt, num_frames=self.num_frames, height=self.height, width=self.width,
@@ -132,8 +138,19 @@ class OursRun(Measured):
     def generate(self) -> np.ndarray:
         r = self.request
         video = self.pipe(r.prompt, seed=r.seed, scheduler=r.scheduler, decode_chunk_size=r.decode_chunk_size,
-                          progress=False, **r.common())
+                          progress=False, **r.common(), **r.context())
         return video.images
+
+    def run(self) -> tuple[dict, np.ndarray]:
+        """A long request (in context windows) also reports how visible the window seams are."""
+        from t2vrt.runtime.context import default_stride, seam_metric, window_schedule
+
+        record, frames = super().run()
+        w = self.request.context_frames
+        if w is not None:
+            stride = self.request.context_stride or default_stride(w)
+            record["seams"] = seam_metric(frames, window_schedule(self.request.num_frames, w, stride))
+        return record, frames
 
     def native_size(self) -> tuple[int, int]:
         m = self.pipe.manifest.model

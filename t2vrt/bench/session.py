@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, replace
 from t2vrt.bench.machine import machine
 from t2vrt.bench.report import FRAME_TOL, compare_frames, merge_parity, result
 from t2vrt.bench.runs import BenchRequest, DiffusersRun, OursRun
+from t2vrt.errors import InputError
 from t2vrt.runtime.checks import check_positive
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ def _run(config: BenchConfig, request: BenchRequest) -> dict:
         h, w = ours.native_size()
         request = replace(request, height=request.height or h, width=request.width or w)
         ours.request = request
+    if config.diffusers and request.context_frames is not None:
+        raise InputError("--context-frames has no counterpart in diffusers' TextToVideoSDPipeline, so the frames would "
+                         "not compare; run the long request without --diffusers")
     ref = DiffusersRun(config.diffusers, request, config.device, config.precision) if config.diffusers else None
     pipelines = [p for p in (ours, ref) if p is not None]
     warm: dict[str, list[dict]] = {p.name: [] for p in pipelines}

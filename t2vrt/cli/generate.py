@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from t2vrt.cli.console import add_json, report
-from t2vrt.cli.options import HELP, add_run_args, add_video_args, load_options, quiet_bars
+from t2vrt.cli.options import (HELP, add_context_args, add_run_args, add_video_args, context_kwargs, load_options,
+                               quiet_bars)
 
 
 def add_parser(sub) -> None:
@@ -17,6 +18,7 @@ def add_parser(sub) -> None:
     p.add_argument("--frames", type=int, default=16, help="number of frames")
     add_video_args(p, "out.mp4", "the model's native size", 8.0, "frames per second of the written video")
     add_run_args(p, guidance=9.0)
+    add_context_args(p)
     add_chain_args(p)
     add_json(p, "the written file, its size, the seed and the seconds")
     p.set_defaults(func=run)
@@ -27,7 +29,7 @@ def generate_kwargs(args) -> dict:
     return dict(
         negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height, width=args.width,
         num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
-        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk, free_noise=args.free_noise, **context_kwargs(args),
     )
 
 

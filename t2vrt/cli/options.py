@@ -88,3 +88,24 @@ def quiet_bars(pipe, args):
     """The pipeline ``pipe`` with its progress bars off under -q; returned for chaining."""
     pipe.set_progress_bar_config(disable=getattr(args, "verbosity", 0) < 0)
     return pipe
+
+
+def add_context_args(p: argparse.ArgumentParser, free_noise: bool = True) -> None:
+    """`generate`'s and `upscale`'s long-video options: denoise in overlapping windows (runtime/context.py)."""
+    from t2vrt.runtime.context import MODES, WEIGHTINGS
+
+    g = p.add_argument_group("long videos", "denoise --frames in overlapping windows of W frames, so a video may "
+                             "be longer than the engine's frame range")
+    g.add_argument("--context-frames", type=int, default=None, metavar="W", help="window length in frames (within the engine's frame range)")
+    g.add_argument("--context-stride", type=int, default=None, metavar="S", help="frames between window starts, 1..W; omitted: W // 4")
+    g.add_argument("--context-mode", default="clamped", choices=MODES, help="cyclic: the last windows wrap to the first frames (a looping video)")
+    g.add_argument("--context-weighting", default="taper", choices=WEIGHTINGS, help="how overlapping windows blend")
+    if free_noise:  # text-to-video only: video-to-video starts from the input video, not from pure noise
+        g.add_argument("--free-noise", action="store_true",
+                       help="FreeNoise: later windows reuse the first window's noise, reordered (more coherent, less varied)")
+
+
+def context_kwargs(args) -> dict:
+    """The pipelines' context_* keyword arguments from add_context_args' options (--free-noise apart)."""
+    return dict(context_frames=args.context_frames, context_stride=args.context_stride, context_mode=args.context_mode,
+                context_weighting=args.context_weighting)

@@ -11,7 +11,8 @@ import argparse
 import time
 
 from t2vrt.cli.console import report
-from t2vrt.cli.options import HELP, add_run_args, add_video_args, load_options, quiet_bars
+from t2vrt.cli.options import (HELP, add_context_args, add_run_args, add_video_args, context_kwargs, load_options,
+                               quiet_bars)
 from t2vrt.errors import InputError
 
 UPSCALE_GUIDANCE = 15.0  # diffusers' VideoToVideoSDPipeline default, which the Zeroscope XL card uses
@@ -27,6 +28,7 @@ def add_parser(sub) -> None:
     add_video_args(p, "upscaled.mp4", "the input's (resized to it when given)", None,
                    "frames per second written; omitted: the input's (8 for images)")
     add_run_args(p, guidance=UPSCALE_GUIDANCE, steps_help="inference steps of the full schedule (strength runs the last part)")
+    add_context_args(p, free_noise=False)
     p.set_defaults(func=run)
 
 
@@ -59,6 +61,7 @@ def run(args) -> int:
         args.prompt, args.input, strength=args.strength, negative_prompt=args.negative_prompt,
         num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
         height=args.height, width=args.width, scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+        **context_kwargs(args),
     )
     path = video.save(args.output, fps=args.fps or read_fps(args.input) or 8.0)
     _, f, h, w, _ = video.images.shape
@@ -68,6 +71,7 @@ def run(args) -> int:
 
 def run_chained(args, generate_kwargs: dict) -> int:
     """generate, then upscale the frames in memory; every check of both stages comes first."""
+    from t2vrt.runtime.context import context_plan
     from t2vrt.runtime.pipeline import Pipeline
     from t2vrt.runtime.video import check_output_path
 
@@ -81,11 +85,12 @@ def run_chained(args, generate_kwargs: dict) -> int:
     up = _load(args.upscale_with, args)
     m = base.manifest.model
     height, width = args.height or m.sample_size * m.vae_scale, args.width or m.sample_size * m.vae_scale  # as Pipeline's
-    base.check_sizes(1, args.frames, height, width)  # the first stage's size is the second's default
+    plan = context_plan(base.manifest.profile.frames, args.frames, free_noise=args.free_noise, root=args.dir, **context_kwargs(args))
+    base.check_sizes(1, args.frames if plan is None else plan.unet_frames, height, width)  # the first stage's size is the second's default
     up_kw = dict(
         height=args.upscale_height or height, width=args.upscale_width or width,
         strength=args.upscale_strength, num_inference_steps=args.steps, eta=args.eta,
-        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk, **context_kwargs(args),
     )
     up.check(args.frames, **up_kw)  # fail before the first stage runs, not after it
     first = base(args.prompt, **generate_kwargs)

@@ -17,6 +17,7 @@ from t2vrt.manifest import MANIFEST, load_manifest
 from t2vrt.runtime.arrays import cat, from_numpy, permute, to_numpy
 from t2vrt.runtime.callbacks import StepCallbacks
 from t2vrt.runtime.checks import check_decode_chunk, check_positive, check_request
+from t2vrt.runtime.context import ContextPlan, context_plan, free_noise_latents, windowed
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.pretrained import cached_engine_dir, explain_not_engine_dir, export_options
 from t2vrt.runtime.prompts import Prompts, check_clip_skip, embeddings, read_prompts
@@ -132,8 +133,10 @@ class Pipeline:
         return embeddings(p, self.encode_texts, dtype, clip_skip)
 
     def denoise(self, x: Any, emb: Any, sampler, guidance_scale: float, noise: Noise, start: int = 0,
-                callbacks: StepCallbacks | None = None, progress: bool | None = None) -> Any:
-        """The sampling loop: one batched UNet call per model evaluation, guidance eps = u + g (c - u)."""
+                callbacks: StepCallbacks | None = None, progress: bool | None = None,
+                context: ContextPlan | None = None) -> Any:
+        """The sampling loop: one batched UNet call per model evaluation, guidance eps = u + g (c - u); with a
+        ``context`` plan of several windows, one call per window, blended to a full-length eps (runtime/context.py)."""
         from tqdm.auto import tqdm
 
         unet, guided = self.runner("unet"), guidance_scale > 1.0
@@ -143,10 +146,15 @@ class Pipeline:
         ts = {i: from_numpy(np.array([sampler.timesteps[i]], dtype=np.float32), x) for i in range(start, len(sampler.timesteps))}
         for i in tqdm(range(start, len(sampler.timesteps)), desc="denoise", disable=not self._progress(progress), leave=False):
             xin = sampler.scale_model_input(x, i)
-            eps = unet.infer({"sample": cat([xin, xin]) if guided else xin, "timestep": ts[i], "encoder_hidden_states": emb})["noise_pred"]
-            if guided:
-                u, c = eps[: len(x)], eps[len(x):]
-                eps = u + guidance_scale * (c - u)
+
+            def predict(xw, t=ts[i]):  # one batched UNet call over (a window of) the latents, guided
+                eps = unet.infer({"sample": cat([xw, xw]) if guided else xw, "timestep": t, "encoder_hidden_states": emb})["noise_pred"]
+                if guided:
+                    u, c = eps[: len(xw)], eps[len(xw):]
+                    eps = u + guidance_scale * (c - u)
+                return eps
+
+            eps = windowed(predict, xin, context) if context is not None and context.active else predict(xin)
             x, state = sampler.step(i, x, eps, state, noise.like_frames)
             x, emb = on_step(i, x, emb, guided)
         self.release("unet")
@@ -191,17 +199,24 @@ class Pipeline:
                  callback_steps: int = 1, cross_attention_kwargs: dict | None = None, clip_skip: int | None = None, *,
                  callback_on_step_end: Callable | None = None,
                  callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",), seed: int | None = None,
-                 scheduler: str | None = None, decode_chunk_size: int | None = None,
-                 progress: bool | None = None) -> Video | tuple:
+                 scheduler: str | None = None, decode_chunk_size: int | None = None, progress: bool | None = None,
+                 context_frames: int | None = None, context_stride: int | None = None, context_mode: str = "clamped",
+                 context_weighting: str = "taper", free_noise: bool = False) -> Video | tuple:
         """diffusers' TextToVideoSDPipeline.__call__: the same arguments in the same order, the same defaults, the
         same result (``.frames[0]`` is the first video). Keyword-only extras: ``callback_on_step_end`` (and its
         tensor inputs) as current diffusers pipelines, ``seed`` (instead of a generator), ``scheduler`` (a name,
-        e.g. "dpmsolver++"), ``decode_chunk_size`` (VAE frames per call) and ``progress`` (the bar)."""
+        e.g. "dpmsolver++"), ``decode_chunk_size`` (VAE frames per call), ``progress`` (the bars), and
+        ``context_frames`` (W) and ``context_stride``: denoise in overlapping windows of W frames, so ``num_frames``
+        may exceed the engine's frame range; ``context_mode`` "clamped" or "cyclic" (a looping video),
+        ``context_weighting`` "taper" or "uniform"; ``free_noise``: FreeNoise's initial noise (runtime/context.py;
+        given ``latents`` are used as they are, as in diffusers' FreeNoise)."""
         p = read_prompts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, guidance_scale, self.embed_shape)
         m = self.manifest.model
         height = height or m.sample_size * m.vae_scale
         width = width or m.sample_size * m.vae_scale
-        self.check_sizes(p.batch, num_frames, height, width)
+        plan = context_plan(self.manifest.profile.frames, num_frames, context_frames, context_stride, context_mode,
+                            context_weighting, free_noise, root=str(self.root))
+        self.check_sizes(p.batch, num_frames if plan is None else plan.unet_frames, height, width)
         chunk = self._chunk(decode_chunk_size, p.batch * num_frames)
         check_output_type(output_type)
         self.check_unsupported(cross_attention_kwargs, clip_skip)
@@ -209,10 +224,10 @@ class Pipeline:
         sampler = self.sampler(scheduler, num_inference_steps, eta)
         shape = (p.batch, m.latent_channels, num_frames, height // m.vae_scale, width // m.vae_scale)
         noise = Noise(seed, generator)
-        x = self.initial_latents(latents, shape, noise) * sampler.init_noise_sigma
+        x = self.initial_latents(latents, shape, noise, plan if free_noise else None) * sampler.init_noise_sigma
         emb = self.embed(p, clip_skip)
         x = from_numpy(to_numpy(x), emb)  # latents on the engines' device (a no-op for NumPy runners)
-        x = self.denoise(x, emb, sampler, guidance_scale, noise, callbacks=steps, progress=progress)
+        x = self.denoise(x, emb, sampler, guidance_scale, noise, callbacks=steps, progress=progress, context=plan)
         return self.result(x, chunk, noise.seed, output_type, return_dict, progress)
 
     @property
@@ -233,9 +248,12 @@ class Pipeline:
                 "scales are fixed in the exported UNet; fuse a LoRA into the model's weights before `t2vrt export`")
         check_clip_skip(self.manifest, clip_skip)
 
-    def initial_latents(self, latents: Any, shape: tuple[int, ...], noise: Noise) -> np.ndarray:
+    def initial_latents(self, latents: Any, shape: tuple[int, ...], noise: Noise,
+                        free_noise_plan: ContextPlan | None = None) -> np.ndarray:
+        """Given latents as they are, else a draw (FreeNoise's reordered one with a plan)."""
         if latents is None:
-            return noise.randn(shape)
+            x = noise.randn(shape)
+            return x if free_noise_plan is None else free_noise_latents(x, free_noise_plan, noise)
         if tuple(latents.shape) != shape:
             raise InputError(f"latents have shape {tuple(latents.shape)}; expected {shape} for these arguments")
         return to_numpy(latents).astype(np.float32)

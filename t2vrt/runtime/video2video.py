@@ -15,6 +15,7 @@ from t2vrt.components import VIDEO_TO_VIDEO
 from t2vrt.errors import InputError, ManifestError
 from t2vrt.runtime.arrays import cat, from_numpy, permute
 from t2vrt.runtime.callbacks import StepCallbacks
+from t2vrt.runtime.context import context_plan
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.output import Video, check_output_type
 from t2vrt.runtime.pipeline import Pipeline
@@ -55,9 +56,11 @@ class VideoToVideoPipeline(Pipeline):
 
     def check(self, num_frames: int, height: int, width: int, strength: float = 0.6, num_inference_steps: int = 50,
               eta: float = 0.0, scheduler: str | None = None, output_type: str = "np",
-              decode_chunk_size: int | None = None) -> tuple[Any, int, int]:
-        """The size, step and output checks of a call, before any backend runs: (sampler, start index, VAE chunk)."""
-        self.check_sizes(1, num_frames, height, width)
+              decode_chunk_size: int | None = None, **context: Any) -> tuple[Any, int, int]:
+        """The size, step and output checks of a call, before any backend runs: (sampler, start index, VAE chunk).
+        ``context``: the context_* arguments of ``__call__``."""
+        plan = context_plan(self.manifest.profile.frames, num_frames, **context, root=str(self.root))
+        self.check_sizes(1, num_frames if plan is None else plan.unet_frames, height, width)
         check_output_type(output_type)
         sampler = self.sampler(scheduler, num_inference_steps, eta)
         start = start_index(num_inference_steps, strength, getattr(sampler, "order", 1))
@@ -96,9 +99,14 @@ class VideoToVideoPipeline(Pipeline):
                  callback_on_step_end: Callable | None = None,
                  callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",), height: int | None = None,
                  width: int | None = None, seed: int | None = None, scheduler: str | None = None,
-                 decode_chunk_size: int | None = None, progress: bool | None = None) -> Video | tuple:
+                 decode_chunk_size: int | None = None, progress: bool | None = None, context_frames: int | None = None,
+                 context_stride: int | None = None, context_mode: str = "clamped",
+                 context_weighting: str = "taper") -> Video | tuple:
         """diffusers' VideoToVideoSDPipeline.__call__ (its order and defaults). Keyword-only extras: those of
-        Pipeline.__call__, and ``height``/``width`` (resize the input; default its own size)."""
+        Pipeline.__call__, and ``height``/``width`` (resize the input; default its own size); ``context_*`` re-render
+        a video longer than the UNet's frame range window by window, as Pipeline's (runtime/context.py)."""
+        context = dict(context_frames=context_frames, context_stride=context_stride, context_mode=context_mode,
+                       context_weighting=context_weighting)
         p = read_prompts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, guidance_scale, self.embed_shape)
         if p.batch != 1:
             raise InputError(f"video-to-video takes one prompt per video; got {p.batch} prompts")
@@ -109,7 +117,8 @@ class VideoToVideoPipeline(Pipeline):
         frames = load_frames(video)
         height, width = self._size(frames, height, width)
         sampler, start, chunk = self.check(len(frames), height, width, strength, num_inference_steps, eta, scheduler,
-                                           output_type, decode_chunk_size)
+                                           output_type, decode_chunk_size, **context)
+        plan = context_plan(self.manifest.profile.frames, len(frames), **context, root=str(self.root))
         self.check_unsupported(cross_attention_kwargs, clip_skip)
         steps = StepCallbacks(callback, callback_steps, callback_on_step_end, callback_on_step_end_tensor_inputs, self)
         frames = resize_frames(frames, height, width)
@@ -120,5 +129,6 @@ class VideoToVideoPipeline(Pipeline):
         x0 = self.encode_video(frames, chunk, noise, progress)
         x = sampler.add_noise(x0, from_numpy(noise.randn(tuple(x0.shape)), x0), start)  # diffusers' second draw
         x = permute(x.reshape(1, *x.shape), (0, 2, 1, 3, 4))  # [f, c, h, w] -> [1, c, f, h, w]
-        x = self.denoise(x, emb, sampler, guidance_scale, noise, start=start, callbacks=steps, progress=progress)
+        x = self.denoise(x, emb, sampler, guidance_scale, noise, start=start, callbacks=steps, progress=progress,
+                         context=plan)
         return self.result(x, chunk, noise.seed, output_type, return_dict, progress)
