@@ -121,7 +121,7 @@ class OursRun(Measured):
         for name in COMPONENTS:
             self.pipe._runners[name] = TimedRunner(self._open(name, threads), name, self.recorder)
         self.load_rss_mb = self.memory.current_mb() - rss
-        wrap_stage(self.pipe, "encode_prompt", "encode", self.recorder)
+        wrap_stage(self.pipe, "embed", "encode", self.recorder)
         wrap_stage(self.pipe, "denoise", "loop", self.recorder)
         wrap_stage(self.pipe, "decode", "decode", self.recorder)
         unet = self.pipe.runner("unet")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from t2vrt.cli.console import add_json, report
 from t2vrt.cli.options import HELP, range_arg
 from t2vrt.components import TEXT_TO_VIDEO
 from t2vrt.errors import InputError
@@ -60,6 +61,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="limit TensorRT's scratch memory per layer (the GPU's memory if omitted); a tactic needing more is skipped")
     p.add_argument("--components", default=",".join(TEXT_TO_VIDEO), metavar="NAME[,NAME...]",
                    help="components to build, comma separated")
+    add_json(p, "each engine's record (path, cached, seconds)")
     p.set_defaults(func=run)
     return p
 
@@ -80,6 +82,9 @@ def run(args) -> int:
     from t2vrt.engines import tensorrt_build
 
     results = tensorrt_build.build_engines(args.dir, options_from(args))
+    if getattr(args, "json", False):
+        report(args, "", {"dir": args.dir, "engines": results})
+        return 0
     for name, r in results.items():
         status = "cached" if r["cached"] else f"built in {r['seconds']:.1f} s"
         print(f"{name:14s} {status:18s} {r['path']}")

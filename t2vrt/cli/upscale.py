@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from t2vrt.cli.options import HELP, add_context_args, add_run_args, add_video_args, context_kwargs, load_options
+from t2vrt.cli.console import report
+from t2vrt.cli.options import (HELP, add_context_args, add_run_args, add_video_args, context_kwargs, load_options,
+                               quiet_bars)
 from t2vrt.errors import InputError
 
 UPSCALE_GUIDANCE = 15.0  # diffusers' VideoToVideoSDPipeline default, which the Zeroscope XL card uses
@@ -21,7 +23,7 @@ def add_parser(sub) -> None:
                        formatter_class=HELP)
     p.add_argument("dir", help="engine directory exported with a vae_encoder")
     p.add_argument("input", help="input video: .mp4 (anything ffmpeg reads), .gif, an image, or a folder of images")
-    p.add_argument("prompt")
+    p.add_argument("prompt", help="what the re-rendered video shows (usually the first stage's prompt)")
     p.add_argument("--strength", type=float, default=0.6, help="how much to change the input, in (0, 1]")
     add_video_args(p, "upscaled.mp4", "the input's (resized to it when given)", None,
                    "frames per second written; omitted: the input's (8 for images)")
@@ -46,7 +48,7 @@ def add_chain_args(p: argparse.ArgumentParser) -> None:
 def _load(path: str, args):
     from t2vrt.runtime.video2video import VideoToVideoPipeline
 
-    return VideoToVideoPipeline.load(path, **load_options(args))
+    return quiet_bars(VideoToVideoPipeline.load(path, **load_options(args)), args)
 
 
 def run(args) -> int:
@@ -62,7 +64,7 @@ def run(args) -> int:
         **context_kwargs(args),
     )
     path = video.save(args.output, fps=args.fps or read_fps(args.input) or 8.0)
-    f, h, w, _ = video.frames.shape
+    _, f, h, w, _ = video.images.shape
     print(f"wrote {path} ({f} frames, {w}x{h}) in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -79,7 +81,7 @@ def run_chained(args, generate_kwargs: dict) -> int:
     for path in (args.output, args.keep_intermediate):
         if path is not None:
             check_output_path(path)
-    base = Pipeline.load(args.dir, **load_options(args))
+    base = quiet_bars(Pipeline.load(args.dir, **load_options(args)), args)
     up = _load(args.upscale_with, args)
     m = base.manifest.model
     height, width = args.height or m.sample_size * m.vae_scale, args.width or m.sample_size * m.vae_scale  # as Pipeline's
@@ -94,10 +96,14 @@ def run_chained(args, generate_kwargs: dict) -> int:
     first = base(args.prompt, **generate_kwargs)
     if args.keep_intermediate is not None:
         first.save(args.keep_intermediate, fps=args.fps)
-    mid = first.frames  # uint8 [f, H, W, 3]: what a lossless intermediate file would hold
+    mid = first.uint8[0]  # uint8 [f, H, W, 3]: what a lossless intermediate file would hold
     video = up(args.prompt, mid, negative_prompt=args.negative_prompt, guidance_scale=args.upscale_guidance,
                seed=args.seed, **up_kw)
     path = video.save(args.output, fps=args.fps)
-    f, h, w, _ = video.frames.shape
-    print(f"wrote {path} ({f} frames, {w}x{h}, upscaled from {mid.shape[2]}x{mid.shape[1]}) in {time.perf_counter() - t0:.1f} s")
+    _, f, h, w, _ = video.images.shape
+    seconds = round(time.perf_counter() - t0, 2)
+    report(args, f"wrote {path} ({f} frames, {w}x{h}, upscaled from {mid.shape[2]}x{mid.shape[1]}) in {seconds:.1f} s",
+           {"output": str(path), "frames": f, "height": h, "width": w, "fps": args.fps, "seed": args.seed,
+            "intermediate": args.keep_intermediate, "from_height": mid.shape[1], "from_width": mid.shape[2],
+            "seconds": seconds})
     return 0

@@ -69,7 +69,7 @@ def _default_precision(manifest: Manifest, name: str, device: str) -> str:
 
 
 def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precision: str | None = None,
-                providers: list[str] | None = None, cuda_graphs: bool = False) -> Runner:
+                providers: list[str] | None = None, threads: int | None = None, cuda_graphs: bool = False) -> Runner:
     """A Runner for component ``name`` on a resolved backend. ``precision`` None: fp32 ONNX for onnxruntime on the
     CPU, fp16 on CUDA where exported; the engine built for this GPU (fp16 first) for tensorrt."""
     spec = manifest.spec(name)
@@ -82,7 +82,7 @@ def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precisi
             return OrtBoundRunner(path, spec, "cuda", cuda_graphs=cuda_graphs)
         from t2vrt.engines.onnxruntime import OrtRunner
 
-        return OrtRunner(path, spec, providers=providers or ["CPUExecutionProvider"])
+        return OrtRunner(path, spec, providers=providers or ["CPUExecutionProvider"], threads=threads)
     if backend == "tensorrt":
         from t2vrt.engines.tensorrt_records import find_engine
         from t2vrt.engines.tensorrt_runner import TrtRunner

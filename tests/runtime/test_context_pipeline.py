@@ -54,7 +54,7 @@ def test_spy_every_call_has_at_most_w_frames_and_every_frame_is_covered_every_st
     latents = np.random.default_rng(1).standard_normal((1, 4, f, 4, 4)).astype(np.float32)
     xs = [latents]  # DDIM's model input is its latents: x before step i is what the windows must tile
     pipe(PROMPT, num_frames=f, latents=latents, context_frames=w, context_stride=s, context_mode=mode,
-         scheduler="ddim", callback=lambda i, x: xs.append(np.array(x)), **{**SMALL, "num_inference_steps": steps})
+         scheduler="ddim", callback=lambda i, t, x: xs.append(np.array(x)), **{**SMALL, "num_inference_steps": steps})
     per_step = unet_calls_per_evaluation(f, w, s, mode)
     assert len(spy.samples) == steps * per_step
     for step in range(steps):
