@@ -8,7 +8,8 @@ from typing import Callable
 
 from t2vrt.serve.request import VideoRequest
 
-STAGES = ("encode_prompt", "denoise", "decode")
+# The pipeline method timed -> its name in results (the text encoding is reported as diffusers names it).
+STAGES = {"embed": "encode_prompt", "denoise": "denoise", "decode": "decode"}
 
 
 class Cancelled(Exception):
@@ -20,8 +21,8 @@ class StageClock:
 
     def __init__(self, pipe):
         self.seconds: dict[str, float] = {}
-        for stage in STAGES:
-            setattr(pipe, stage, self._timed(stage, getattr(pipe, stage)))
+        for method, stage in STAGES.items():
+            setattr(pipe, method, self._timed(stage, getattr(pipe, method)))
 
     def _timed(self, stage: str, fn: Callable) -> Callable:
         def run(*args, **kwargs):
@@ -47,7 +48,7 @@ def render(pipe, clock: StageClock, req: VideoRequest, path: Path, fps: float,
     t0 = time.perf_counter()
     clock.seconds.clear()
     steps = req.num_inference_steps
-    callback = None if on_step is None else (lambda i, x: on_step(i + 1, steps))
+    callback = None if on_step is None else (lambda step, timestep, latents: on_step(step + 1, steps))
     video = pipe(req.prompt, progress=False, callback=callback, **req.call_kwargs())
     t1 = time.perf_counter()
     save_atomic(video, path, fps)
