@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from t2vrt.cli.options import BACKENDS, HELP
+from t2vrt.cli.options import BACKEND_HELP, BACKENDS, HELP, NEGATIVE_HELP, PRECISION_HELP
 from t2vrt.serve.request import VideoRequest
 
 
@@ -18,7 +18,7 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
 
     d = VideoRequest()
     g = p.add_argument_group("defaults of each request (a line's own keys win)")
-    g.add_argument("--negative-prompt", default=None)
+    g.add_argument("--negative-prompt", default=None, help=NEGATIVE_HELP)
     g.add_argument("--frames", type=int, default=d.num_frames, help="num_frames")
     g.add_argument("--height", type=int, default=None, help="height in pixels; omitted: the model's native size")
     g.add_argument("--width", type=int, default=None, help="width in pixels; omitted: the model's native size")
@@ -28,8 +28,8 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
     g = p.add_argument_group("runtime")
     g.add_argument("--fps", type=float, default=8.0, help="frames per second of the written videos")
-    g.add_argument("--backend", default="auto", choices=BACKENDS)
-    g.add_argument("--precision", default=None, choices=["fp32", "fp16"])
+    g.add_argument("--backend", default="auto", choices=BACKENDS, help=BACKEND_HELP)
+    g.add_argument("--precision", default=None, choices=["fp32", "fp16"], help=PRECISION_HELP)
 
 
 def add_ray_args(p: argparse.ArgumentParser, what: str) -> None:

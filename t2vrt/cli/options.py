@@ -53,21 +53,24 @@ def add_video_args(p: argparse.ArgumentParser, output: str, size: str, fps: floa
     p.add_argument("--fps", type=float, default=fps, help=fps_help)
 
 
+NEGATIVE_HELP = "what to steer away from; omitted: the empty prompt, as diffusers"
+BACKEND_HELP = "auto: TensorRT where engines are built for this GPU, else ONNX Runtime (the log says why)"
+PRECISION_HELP = "omitted: fp32 ONNX on onnxruntime, the best built engine (fp16 first) on tensorrt"
+
+
 def add_run_args(p: argparse.ArgumentParser, guidance: float, steps_help: str = "inference steps") -> None:
     """The sampling and backend options of `generate` and `upscale`."""
     from t2vrt.runtime.schedulers import SCHEDULERS
 
-    p.add_argument("--negative-prompt", default=None, help="what to steer away from; omitted: the empty prompt, as diffusers")
+    p.add_argument("--negative-prompt", default=None, help=NEGATIVE_HELP)
     p.add_argument("--steps", type=int, default=50, help=f"{steps_help} (diffusers' and Pipeline's default; 25 often suffices)")
     p.add_argument("--guidance", type=float, default=guidance, help="classifier-free guidance scale (<= 1 disables it)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
     p.add_argument("--seed", type=int, default=0, help="seed (same noise as diffusers with torch.Generator('cpu').manual_seed)")
     p.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
     p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt")
-    p.add_argument("--backend", default="auto", choices=BACKENDS,
-                   help="auto: TensorRT where engines are built for this GPU, else ONNX Runtime (the log says why)")
-    p.add_argument("--precision", default=None, choices=["fp32", "fp16"],
-                   help="omitted: fp32 ONNX on onnxruntime, the best built engine (fp16 first) on tensorrt")
+    p.add_argument("--backend", default="auto", choices=BACKENDS, help=BACKEND_HELP)
+    p.add_argument("--precision", default=None, choices=["fp32", "fp16"], help=PRECISION_HELP)
     p.add_argument("--low-memory", action="store_true", help="load each component only while it runs (slower, lower peak)")
     p.add_argument("--providers", nargs="+", default=None, metavar="EP",
                    help="ONNX Runtime execution providers in order, e.g. CUDAExecutionProvider CPUExecutionProvider; "

@@ -10,7 +10,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="HTTP video job API (POST /v1/videos), standalone or on Ray Serve", formatter_class=HELP)
     p.add_argument("dir", help="engine directory")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     p.add_argument("-o", "--output-dir", default="videos", help="where finished videos are kept")
     p.add_argument("--max-queued", type=int, default=16, help="waiting jobs before POST answers 429")
     p.add_argument("--grace", type=float, default=30.0, help="seconds a running job gets to finish at shutdown")
