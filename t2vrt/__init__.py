@@ -2,7 +2,7 @@
 
 from t2vrt.errors import EngineError, ExportError, InputError, ManifestError, SchedulerError, T2VError
 from t2vrt.runtime.pipeline import Pipeline
-from t2vrt.runtime.video import Video
+from t2vrt.runtime.output import Video
 
 __version__ = "0.1.0"
 __all__ = ["Pipeline", "Video", "T2VError", "InputError", "ManifestError", "ExportError", "EngineError", "SchedulerError"]

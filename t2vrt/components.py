@@ -98,6 +98,7 @@ class ModelDims:
     vae_scale: int  # pixels per latent pixel (8 for the real models)
     unet_downsample: int  # latent size must be a multiple of this (2 ** (len(block_out_channels) - 1))
     sample_size: int  # the UNet's native latent size
+    text_layers: int = 0  # CLIP layers; 0 in manifests written before the text encoder exported its hidden states
 
     @property
     def size_multiple(self) -> int:
@@ -115,7 +116,9 @@ def component_specs(m: ModelDims, dtype: str = "float32") -> dict[str, Component
         "text_encoder": ComponentSpec(
             "text_encoder",
             (TensorSpec("input_ids", "int64", ("b", m.max_length)),),
-            (TensorSpec("last_hidden_state", dtype, ("b", m.max_length, m.text_hidden)),),
+            (TensorSpec("last_hidden_state", dtype, ("b", m.max_length, m.text_hidden)),)
+            # clip_skip: every hidden state (embeddings, then each layer) through the final layer norm
+            + ((TensorSpec("hidden_states", dtype, ("b", m.text_layers + 1, m.max_length, m.text_hidden)),) if m.text_layers else ()),
         ),
         "unet": ComponentSpec(
             "unet",

@@ -49,6 +49,13 @@ PRESETS: dict[str, ModelPreset] = {
         text_hidden=32, text_layers=2, text_heads=4, text_intermediate=64,
         vae_channels=(16, 16, 32, 32), vae_layers=1, vae_groups=8,
     ),
+    # Unlike every other preset (and the test fixtures): cross-attention width 24, UNet head dim 4, 16 norm groups,
+    # VAE scale 2, native latent 24 (48 px); the size-bucket tests export it with a non-square profile.
+    "tiny-odd": ModelPreset(
+        unet_channels=(32, 64), unet_layers=1, head_dim=4, unet_groups=16,
+        text_hidden=24, text_layers=1, text_heads=4, text_intermediate=48,
+        vae_channels=(16, 32), vae_layers=1, vae_groups=16, sample_size=24,
+    ),
     "small": ModelPreset(
         unet_channels=(64, 128, 256, 256), unet_layers=1, head_dim=32, unet_groups=32,
         text_hidden=256, text_layers=4, text_heads=4, text_intermediate=1024,

@@ -47,11 +47,14 @@ def test_bench_against_diffusers(tiny_engines, tiny_model, tmp_path, capsys):
         assert data[side]["load_rss_mb"] < max(r["peak_rss_mb"] for r in runs)  # what loading added stays inside the peak
     assert len(data["speedup"]["total_s"]["pairs"]) == 2
     assert data["parity"]["ok"] and data["parity"]["pairs"] == 2 and data["parity"]["max_abs"] < 1 / 255
+    p = data["parity"]
+    assert p["psnr_db"] > 50 and p["ssim"] > 0.999 and p["latent_rel_l2"] < 1e-3
+    assert (p["nan_frames"], p["black_frames"], p["reference_nan_frames"]) == (0, 0, 0)
     m = data["machine"]
     assert m["cores_logical"] >= 1 and "onnxruntime" in m["versions"] and "diffusers" in m["versions"]
     assert "CPUExecutionProvider" in data["config"]["backends"]["t2vrt"]
     text = capsys.readouterr().out
-    assert "| UNet per step (s) |" in text and "frames: same within" in text
+    assert "| UNet per step (s) |" in text and "frames: same within" in text and "quality (worst pair): PSNR " in text
 
 
 def test_bench_catches_different_work(tiny_engines, tmp_path, capsys):
@@ -84,3 +87,15 @@ def test_compare_frames():
     assert not compare_frames(ref + 2 / 255, ref)["ok"]
     assert not compare_frames(ref[:, :1], ref)["ok"]
     assert compare_frames(np.ones_like(ref), np.ones_like(ref))["saturated_fraction"] == pytest.approx(1.0)
+
+
+def test_fp16_against_fp32_compares_a_second_run_of_ours(tiny_engines):
+    """The wiring of the fp16-vs-fp32 numbers (here fp32 against fp32: the same frames, so PSNR is infinite)."""
+    from t2vrt.bench.runs import BenchRequest, OursRun
+    from t2vrt.bench.session import BenchConfig, fp16_against_fp32
+
+    request = BenchRequest(num_frames=2, height=32, width=32, num_inference_steps=2)
+    ours = OursRun(tiny_engines, request)
+    _, frames = ours.run()
+    q = fp16_against_fp32(BenchConfig(engines=str(tiny_engines)), request, ours, frames)
+    assert q["psnr_db"] == float("inf") and q["ssim"] == pytest.approx(1.0) and q["latent_rel_l2"] == 0.0

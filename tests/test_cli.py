@@ -13,7 +13,7 @@ def test_export_generate_inspect(tiny_model, tmp_path, capsys):
     assert main(["export", str(tiny_model), "-o", str(out), "--frames", "2:4:8", "--height", "32:32:64", "--width", "32:48:64"]) == 0
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "validated fp32: worst relative L2" in text and "frames=(2, 4, 8)" in text
+    assert "validated fp32: worst relative L2" in text and "frames 2:4:8" in text
     video = tmp_path / "v.gif"
     assert main(["generate", str(out), "a robot dancing", "--frames", "3", "--height", "32", "--width", "64", "--steps", "2", "-o", str(video)]) == 0
     assert read_video(video).shape == (3, 32, 64, 3)  # the frames asked for, at the size asked for
@@ -31,13 +31,13 @@ def test_export_command_records_its_options(tiny_model, tmp_path, capsys):
     assert (m.profile.frames, m.profile.height, m.profile.width) == ((2, 4, 8), (32, 32, 64), (32, 48, 64))
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "validated fp32: worst relative L2" in text and "frames=(2, 4, 8)" in text
+    assert "validated fp32: worst relative L2" in text and "frames 2:4:8" in text
 
 
 def test_help_shows_defaults():
     res = subprocess.run([sys.executable, "-m", "t2vrt.cli", "generate", "--help"], capture_output=True, text=True)
     assert res.returncode == 0
-    assert "--steps STEPS" in res.stdout and "(default: 25)" in res.stdout and "(default: None)" not in res.stdout
+    assert "--steps STEPS" in res.stdout and "(default: 50)" in res.stdout and "(default: None)" not in res.stdout
 
 
 def test_build_exits_zero_on_success(monkeypatch, capsys):

@@ -25,17 +25,23 @@ ROWS = (
 )
 
 
-def compare_frames(ours: np.ndarray, ref: np.ndarray, tol: float = FRAME_TOL) -> dict:
-    """Both pipelines' float frames in [0, 1]; ok when the shapes agree and every value is within ``tol``.
+def compare_frames(ours: np.ndarray, ref: np.ndarray, tol: float = FRAME_TOL, ours_latents=None, ref_latents=None) -> dict:
+    """Both pipelines' float frames in [0, 1]; ok when the shapes agree, every value is within ``tol`` and no frame
+    of ours holds a NaN. With the quality numbers of bench.quality (PSNR, SSIM, the final latents' relative L2,
+    NaN and black frames).
 
     The saturated fraction says how much of the reference is clamped at 0 or 1, where a comparison cannot fail.
     """
+    from t2vrt.bench.quality import quality
+
     ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
     if ours.shape != ref.shape:
         return {"ok": False, "tolerance": tol, "reason": f"shapes differ: ours {ours.shape}, diffusers {ref.shape}"}
     d = np.abs(ours - ref)
+    q = quality(ours, ref, ours_latents, ref_latents)
     return {
-        "ok": bool(d.max() <= tol),
+        **q,
+        "ok": bool(d.max() <= tol) and q["nan_frames"] == 0,
         "tolerance": tol,
         "max_abs": float(d.max()),
         "mean_abs": float(d.mean()),
@@ -85,7 +91,7 @@ def result(machine: dict, config: dict, request: dict, ours: list[dict], ref: li
 
 
 def write_json(data: dict, path: str | Path) -> Path:
-    from t2vrt.runtime.output import write_text_atomic
+    from t2vrt.runtime.outpath import write_text_atomic
 
     return write_text_atomic(Path(path), json.dumps(data, indent=2))  # beside the target, then renamed
 
@@ -133,4 +139,14 @@ def parity_line(p: dict | None) -> str:
     verdict = "same" if p["ok"] else "DIFFERENT"
     return (f"frames: {verdict} within {p['tolerance']:.4f} over {p['pairs']} pairs: max |diff| {p['max_abs']:.2e}, "
             f"mean {p['mean_abs']:.2e}, 99.9% {p['p999_abs']:.2e}; {100 * p['saturated_fraction']:.1f}% of reference "
-            f"values clamped at 0 or 1")
+            f"values clamped at 0 or 1\n" + quality_line("quality (worst pair)", p))
+
+
+def quality_line(label: str, q: dict | None) -> str:
+    """PSNR, SSIM, latent relative L2 and bad frames of one comparison, on one line."""
+    if not q or "psnr_db" not in q:
+        return f"{label}: not measured"
+    lat = f", latents rel. L2 {q['latent_rel_l2']:.2e}" if "latent_rel_l2" in q else ""
+    return (f"{label}: PSNR {q['psnr_db']:.1f} dB, SSIM {q['ssim']:.4f}{lat}, max |diff| {q['max_abs']:.2e}, mean "
+            f"{q['mean_abs']:.2e}; NaN frames {q['nan_frames']}, black frames {q['black_frames']} (reference: "
+            f"{q['reference_nan_frames']}, {q['reference_black_frames']})")

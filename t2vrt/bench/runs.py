@@ -34,9 +34,15 @@ class BenchRequest:
     seed: int = 0
     scheduler: str = "ddim"
     decode_chunk_size: int | None = None
+    context_frames: int | None = None  # ours only: denoise in windows (runtime/context.py)
+    context_stride: int | None = None
+    free_noise: bool = False
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def context(self) -> dict:
+        return dict(context_frames=self.context_frames, context_stride=self.context_stride, free_noise=self.free_noise)
 
     def common(self) -> dict:
         return dict(negative_prompt=self.negative_prompt, num_frames=self.num_frames, height=self.height, width=self.width,
@@ -82,6 +88,7 @@ class Measured:
         self.memory = PeakMemory(device)
         self.recorder = Recorder(sync=sync_for(device), memory=self.memory)
         self.load_rss_mb = 0.0  # RSS added by loading the pipeline (weights, sessions)
+        self.latents: np.ndarray | None = None  # the final latents of the last run (for the quality numbers)
 
     def generate(self) -> np.ndarray:
         raise NotImplementedError
@@ -114,7 +121,7 @@ class OursRun(Measured):
         for name in COMPONENTS:
             self.pipe._runners[name] = TimedRunner(self._open(name, threads), name, self.recorder)
         self.load_rss_mb = self.memory.current_mb() - rss
-        wrap_stage(self.pipe, "encode_prompt", "encode", self.recorder)
+        wrap_stage(self.pipe, "embed", "encode", self.recorder)
         wrap_stage(self.pipe, "denoise", "loop", self.recorder)
         wrap_stage(self.pipe, "decode", "decode", self.recorder)
         unet = self.pipe.runner("unet")
@@ -132,8 +139,22 @@ class OursRun(Measured):
     def generate(self) -> np.ndarray:
         r = self.request
         video = self.pipe(r.prompt, seed=r.seed, scheduler=r.scheduler, decode_chunk_size=r.decode_chunk_size,
-                          progress=False, **r.common())
+                          progress=False, **r.common(), **r.context())
+        from t2vrt.runtime.arrays import to_numpy
+
+        self.latents = to_numpy(video.latents)
         return video.images
+
+    def run(self) -> tuple[dict, np.ndarray]:
+        """A long request (in context windows) also reports how visible the window seams are."""
+        from t2vrt.runtime.context import default_stride, seam_metric, window_schedule
+
+        record, frames = super().run()
+        w = self.request.context_frames
+        if w is not None:
+            stride = self.request.context_stride or default_stride(w)
+            record["seams"] = seam_metric(frames, window_schedule(self.request.num_frames, w, stride))
+        return record, frames
 
     def native_size(self) -> tuple[int, int]:
         m = self.pipe.manifest.model
@@ -166,7 +187,7 @@ class DiffusersRun(Measured):
         wrap_calls(pipe.vae, "decode", "vae_decoder", rec)
         wrap_stage(pipe, "encode_prompt", "encode", rec)
         wrap_stage(pipe, "decode_latents", "decode", rec)
-        wrap_loop(pipe, rec)
+        wrap_loop(pipe, rec, self)
         self.pipe, self.backend = pipe, f"torch {device} {str(dtype).removeprefix('torch.')}"
         self.load_rss_mb = self.memory.current_mb() - rss
 
@@ -176,11 +197,16 @@ class DiffusersRun(Measured):
         r = self.request
         gen = torch.Generator("cpu").manual_seed(r.seed)
         with torch.no_grad():
-            return self.pipe(r.prompt, generator=gen, output_type="np", **r.common()).frames
+            frames = self.pipe(r.prompt, generator=gen, output_type="np", **r.common()).frames
+        if self.latents is not None and self.latents.ndim == 4:  # diffusers steps on [b * f, c, h, w]: as ours
+            n, c, h, w = self.latents.shape
+            self.latents = self.latents.reshape(n // r.num_frames, r.num_frames, c, h, w).transpose(0, 2, 1, 3, 4)
+        return frames
 
 
-def wrap_loop(pipe: Any, rec: Recorder) -> None:
-    """diffusers' loop has no method of its own: time it from the first UNet call to the end of the last scheduler step."""
+def wrap_loop(pipe: Any, rec: Recorder, keep: Any = None) -> None:
+    """diffusers' loop has no method of its own: time it from the first UNet call to the end of the last scheduler step.
+    ``keep``: an object whose ``latents`` is set to each step's output (the last one is the final latents)."""
     unet_forward, step = pipe.unet.forward, pipe.scheduler.step
 
     @functools.wraps(unet_forward)
@@ -192,6 +218,8 @@ def wrap_loop(pipe: Any, rec: Recorder) -> None:
     def timed_step(*args, **kwargs):
         out = step(*args, **kwargs)
         rec.sync()
+        if keep is not None:
+            keep.latents = (out.prev_sample if hasattr(out, "prev_sample") else out[0]).float().cpu().numpy()
         rec.seconds["loop"] = time.perf_counter() - rec.marks.setdefault("loop_start", time.perf_counter())
         return out
 

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, replace
 from t2vrt.bench.machine import machine
 from t2vrt.bench.report import FRAME_TOL, compare_frames, merge_parity, result
 from t2vrt.bench.runs import BenchRequest, DiffusersRun, OursRun
+from t2vrt.errors import InputError
 from t2vrt.runtime.checks import check_positive
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,9 @@ def _run(config: BenchConfig, request: BenchRequest) -> dict:
         h, w = ours.native_size()
         request = replace(request, height=request.height or h, width=request.width or w)
         ours.request = request
+    if config.diffusers and request.context_frames is not None:
+        raise InputError("--context-frames has no counterpart in diffusers' TextToVideoSDPipeline, so the frames would "
+                         "not compare; run the long request without --diffusers")
     ref = DiffusersRun(config.diffusers, request, config.device, config.precision) if config.diffusers else None
     pipelines = [p for p in (ours, ref) if p is not None]
     warm: dict[str, list[dict]] = {p.name: [] for p in pipelines}
@@ -68,8 +72,24 @@ def _run(config: BenchConfig, request: BenchRequest) -> dict:
             record, frames[p.name] = p.run()
             records[p.name].append(record)
         if ref is not None:
-            checks.append(compare_frames(frames[ours.name], frames[ref.name], config.tolerance))
+            checks.append(compare_frames(frames[ours.name], frames[ref.name], config.tolerance, ours.latents, ref.latents))
     settings = {**config.to_json(), "backends": {p.name: p.backend for p in pipelines}, "memory": ours.memory.method}
     extra = {p.name: {"load_rss_mb": p.load_rss_mb, "warmup": warm[p.name]} for p in pipelines}
-    return result(machine(), settings, request.to_json(), records[ours.name], records.get("diffusers", []),
+    data = result(machine(), settings, request.to_json(), records[ours.name], records.get("diffusers", []),
                   merge_parity(checks), extra)
+    if config.precision == "fp16":
+        data["fp16_vs_fp32"] = fp16_against_fp32(config, request, ours, frames[ours.name])
+    return data
+
+
+def fp16_against_fp32(config: BenchConfig, request: BenchRequest, ours: OursRun, frames16) -> dict:
+    """Our fp16 frames and latents of the last run against one fp32 run of ours on the same backend (not timed)."""
+    from t2vrt.bench.quality import quality
+
+    log.info("fp16 against fp32: one fp32 run of t2vrt on %s", config.backend)
+    ref = OursRun(config.engines, request, config.backend, "fp32", config.device, config.threads)
+    latents16 = ours.latents
+    _, frames32 = ref.run()
+    q = quality(frames16, frames32, latents16, ref.latents)
+    ref.pipe._close(*list(ref.pipe._runners))
+    return q

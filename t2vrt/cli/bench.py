@@ -33,6 +33,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed, help="seed of both pipelines (torch.Generator('cpu'))")
     p.add_argument("--scheduler", default=d.scheduler, choices=sorted(DIFFUSERS_SCHEDULERS), help="sampler of both pipelines")
     p.add_argument("--decode-chunk", type=int, default=None, help="our VAE frames per call; omitted: the profile's opt")
+    p.add_argument("--context-frames", type=int, default=None, metavar="W",
+                   help="ours only: denoise in windows of W frames (a video longer than the UNet's range); reports the seams")
+    p.add_argument("--context-stride", type=int, default=None, help="frames between windows; omitted: W // 4")
+    p.add_argument("--free-noise", action="store_true", help="FreeNoise's initial noise (with --context-frames)")
     p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"], help="our backend")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"], help="both pipelines' precision")
     p.add_argument("--device", default="cpu", help="torch device of diffusers (cpu, cuda)")
@@ -48,7 +52,7 @@ def run(args) -> int:
     from t2vrt.bench.report import write_json
     from t2vrt.bench.runs import BenchRequest
     from t2vrt.bench.session import BenchConfig, run_bench
-    from t2vrt.runtime.output import check_output
+    from t2vrt.runtime.outpath import check_output
 
     if args.json:
         check_output(args.json, suffixes=(".json",))  # before any model runs
@@ -56,7 +60,8 @@ def run(args) -> int:
     request = BenchRequest(
         prompt=args.prompt, negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height,
         width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance, seed=args.seed,
-        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk, context_frames=args.context_frames,
+        context_stride=args.context_stride, free_noise=args.free_noise,
     )
     config = BenchConfig(engines=args.dir, diffusers=args.diffusers, runs=args.runs, warmup=args.warmup,
                          backend=args.backend, precision=args.precision, device=args.device, tolerance=args.tolerance,
@@ -75,7 +80,7 @@ def run(args) -> int:
 
 def summary_text(data: dict) -> str:
     from t2vrt.bench.machine import describe
-    from t2vrt.bench.report import parity_line, table
+    from t2vrt.bench.report import parity_line, quality_line, table
 
     r, c = data["request"], data["config"]
     loads = [run["load_average"][0] for run in data["ours"]["runs"] if run["load_average"]]
@@ -90,4 +95,15 @@ def summary_text(data: dict) -> str:
         table(data),
         "",
         parity_line(data["parity"]),
-    ])
+    ] + ([quality_line("fp16 against fp32 (ours, same backend)", data["fp16_vs_fp32"])] if "fp16_vs_fp32" in data else [])
+      + seam_lines(data))
+
+
+def seam_lines(data: dict) -> list[str]:
+    """For a request in context windows: frame-to-frame change across window edges against inside windows."""
+    seams = [run.get("seams") for run in data["ours"]["runs"]]
+    if not seams or seams[0] is None:
+        return []
+    s = seams[0]  # the same frames every run (same seed)
+    return [f"seams: mean |frame t+1 - frame t| {s['boundary']:.4f} across window edges ({s['boundary_pairs']} pairs) "
+            f"vs {s['inside']:.4f} inside windows ({s['inside_pairs']} pairs): ratio {s['ratio']:.2f}"]

@@ -9,13 +9,13 @@ from t2vrt.cli.options import HELP
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="tiny random model -> export -> mp4, on the CPU", formatter_class=HELP)
-    p.add_argument("-o", "--output", default="demo.mp4")
+    p.add_argument("-o", "--output", default="demo.mp4", help="the video to write (.mp4, .gif or a folder)")
     p.add_argument("--workdir", default="demo", help="where the model and engine directory go")
-    p.add_argument("--preset", default="tiny", choices=["tiny", "small"])
-    p.add_argument("--prompt", default="a panda eating bamboo on a rock")
-    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--preset", default="tiny", choices=["tiny", "small"], help="size of the random-weight model")
+    p.add_argument("--prompt", default="a panda eating bamboo on a rock", help="the prompt (the weights are random)")
+    p.add_argument("--frames", type=int, default=16, help="number of frames")
     p.add_argument("--size", type=int, default=128, help="height and width in pixels")
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=20, help="inference steps")
     p.set_defaults(func=run)
 
 
@@ -38,8 +38,8 @@ def run(args) -> int:
         engines = export_model(str(model), work / "engines", ExportOptions(profile=profile, overwrite=True))
     with rec.time("generate"):
         pipe = Pipeline.load(engines)
-        for stage in ("encode_prompt", "denoise", "decode"):
-            wrap_stage(pipe, stage, stage, rec)
+        for stage, name in (("embed", "encode_prompt"), ("denoise", "denoise"), ("decode", "decode")):
+            wrap_stage(pipe, stage, name, rec)
         video = pipe(args.prompt, num_frames=args.frames, height=args.size, width=args.size,
                      num_inference_steps=args.steps, seed=0)
     with rec.time("write video"):

@@ -1,50 +1,111 @@
-"""`t2vrt inspect DIR`: what an engine directory holds."""
+"""`t2vrt inspect DIR`: what an engine directory holds and serves, and any problem its files have (exit 2), for
+people; --json for programs."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from t2vrt.cli.console import add_json
 from t2vrt.cli.options import HELP
+
+RANGE_FIELDS = ("batch", "frames", "height", "width", "decode_chunk")
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("inspect", help="show an engine directory's manifest", formatter_class=HELP)
-    p.add_argument("dir")
-    p.add_argument("--json", action="store_true", help="print the raw manifest")
+    p = sub.add_parser("inspect", help="show what an engine directory holds and serves", formatter_class=HELP)
+    p.add_argument("dir", help="engine directory")
+    add_json(p, "the summary below, the problems found and the whole manifest")
     p.set_defaults(func=run)
+
+
+def mib(n: int | None) -> str:
+    return "?" if n is None else f"{n / 2**20:,.1f} MiB"
+
+
+def validation(entry: dict, precision: str) -> dict:
+    """The worst relative L2 of the export's comparison with PyTorch, and its tolerance (empty if not validated)."""
+    v = entry.get("validation", {}).get(precision)
+    if not v or not v.get("shapes"):
+        return {}
+    worst = max(o["rel_l2"] for s in v["shapes"] for o in s["outputs"].values())
+    return {"worst_rel_l2": worst, "tolerance": v.get("tolerance"), "shapes": len(v["shapes"])}
+
+
+def summary(root: Path, m) -> dict:
+    """What a person asks of an engine directory, as plain values (the --json output and the lines below)."""
+    native = m.model.sample_size * m.model.vae_scale
+    try:
+        scheduler = json.loads((root / m.scheduler_config).read_text()).get("_class_name", "?")
+    except (OSError, ValueError):
+        scheduler = "? (scheduler_config.json unreadable)"
+    files = {}
+    for name, entry in m.components.items():
+        for precision, rec in entry["onnx"].items():
+            size = rec.get("bytes", 0) + rec.get("external_data", {}).get("bytes", 0)
+            files[f"{name} {precision}"] = {"path": rec["path"], "bytes": size, **validation(entry, precision)}
+    engines = [{"component": r.get("component"), "precision": r.get("precision"), "flavour": r.get("flavour"),
+                "trt_version": r.get("trt_version"), "gpu": r.get("compute_capability"), "path": r.get("path"),
+                "bytes": r.get("bytes"), "profile": r.get("profile")} for r in m.engines.values()]
+    return {"dir": str(root), "model": m.source, "native_size": [native, native], "default_frames": 16,
+            "size_multiple": m.model.size_multiple, "scheduler": scheduler,
+            "profile": {f: list(getattr(m.profile, f)) for f in RANGE_FIELDS},
+            "clip_skip": any(t["name"] == "hidden_states" for t in m.components.get("text_encoder", {}).get("io", {}).get("outputs", [])),
+            "components": list(m.components), "files": files, "engines": engines,
+            "revision": m.extra.get("revision"), "variant": m.extra.get("variant")}
+
+
+def ranges(profile: dict) -> str:
+    return ", ".join(f"{f} {':'.join(map(str, r))}" for f, r in profile.items())
+
+
+def text(s: dict) -> list[str]:
+    n = s["native_size"]
+    src = s["model"] + "".join(f", {k} {s[k]}" for k in ("revision", "variant") if s[k])
+    lines = [f"engine directory {s['dir']}",
+             f"  model      {src}",
+             f"  native     {n[1]}x{n[0]} (width x height), {s['default_frames']} frames: the default call; "
+             f"sizes in multiples of {s['size_multiple']}",
+             f"  scheduler  {s['scheduler']} (the model's own; generate --scheduler picks another)",
+             f"  profile    {ranges(s['profile'])} (MIN:OPT:MAX)",
+             f"  clip_skip  {'served' if s['clip_skip'] else 'not served (exported before t2vrt exported hidden states)'}",
+             "  files"]
+    for k, v in s["files"].items():
+        checked = (f"  validated fp32: worst relative L2 {v['worst_rel_l2']:.1e} (tolerance {v['tolerance']:g})"
+                   .replace("fp32", k.split()[-1]) if "worst_rel_l2" in v else "  not validated")
+        lines.append(f"    {k:<22} {mib(v['bytes']):>12}  {v['path']}{checked}")
+    if not s["engines"]:
+        lines.append("  engines    none built (t2vrt build DIR builds TensorRT engines)")
+    for e in s["engines"]:
+        gpu = ",".join(e["gpu"] or []) or "?"
+        lines.append(f"  engine     {e['component']} {e['precision']} {e['flavour']} {e['trt_version']} {gpu} "
+                     f"{mib(e['bytes'])} {ranges(e['profile'] or {})}")
+    return lines
 
 
 def run(args) -> int:
     from t2vrt.manifest import load_manifest
 
-    m = load_manifest(args.dir)
+    root = Path(args.dir)
+    m = load_manifest(root)
+    s = summary(root, m)
+    problems = find_problems(root, m)
     if args.json:
-        print(json.dumps(m.to_json(), indent=2))
-        return 0
-    print(f"engine directory {args.dir} (from {m.source})")
-    print(f"  model: {m.model}")
-    print(f"  profile: {m.profile}")
-    for name, entry in m.components.items():
-        print(f"  {name}: onnx {', '.join(entry['onnx'])}")
-        for t in entry["io"]["inputs"] + entry["io"]["outputs"]:
-            print(f"    {t['name']:<24} {t['dtype']:<8} {t['dims']}")
-        for prec, v in entry.get("validation", {}).items():
-            worst = max(o["rel_l2"] for s in v["shapes"] for o in s["outputs"].values())
-            print(f"    validated {prec}: worst relative L2 {worst:.2e} (tolerance {v['tolerance']:g}) over {len(v['shapes'])} shapes")
-    for key, rec in m.engines.items():
-        print(f"  engine {key}: {rec}")
-    print(f"  versions: {m.versions}")
-    return _report_problems(args.dir, m)
+        print(json.dumps({**s, "problems": problems, "manifest": m.to_json()}, indent=2, default=str))
+    else:
+        print("\n".join(text(s) + problem_lines(problems)))
+    return 2 if problems else 0
 
 
-def _report_problems(root, m) -> int:
-    """The load-time checks (sizes; sha256 of files the stamp does not vouch for; tokenizer, scheduler config):
-    one line each and exit 2, or "no problems"."""
+def find_problems(root: Path, m) -> list[str]:
+    """The load-time checks (sizes; sha256 of files the stamp does not vouch for; tokenizer, scheduler config)."""
     from t2vrt.integrity import check_files, hashed_files, readable_problems
 
-    problems = check_files(root, hashed_files(m)) + readable_problems(Path(root), m)
-    for line in problems:
-        print(f"  problem: {line}")
-    print(f"  {len(problems)} problem(s) found" if problems else "  integrity: no problems found (`t2vrt verify` re-hashes every file)")
-    return 2 if problems else 0
+    return check_files(root, hashed_files(m)) + readable_problems(root, m)
+
+
+def problem_lines(problems: list[str]) -> list[str]:
+    """One line per problem (the command exits 2), or that none were found."""
+    if not problems:
+        return ["  integrity  no problems found (`t2vrt verify DIR` re-hashes every file)"]
+    return [f"  problem    {line}" for line in problems] + [f"  {len(problems)} problem(s) found"]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from t2vrt.cli.options import HELP, add_run_args, add_video_args, load_options
+from t2vrt.cli.console import report
+from t2vrt.cli.options import (HELP, add_context_args, add_run_args, add_video_args, context_kwargs, load_options,
+                               quiet_bars)
 from t2vrt.errors import InputError
 
 UPSCALE_GUIDANCE = 15.0  # diffusers' VideoToVideoSDPipeline default, which the Zeroscope XL card uses
@@ -21,11 +23,12 @@ def add_parser(sub) -> None:
                        formatter_class=HELP)
     p.add_argument("dir", help="engine directory exported with a vae_encoder")
     p.add_argument("input", help="input video: .mp4 (anything ffmpeg reads), .gif, an image, or a folder of images")
-    p.add_argument("prompt")
+    p.add_argument("prompt", help="what the re-rendered video shows (usually the first stage's prompt)")
     p.add_argument("--strength", type=float, default=0.6, help="how much to change the input, in (0, 1]")
     add_video_args(p, "upscaled.mp4", "the input's (resized to it when given)", None,
                    "frames per second written; omitted: the input's (8 for images)")
     add_run_args(p, guidance=UPSCALE_GUIDANCE, steps_help="inference steps of the full schedule (strength runs the last part)")
+    add_context_args(p, free_noise=False)
     p.set_defaults(func=run)
 
 
@@ -45,7 +48,7 @@ def add_chain_args(p: argparse.ArgumentParser) -> None:
 def _load(path: str, args):
     from t2vrt.runtime.video2video import VideoToVideoPipeline
 
-    return VideoToVideoPipeline.load(path, **load_options(args))
+    return quiet_bars(VideoToVideoPipeline.load(path, **load_options(args)), args)
 
 
 def run(args) -> int:
@@ -58,42 +61,48 @@ def run(args) -> int:
         args.prompt, args.input, strength=args.strength, negative_prompt=args.negative_prompt,
         num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
         height=args.height, width=args.width, scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+        **context_kwargs(args),
     )
     path = video.save(args.output, fps=args.fps or read_fps(args.input) or 8.0, overwrite=args.overwrite)
-    f, h, w, _ = video.frames.shape
+    _, f, h, w, _ = video.images.shape
     print(f"wrote {path} ({f} frames, {w}x{h}) in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
 def run_chained(args, generate_kwargs: dict) -> int:
     """generate, then upscale the frames in memory; every check of both stages comes first."""
+    from t2vrt.runtime.context import context_plan
     from t2vrt.runtime.pipeline import Pipeline
-    from t2vrt.runtime.video import check_output_path
 
     if args.upscale_with is None:
         raise InputError("--keep-intermediate needs --upscale-with DIR: without a second stage there is no intermediate video")
     t0 = time.perf_counter()
     check_chain_outputs(args)
-    base = Pipeline.load(args.dir, **load_options(args))
+    base = quiet_bars(Pipeline.load(args.dir, **load_options(args)), args)
     up = _load(args.upscale_with, args)
     m = base.manifest.model
     height, width = args.height or m.sample_size * m.vae_scale, args.width or m.sample_size * m.vae_scale  # as Pipeline's
-    base.check_sizes(1, args.frames, height, width)  # the first stage's size is the second's default
+    plan = context_plan(base.manifest.profile.frames, args.frames, free_noise=args.free_noise, root=args.dir, **context_kwargs(args))
+    base.check_sizes(1, args.frames if plan is None else plan.unet_frames, height, width)  # the first stage's size is the second's default
     up_kw = dict(
         height=args.upscale_height or height, width=args.upscale_width or width,
         strength=args.upscale_strength, num_inference_steps=args.steps, eta=args.eta,
-        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
+        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk, **context_kwargs(args),
     )
     up.check(args.frames, **up_kw)  # fail before the first stage runs, not after it
     first = base(args.prompt, **generate_kwargs)
     if args.keep_intermediate is not None:
         first.save(args.keep_intermediate, fps=args.fps, overwrite=args.overwrite)
-    mid = first.frames  # uint8 [f, H, W, 3]: what a lossless intermediate file would hold
+    mid = first.uint8[0]  # uint8 [f, H, W, 3]: what a lossless intermediate file would hold
     video = up(args.prompt, mid, negative_prompt=args.negative_prompt, guidance_scale=args.upscale_guidance,
                seed=args.seed, **up_kw)
     path = video.save(args.output, fps=args.fps, overwrite=args.overwrite)
-    f, h, w, _ = video.frames.shape
-    print(f"wrote {path} ({f} frames, {w}x{h}, upscaled from {mid.shape[2]}x{mid.shape[1]}) in {time.perf_counter() - t0:.1f} s")
+    _, f, h, w, _ = video.images.shape
+    seconds = round(time.perf_counter() - t0, 2)
+    report(args, f"wrote {path} ({f} frames, {w}x{h}, upscaled from {mid.shape[2]}x{mid.shape[1]}) in {seconds:.1f} s",
+           {"output": str(path), "frames": f, "height": h, "width": w, "fps": args.fps, "seed": args.seed,
+            "intermediate": args.keep_intermediate, "from_height": mid.shape[1], "from_width": mid.shape[2],
+            "seconds": seconds})
     return 0
 
 

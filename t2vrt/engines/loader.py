@@ -31,29 +31,58 @@ def _tensorrt_unusable(manifest: Manifest) -> str:
 
 
 def resolve_backend(backend: str, manifest: Manifest) -> str:
-    """``auto`` -> tensorrt when every pipeline component has an engine for this GPU and TensorRT version
-    and CUDA is available, else onnxruntime; the choice and its reason are logged."""
+    """``auto`` -> tensorrt when every pipeline component has an engine for this GPU and TensorRT version and CUDA
+    is available, else onnxruntime (on CUDA where onnxruntime-gpu and a GPU are there, else on the CPU); the choice
+    and its reason are logged in one INFO line."""
     if backend not in BACKENDS:
         raise EngineError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend != "auto":
         return backend
     why = _tensorrt_unusable(manifest)
-    if why:
-        log.info("backend: onnxruntime (tensorrt not used: %s)", why)
-        return "onnxruntime"
-    log.info("backend: tensorrt (engines built for this GPU)")
-    return "tensorrt"
+    if not why:
+        log.info("backend: tensorrt (engines built for this GPU)")
+        return "tensorrt"
+    from t2vrt.engines.onnxruntime_cuda import ort_cuda_unusable
+
+    no_cuda = ort_cuda_unusable()
+    where = f"CPU; CUDA not used: {no_cuda}" if no_cuda else "CUDA"
+    log.info("backend: onnxruntime on %s (tensorrt not used: %s)", where, why)
+    return "onnxruntime"
+
+
+def ort_device(providers: list[str] | None) -> str:
+    """Where the onnxruntime backend runs: "cuda" when asked for (CUDAExecutionProvider first) or, by default, when
+    onnxruntime-gpu and a CUDA GPU are there; else "cpu". Asking for CUDA where it cannot run is a one-line error."""
+    from t2vrt.engines.onnxruntime_cuda import CUDA_EP, ort_cuda_unusable
+
+    if providers and providers[0] != CUDA_EP:
+        return "cpu"
+    why = ort_cuda_unusable()
+    if providers and why:
+        raise EngineError(f"{CUDA_EP} was asked for but cannot run here: {why}; or use providers=['CPUExecutionProvider']")
+    return "cpu" if why else "cuda"
+
+
+def _default_precision(manifest: Manifest, name: str, device: str) -> str:
+    """fp16 graphs on a GPU where the export made one, fp32 on the CPU."""
+    return "fp16" if device == "cuda" and "fp16" in manifest.components[name]["onnx"] else "fp32"
 
 
 def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precision: str | None = None,
-                providers: list[str] | None = None) -> Runner:
-    """A Runner for component ``name`` on a resolved backend. ``precision`` None: fp32 ONNX for onnxruntime,
-    the engine built for this GPU (fp16 first) for tensorrt."""
+                providers: list[str] | None = None, threads: int | None = None, cuda_graphs: bool = False) -> Runner:
+    """A Runner for component ``name`` on a resolved backend. ``precision`` None: fp32 ONNX for onnxruntime on the
+    CPU, fp16 on CUDA where exported; the engine built for this GPU (fp16 first) for tensorrt."""
     spec = manifest.spec(name)
     if backend == "onnxruntime":
+        device = ort_device(providers)
+        path = manifest.onnx_path(root, name, precision or _default_precision(manifest, name, device))
+        if device == "cuda":
+            from t2vrt.engines.onnxruntime_cuda import OrtBoundRunner
+
+            return OrtBoundRunner(path, spec, "cuda", cuda_graphs=cuda_graphs)
         from t2vrt.engines.onnxruntime import OrtRunner
 
-        return OrtRunner(manifest.onnx_path(root, name, precision or "fp32"), spec, providers=providers)
+        return OrtRunner(path, spec, providers=providers or ["CPUExecutionProvider"], threads=threads)
     if backend == "tensorrt":
         from t2vrt.engines.tensorrt_records import find_engine
         from t2vrt.engines.tensorrt_runner import TrtRunner
@@ -61,5 +90,5 @@ def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precisi
         record, why = find_engine(manifest.engines, name, precision, root=str(root))
         if record is None:
             raise EngineError(f"{name}: no TensorRT engine can run here: {why}")
-        return TrtRunner(Path(root) / record["path"], spec, record, root=str(root))
+        return TrtRunner(Path(root) / record["path"], spec, record, cuda_graphs=cuda_graphs, root=str(root))
     raise EngineError(f"backend {backend!r} cannot run {name} here; choose onnxruntime or tensorrt")

@@ -1,10 +1,12 @@
 """`t2vrt build`: strongly typed TensorRT engines from an engine directory's ONNX graphs.
 
-One optimization profile per component, derived from Profile.symbol_ranges and the ComponentSpec (the same
-shape function the export and the runtime use). A plan is written atomically to
-``engines/<component>/<key>.plan`` where the key hashes everything that shapes it: the ONNX sha256, the
-resolved min/opt/max input shapes, precision, flavour and version, GPU targets and optimization level. The
-same inputs again are a cache hit; a changed profile builds a new plan and replaces the old one.
+One optimization profile per size bucket (``--sizes``; by default the export profile's opt size and the model's
+native size), frames and batch dynamic inside each; or, with ``--height``/``--width`` ranges, one profile over them.
+Profiles derive from Profile.symbol_ranges and the ComponentSpec (the same shape function the export and the
+runtime use). A plan is written atomically to ``engines/<component>/<key>.plan`` where the key hashes everything
+that shapes it: the ONNX sha256, the resolved min/opt/max input shapes of every profile, precision, flavour and
+version, GPU targets and optimization level. The same inputs again are a cache hit; a changed profile builds a new
+plan and replaces the old one. The manifest records every profile of every engine (``profiles``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from t2vrt.components import PROFILE_FIELDS, TEXT_TO_VIDEO, Profile, Range, check_range_order
+from t2vrt.engines.buckets import Size, bucket_profiles, check_sizes, default_sizes
 from t2vrt.engines.tensorrt_env import gpu_compute_capability, import_tensorrt, make_logger
 from t2vrt.errors import EngineError, InputError
 from t2vrt.manifest import Manifest, engine_file, load_manifest, save_manifest, sha256_file
@@ -31,8 +34,8 @@ class BuildOptions:
     """None takes the export profile's range. ``batch`` is the largest prompt batch (the UNet sees twice it)."""
 
     frames: Range | None = None
-    height: Range | None = None
-    width: Range | None = None
+    height: Range | str | None = None  # a range ("export": the export profile's) builds one profile over it
+    width: Range | str | None = None
     batch: int | None = None
     decode_chunk: Range | None = None  # VAE frames per call
     flavour: str = "auto"
@@ -41,12 +44,14 @@ class BuildOptions:
     opt_level: int = 3
     components: tuple[str, ...] = TEXT_TO_VIDEO
     max_workspace_mb: int | None = None  # TensorRT's WORKSPACE pool limit; None: its default (the GPU's memory)
+    sizes: tuple[Size, ...] | None = None  # size buckets; None: the defaults, unless height or width ranges are given
 
 
 def build_profile(manifest: Manifest, o: BuildOptions) -> Profile:
     """The export profile with the options' ranges; InputError for an unordered or misaligned range."""
     p = manifest.profile
-    p = replace(p, frames=o.frames or p.frames, height=o.height or p.height, width=o.width or p.width,
+    ranged = lambda r, export: export if r in (None, "export") else r  # noqa: E731
+    p = replace(p, frames=o.frames or p.frames, height=ranged(o.height, p.height), width=ranged(o.width, p.width),
                 batch=(1, 1, o.batch) if o.batch else p.batch, decode_chunk=o.decode_chunk or p.decode_chunk)
     multiple = manifest.model.size_multiple
     for name in ("batch", "frames", "height", "width", "decode_chunk"):
@@ -125,15 +130,17 @@ def _network(trt, builder, logger, onnx_path: Path):
     return network, parser
 
 
-def _config(trt, builder, o: BuildOptions, flavour: str, targets, shapes: dict, timing_cache: Path):
+def _config(trt, builder, o: BuildOptions, flavour: str, targets, shapes: dict | list[dict], timing_cache: Path):
+    """``shapes``: one {input: [min, opt, max]} per optimization profile (a lone dict: one profile)."""
     config = builder.create_builder_config()
     config.builder_optimization_level = o.opt_level
     if o.max_workspace_mb:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, o.max_workspace_mb << 20)
-    profile = builder.create_optimization_profile()
-    for name, (lo, opt, hi) in shapes.items():
-        profile.set_shape(name, lo, opt, hi)
-    config.add_optimization_profile(profile)
+    for one in [shapes] if isinstance(shapes, dict) else shapes:
+        profile = builder.create_optimization_profile()
+        for name, (lo, opt, hi) in one.items():
+            profile.set_shape(name, lo, opt, hi)
+        config.add_optimization_profile(profile)
     if flavour == "tensorrt-rtx":  # no timing cache: TensorRT-RTX tunes kernels on the GPU at load time
         config.num_compute_capabilities = len(targets)
         for i, t in enumerate(targets):
@@ -153,18 +160,25 @@ def write_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def _build_failed(component: str, messages) -> EngineError:
+def _build_failed(component: str, messages, per_bucket: str = "") -> EngineError:
+    """The builder's last error in one line; ``per_bucket``: the command that builds per size bucket, offered when
+    Myelin (TensorRT's code generator) failed on a profile with a height/width range."""
     errors = [m for s, m in messages if s in ("ERROR", "INTERNAL_ERROR")]
     hint = ""
     if any("cuda" in m.lower() and ("driver" in m.lower() or "device" in m.lower()) for m in errors):
         hint = "; no usable GPU here: build with --flavour tensorrt-rtx --compute-capability sm89 (or your GPU's)"
+    elif any("Myelin" in m for m in errors) and per_bucket:
+        # fp16 graphs with frames and size both dynamic: "empty runtime-fusion MVMF" on a tiny UNet, bad_alloc on
+        # the real one (benchmarks/RESULTS.md); fixed sizes build
+        hint = f"; Myelin fails this way when frames and height/width are both dynamic: build per size bucket with `{per_bucket}`"
     elif any("Myelin" in m and "bad_alloc" in m for m in errors):  # a garbage-size request, not RAM (benchmarks/RESULTS.md)
         hint = ("; TensorRT-RTX's code generator fails this way on the real-size UNet when frames and height/width are "
                 "both dynamic: fix one of them, e.g. --height 512:512:512 --width 512:512:512 or --frames 16:16:16")
     return EngineError(f"TensorRT could not build {component}: {errors[-1] if errors else 'no error message'}{hint}")
 
 
-def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, shapes, root: Path, component: str):
+def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, shapes, root: Path, component: str,
+                per_bucket: str = ""):
     """Build one serialized plan; returns it and the logger's messages."""
     logger = make_logger(trt)
     builder = trt.Builder(logger)
@@ -173,7 +187,7 @@ def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, sh
     config = _config(trt, builder, o, flavour, targets, shapes, cache_path)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
-        raise _build_failed(component, logger.messages)
+        raise _build_failed(component, logger.messages, per_bucket)
     if flavour == "tensorrt":
         write_atomic(cache_path, config.get_timing_cache().serialize())
     del parser
@@ -190,11 +204,19 @@ def _retire(root: Path, manifest: Manifest, record: dict) -> None:
             log.info("replaced %s engine %s", record["component"], old["path"])
 
 
+def _profile_record(manifest: Manifest, component: str, profile: Profile) -> dict:
+    return {"profile": {f: list(getattr(profile, f)) for f in PROFILE_FIELDS[component]},
+            "ranges": {s: list(r) for s, r in profile.symbol_ranges(component, manifest.model).items()}}
+
+
 def build_component(root: Path, manifest: Manifest, component: str, o: BuildOptions, trt, flavour: str,
-                    targets, profile: Profile) -> dict:
-    """Build (or find built) one component's engine and record it in the manifest (not saved here)."""
-    shapes = input_shapes(manifest, component, profile)
-    material = _material(manifest, component, o, flavour, trt, targets, shapes)
+                    targets, profiles: list[Profile], per_bucket: str = "") -> dict:
+    """Build (or find built) one component's engine, one optimization profile per entry of ``profiles`` (one for
+    a component that does not depend on the size), and record it in the manifest (not saved here)."""
+    if not {"height", "width"} & set(PROFILE_FIELDS[component]):
+        profiles = profiles[:1]
+    every = [input_shapes(manifest, component, p) for p in profiles]
+    material = _material(manifest, component, o, flavour, trt, targets, every[0] if len(every) == 1 else every)
     key = engine_key(material)
     rel = Path("engines") / component / f"{key}.plan"
     if (root / rel).is_file() and key in manifest.engines:
@@ -202,17 +224,41 @@ def build_component(root: Path, manifest: Manifest, component: str, o: BuildOpti
         return {"key": key, "path": str(rel), "cached": True, "seconds": 0.0, "messages": []}
     t0 = time.perf_counter()
     onnx_path = manifest.onnx_path(root, component, o.precision)
-    plan, messages = _build_plan(trt, flavour, onnx_path, o, targets, shapes, root, component)
+    plan, messages = _build_plan(trt, flavour, onnx_path, o, targets, every, root, component, per_bucket)
     write_atomic(root / rel, plan)
     seconds = round(time.perf_counter() - t0, 2)
+    recorded = [_profile_record(manifest, component, p) for p in profiles]
     record = {**material, "path": str(rel), "bytes": (root / rel).stat().st_size, "sha256": sha256_file(root / rel),
-              "build_seconds": seconds,
-              "profile": {f: list(getattr(profile, f)) for f in PROFILE_FIELDS[component]},
-              "ranges": {s: list(r) for s, r in profile.symbol_ranges(component, manifest.model).items()}}
+              "build_seconds": seconds, **recorded[0], "profiles": recorded}  # top-level profile/ranges: the first
     _retire(root, manifest, record)
     manifest.engines[key] = record
-    log.info("%s: built %s in %.1f s (%.1f MB)", component, rel, seconds, record["bytes"] / 1e6)
+    log.info("%s: built %s with %d profile(s) in %.1f s (%.1f MB)", component, rel, len(profiles), seconds,
+             record["bytes"] / 1e6)
     return {"key": key, "path": str(rel), "cached": False, "seconds": seconds, "messages": messages}
+
+
+def _check_options(options: BuildOptions) -> None:
+    if options.precision not in ("fp16", "fp32"):
+        raise InputError(f"precision {options.precision!r} is not one of fp16, fp32")
+    if not 0 <= options.opt_level <= 5:
+        raise InputError(f"optimization level {options.opt_level} is not in 0..5 (3 is TensorRT's default)")
+    if options.max_workspace_mb is not None and options.max_workspace_mb < 1:
+        raise InputError(f"--max-workspace {options.max_workspace_mb} MiB must be at least 1")
+    if options.sizes and (options.height or options.width):
+        raise InputError("give either --sizes (one profile per size) or --height/--width ranges (one profile), not both")
+
+
+def plan_profiles(root: Path, manifest: Manifest, o: BuildOptions) -> tuple[list[Profile], str]:
+    """The optimization profiles to build, and the per-bucket build command to offer when a range profile fails."""
+    profile = build_profile(manifest, o)
+    defaults = default_sizes(manifest.model, manifest.profile)
+    per_bucket = f"t2vrt build {root} --sizes {','.join(map(str, o.sizes or defaults))}"
+    if o.height or o.width:
+        return [profile], per_bucket
+    sizes = o.sizes or defaults
+    check_sizes(manifest.model, manifest.profile, sizes)
+    log.info("size buckets (WIDTHxHEIGHT): %s", ", ".join(map(str, sizes)))
+    return bucket_profiles(profile, sizes), ""
 
 
 def build_engines(engine_dir: str | Path, options: BuildOptions = BuildOptions()) -> dict:
@@ -221,20 +267,16 @@ def build_engines(engine_dir: str | Path, options: BuildOptions = BuildOptions()
 
     root = Path(engine_dir)
     manifest = load_manifest(root)
-    if options.precision not in ("fp16", "fp32"):
-        raise InputError(f"precision {options.precision!r} is not one of fp16, fp32")
-    if not 0 <= options.opt_level <= 5:
-        raise InputError(f"optimization level {options.opt_level} is not in 0..5 (3 is TensorRT's default)")
-    if options.max_workspace_mb is not None and options.max_workspace_mb < 1:
-        raise InputError(f"--max-workspace {options.max_workspace_mb} MiB must be at least 1")
+    _check_options(options)
     missing = [c for c in options.components if c not in manifest.components]
     if missing:
         raise EngineError(f"{root} has no ONNX graph for {missing}; it has {sorted(manifest.components)}")
+    profiles, per_bucket = plan_profiles(root, manifest, options)
     trt, flavour = import_tensorrt(options.flavour)
     targets = _compute_targets(trt, flavour, options.compute_capability)
-    profile = build_profile(manifest, options)
     results = {}
     for component in tqdm(options.components, desc=f"build ({flavour} {trt.__version__})", unit="engine"):
-        results[component] = build_component(root, manifest, component, options, trt, flavour, targets, profile)
+        results[component] = build_component(root, manifest, component, options, trt, flavour, targets, profiles,
+                                             per_bucket)
         save_manifest(root, manifest)  # after each engine: an interrupted build keeps what it finished
     return results

@@ -5,21 +5,38 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from t2vrt.components import build_command, check_field
+from t2vrt.components import build_command, check_range, widen
 from t2vrt.engines import tensorrt_env as env
-from t2vrt.errors import EngineError
+from t2vrt.errors import EngineError, InputError
 
 
-def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") -> None:
-    """Raise InputError if a requested size is outside the engine's built profile.
+def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") -> int:
+    """The index of the engine's optimization profile that holds the request; InputError if none does.
 
     ``record`` is the manifest's engine record; ``sizes`` holds user sizes by Profile field name
     (``frames``, ``height``, ``width``, ``batch``, ``decode_chunk``); fields the engine does not depend on are
-    ignored, so the pipeline can pass the same sizes to every component."""
-    profile = record["profile"]
+    ignored, so the pipeline can pass the same sizes to every component. A size in no bucket gets the buckets and
+    the command that adds one; a frame count or batch outside a bucket's range, the command that widens it."""
+    from t2vrt.engines.buckets import Size, no_bucket_message, record_profiles, record_sizes, select_profile
+
+    profiles = [p["profile"] for p in record_profiles(record)]
+    index = select_profile(profiles, sizes)
+    if index is not None:
+        return index
+    buckets = record_sizes(record)
+    if buckets and "height" in sizes and "width" in sizes:
+        size = Size(sizes["width"], sizes["height"])
+        if size not in buckets:
+            raise InputError(no_bucket_message(record, size, root))
+        profiles = [profiles[buckets.index(size)]]
+    extra = f" --sizes {','.join(map(str, buckets))}" if buckets else ""
     for name, value in sizes.items():
-        if name in profile:
-            check_field(name, value, tuple(profile[name]), f"the {record['component']} engine's profile", "build", root)
+        if name in profiles[0]:
+            rng = tuple(profiles[0][name])
+            command = build_command(root, **{name: widen(rng, value)}) + extra
+            check_range(name, value, rng, f"the {record['component']} engine's profile", command)
+    raise InputError(f"{dict(sizes)} is in no profile of the {record['component']} engine ({profiles}); "
+                     f"rebuild with `{build_command(root)}` covering it")
 
 
 def check_target(record: Mapping, trt, flavour: str, root: str = "DIR") -> None:

@@ -13,9 +13,10 @@ from typing import Mapping
 
 from t2vrt.components import SYMBOL_FIELDS, ComponentSpec, build_command, check_range, widen
 from t2vrt.engines.base import Array, check_feed
+from t2vrt.engines.buckets import feed_symbols, record_profiles, record_sizes, select_profile, user_sizes
 from t2vrt.engines.tensorrt_env import import_tensorrt, make_logger
-from t2vrt.engines.tensorrt_records import check_target
-from t2vrt.errors import EngineError
+from t2vrt.engines.tensorrt_records import check_profile, check_target
+from t2vrt.errors import EngineError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ class TrtRunner:
     """Runs one engine recorded in the manifest (``record``: its entry in ``manifest.engines``)."""
 
     backend = "tensorrt"
+    root = "DIR"  # the engine directory, as error messages name it
+    profile_index = 0  # the context's optimization profile (one per size bucket)
 
     def __init__(self, plan: str | Path, spec: ComponentSpec, record: Mapping, cuda_graphs: bool = False, root: str = "DIR"):
         self.torch = torch_cuda()
@@ -63,22 +66,30 @@ class TrtRunner:
                  trt.DataType.INT32: torch.int32, trt.DataType.BOOL: torch.bool}
         return table[dt]
 
-    def _check_shapes(self, feed: Mapping[str, Array]) -> None:
-        """Each symbol's size inside the range the engine was built for (InputError, before any TensorRT call).
+    def _check_shapes(self, feed: Mapping[str, Array]) -> int:
+        """The optimization profile that holds the feed's sizes (InputError before any TensorRT call if none).
 
-        The message names the symbol's size, the profile field it stands for in user units (pixels, frames,
-        prompts) and the build command whose range holds it."""
-        for t in self.spec.inputs:
-            for d, n in zip(t.dims, feed[t.name].shape):
-                sym, scale = (d, 1) if isinstance(d, str) else d if isinstance(d, tuple) else (None, 1)
-                if sym is None or sym not in self.record["ranges"]:
-                    continue
-                rng, field = self.record["ranges"][sym], SYMBOL_FIELDS.get(sym, sym)
-                user = self.record["profile"].get(field)
-                value = n // scale * user[2] // rng[2] if user else n // scale  # latent -> pixels, 2b -> b
-                note = f" ({field} {value} px)" if field in ("height", "width") and user else f" ({field})"
-                command = build_command(self.root, **({field: widen(tuple(user), value)} if user else {}))
-                check_range(f"{self.spec.name}: {sym}", n // scale, rng, "this engine's range", command, note)
+        The message names the size bucket that is missing (engines built per bucket), or the symbol's size, the
+        profile field it stands for in user units (pixels, frames, prompts) and the build command whose range holds it."""
+        sizes = feed_symbols(self.spec, {n: tuple(a.shape) for n, a in feed.items()})
+        profiles = record_profiles(self.record)
+        index = select_profile([p["ranges"] for p in profiles], sizes)
+        if index is not None:
+            return index
+        if record_sizes(self.record):
+            check_profile(self.record, user_sizes(profiles[0], sizes), self.root)  # the bucket line
+        p = profiles[0]
+        for sym, n in sizes.items():
+            if sym not in p["ranges"]:
+                continue
+            rng, field = p["ranges"][sym], SYMBOL_FIELDS.get(sym, sym)
+            user = p["profile"].get(field)
+            value = n * user[2] // rng[2] if user else n  # latent -> pixels, 2b -> b
+            note = f" ({field} {value} px)" if field in ("height", "width") and user else f" ({field})"
+            command = build_command(self.root, **({field: widen(tuple(user), value)} if user else {}))
+            check_range(f"{self.spec.name}: {sym}", n, rng, "this engine's range", command, note)
+        raise InputError(f"{self.spec.name}: sizes {sizes} are in no profile of this engine "
+                         f"({[p['ranges'] for p in profiles]}); rebuild with `{build_command(self.root)}` covering them")
 
     def _on_gpu(self, feed: Mapping[str, Array]) -> dict:
         torch = self.torch
@@ -111,7 +122,7 @@ class TrtRunner:
     def _graph_for(self, inputs: dict) -> tuple:
         """Capture a CUDA graph for these input shapes (after one eager run, which also warms TensorRT up)."""
         torch = self.torch
-        key = tuple((n, tuple(a.shape)) for n, a in inputs.items())
+        key = (self.profile_index,) + tuple((n, tuple(a.shape)) for n, a in inputs.items())
         if key not in self.graphs:
             static = {n: a.clone() for n, a in inputs.items()}
             outputs = self._bind(static)
@@ -127,8 +138,13 @@ class TrtRunner:
         if self.context is None:
             raise EngineError(f"{self.spec.name}: this runner was closed; open the component again")
         check_feed(self.spec, feed)
-        self._check_shapes(feed)
+        index = self._check_shapes(feed)
         inputs = self._on_gpu(feed)
+        if index != self.profile_index:
+            stream = self.torch.cuda.current_stream().cuda_stream
+            if not self.context.set_optimization_profile_async(index, stream):
+                raise EngineError(f"{self.spec.name}: TensorRT refused optimization profile {index}")
+            self.profile_index = index
         if not self.cuda_graphs:
             outputs = self._bind(inputs)
             self._enqueue()

@@ -6,12 +6,13 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from t2vrt.components import COMPONENTS, TEXT_TO_VIDEO, ModelDims, Profile, component_specs
 from t2vrt.errors import ExportError
 from t2vrt.export import refusals
+from t2vrt.export.defaults import native_profile
 from t2vrt.export.workdir import Writing, check_space, disk_errors, replace_dir, temp_dir
 from t2vrt.host import library_versions, peak_rss_bytes, release_memory
 from t2vrt.manifest import MANIFEST, Manifest, save_manifest, sha256_file
@@ -24,7 +25,9 @@ SMALL_VALIDATION_PARAMS = 250_000_000  # "auto" validates components over this m
 @dataclass(frozen=True)
 class ExportOptions:
     components: tuple[str, ...] = TEXT_TO_VIDEO
-    profile: Profile = field(default_factory=Profile)
+    # A Profile is used as given; None, or a dict of some Profile fields, gets the rest from the model's native
+    # size and frame count (t2vrt.export.defaults.native_profile)
+    profile: Profile | dict | None = None
     precisions: tuple[str, ...] = ("fp32",)
     validate: bool = True
     validation: str = "auto"  # validation shapes: "standard", "small" (a CPU minute for the real UNet), or "auto"
@@ -32,6 +35,8 @@ class ExportOptions:
     opset: int = 17
     ff_chunks: int = 0  # UNet feed-forward pieces (0: whole); see modules.ChunkedFeedForward
     allow_pickle: bool = False  # load .bin (pickle) checkpoints; safetensors are the default and the safe choice
+    revision: str | None = None  # of a hub id: a branch, tag or commit
+    variant: str | None = None  # "fp16": read *.fp16.safetensors (as diffusers' variant="fp16")
 
 
 def trace_sizes(m: ModelDims) -> dict[str, int]:
@@ -84,9 +89,9 @@ def estimate_bytes(loaded, options: ExportOptions) -> int:
     for name in options.components:
         folder = loaded.root / SOURCES[name]
         stem = "model" if SOURCES[name] == "text_encoder" else "diffusion_pytorch_model"
-        numel = stored_numel(folder, stem)
+        numel = stored_numel(folder, stem, loaded.variant)
         if numel is None:  # .bin or unknown layout: its size, as if fp32
-            numel = sum(f.stat().st_size for f in checkpoint_files(folder, stem) or []) // 4
+            numel = sum(f.stat().st_size for f in checkpoint_files(folder, stem, loaded.variant) or []) // 4
         total += numel * per_weight
     return total
 
@@ -102,9 +107,11 @@ def export_model(model: str, out: str | Path, options: ExportOptions = ExportOpt
     out = Path(out).resolve()
     _check_options(options)
     _check_target(out, options.overwrite)
-    loaded = load_model(model)
-    refusals.check_profile(options.profile, loaded.dims)
-    refusals.check_ff_chunks(options.ff_chunks, options.profile, loaded.dims)
+    refusals.check_ff_chunks(options.ff_chunks)  # its type and sign, before any file is read
+    loaded = load_model(model, revision=options.revision, variant=options.variant)
+    profile = native_profile(loaded.dims, options.profile)
+    refusals.check_profile(profile, loaded.dims)
+    refusals.check_ff_chunks(options.ff_chunks, profile, loaded.dims)
     refusals.check_pickle(loaded.root, options.allow_pickle)
     needed = estimate_bytes(loaded, options)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -114,9 +121,10 @@ def export_model(model: str, out: str | Path, options: ExportOptions = ExportOpt
         with disk_errors(tmp, needed) as writing:
             tokenizer, components, timings = _export_all(loaded, tmp, options, writing)
             manifest = Manifest(
-                model=loaded.dims, profile=options.profile, components=components, tokenizer=tokenizer,
+                model=loaded.dims, profile=profile, components=components, tokenizer=tokenizer,
                 vae_scaling_factor=loaded.vae_scaling_factor, source=str(model), versions=library_versions(),
-                extra={"export_seconds": timings},
+                extra={"export_seconds": timings, **({"revision": options.revision} if options.revision else {}),
+                       **({"variant": loaded.variant} if loaded.variant else {})},
             )
             writing.what = MANIFEST
             save_manifest(tmp, manifest)  # written last: a directory without it never loads

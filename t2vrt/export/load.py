@@ -10,10 +10,10 @@ from pathlib import Path
 
 from t2vrt.components import ModelDims
 from t2vrt.errors import ExportError
+from t2vrt.export.hub import SUBFOLDERS, pick_variant, resolve
 from t2vrt.export.refusals import check_model_kind
 
 log = logging.getLogger(__name__)
-SUBFOLDERS = ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
 
 
 @dataclass
@@ -27,6 +27,7 @@ class LoadedModel:
     dims: ModelDims
     configs: dict  # "unet", "vae": diffusers FrozenDict; "text_encoder": transformers CLIPTextConfig
     dtype: str = "float32"
+    variant: str | None = None  # "fp16": the *.fp16.safetensors weights
 
     @property
     def vocab_size(self) -> int:
@@ -47,27 +48,9 @@ class LoadedModel:
         td = getattr(torch, self.dtype)
         log.info("loading %s weights from %s", name, self.root / name)
         if name == "text_encoder":
-            return CLIPTextModel.from_pretrained(self.root / name, torch_dtype=td).eval()
+            return CLIPTextModel.from_pretrained(self.root / name, torch_dtype=td, variant=self.variant).eval()
         cls = {"unet": UNet3DConditionModel, "vae": AutoencoderKL}[name]
-        return load_diffusers(cls, self.root / name, td)
-
-
-def resolve(model: str) -> Path:
-    """A local folder, or a hub id downloaded into the hub cache (only where the hub is reachable)."""
-    path = Path(model).expanduser()
-    if path.exists():
-        if not (path / "model_index.json").is_file():
-            raise ExportError(f"{model!r} is not a diffusers model folder: it has no model_index.json")
-        return path
-    if model.count("/") != 1 or model.startswith((".", "/", "~")):
-        raise ExportError(f"model path {model!r} does not exist (give a diffusers folder or a hub id like damo-vilab/text-to-video-ms-1.7b)")
-    try:
-        from huggingface_hub import snapshot_download
-
-        patterns = ["model_index.json", *(f"{s}/*" for s in SUBFOLDERS)]
-        return Path(snapshot_download(model, allow_patterns=patterns))
-    except Exception as e:  # network, auth, missing repo: one line with the cause
-        raise ExportError(f"could not fetch {model!r} from the hub ({e.__class__.__name__}); pass a local model folder") from None
+        return load_diffusers(cls, self.root / name, td, self.variant)
 
 
 def _diffusers_config(cls, folder: Path):
@@ -78,13 +61,15 @@ def _diffusers_config(cls, folder: Path):
         return cls.from_config(cls.load_config(folder)).config
 
 
-def load_model(model: str, dtype: str = "float32") -> LoadedModel:
-    """Read a TextToVideoSDPipeline-layout model's configs and tokenizer; no weights are loaded here."""
+def load_model(model: str, dtype: str = "float32", revision: str | None = None, variant: str | None = None) -> LoadedModel:
+    """Read a TextToVideoSDPipeline-layout model's configs and tokenizer; no weights are loaded here.
+    ``revision``: of a hub id; ``variant``: "fp16" reads *.fp16.safetensors (found alone, they are read anyway)."""
     from diffusers import AutoencoderKL, UNet3DConditionModel
     from transformers import CLIPTextConfig, CLIPTokenizer
 
-    root = resolve(model)
+    root = resolve(model, revision, variant)
     check_model_kind(root)  # a 2D UNet or another pipeline: one line saying what it is
+    variant = pick_variant(root, variant)
     missing = [s for s in SUBFOLDERS if not (root / s).is_dir()]
     if missing:
         raise ExportError(f"{root} lacks the subfolders {missing}; expected {list(SUBFOLDERS)} (the ModelScope/Zeroscope layout)")
@@ -101,8 +86,9 @@ def load_model(model: str, dtype: str = "float32") -> LoadedModel:
         vae_scale=2 ** (len(vae["block_out_channels"]) - 1),
         unet_downsample=2 ** (len(unet["block_out_channels"]) - 1),
         sample_size=int(unet["sample_size"]),
+        text_layers=int(text.num_hidden_layers),
     )
-    return LoadedModel(model, root, tok, sched, dims, {"unet": unet, "vae": vae, "text_encoder": text}, dtype)
+    return LoadedModel(model, root, tok, sched, dims, {"unet": unet, "vae": vae, "text_encoder": text}, dtype, variant)
 
 
 def save_tokenizer(tokenizer, out: Path) -> dict:

@@ -9,12 +9,17 @@ import torch
 
 
 class TextEncoder(torch.nn.Module):
+    """input_ids -> last_hidden_state and, for clip_skip, every hidden state through the final layer norm
+    [b, layers + 1, L, D] (diffusers' encode_prompt normalizes hidden_states[-(clip_skip + 1)] so)."""
+
     def __init__(self, text_encoder):
         super().__init__()
         self.m = text_encoder
 
     def forward(self, input_ids):
-        return self.m(input_ids, return_dict=False)[0]
+        out = self.m(input_ids, output_hidden_states=True, return_dict=True)
+        norm = getattr(self.m, "text_model", self.m).final_layer_norm  # transformers 5 dropped the text_model level
+        return out.last_hidden_state, torch.stack([norm(h) for h in out.hidden_states], dim=1)
 
 
 class UNet(torch.nn.Module):

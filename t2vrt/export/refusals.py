@@ -33,9 +33,12 @@ def max_ff_slices(p: Profile, m: ModelDims) -> int:
     return p.batch[0] * p.frames[0] * (p.height[0] // k) * (p.width[0] // k)
 
 
-def check_ff_chunks(slices: int, p: Profile, m: ModelDims) -> None:
+def check_ff_chunks(slices: int, p: Profile | None = None, m: ModelDims | None = None) -> None:
+    """A whole number >= 0; with the profile and model, at most max_ff_slices."""
     if isinstance(slices, bool) or not isinstance(slices, int) or slices < 0:
         raise ExportError(f"ff_chunks={slices} (--ff-chunking) must be >= 0; 0 or 1 keeps the feed-forward whole")
+    if p is None or m is None:
+        return
     most = max_ff_slices(p, m)
     if slices > most:
         raise ExportError(f"ff_chunks={slices} (--ff-chunking) is more than the {most} tokens the UNet's deepest level has at "

@@ -20,22 +20,17 @@ log = logging.getLogger(__name__)
 WEIGHTS = "diffusion_pytorch_model"
 
 
-def checkpoint_files(folder: Path, stem: str = WEIGHTS) -> list[Path] | None:
-    """The weight files of a model folder (sharded or not; ``stem`` "model" for transformers), or None if none."""
-    for ext in ("safetensors", "bin"):
-        index = folder / f"{stem}.{ext}.index.json"
-        if index.is_file():
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
-            return [folder / s for s in shards]
-        single = folder / f"{stem}.{ext}"
-        if single.is_file():
-            return [single]
-    return None
+def checkpoint_files(folder: Path, stem: str = WEIGHTS, variant: str | None = None) -> list[Path] | None:
+    """The weight files of a model folder (sharded or not; ``stem`` "model" for transformers; ``variant`` e.g.
+    "fp16" for *.fp16.safetensors), or None if none."""
+    from t2vrt.export.hub import weight_files
+
+    return weight_files(folder, stem, variant)
 
 
-def stored_numel(folder: Path, stem: str = WEIGHTS) -> int | None:
+def stored_numel(folder: Path, stem: str = WEIGHTS, variant: str | None = None) -> int | None:
     """Number of weight elements in a folder's safetensors checkpoint, read from the file headers alone."""
-    files = checkpoint_files(folder, stem)
+    files = checkpoint_files(folder, stem, variant)
     if not files or any(f.suffix != ".safetensors" for f in files):
         return None
     total = 0
@@ -51,15 +46,15 @@ def stored_numel(folder: Path, stem: str = WEIGHTS) -> int | None:
     return total
 
 
-def load_diffusers(cls, folder: Path, dtype):
-    """``cls.from_pretrained(folder, torch_dtype=dtype)`` with one resident copy of the weights."""
+def load_diffusers(cls, folder: Path, dtype, variant: str | None = None):
+    """``cls.from_pretrained(folder, torch_dtype=dtype, variant=variant)`` with one resident copy of the weights."""
     import torch
     from diffusers.models.model_loading_utils import load_state_dict
 
-    files = checkpoint_files(folder)
+    files = checkpoint_files(folder, variant=variant)
     if files is None:
         log.warning("%s: no %s.safetensors/.bin; loading with from_pretrained (two copies of the weights in memory)", folder, WEIGHTS)
-        return cls.from_pretrained(folder, torch_dtype=dtype).eval()
+        return cls.from_pretrained(folder, torch_dtype=dtype, variant=variant).eval()
     with torch.device("meta"):
         model = cls.from_config(cls.load_config(folder))
     expected, seen = set(model.state_dict()), set()
@@ -80,6 +75,6 @@ def load_diffusers(cls, folder: Path, dtype):
     if any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
         log.warning("%s: tensors left unset; loading with from_pretrained instead", folder)
         del model
-        return cls.from_pretrained(folder, torch_dtype=dtype).eval()
+        return cls.from_pretrained(folder, torch_dtype=dtype, variant=variant).eval()
     model.register_to_config(_name_or_path=str(folder))
     return model.eval()

@@ -80,11 +80,18 @@ def check_prompts(name: str, value: Any, none_ok: bool = False) -> None:
         raise InputError(f"{name} must be a string or a list of strings; got {type(value).__name__}")
 
 
-def check_finite_array(name: str, value: Any) -> None:
+def check_finite_array(name: str, value: Any, hint: str = "give finite starting latents (or omit them)") -> None:
     from t2vrt.runtime.arrays import to_numpy
 
     if value is not None and not np.isfinite(to_numpy(value)).all():
-        raise InputError(f"{name} contain NaN or infinite values; give finite starting latents (or omit them)")
+        raise InputError(f"{name} contain NaN or infinite values; {hint}")
+
+
+def check_bool(name: str, value: Any, none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name}={value!r} must be True or False, not {type(value).__name__}")
 
 
 def _check_sizes(args: dict) -> None:
@@ -102,16 +109,38 @@ def _check_steps(args: dict, train_steps: int) -> None:
                    "1 - alpha_prev and its square root is complex)")
 
 
-def check_call(pipe, args: dict) -> None:
-    """Check a pipeline call's arguments (``locals()`` of ``__call__``) by name, before any backend runs."""
-    check_prompts("prompt", args.get("prompt"))
-    if "negative_prompt" in args:
-        check_prompts("negative_prompt", args["negative_prompt"], none_ok=True)
+def _check_counts(args: dict) -> None:
+    """Integer arguments whose range is checked later (the profile's, or the text encoder's layers), and flags."""
     if "num_frames" in args:  # its range is the profile's, checked next with a re-export hint
         check_int("num_frames", args["num_frames"])
-    for name in ("num_videos_per_prompt", "callback_steps"):
+    for name in ("num_videos_per_prompt", "callback_steps", "context_frames", "context_stride"):
         if name in args:
             check_int(name, args[name], lo=1, none_ok=True)
+    if "clip_skip" in args:
+        check_int("clip_skip", args["clip_skip"], lo=0, none_ok=True, why=" (1 uses the layer before the last)")
+    if "decode_chunk_size" in args:
+        check_int("decode_chunk_size", args["decode_chunk_size"], none_ok=True)  # range: the profile's, checked next
+    for name in ("return_dict", "free_noise"):
+        if name in args:
+            check_bool(name, args[name])
+    if "progress" in args:
+        check_bool("progress", args["progress"], none_ok=True)
+
+
+def _check_arrays(args: dict) -> None:
+    check_finite_array("latents", args.get("latents"))
+    for name in ("prompt_embeds", "negative_prompt_embeds"):
+        check_finite_array(name, args.get(name), "give finite embeddings (or a prompt instead)")
+
+
+def check_call(pipe, args: dict) -> None:
+    """Check a pipeline call's arguments (``locals()`` of ``__call__``) by name, before any backend runs."""
+    from t2vrt.runtime.output import check_output_type
+
+    check_prompts("prompt", args.get("prompt"), none_ok="prompt_embeds" in args)  # read_prompts: one of the two
+    if "negative_prompt" in args:
+        check_prompts("negative_prompt", args["negative_prompt"], none_ok=True)
+    _check_counts(args)
     _check_sizes(args)
     _check_steps(args, int(pipe.scheduler_config.get("num_train_timesteps", 1000)))
     for name in ("guidance_scale", "strength"):
@@ -119,9 +148,9 @@ def check_call(pipe, args: dict) -> None:
             check_real(name, args[name])
     if "seed" in args:
         check_int("seed", args["seed"], SEED_RANGE[0], SEED_RANGE[1] - 1, none_ok=True, why=" (torch.Generator's seed range)")
-    if "decode_chunk_size" in args:
-        check_int("decode_chunk_size", args["decode_chunk_size"], none_ok=True)  # range: the profile's, checked next
-    check_finite_array("latents", args.get("latents"))
-    if args.get("output_type", "np") != "latent" and "vae_decoder" not in pipe.manifest.components:
+    _check_arrays(args)
+    output_type = args.get("output_type", "np")
+    check_output_type(output_type)  # "np", "pil", "pt" or "latent", as diffusers
+    if output_type != "latent" and "vae_decoder" not in pipe.manifest.components:
         raise ManifestError(f"engine directory {str(pipe.root)!r} has no vae_decoder, so it can only return latents "
                             "(output_type='latent'); re-export with --components text_encoder unet vae_decoder")

@@ -1,149 +1,95 @@
-"""Output paths: checked before any model runs, written beside the target, synced, verified, renamed.
-
-Nothing the call did not create is deleted or replaced, except an earlier file at the very path asked for
-(renamed over only once the new one is complete and verified) and, with ``overwrite``, a png-frame folder
-this tool wrote (it holds ``FRAMES_MARK``). On any failure the previous file is untouched.
-"""
+"""A call's result with diffusers' contract: ``out.frames`` is what ``TextToVideoSDPipelineOutput.frames`` would
+be for the same ``output_type`` (``frames[0]`` is the first video), ``out[0]`` and ``to_tuple()`` as its
+``BaseOutput``; ``save``, ``uint8``, ``images`` and ``to_pil`` are conveniences beside it."""
 
 from __future__ import annotations
 
-import math
-import numbers
-import os
-import re
-import shutil
-import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
-from t2vrt.diskspace import free_bytes, is_disk_full, no_space
-from t2vrt.errors import InputError, OutputError
+import numpy as np
 
-VIDEO_SUFFIXES = (".mp4", ".gif", "")
-FORMATS = (".mp4", ".gif", "a folder (no suffix) of png frames")
-FRAMES_MARK = ".t2vrt-frames"  # written into every png-frame folder; only such folders are ever replaced
-_FRAME = re.compile(r"^frame_\d{4,}\.png$")
+from t2vrt.errors import InputError
+from t2vrt.runtime.video import to_uint8, write_video
 
-
-def check_fps(fps) -> float:
-    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not math.isfinite(fps) or fps <= 0:
-        raise InputError(f"fps={fps!r} must be a finite number > 0 (frames per second of the written video)")
-    return float(fps)
+OUTPUT_TYPES = ("np", "pil", "pt", "latent")
 
 
-def is_frame_folder(p: Path) -> bool:
-    """A folder of png frames this tool wrote: its mark, and nothing but frame_NNNN.png beside it."""
-    return (p / FRAMES_MARK).is_file() and all(c.name == FRAMES_MARK or _FRAME.match(c.name) for c in p.iterdir())
+def check_output_type(output_type: str) -> None:
+    """Refuse an output type diffusers' text-to-video pipelines do not have, or "pt" without torch, before any run."""
+    if output_type not in OUTPUT_TYPES:
+        hint = " (the result's .uint8 holds uint8 frames whatever the output_type)" if output_type == "uint8" else ""
+        raise InputError(f"output_type={output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}{hint}")
+    if output_type == "pt":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise InputError("output_type='pt' needs torch, which is not installed; use 'np' or install torch") from None
 
 
-def check_output(path: str | os.PathLike, fps=None, overwrite: bool = False, suffixes=VIDEO_SUFFIXES) -> Path:
-    """Raise (InputError / OutputError, one line) unless ``path`` can be written without losing anything.
+def postprocess(images: np.ndarray | None, latents: Any, output_type: str) -> Any:
+    """diffusers' VideoProcessor.postprocess_video on float frames [b, f, H, W, 3] in [0, 1]."""
+    if output_type == "latent":
+        return latents
+    if output_type == "np":
+        return images
+    if output_type == "pt":
+        import torch
 
-    Call it before any model runs. ``suffixes`` are the allowed ones ("" is a png-frame folder for videos).
+        return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 1, 4, 2, 3)))  # [b, f, 3, H, W]
+    from PIL import Image
+
+    return [[Image.fromarray(f) for f in video] for video in to_uint8(images)]
+
+
+@dataclass
+class Video:
+    """Generated videos.
+
+    ``frames``: as diffusers for the call's ``output_type``: "np" float32 [b, f, H, W, 3] in [0, 1], "pt" a torch
+    tensor [b, f, 3, H, W], "pil" one list of PIL images per video, "latent" the latents [b, c, f, h, w].
+    ``images``: the float32 frames [b, f, H, W, 3] whatever the output type (None for "latent");
+    ``latents``: the denoised latents [b, c, f, h, w]; ``seed``: the seed drawn from, where t2vrt chose it.
     """
-    p = Path(path)
-    suffix = p.suffix.lower()
-    if suffix not in suffixes:
-        allowed = ", ".join(FORMATS) if suffixes == VIDEO_SUFFIXES else ", ".join(s or "no suffix" for s in suffixes)
-        raise InputError(f"cannot write {p.name!r}: supported outputs are {allowed}")
-    if fps is not None:
-        check_fps(fps)
-    if p.is_dir():
-        if suffix or not is_frame_folder(p):
-            raise OutputError(f"{str(p)!r} is an existing directory that t2vrt did not write; it is never replaced: choose another -o")
-        if not overwrite:
-            raise OutputError(f"{str(p)!r} holds png frames of an earlier run; pass --overwrite to replace them, or choose another -o")
-    elif p.exists() or p.is_symlink():
-        if not p.is_file():
-            raise OutputError(f"{str(p)!r} exists and is not a regular file; choose another -o")
-        if not suffix:
-            raise OutputError(f"{str(p)!r} is an existing file; png frames need a new folder (or give a .mp4 or .gif path)")
-    _check_parent(p)
-    return p
 
+    frames: Any
+    latents: Any = None
+    seed: int | None = None
+    images: np.ndarray | None = field(default=None, repr=False)
 
-def _check_parent(p: Path) -> None:
-    """The nearest existing ancestor must be a writable directory (missing folders are created on write)."""
-    anc = p.absolute().parent
-    while not anc.exists() and anc != anc.parent:
-        anc = anc.parent
-    if not anc.is_dir():
-        raise OutputError(f"cannot write {str(p)!r}: {str(anc)!r} is a file, not a folder")
-    if not os.access(anc, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {str(p)!r}: no write permission in {str(anc)!r}")
+    @classmethod
+    def build(cls, images: np.ndarray | None, latents: Any, seed: int | None, output_type: str = "np") -> "Video":
+        images = None if images is None else np.asarray(images, dtype=np.float32)
+        return cls(postprocess(images, latents, output_type), latents, seed, images)
 
+    def __getitem__(self, key: int | str) -> Any:
+        """``out[0]`` and ``out["frames"]`` as diffusers' BaseOutput."""
+        if key in (0, "frames"):
+            return self.frames
+        raise KeyError(f"{key!r}: this result holds one field, frames (out[0] or out['frames'])")
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    def to_tuple(self) -> tuple[Any]:
+        return (self.frames,)
 
+    def _need_images(self) -> np.ndarray:
+        if self.images is None:
+            raise InputError("this result holds latents only (output_type='latent'); there are no frames to show")
+        return self.images
 
-def sync_tree(path: Path) -> None:
-    """fsync a file, or every file of a folder and the folder itself."""
-    if path.is_dir():
-        for child in path.iterdir():
-            _fsync(child)
-    _fsync(path)
+    @property
+    def uint8(self) -> np.ndarray:
+        """uint8 frames [b, f, H, W, 3], rounded as diffusers' numpy_to_pil (x * 255, round)."""
+        return to_uint8(self._need_images())
 
+    def save(self, path: str | Path, fps: float = 8, index: int = 0, overwrite: bool = False) -> Path:
+        """Write video ``index`` of the batch as .mp4, .gif or a folder of png frames, through video.write_video's
+        checked, synced, verified write and rename (``overwrite``: replace such a folder written earlier; an earlier
+        .mp4/.gif file is replaced once the new one is complete)."""
+        return write_video(to_uint8(self._need_images()[index]), path, fps, overwrite)
 
-def _remove(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p, ignore_errors=True)
-    else:
-        p.unlink(missing_ok=True)
+    def to_pil(self, index: int = 0) -> list:
+        from PIL import Image
 
+        return [Image.fromarray(f) for f in to_uint8(self._need_images()[index])]
 
-def write_atomic(path: Path, write: Callable[[Path], None], verify: Callable[[Path], None], needed: int) -> Path:
-    """``write(tmp)`` beside ``path``, sync, ``verify(tmp)`` (raises on a bad result), rename into place.
-
-    ``path`` must have passed check_output. ``needed`` (bytes, an estimate) goes into the disk-full line. A png-frame
-    folder being replaced is renamed aside and removed only after the new one is in place.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}-{threading.get_ident()}{path.suffix}")
-    _remove(tmp)
-    try:
-        write(tmp)
-        sync_tree(tmp)
-        verify(tmp)
-    except Exception as e:
-        full = is_disk_full(e) or free_bytes(path.parent) < max(needed, 1 << 20)
-        _remove(tmp)
-        if full:
-            raise OutputError(no_space(path, needed, path.parent) + "; the previous file is untouched") from None
-        cause = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:200]
-        raise OutputError(f"writing {str(path)!r} failed ({cause}); the previous file is untouched") from None
-    except BaseException:
-        _remove(tmp)
-        raise
-    _commit(tmp, path)
-    return path
-
-
-def _commit(tmp: Path, path: Path) -> None:
-    old = None
-    if path.is_dir():  # a frame folder check_output let through (overwrite): aside first, removed last
-        old = path.with_name(f".{path.name}.replaced-{os.getpid()}")
-        os.replace(path, old)
-    os.replace(tmp, path)
-    _fsync(path.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    """A text file (e.g. JSON results), written beside ``path`` and renamed into place."""
-    data = text.encode()
-
-    def write(tmp: Path) -> None:
-        tmp.write_bytes(data)
-
-    def verify(tmp: Path) -> None:
-        if tmp.stat().st_size != len(data):
-            raise OutputError(f"{str(path)!r}: short write")
-
-    return write_atomic(Path(path), write, verify, len(data))

@@ -4,30 +4,36 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from t2vrt.engines.base import can_release
 from t2vrt.engines.loader import open_runner, resolve_backend
 from t2vrt.errors import InputError
+from t2vrt.components import TEXT_TO_VIDEO
 from t2vrt.integrity import check_for_pipeline, read_json_file
-from t2vrt.manifest import load_manifest
+from t2vrt.manifest import MANIFEST, load_manifest
 from t2vrt.runtime.arrays import cat, from_numpy, permute, to_numpy
+from t2vrt.runtime.callbacks import StepCallbacks
 from t2vrt.runtime.checks import check_call, check_decode_chunk, check_positive, check_request
+from t2vrt.runtime.context import ContextPlan, context_plan, free_noise_latents, windowed
 from t2vrt.runtime.guard import check_stage, check_step
 from t2vrt.runtime.locking import new_locks, serialized
 from t2vrt.runtime.noise import Noise
+from t2vrt.runtime.pretrained import cached_engine_dir, explain_not_engine_dir, export_options
+from t2vrt.runtime.prompts import Prompts, check_clip_skip, embeddings, read_prompts
 from t2vrt.runtime.schedulers import make_sampler
 from t2vrt.runtime.tokenizer import ClipTokenizer
-from t2vrt.runtime.video import Video
+from t2vrt.runtime.output import Video
 
 log = logging.getLogger(__name__)
-OUTPUT_TYPES = ("np", "uint8", "latent")
 
 
 class Pipeline:
-    """Weights (runners) are loaded once and reused across calls, prompts and frame counts.
+    """Text-to-video over an engine directory: ``Pipeline.load(DIR)``, or ``Pipeline.from_pretrained(MODEL, export=True)``.
+
+    Weights (runners) are loaded once and reused across calls, prompts and frame counts.
 
     With ``low_memory=True`` only the component in use is resident: each stage's runner is opened when the stage
     starts and closed when it ends (text encoder, then UNet, then VAE decoder), so the peak is that of the largest
@@ -40,15 +46,21 @@ class Pipeline:
     NaN or infinity (guard.py).
     """
 
+    COMPONENTS = TEXT_TO_VIDEO  # what from_pretrained exports
+
     def __init__(self, root: Path, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
-                 low_memory: bool = False):
+                 low_memory: bool = False, threads: int | None = None):
         self.root = Path(root)
+        explain_not_engine_dir(root)
         self.manifest = load_manifest(self.root)
         self.backend = resolve_backend(backend, self.manifest)
         check_for_pipeline(self.root, self.manifest, self.backend, precision)  # components present, files intact
         self.precision = precision
         self.providers = providers
         self.low_memory = low_memory
+        self.threads = threads  # ONNX Runtime intra-op threads per session (None: its own choice)
+        if self.backend == "onnxruntime" and providers:
+            _check_providers(providers)
         self.tokenizer = ClipTokenizer(self.root, self.manifest.tokenizer)
         self.scheduler_config = read_json_file(self.root, self.manifest.scheduler_config, "scheduler config")
         self.scaling_factor = self.manifest.vae_scaling_factor
@@ -58,8 +70,23 @@ class Pipeline:
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
-             low_memory: bool = False) -> "Pipeline":
-        return cls(Path(path), backend, precision, providers, low_memory)
+             low_memory: bool = False, threads: int | None = None) -> "Pipeline":
+        return cls(Path(path), backend, precision, providers, low_memory, threads)
+
+    @classmethod
+    def from_pretrained(cls, model: str | Path, export: bool = False, *, revision: str | None = None,
+                        variant: str | None = None, profile: Any = None, precision: str | None = None,
+                        torch_dtype: Any = None, cache_dir: str | Path | None = None, backend: str = "auto",
+                        providers: list[str] | None = None, low_memory: bool = False, threads: int | None = None,
+                        **export_kw: Any) -> "Pipeline":
+        """As diffusers' and optimum's: an engine directory loads as it is; a diffusers folder or hub id is exported
+        (``export=True``) into the cache on first use and loaded from there after (t2vrt.runtime.pretrained).
+        ``profile``: a Profile, a dict of some of its fields, or None (from the model's native size)."""
+        if (Path(model).expanduser() / MANIFEST).is_file():
+            return cls.load(model, backend, precision, providers, low_memory, threads)
+        options, precision = export_options(cls.COMPONENTS, revision, variant, profile, precision, torch_dtype, export_kw)
+        out = cached_engine_dir(str(model), options, cache_dir, export)
+        return cls.load(out, backend, precision, providers, low_memory, threads)
 
     def runner(self, name: str):
         """The runner of component ``name``, opened on first use; in low-memory mode the others are closed first."""
@@ -70,7 +97,7 @@ class Pipeline:
         if name not in self._runners:
             if self.low_memory:
                 self._close(*self._runners)
-            r = open_runner(self.root, self.manifest, name, self.backend, self.precision, self.providers)
+            r = open_runner(self.root, self.manifest, name, self.backend, self.precision, self.providers, self.threads)
             if self.low_memory and not can_release(r):
                 log.warning("low-memory mode: the %s runner of %s cannot release its memory (it has no close()), "
                             "so it stays resident beside the next component", r.backend, name)
@@ -104,106 +131,164 @@ class Pipeline:
                 check_profile(record, sizes, root=str(self.root))
 
     # -- stages -------------------------------------------------------------------------------
-    def encode_prompt(self, prompts: list[str], negatives: list[str] | None) -> Any:
+    def encode_prompt(self, prompts: list[str], negatives: list[str] | None, clip_skip: int | None = None) -> Any:
         """Embeddings [2b, L, D] ([negative; prompt], one batch) under guidance, else [b, L, D]."""
-        texts = (negatives + prompts) if negatives is not None else prompts
-        emb = self.runner("text_encoder").infer({"input_ids": self.tokenizer(texts)})["last_hidden_state"]
-        check_stage(self, "text_encoder", emb)
+        return self.embed(Prompts(prompts, negatives, None, None, negatives is not None), clip_skip)
+
+    def encode_texts(self, texts: list[str]) -> dict[str, Any]:
+        """The text encoder's outputs for ``texts`` (one call)."""
+        out = self.runner("text_encoder").infer({"input_ids": self.tokenizer(texts)})
+        check_stage(self, "text_encoder", out["last_hidden_state"])
         self.release("text_encoder")
-        return emb
+        return out
+
+    def embed(self, p: Prompts, clip_skip: int | None = None) -> Any:
+        """The UNet's encoder_hidden_states from prompts and/or precomputed embeddings (t2vrt.runtime.prompts)."""
+        dtype = next(t.dtype for t in self.manifest.spec("unet").inputs if t.name == "encoder_hidden_states")
+        return embeddings(p, self.encode_texts, dtype, clip_skip)
 
     def denoise(self, x: Any, emb: Any, sampler, guidance_scale: float, noise: Noise, start: int = 0,
-                callback: Callable[[int, Any], None] | None = None, progress: bool = True) -> Any:
-        """The sampling loop: one batched UNet call per model evaluation, guidance eps = u + g (c - u)."""
+                callbacks: StepCallbacks | None = None, progress: bool | None = None,
+                context: ContextPlan | None = None) -> Any:
+        """The sampling loop: one batched UNet call per model evaluation, guidance eps = u + g (c - u); with a
+        ``context`` plan of several windows, one call per window, blended to a full-length eps (runtime/context.py)."""
         from tqdm.auto import tqdm
 
         unet, guided = self.runner("unet"), guidance_scale > 1.0
+        on_step = (callbacks or StepCallbacks()).begin(sampler, start)
         state = sampler.init_state()
         # Timesteps converted at the edge, on the latents' device: no host copy inside the loop.
         ts = {i: from_numpy(np.array([sampler.timesteps[i]], dtype=np.float32), x) for i in range(start, len(sampler.timesteps))}
-        for i in tqdm(range(start, len(sampler.timesteps)), desc="denoise", disable=not progress, leave=False):
+        for i in tqdm(range(start, len(sampler.timesteps)), desc="denoise", disable=not self._progress(progress), leave=False):
             xin = sampler.scale_model_input(x, i)
-            eps = unet.infer({"sample": cat([xin, xin]) if guided else xin, "timestep": ts[i], "encoder_hidden_states": emb})["noise_pred"]
-            if guided:
-                u, c = eps[: len(x)], eps[len(x):]
-                eps = u + guidance_scale * (c - u)
+
+            def predict(xw, t=ts[i]):  # one batched UNet call over (a window of) the latents, guided
+                eps = unet.infer({"sample": cat([xw, xw]) if guided else xw, "timestep": t, "encoder_hidden_states": emb})["noise_pred"]
+                if guided:
+                    u, c = eps[: len(xw)], eps[len(xw):]
+                    eps = u + guidance_scale * (c - u)
+                return eps
+
+            eps = windowed(predict, xin, context) if context is not None and context.active else predict(xin)
             x, state = sampler.step(i, x, eps, state, noise.like_frames)
             check_step(self, i, len(sampler.timesteps), x, eps)  # NaN guard: one reduction per step
-            if callback is not None:
-                callback(i, x)
+            x, emb = on_step(i, x, emb, guided)
         self.release("unet")
         return x
 
-    def decode(self, latents: Any, chunk: int) -> np.ndarray:
+    def decode(self, latents: Any, chunk: int, progress: bool | None = None) -> np.ndarray:
         """[b, c, f, h, w] latents -> float frames [b, f, H, W, 3] in [0, 1], ``chunk`` frames per VAE call."""
         b, c, f, h, w = latents.shape
         flat = permute(latents / self.scaling_factor, (0, 2, 1, 3, 4)).reshape(b * f, c, h, w)
-        images = check_stage(self, "vae_decoder", self.run_chunked("vae_decoder", {"latent": flat}, chunk)["image"])
+        images = check_stage(self, "vae_decoder", self.run_chunked("vae_decoder", {"latent": flat}, chunk, progress)["image"])
         video = images.reshape(b, f, *images.shape[1:])
         return np.clip(video.transpose(0, 1, 3, 4, 2) / 2 + 0.5, 0, 1)
 
-    def run_chunked(self, name: str, feed: dict[str, Any], chunk: int) -> dict[str, np.ndarray]:
+    def run_chunked(self, name: str, feed: dict[str, Any], chunk: int, progress: bool | None = None) -> dict[str, np.ndarray]:
         """Run a per-frame component (the VAE decoder or encoder) over the frames of ``feed`` ``chunk`` at a time.
 
         Each chunk's outputs go to host memory at once, so the backend holds one chunk's activations whatever the
         frame count. A last chunk shorter than the profile's minimum is padded with copies of its last frame (a
         TensorRT profile cannot take fewer), and the padding's outputs dropped. Releases ``name`` when done.
         """
+        from tqdm.auto import tqdm
+
         lo = self.manifest.profile.decode_chunk[0]
         runner, n = self.runner(name), len(next(iter(feed.values())))
         parts: dict[str, list[np.ndarray]] = {}
-        for i in range(0, n, chunk):
-            k = min(chunk, n - i)
-            piece = {key: _pad_to(v[i : i + k], lo) for key, v in feed.items()}
-            for key, out in runner.infer(piece).items():
-                parts.setdefault(key, []).append(to_numpy(out)[:k])
+        with tqdm(total=n, desc=name.replace("_", " "), unit="frame", disable=not self._progress(progress), leave=False) as bar:
+            for i in range(0, n, chunk):
+                k = min(chunk, n - i)
+                piece = {key: _pad_to(v[i : i + k], lo) for key, v in feed.items()}
+                for key, out in runner.infer(piece).items():
+                    parts.setdefault(key, []).append(to_numpy(out)[:k])
+                bar.update(k)
         self.release(name)
         return {key: np.concatenate(v) for key, v in parts.items()}
 
     # -- the call -------------------------------------------------------------------------------
     @serialized
-    def __call__(self, prompt: str | list[str], negative_prompt: str | list[str] | None = None, num_frames: int = 16,
-                 height: int | None = None, width: int | None = None, num_inference_steps: int = 50,
-                 guidance_scale: float = 9.0, eta: float = 0.0, seed: int | None = None, generator: Any = None,
-                 latents: Any = None, output_type: str = "np", scheduler: str | None = None,
-                 decode_chunk_size: int | None = None, progress: bool = True,
-                 callback: Callable[[int, Any], None] | None = None) -> Video:
+    def __call__(self, prompt: str | list[str] | None = None, height: int | None = None, width: int | None = None,
+                 num_frames: int = 16, num_inference_steps: int = 50, guidance_scale: float = 9.0,
+                 negative_prompt: str | list[str] | None = None, eta: float = 0.0, generator: Any = None,
+                 latents: Any = None, prompt_embeds: Any = None, negative_prompt_embeds: Any = None,
+                 output_type: str = "np", return_dict: bool = True, callback: Callable | None = None,
+                 callback_steps: int = 1, cross_attention_kwargs: dict | None = None, clip_skip: int | None = None, *,
+                 callback_on_step_end: Callable | None = None,
+                 callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",), seed: int | None = None,
+                 scheduler: str | None = None, decode_chunk_size: int | None = None, progress: bool | None = None,
+                 context_frames: int | None = None, context_stride: int | None = None, context_mode: str = "clamped",
+                 context_weighting: str = "taper", free_noise: bool = False) -> Video | tuple:
+        """diffusers' TextToVideoSDPipeline.__call__: the same arguments in the same order, the same defaults, the
+        same result (``.frames[0]`` is the first video). Keyword-only extras: ``callback_on_step_end`` (and its
+        tensor inputs) as current diffusers pipelines, ``seed`` (instead of a generator), ``scheduler`` (a name,
+        e.g. "dpmsolver++"), ``decode_chunk_size`` (VAE frames per call), ``progress`` (the bars), and
+        ``context_frames`` (W) and ``context_stride``: denoise in overlapping windows of W frames, so ``num_frames``
+        may exceed the engine's frame range; ``context_mode`` "clamped" or "cyclic" (a looping video),
+        ``context_weighting`` "taper" or "uniform"; ``free_noise``: FreeNoise's initial noise (runtime/context.py;
+        given ``latents`` are used as they are, as in diffusers' FreeNoise)."""
         check_call(self, locals())  # every argument, by name, before any backend runs
-        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        p = read_prompts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, guidance_scale, self.embed_shape)
         m = self.manifest.model
         height = height or m.sample_size * m.vae_scale
         width = width or m.sample_size * m.vae_scale
-        self.check_sizes(len(prompts), num_frames, height, width)
-        negatives = self._negatives(negative_prompt, len(prompts)) if guidance_scale > 1.0 else None
-        chunk = self._chunk(decode_chunk_size, len(prompts) * num_frames)
-        if output_type not in OUTPUT_TYPES:
-            raise InputError(f"output_type={output_type!r}; choose one of {', '.join(OUTPUT_TYPES)}")
+        plan = context_plan(self.manifest.profile.frames, num_frames, context_frames, context_stride, context_mode,
+                            context_weighting, free_noise, root=str(self.root))
+        self.check_sizes(p.batch, num_frames if plan is None else plan.unet_frames, height, width)
+        chunk = self._chunk(decode_chunk_size, p.batch * num_frames)
+        self.check_unsupported(cross_attention_kwargs, clip_skip)
+        steps = StepCallbacks(callback, callback_steps, callback_on_step_end, callback_on_step_end_tensor_inputs, self)
+        sampler = self.sampler(scheduler, num_inference_steps, eta)
+        shape = (p.batch, m.latent_channels, num_frames, height // m.vae_scale, width // m.vae_scale)
+        noise = Noise(seed, generator)
+        x = self.initial_latents(latents, shape, noise, plan if free_noise else None) * sampler.init_noise_sigma
+        emb = self.embed(p, clip_skip)
+        x = from_numpy(to_numpy(x), emb)  # latents on the engines' device (a no-op for NumPy runners)
+        x = self.denoise(x, emb, sampler, guidance_scale, noise, callbacks=steps, progress=progress, context=plan)
+        return self.result(x, chunk, noise.seed, output_type, return_dict, progress)
+
+    @property
+    def embed_shape(self) -> tuple[int, int]:
+        """(tokens, width) of one prompt's embeddings, what prompt_embeds must have after the batch axis."""
+        return self.manifest.model.max_length, self.manifest.model.text_hidden
+
+    def sampler(self, scheduler: str | None, num_inference_steps: int, eta: float):
         check_positive("num_inference_steps", num_inference_steps)
         check_positive("eta", eta, allow_zero=True)
-        options = {"eta": eta} if eta else {}
-        sampler = make_sampler(scheduler, self.scheduler_config, num_inference_steps, **options)
+        return make_sampler(scheduler, self.scheduler_config, num_inference_steps, **({"eta": eta} if eta else {}))
 
-        shape = (len(prompts), m.latent_channels, num_frames, height // m.vae_scale, width // m.vae_scale)
-        noise = Noise(seed, generator)
+    def check_unsupported(self, cross_attention_kwargs: dict | None, clip_skip: int | None) -> None:
+        """One line for what an exported graph cannot do, and for clip_skip where the text encoder cannot serve it."""
+        if cross_attention_kwargs:
+            raise InputError(
+                f"cross_attention_kwargs={cross_attention_kwargs!r} is not supported: attention processors and LoRA "
+                "scales are fixed in the exported UNet; fuse a LoRA into the model's weights before `t2vrt export`")
+        check_clip_skip(self.manifest, clip_skip)
+
+    def initial_latents(self, latents: Any, shape: tuple[int, ...], noise: Noise,
+                        free_noise_plan: ContextPlan | None = None) -> np.ndarray:
+        """Given latents as they are, else a draw (FreeNoise's reordered one with a plan)."""
         if latents is None:
-            latents = noise.randn(shape)
-        elif tuple(latents.shape) != shape:
+            x = noise.randn(shape)
+            return x if free_noise_plan is None else free_noise_latents(x, free_noise_plan, noise)
+        if tuple(latents.shape) != shape:
             raise InputError(f"latents have shape {tuple(latents.shape)}; expected {shape} for these arguments")
-        x = latents * sampler.init_noise_sigma
-        emb = self.encode_prompt(prompts, negatives)
-        x = from_numpy(to_numpy(x), emb)  # latents on the engines' device (a no-op for NumPy runners)
-        x = self.denoise(x, emb, sampler, guidance_scale, noise, callback=callback, progress=progress)
-        if output_type == "latent":
-            return Video(None, x, noise.seed)
-        return Video(self.decode(x, chunk), x, noise.seed)
+        return to_numpy(latents).astype(np.float32)
 
-    def _negatives(self, negative_prompt, n: int) -> list[str]:
-        if negative_prompt is None:
-            return [""] * n
-        negs = [negative_prompt] * n if isinstance(negative_prompt, str) else list(negative_prompt)
-        if len(negs) != n:
-            raise InputError(f"negative_prompt has {len(negs)} entries; prompt has {n}: give one per prompt or a single string")
-        return negs
+    def result(self, x: Any, chunk: int, seed: int | None, output_type: str, return_dict: bool,
+               progress: bool | None = None) -> Any:
+        """Decode unless ``output_type`` is "latent"; diffusers' output object, or its tuple with ``return_dict=False``."""
+        out = Video.build(None if output_type == "latent" else self.decode(x, chunk, progress), x, seed, output_type)
+        return out if return_dict else out.to_tuple()
+
+    def set_progress_bar_config(self, **kwargs: Any) -> None:
+        """As diffusers: ``disable=True`` turns the bars off for every later call (``progress=`` overrides per call)."""
+        self._progress_config = dict(kwargs)
+
+    def _progress(self, progress: bool | None) -> bool:
+        if progress is not None:
+            return progress
+        return not getattr(self, "_progress_config", {}).get("disable", False)
 
     def _chunk(self, chunk: int | None, frames: int) -> int:
         """VAE frames per call: the profile's opt by default, refused outside the profile, at most ``frames``."""
@@ -218,6 +303,17 @@ class Pipeline:
     def close(self) -> None:
         """Close every open runner (in any mode); a later call opens what it needs again."""
         self._close(*self._runners)
+
+
+def _check_providers(providers: list[str]) -> None:
+    """Unknown ONNX Runtime providers, refused at load rather than when the first component opens."""
+    import onnxruntime as ort
+
+    from t2vrt.errors import EngineError
+
+    unknown = [p for p in providers if p not in ort.get_available_providers()]
+    if unknown:
+        raise EngineError(f"ONNX Runtime providers {unknown} are not available; available providers are: {ort.get_available_providers()}")
 
 
 def _pad_to(x: Any, n: int) -> Any:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from t2vrt.errors import InputError, OutputError
-from t2vrt.runtime.output import FORMATS, FRAMES_MARK, check_output, write_atomic  # noqa: F401 (FORMATS: re-exported)
+from t2vrt.runtime.outpath import FORMATS, FRAMES_MARK, check_output, write_atomic  # noqa: F401 (FORMATS: re-exported)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -177,34 +175,3 @@ def _rgb(a: np.ndarray, path: Path, image: bool) -> np.ndarray:
     if a.ndim != rank or a.shape[-1] not in (1, 3, 4) or a.dtype != np.uint8 or 0 in a.shape:
         raise InputError(f"{str(path)!r} decodes to {a.dtype} {a.shape}; expected 8-bit grey, RGB or RGBA frames")
     return np.ascontiguousarray(np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a[..., :3])
-
-
-@dataclass
-class Video:
-    """Generated videos. ``images`` is float [b, f, H, W, 3] in [0, 1] (None for output_type="latent");
-    ``latents`` is [b, c, f, h, w] before decoding."""
-
-    images: np.ndarray | None
-    latents: Any
-    seed: int | None = None
-
-    def _need_images(self) -> np.ndarray:
-        if self.images is None:
-            raise InputError("this result holds latents only (output_type='latent'); there are no frames to show")
-        return self.images
-
-    @property
-    def frames(self) -> np.ndarray:
-        """uint8 [f, H, W, 3] for one prompt, [b, f, H, W, 3] for several."""
-        u = to_uint8(self._need_images())
-        return u[0] if len(u) == 1 else u
-
-    def save(self, path: str | Path, fps: float = 8, index: int = 0, overwrite: bool = False) -> Path:
-        """Write video ``index`` of the batch as .mp4, .gif or a folder of png frames (``overwrite``: replace such a
-        folder written earlier; an earlier .mp4/.gif file is replaced once the new one is complete)."""
-        return write_video(to_uint8(self._need_images()[index]), path, fps, overwrite)
-
-    def to_pil(self, index: int = 0) -> list:
-        from PIL import Image
-
-        return [Image.fromarray(f) for f in to_uint8(self._need_images()[index])]

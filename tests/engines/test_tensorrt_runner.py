@@ -96,11 +96,37 @@ def test_runner_checks_sizes_against_the_built_ranges():
     runner.spec = component_specs(ModelDims(4, 32, 77, 8, 2, 32))["vae_decoder"]
     runner.record = _record("vae_decoder", ranges={"n": [1, 8, 16], "h": [8, 16, 32], "w": [8, 16, 32]},
                             profile={"decode_chunk": [1, 8, 16], "height": [64, 128, 256], "width": [64, 128, 256]})
-    runner.root = "DIR"
-    runner._check_shapes({"latent": np.zeros((16, 4, 32, 8), np.float32)})
+    assert runner._check_shapes({"latent": np.zeros((16, 4, 32, 8), np.float32)}) == 0
     with pytest.raises(InputError, match=r"^vae_decoder: h=40 \(height 320 px\) is outside this engine's range \[8, 32\]; "
                                          r"rebuild with `t2vrt build DIR --height 64:128:320`$"):
         runner._check_shapes({"latent": np.zeros((1, 4, 40, 8), np.float32)})
+
+
+def test_runner_selects_the_bucket_profile():
+    """Two size buckets in one engine: the feed's latent size picks the profile; a size in neither gets one line
+    naming the buckets and the command that adds one."""
+    np = pytest.importorskip("numpy")
+    from t2vrt.engines.tensorrt_runner import TrtRunner
+    from t2vrt.errors import InputError
+
+    def bucket(h, w):
+        return {"profile": {"batch": [1, 1, 1], "frames": [8, 16, 64], "height": [h, h, h], "width": [w, w, w]},
+                "ranges": {"b": [1, 2, 2], "f": [8, 16, 64], "h": [h // 8] * 3, "w": [w // 8] * 3}}
+
+    runner = TrtRunner.__new__(TrtRunner)
+    runner.spec = component_specs(ModelDims(4, 32, 77, 8, 2, 32))["unet"]
+    profiles = [bucket(256, 256), bucket(320, 576)]
+    runner.record = _record("unet", profiles=profiles, **profiles[0])
+    feed = lambda f, h, w: {"sample": np.zeros((2, 4, f, h, w), np.float32), "timestep": np.zeros(1, np.float32),  # noqa: E731
+                            "encoder_hidden_states": np.zeros((2, 77, 32), np.float32)}
+    assert runner._check_shapes(feed(16, 32, 32)) == 0
+    assert runner._check_shapes(feed(64, 40, 72)) == 1
+    with pytest.raises(InputError, match=r"^size 512x512 is in no size bucket of the unet engine \(buckets: 256x256, "
+                                         r"576x320\); add one with `t2vrt build DIR --sizes 256x256,576x320,512x512`$"):
+        runner._check_shapes(feed(16, 64, 64))
+    with pytest.raises(InputError, match=r"^frames=80 is outside the unet engine's profile \[8, 64\]; rebuild with "
+                                         r"`t2vrt build DIR --frames 8:16:80 --sizes 256x256,576x320`$"):
+        runner._check_shapes(feed(80, 40, 72))
 
 
 def test_close_frees_and_later_calls_say_so():

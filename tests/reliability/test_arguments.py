@@ -44,6 +44,14 @@ def no_backend(pipe, monkeypatch):
     (dict(prompt=3), r"^prompt must be a string or a list of strings; got int"),
     (dict(negative_prompt=[None]), r"^negative_prompt must be a string or a list of strings"),
     (dict(latents=np.full((1, 4, 2, 4, 4), np.nan, np.float32)), r"^latents contain NaN or infinite values"),
+    # the diffusers-style parameters (issue 13) and the context windows (issue 15), checked by name too
+    (dict(prompt=None, prompt_embeds=np.full((1, 77, 32), np.inf, np.float32)), r"^prompt_embeds contain NaN or infinite values; give finite"),
+    (dict(negative_prompt_embeds=np.full((1, 77, 32), np.nan, np.float32)), r"^negative_prompt_embeds contain NaN"),
+    (dict(context_frames=2.5), r"^context_frames=2.5 must be an integer, not float"),
+    (dict(context_stride=0), r"^context_stride=0 must be >= 1"),
+    (dict(return_dict="no"), r"^return_dict='no' must be True or False, not str"),
+    (dict(free_noise=1), r"^free_noise=1 must be True or False, not int"),
+    (dict(output_type="uint8"), r"^output_type='uint8'; choose one of np, pil, pt, latent"),
 ])
 def test_bad_arguments_refused_before_any_backend(no_backend, kwargs, message):
     args = {"prompt": "a cat", **CALL, **kwargs}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -88,7 +89,10 @@ def test_verify_and_inspect(tiny_engines, tmp_path, capsys):
     graph.write_bytes(bytes(data))
     one_line_error(capsys, ["verify", str(copy)], "model.onnx does not match its sha256")
     assert main(["inspect", str(copy)]) == 2
-    assert "problem: " in capsys.readouterr().out
+    assert "\n  problem    " in capsys.readouterr().out
+    assert main(["inspect", str(copy), "--json"]) == 2
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert len(problems) == 1 and "model.onnx does not match its sha256" in problems[0]
 
 
 def test_export_refusals_on_the_cli(tiny_model, tmp_path, capsys):

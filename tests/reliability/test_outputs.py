@@ -7,7 +7,7 @@ import pytest
 
 from t2vrt.errors import InputError, OutputError
 from t2vrt.runtime import video as video_mod
-from t2vrt.runtime.output import FRAMES_MARK, check_output, write_text_atomic
+from t2vrt.runtime.outpath import FRAMES_MARK, check_output, write_text_atomic
 from t2vrt.runtime.video import write_video
 from tests.fs_fixtures import fill, small_fs  # noqa: F401 (a fixture)
 

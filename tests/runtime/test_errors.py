@@ -18,13 +18,13 @@ def pipe(tiny_engines):
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(num_frames=17), r"num_frames=17 is outside this engine directory's range \[1, 16\]; re-export with `t2vrt export MODEL -o \S+ --overwrite --frames 1:8:17`$"),
+        (dict(num_frames=17), r"num_frames=17 is outside this engine directory's range \[1, 16\]; re-export with `t2vrt export MODEL -o \S+ --overwrite --frames 1:8:17`, or denoise it in overlapping windows with context_frames=8, context_stride=2 \(CLI: --context-frames 8 --context-stride 2\)$"),
         (dict(num_frames=0), r"num_frames=0 is outside .*\[1, 16\]"),
         (dict(height=40), r"height=40 is not a multiple of 16"),
         (dict(width=36), r"width=36 is not a multiple of 16"),
         (dict(height=256), r"height=256 is outside this engine directory's range \[32, 128\]"),
         (dict(decode_chunk_size=0), r"decode_chunk_size=0 is outside this engine directory's range \[1, 8\]; it must be at least 1$"),
-        (dict(output_type="pil"), r"output_type='pil'; choose one of np, uint8, latent"),
+        (dict(output_type="uint8"), r"output_type='uint8'; choose one of np, pil, pt, latent \(the result's \.uint8"),
         (dict(num_inference_steps=0), r"num_inference_steps=0 must be in \[1, 1000\]"),
         (dict(scheduler="nope"), r"unknown scheduler 'nope'; available: .*ddim"),
         (dict(negative_prompt=["a", "b"]), r"negative_prompt has 2 entries; prompt has 1"),

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from t2vrt import InputError
-from t2vrt.runtime.video import Video, write_video
+from t2vrt.runtime.output import Video
+from t2vrt.runtime.video import write_video
 
 
 def probe(path) -> str:
@@ -49,7 +50,8 @@ def test_bad_outputs(tmp_path):
 
 def test_video_result_rounding_and_latent_only():
     images = np.full((1, 3, 2, 2, 3), 0.5)
-    v = Video(images, latents=None)
-    assert v.frames.shape == (3, 2, 2, 3) and v.frames[0, 0, 0, 0] == 128
+    v = Video.build(images, latents=None, seed=0)
+    assert v.frames.shape == (1, 3, 2, 2, 3) and v.frames.dtype == np.float32
+    assert v.uint8.shape == (1, 3, 2, 2, 3) and v.uint8[0, 0, 0, 0, 0] == 128
     with pytest.raises(InputError, match="latents only"):
-        Video(None, latents=np.zeros(1)).frames
+        Video.build(None, latents=np.zeros(1), seed=0, output_type="latent").uint8

@@ -117,7 +117,7 @@ def test_same_seed_same_video_and_no_reload(ours):
     b = ours(PROMPT, moving_pattern(4, 48, 32), seed=9, **kw)
     c = ours(PROMPT, frames, seed=9, **kw)
     np.testing.assert_array_equal(a.frames, c.frames)
-    assert b.frames.shape == (4, 48, 32, 3)
+    assert b.frames.shape == (1, 4, 48, 32, 3)
     assert all(ours._runners[k] is v for k, v in runners.items())
 
 
@@ -132,3 +132,17 @@ def test_dpm_solver_matches_diffusers(ours, reference_pipe, monkeypatch):
     video = ours(PROMPT, frames, seed=2, scheduler="dpmsolver++", output_type="latent", progress=False, **kw)
     ref = reference(pipe, [Image.fromarray(f) for f in frames], 2, "latent", **kw)
     assert rel_l2(video.latents, ref) < LATENT_TOL
+
+
+def test_positional_call_and_callback_as_diffusers(ours, reference_pipe):
+    """diffusers' order: (prompt, video, strength, num_inference_steps, guidance_scale, negative_prompt, eta,
+    generator); callback(step, timestep, latents) over the truncated schedule; frames[0] is the first video."""
+    frames = moving_pattern(2, 32, 32)
+    pil = [Image.fromarray(fr) for fr in frames]
+    seen, ref = [], []
+    out = ours(PROMPT, frames, 0.5, 4, 7.5, NEGATIVE, 0.0, torch.Generator("cpu").manual_seed(4),
+               callback=lambda i, t, x: seen.append((i, int(t))))
+    want = reference_pipe(PROMPT, pil, 0.5, 4, 7.5, NEGATIVE, 0.0, torch.Generator("cpu").manual_seed(4),
+                          callback=lambda i, t, x: ref.append((i, int(t)))).frames
+    assert seen == ref and len(seen) == 2
+    assert out.frames.shape == want.shape == (1, 2, 32, 32, 3) and np.abs(out.frames - want).max() < FRAME_TOL
