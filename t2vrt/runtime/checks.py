@@ -113,11 +113,10 @@ def _check_counts(args: dict) -> None:
     """Integer arguments whose range is checked later (the profile's, or the text encoder's layers), and flags."""
     if "num_frames" in args:  # its range is the profile's, checked next with a re-export hint
         check_int("num_frames", args["num_frames"])
-    for name in ("num_videos_per_prompt", "callback_steps", "context_frames", "context_stride"):
+    for name in ("num_videos_per_prompt", "context_frames", "context_stride"):
         if name in args:
             check_int(name, args[name], lo=1, none_ok=True)
-    if "clip_skip" in args:
-        check_int("clip_skip", args["clip_skip"], lo=0, none_ok=True, why=" (1 uses the layer before the last)")
+    # callback_steps and clip_skip: callbacks.StepCallbacks and prompts.check_clip_skip, also before any backend runs
     if "decode_chunk_size" in args:
         check_int("decode_chunk_size", args["decode_chunk_size"], none_ok=True)  # range: the profile's, checked next
     for name in ("return_dict", "free_noise"):

@@ -127,7 +127,8 @@ def check_frame_count(what, n: int, max_frames: int | None, more: bool = False) 
     if max_frames is not None and n > max_frames:
         raise InputError(
             f"the input video {str(what)!r} has {'more than ' if more else ''}{n - 1 if more else n} frames; this engine directory "
-            f"serves at most {max_frames}: trim it, or re-export with a larger --frames MIN:OPT:MAX"
+            f"serves at most {max_frames}: trim it, re-render it in overlapping windows (context_frames, CLI: "
+            f"--context-frames), or re-export with a larger --frames MIN:OPT:MAX"
         )
 
 
