@@ -53,8 +53,10 @@ def ray_options(args):
 
 
 def run(args) -> int:
+    from t2vrt.runtime.outpath import check_fps
     from t2vrt.serve.batch import plan, run_local, summary
 
+    check_fps(args.fps)  # before any line is planned or any model runs
     lines = plan(args.dir, args.prompts, args.output, request_defaults(args))  # every line checked: no model yet
     for item in lines:
         if item.error:

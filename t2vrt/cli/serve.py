@@ -27,7 +27,10 @@ def run(args) -> int:
                          f"{args.port} in [0, 65535]")
     from dataclasses import replace
 
+    from t2vrt.runtime.outpath import check_fps
     from t2vrt.serve.request import RequestChecker
+
+    check_fps(args.fps)
 
     defaults = request_defaults(args)  # checked once here: a request that leaves a key out gets this default
     RequestChecker(args.dir)(replace(defaults, prompt="defaults"))

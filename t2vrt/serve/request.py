@@ -96,10 +96,11 @@ def check_video_request(m: Manifest, req: VideoRequest, root: str = "DIR", sched
 
 def output_inside(outdir: Path, name: str) -> Path:
     """``name`` (relative, .mp4/.gif/no suffix) resolved inside ``outdir``; InputError if it would leave it."""
-    check_output_path(name)
     p = Path(name)
     if p.is_absolute() or ".." in p.parts or not p.parts:
         raise InputError(f"output={name!r} must be a relative path inside the output folder (no '..', not absolute)")
+    # suffix, not a folder t2vrt did not write, a writable parent; an earlier run's frames: plan's _already_done decides
+    check_output_path(outdir / p, overwrite=True)
     return outdir / p
 
 
@@ -107,11 +108,12 @@ class RequestChecker:
     """Checks requests against one engine directory, read once (manifest and scheduler config; no model)."""
 
     def __init__(self, engine_dir: str | Path):
+        from t2vrt.integrity import read_json_file
         from t2vrt.manifest import load_manifest
 
         self.root = str(engine_dir)
         self.manifest = load_manifest(engine_dir)
-        self.scheduler_config = json.loads((Path(engine_dir) / self.manifest.scheduler_config).read_text())
+        self.scheduler_config = read_json_file(Path(engine_dir), self.manifest.scheduler_config, "scheduler config")
 
     def __call__(self, req: VideoRequest) -> None:
         check_video_request(self.manifest, req, self.root, self.scheduler_config)
