@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 
+from t2vrt.cli.console import add_json, report
 from t2vrt.cli.options import HELP
 
 
@@ -12,6 +13,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("verify", help="check every file of an engine directory against its manifest (full sha256)",
                        formatter_class=HELP, description=__doc__)
     p.add_argument("dir", help="engine directory")
+    add_json(p, "the files and bytes checked and the seconds (problems still go to stderr, exit 2)")
     p.set_defaults(func=run)
 
 
@@ -25,6 +27,7 @@ def run(args) -> int:
         print(f"error: {line}", file=sys.stderr)
     if problems:
         return 2
-    print(f"{args.dir}: {files} files ({size / 1e6:.1f} MB) match the manifest, tokenizer and scheduler config read "
-          f"({time.perf_counter() - t0:.1f} s)")
+    seconds = round(time.perf_counter() - t0, 2)
+    report(args, f"{args.dir}: {files} files ({size / 1e6:.1f} MB) match the manifest, tokenizer and scheduler config "
+           f"read ({seconds:.1f} s)", {"dir": args.dir, "files": files, "bytes": size, "seconds": seconds})
     return 0
