@@ -87,3 +87,20 @@ def test_json_results_written_atomically(tmp_path):
     assert path.read_text() == '{"a": 1}' and [p.name for p in tmp_path.iterdir()] == ["r.json"]
     with pytest.raises(InputError, match="supported outputs are .json"):
         check_output(tmp_path / "r.txt", suffixes=(".json",))
+
+
+def test_the_result_objects_save_is_the_checked_atomic_write(tmp_path, monkeypatch):
+    """Pipeline results (runtime/output.py's Video, diffusers' contract) save through write_video: checked, verified."""
+    from t2vrt.runtime.output import Video
+
+    video = Video.build(frames(4)[None] / 255.0, None, 0)
+    with pytest.raises(OutputError, match="existing directory that t2vrt did not write"):
+        video.save(tmp_path)
+    out = video.save(tmp_path / "v.gif")
+    good = out.read_bytes()
+    monkeypatch.setattr(video_mod, "_verify_gif", lambda path, f: (_ for _ in ()).throw(OutputError("bad gif")))
+    with pytest.raises(OutputError, match="bad gif.*the previous file is untouched"):
+        video.save(out)
+    assert out.read_bytes() == good and sorted(p.name for p in tmp_path.iterdir()) == ["v.gif"]
+    video.save(tmp_path / "pngs")
+    video.save(tmp_path / "pngs", overwrite=True)  # an earlier run's frames, replaced only when asked
