@@ -6,12 +6,20 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 # What the session's tiny engine directory declares; parity tests use other shapes than the export's trace
 # (b=2, f=5, 32x48 pixels).
 TINY_PROFILE = dict(batch=(1, 1, 2), frames=(1, 8, 16), height=(32, 64, 128), width=(32, 64, 128), decode_chunk=(1, 4, 8))
 # Every component and precision the session export holds: one export serves text-to-video, video-to-video and fp16.
 TINY_COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
 TINY_PRECISIONS = ("fp32", "fp16")
+
+
+def forbid_backends(pipe, monkeypatch):
+    """``pipe`` with every runner refused: a check that must come before any backend runs fails the test otherwise."""
+    monkeypatch.setattr(pipe, "runner", lambda name: pytest.fail(f"the {name} backend ran before the check"))
+    return pipe
 
 
 def copy_engines(src: Path, dst: Path, drop: tuple[str, ...] = ()) -> Path:

@@ -8,6 +8,7 @@ import pytest
 from t2vrt import InputError, ManifestError, Pipeline
 from t2vrt.errors import NumericalError
 from t2vrt.runtime import guard
+from tests.helpers import forbid_backends
 
 CALL = dict(num_frames=2, height=32, width=32, num_inference_steps=2, progress=False)
 
@@ -19,8 +20,7 @@ def pipe(tiny_engines):
 
 @pytest.fixture()
 def no_backend(pipe, monkeypatch):
-    monkeypatch.setattr(pipe, "runner", lambda name: pytest.fail(f"the {name} backend ran before the check"))
-    return pipe
+    return forbid_backends(pipe, monkeypatch)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from t2vrt import InputError, Pipeline
+from tests.helpers import forbid_backends
 
 PROMPT = "a cat playing piano"
 LATENT_TOL, FRAME_TOL = 1e-4, 1 / 255
@@ -132,7 +133,7 @@ def test_a_generator_per_prompt(ours, diffusers_pipe):
     ],
 )
 def test_refusals(ours, monkeypatch, kwargs, message):
-    monkeypatch.setattr(ours, "runner", lambda name: pytest.fail("a backend ran before the check"))
+    forbid_backends(ours, monkeypatch)
     args = dict(prompt=PROMPT, height=32, width=32, num_frames=2, num_inference_steps=2) | kwargs
     with pytest.raises(InputError, match=message):
         ours(**args)

@@ -8,6 +8,7 @@ import pytest
 
 from t2vrt import InputError, ManifestError, Pipeline
 from t2vrt.cli import main
+from tests.helpers import forbid_backends
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def pipe(tiny_engines):
     ],
 )
 def test_bad_arguments(pipe, kwargs, message, monkeypatch):
-    monkeypatch.setattr(pipe, "runner", lambda name: pytest.fail("a backend ran before the check"))
+    forbid_backends(pipe, monkeypatch)
     args = dict(num_frames=2, height=32, width=32, num_inference_steps=2, progress=False) | kwargs
     with pytest.raises(InputError, match=message) if "scheduler" not in kwargs else pytest.raises(ValueError, match=message):
         pipe("a cat", **args)

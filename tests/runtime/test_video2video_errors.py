@@ -7,6 +7,7 @@ import pytest
 
 from t2vrt import InputError, ManifestError, SchedulerError
 from t2vrt.runtime.video2video import VideoToVideoPipeline
+from tests.helpers import forbid_backends
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +17,7 @@ def pipe(tiny_v2v_engines):
 
 @pytest.fixture()
 def no_backend(pipe, monkeypatch):
-    monkeypatch.setattr(pipe, "runner", lambda name: pytest.fail(f"the {name} backend ran before the check"))
-    return pipe
+    return forbid_backends(pipe, monkeypatch)
 
 
 def frames(f=2, h=32, w=32):
