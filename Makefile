@@ -25,7 +25,7 @@ test: setup
 	$(BIN)/python -m pytest -q --durations=10
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow" --durations=5
+	$(BIN)/python -m pytest -q -m "not slow and not ray" --durations=5
 
 clean:
 	rm -rf demo demo.mp4 .pytest_cache
