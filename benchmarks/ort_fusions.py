@@ -45,68 +45,8 @@ OPTION_SETS = {
 }
 
 
-def fusion_options(model_type: str, on: dict):
-    from onnxruntime.transformers.fusion_options import FusionOptions
-
-    o = FusionOptions(model_type)
-    for k, v in vars(o).items():
-        if isinstance(v, bool) and k.startswith("enable_") and k != "enable_shape_inference":
-            setattr(o, k, False)
-    o.use_multi_head_attention = False
-    for k, v in on.items():
-        setattr(o, k, v)
-    return o
-
-
-class _OneElement(np.ndarray):
-    """A 1-element array that int() accepts, as NumPy < 2.4 did."""
-
-    def __int__(self):
-        return int(self.reshape(-1)[0])
-
-
-def patch_numpy2() -> None:
-    """onnxruntime.transformers' UNet attention fusion calls int() on a 1-element array, which NumPy >= 2.4 refuses
-    ("only 0-dimensional arrays can be converted to Python scalars"): hand it arrays that int() accepts. The package
-    imports its modules under two names (``fusion_attention_unet`` too), so every copy of the class is patched."""
-    import onnxruntime.transformers.optimizer  # noqa: F401  (imports the fusion modules)
-
-    classes = {m.FusionAttentionUnet for n, m in list(sys.modules.items()) if n.endswith("fusion_attention_unet")}
-    for cls in classes:
-        if cls.__dict__.get("_t2vrt_patched"):
-            continue
-        original = cls.get_num_heads
-
-        def get_num_heads(self, reshape_q, is_torch2=False, _original=original):
-            get = self.model.get_constant_value
-
-            def one_element(name):
-                v = get(name)
-                return v.view(_OneElement) if isinstance(v, np.ndarray) and v.size == 1 else v
-
-            self.model.get_constant_value = one_element
-            try:
-                return _original(self, reshape_q, is_torch2)
-            finally:
-                del self.model.get_constant_value  # the class's method again
-
-        cls.get_num_heads, cls._t2vrt_patched = get_num_heads, True
-
-
-def optimize(src: Path, dst: Path, model_type: str, on: dict) -> dict:
-    """Write the fused graph; return the counts of fused operators it holds."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    patch_numpy2()
-
-    m = optimize_model(str(src), model_type=model_type, num_heads=0, hidden_size=0, opt_level=0, use_gpu=False,
-                       optimization_options=fusion_options(model_type, on))
-    m.save_model_to_file(str(dst), use_external_data_format=False)
-    ops: dict[str, int] = {}
-    for n in m.model.graph.node:
-        if n.domain == "com.microsoft":
-            ops[n.op_type] = ops.get(n.op_type, 0) + 1
-    return ops
+# the optimizer call, its options and its NumPy >= 2.4 workaround are the library's (what the export uses)
+from t2vrt.export.ort_fusion import fusion_options, optimize, patch_numpy2  # noqa: E402,F401
 
 
 NOISE = 1.10  # a speed-up under this is not told apart from the machine's noise (the "none" rows, same work, vary so)

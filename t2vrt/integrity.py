@@ -18,7 +18,7 @@ from pathlib import Path
 
 from t2vrt.errors import ManifestError
 from t2vrt.manifest import Manifest, load_manifest, sha256_file
-from t2vrt.manifest_checks import REEXPORT
+from t2vrt.manifest_checks import REEXPORT, graph_records
 
 log = logging.getLogger(__name__)
 STAMP = ".t2vrt-verified.json"
@@ -30,7 +30,7 @@ def hashed_files(m: Manifest, components=None, precisions=None, engines: bool = 
     for name, entry in m.components.items():
         if components is not None and name not in components:
             continue
-        for prec, rec in entry["onnx"].items():
+        for prec, _, rec in graph_records(entry):
             if precisions is None or prec in precisions:
                 out.append((rec["path"], rec, REEXPORT))
                 if "external_data" in rec:

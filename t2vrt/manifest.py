@@ -14,7 +14,7 @@ from pathlib import Path
 
 from t2vrt.components import ComponentSpec, ModelDims, Profile
 from t2vrt.errors import ManifestError
-from t2vrt.manifest_checks import check_paths, check_structure, confined
+from t2vrt.manifest_checks import check_paths, check_structure, confined, graph_records  # noqa: F401 (re-exported)
 
 FORMAT = "t2vrt-engine-dir"
 VERSION = 1
@@ -53,6 +53,15 @@ class Manifest:
                 f"component {name!r} has no {precision} ONNX graph; it has {sorted(entry)} (re-export with --precision {precision})"
             )
         return confined(root, entry[precision]["path"], f"the {precision} ONNX graph of {name}")
+
+    def cpu_onnx_path(self, root: Path, name: str, precision: str) -> Path:
+        """The graph ONNX Runtime runs on the CPU: the attention-fused one where the export wrote it
+        (``onnx_fused``, t2vrt.export.ort_fusion), else the portable one."""
+        fused = self.components[name].get("onnx_fused", {}).get(precision)
+        if fused is None:
+            return self.onnx_path(root, name, precision)
+        return confined(root, fused["path"], f"the CPU-fused {precision} ONNX graph of {name}")
+
 
     def to_json(self) -> dict:
         return {

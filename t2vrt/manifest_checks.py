@@ -26,6 +26,13 @@ def _file_record(rec, where: str, manifest: Path) -> None:
     _need(rec, "bytes", int, where, manifest)
 
 
+def graph_records(entry: dict) -> list[tuple[str, str, dict]]:
+    """(precision, label, file record) of every ONNX graph of a component entry: the portable ones under "onnx", the
+    CPU-fused ones under "onnx_fused" (label "fp32 CPU-fused")."""
+    return [(p, p, r) for p, r in entry["onnx"].items()] + [
+        (p, f"{p} CPU-fused", r) for p, r in (entry.get("onnx_fused") or {}).items()]
+
+
 def check_structure(d: dict, manifest: Path) -> None:
     """Every nested key the runtime reads, with its type; the top-level ones are Manifest.from_json's."""
     for key in ("model", "profile", "components", "tokenizer"):
@@ -39,10 +46,14 @@ def check_structure(d: dict, manifest: Path) -> None:
         onnx = _need(entry, "onnx", dict, f"components.{name}.", manifest)
         if not onnx:
             raise ManifestError(f"{manifest}: components.{name}.onnx lists no graph; {REEXPORT}")
-        for prec, rec in onnx.items():
-            _file_record(rec, f"components.{name}.onnx.{prec}.", manifest)
-            if "external_data" in rec:
-                _file_record(rec["external_data"], f"components.{name}.onnx.{prec}.external_data.", manifest)
+        fused = entry.get("onnx_fused", {})
+        if not isinstance(fused, dict):
+            raise ManifestError(f"{manifest}: components.{name}.onnx_fused is not a mapping; {REEXPORT}")
+        for key, graphs in (("onnx", onnx), ("onnx_fused", fused)):
+            for prec, rec in graphs.items():
+                _file_record(rec, f"components.{name}.{key}.{prec}.", manifest)
+                if "external_data" in rec:
+                    _file_record(rec["external_data"], f"components.{name}.{key}.{prec}.external_data.", manifest)
     tok = d["tokenizer"]
     for k, kind in (("path", str), ("max_length", int), ("pad_id", int), ("pad_token", str)):
         _need(tok, k, kind, "tokenizer.", manifest)
@@ -78,10 +89,10 @@ def recorded_paths(d: dict) -> list[tuple[str, str, str]]:
     """(path, what it is, the folder it must lie under) for every path a checked manifest dict names."""
     out = [(d["tokenizer"]["path"], "the tokenizer", ""), (d.get("scheduler_config", "scheduler_config.json"), "the scheduler config", "")]
     for name, entry in d["components"].items():
-        for prec, rec in entry["onnx"].items():
-            out.append((rec["path"], f"the {prec} ONNX graph of {name}", ""))
+        for _, label, rec in graph_records(entry):
+            out.append((rec["path"], f"the {label} ONNX graph of {name}", ""))
             if "external_data" in rec:
-                out.append((rec["external_data"]["path"], f"the {prec} ONNX weights of {name}", ""))
+                out.append((rec["external_data"]["path"], f"the {label} ONNX weights of {name}", ""))
     for key, rec in (d.get("engines") or {}).items():
         out.append((rec["path"], f"engine {key}", "engines"))
     return out

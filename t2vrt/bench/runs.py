@@ -131,10 +131,10 @@ class OursRun(Measured):
         """The pipeline's own runner; with ``threads``, the same ONNX Runtime runner with that many intra-op threads."""
         if threads is None or self.pipe.backend != "onnxruntime":
             return self.pipe.runner(name)
-        from t2vrt.engines.onnxruntime import OrtRunner
+        from t2vrt.engines.loader import open_runner
 
         p = self.pipe
-        return OrtRunner(p.manifest.onnx_path(p.root, name, p.precision), p.manifest.spec(name), p.providers, threads)
+        return open_runner(p.root, p.manifest, name, p.backend, p.precision, p.providers, threads)
 
     def generate(self) -> np.ndarray:
         r = self.request

@@ -68,6 +68,24 @@ def _default_precision(manifest: Manifest, name: str, device: str) -> str:
     return "fp16" if device == "cuda" and "fp16" in manifest.components[name]["onnx"] else "fp32"
 
 
+def open_cpu_runner(root: Path, manifest: Manifest, name: str, precision: str, providers: list[str] | None = None,
+                    threads: int | None = None) -> Runner:
+    """ONNX Runtime on the CPU: the attention-fused graph where the export wrote one (``Manifest.cpu_onnx_path``),
+    else, or if this ONNX Runtime cannot load it, the portable graph (a WARNING says so)."""
+    from t2vrt.engines.onnxruntime import OrtRunner
+
+    spec, providers = manifest.spec(name), providers or ["CPUExecutionProvider"]
+    path = manifest.cpu_onnx_path(root, name, precision)
+    portable = manifest.onnx_path(root, name, precision)
+    if path != portable:
+        try:
+            return OrtRunner(path, spec, providers=providers, threads=threads)
+        except Exception as e:  # e.g. an ONNX Runtime without the fused operators' kernels
+            log.warning("%s: the CPU-fused graph does not load here (%s); running the portable graph", name,
+                        str(e).splitlines()[0][:160] if str(e) else type(e).__name__)
+    return OrtRunner(portable, spec, providers=providers, threads=threads)
+
+
 def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precision: str | None = None,
                 providers: list[str] | None = None, threads: int | None = None, cuda_graphs: bool = False) -> Runner:
     """A Runner for component ``name`` on a resolved backend. ``precision`` None: fp32 ONNX for onnxruntime on the
@@ -75,14 +93,12 @@ def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precisi
     spec = manifest.spec(name)
     if backend == "onnxruntime":
         device = ort_device(providers)
-        path = manifest.onnx_path(root, name, precision or _default_precision(manifest, name, device))
+        precision = precision or _default_precision(manifest, name, device)
         if device == "cuda":
             from t2vrt.engines.onnxruntime_cuda import OrtBoundRunner
 
-            return OrtBoundRunner(path, spec, "cuda", cuda_graphs=cuda_graphs)
-        from t2vrt.engines.onnxruntime import OrtRunner
-
-        return OrtRunner(path, spec, providers=providers or ["CPUExecutionProvider"], threads=threads)
+            return OrtBoundRunner(manifest.onnx_path(root, name, precision), spec, "cuda", cuda_graphs=cuda_graphs)
+        return open_cpu_runner(root, manifest, name, precision, providers, threads)
     if backend == "tensorrt":
         from t2vrt.engines.tensorrt_records import find_engine
         from t2vrt.engines.tensorrt_runner import TrtRunner

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from t2vrt.components import COMPONENTS, TEXT_TO_VIDEO, ModelDims, Profile, component_specs
 from t2vrt.errors import ExportError
-from t2vrt.export import refusals
+from t2vrt.export import ort_fusion, refusals
 from t2vrt.export.defaults import native_profile
 from t2vrt.export.workdir import Writing, check_space, disk_errors, replace_dir, temp_dir
 from t2vrt.host import library_versions, peak_rss_bytes, release_memory
@@ -35,6 +35,7 @@ class ExportOptions:
     opset: int = 17
     ff_chunks: int = 0  # UNet feed-forward pieces (0: whole); see modules.ChunkedFeedForward
     split_geglu: bool = True  # GEGLU's projection as two products, no Slices; see modules.SplitGEGLU
+    ort_fusion: bool | None = None  # a CPU graph with ONNX Runtime's attention fusion; None: where weights are inline
     allow_pickle: bool = False  # load .bin (pickle) checkpoints; safetensors are the default and the safe choice
     revision: str | None = None  # of a hub id: a branch, tag or commit
     variant: str | None = None  # "fp16": read *.fp16.safetensors (as diffusers' variant="fp16")
@@ -179,6 +180,11 @@ def _export_component(name, loaded, spec, root: Path, options: ExportOptions, wr
         entry["geglu_split"] = split
     if options.validate:
         entry["validation"]["fp32"] = {**compare(spec, path, refs, "fp32"), "shape_set": shape_set}
+    if ort_fusion.wanted(name, options.ort_fusion, "external_data" in entry["onnx"]["fp32"]):
+        writing.what = str(rel.with_name("model_ort_cpu.onnx"))
+        fused = ort_fusion.fused_entry(name, spec, root, rel, refs, _file_record)
+        if fused:
+            entry["onnx_fused"] = {"fp32": fused}
     if "fp16" in options.precisions:
         from t2vrt.export.fp16 import export_fp16  # the fp16 graph beside the fp32 one
 

@@ -54,7 +54,7 @@ def cache_key(model: str, root: Path, options: Any) -> str:
 
     key = {"t2vrt": __version__, "model": identity, "fingerprint": model_fingerprint(root), "variant": options.variant, "profile": profile,
            "precisions": list(options.precisions), "components": list(options.components), "ff_chunks": options.ff_chunks,
-           "split_geglu": getattr(options, "split_geglu", True)}
+           "split_geglu": getattr(options, "split_geglu", True), "ort_fusion": getattr(options, "ort_fusion", None)}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
@@ -112,9 +112,9 @@ def export_options(components: tuple[str, ...], revision: str | None, variant: s
         precision = precision or ("fp16" if name == "float16" else None)
     precisions = ("fp32", "fp16") if precision == "fp16" else ("fp32",)
     extra = {k: v for k, v in extra.items() if k != "use_safetensors"}  # a diffusers habit: t2vrt reads safetensors first
-    unknown = set(extra) - {"validate", "validation", "ff_chunks", "opset"}
+    unknown = set(extra) - {"validate", "validation", "ff_chunks", "opset", "ort_fusion"}
     if unknown:
         raise InputError(f"from_pretrained got unexpected arguments {sorted(unknown)}; export options are profile, "
-                         "precision, revision, variant, validate, validation, ff_chunks, opset")
+                         "precision, revision, variant, validate, validation, ff_chunks, ort_fusion, opset")
     return ExportOptions(components=tuple(components), profile=profile, precisions=precisions, revision=revision,
                          variant=variant, **extra), precision

@@ -139,7 +139,7 @@ def test_pipeline_on_bound_runners_keeps_torch_latents(tiny_engines, monkeypatch
     ask = dict(num_frames=3, height=32, width=48, num_inference_steps=2, seed=3, progress=False)
     ref = pipeline.Pipeline.load(tiny_engines, backend="onnxruntime")("a cat", **ask)
     monkeypatch.setattr(pipeline, "open_runner", lambda root, m, name, *a, **k: OrtBoundRunner(
-        m.onnx_path(root, name, "fp32"), m.spec(name), "cpu"))
+        m.cpu_onnx_path(root, name, "fp32"), m.spec(name), "cpu"))  # the graph the NumPy path ran
     out = pipeline.Pipeline.load(tiny_engines, backend="onnxruntime")("a cat", **ask)
     assert isinstance(out.latents, torch.Tensor)
     np.testing.assert_array_equal(np.asarray(out.frames), np.asarray(ref.frames))
