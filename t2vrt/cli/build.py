@@ -74,7 +74,8 @@ def options_from(args):
     from t2vrt.engines.tensorrt_build import BuildOptions
 
     return BuildOptions(
-        sizes=args.sizes, plan_per_bucket=args.plan_per_bucket, frames=args.frames, height=args.height, width=args.width, batch=args.batch, decode_chunk=args.decode_chunk,
+        sizes=args.sizes, plan_per_bucket=args.plan_per_bucket,
+        frames=args.frames, height=args.height, width=args.width, batch=args.batch, decode_chunk=args.decode_chunk,
         flavour=args.flavour, precision=args.precision, opt_level=args.opt_level, max_workspace_mb=args.max_workspace,
         compute_capability=tuple(t.strip() for t in args.compute_capability.split(",") if t.strip()),
         components=tuple(c.strip() for c in args.components.split(",") if c.strip()),

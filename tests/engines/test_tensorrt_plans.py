@@ -24,8 +24,8 @@ MYELIN = "Error Code 1: Myelin (CHECK(!mvmf_cudnn.empty()) failed. empty runtime
 
 
 def _manifest():
-    comps = {n: {"io": s.to_json(), "onnx": {p: {"path": f"onnx/{n}/{p}.onnx", "sha256": f"{n}-{p}"} for p in ("fp16", "fp32")}}
-             for n, s in component_specs(DIMS).items() if n != "vae_encoder"}
+    graphs = lambda n: {p: {"path": f"onnx/{n}/{p}.onnx", "sha256": f"{n}-{p}"} for p in ("fp16", "fp32")}  # noqa: E731
+    comps = {n: {"io": s.to_json(), "onnx": graphs(n)} for n, s in component_specs(DIMS).items() if n != "vae_encoder"}
     return Manifest(model=DIMS, profile=Profile(), components=comps, tokenizer={}, vae_scaling_factor=0.18215)
 
 
@@ -197,7 +197,8 @@ def test_build_cli_takes_plan_per_bucket_and_prints_a_line_per_plan(monkeypatch,
     sub = argparse.ArgumentParser().add_subparsers()
     build.add_parser(sub)
     args = sub.choices["build"].parse_args(["d", "--sizes", "256x256,576x320", "--plan-per-bucket"])
-    assert build.options_from(args).plan_per_bucket and not build.options_from(sub.choices["build"].parse_args(["d"])).plan_per_bucket
+    assert build.options_from(args).plan_per_bucket
+    assert not build.options_from(sub.choices["build"].parse_args(["d"])).plan_per_bucket
     plan = lambda size, cached: {"path": f"engines/unet/{size}.plan", "size": size, "cached": cached, "seconds": 2.0}  # noqa: E731
     monkeypatch.setattr(tb, "build_engines", lambda d, o: {
         "text_encoder": {"path": "engines/text_encoder/k.plan", "cached": True, "seconds": 0.0},
