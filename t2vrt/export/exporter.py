@@ -34,6 +34,7 @@ class ExportOptions:
     overwrite: bool = False
     opset: int = 17
     ff_chunks: int = 0  # UNet feed-forward pieces (0: whole); see modules.ChunkedFeedForward
+    split_geglu: bool = True  # GEGLU's projection as two products, no Slices; see modules.SplitGEGLU
     allow_pickle: bool = False  # load .bin (pickle) checkpoints; safetensors are the default and the safe choice
     revision: str | None = None  # of a hub id: a branch, tag or commit
     variant: str | None = None  # "fp16": read *.fp16.safetensors (as diffusers' variant="fp16")
@@ -155,7 +156,7 @@ def _export_all(loaded, tmp: Path, options: ExportOptions, writing: Writing) -> 
 
 def _export_component(name, loaded, spec, root: Path, options: ExportOptions, writing: Writing) -> dict:
     """Load one component, keep its PyTorch outputs at the validation shapes, trace it, free it, then compare."""
-    from t2vrt.export.modules import feed_forward_chunking, module_for
+    from t2vrt.export.modules import feed_forward_chunking, geglu_split, module_for
     from t2vrt.export.onnx import export_onnx
     from t2vrt.export.validate import compare, reference_outputs
 
@@ -165,7 +166,8 @@ def _export_component(name, loaded, spec, root: Path, options: ExportOptions, wr
     shape_set = validation_shape_set(options, sum(p.numel() for p in module.parameters()))
     refs = reference_outputs(module, spec, validation_sizes(m, shape_set == "small"), vocab) if options.validate else []
     writing.what = str(rel)
-    with feed_forward_chunking(module, options.ff_chunks if name == "unet" else 0) as blocks:
+    with feed_forward_chunking(module, options.ff_chunks if name == "unet" else 0) as blocks, \
+            geglu_split(module, options.split_geglu) as split:
         path = export_onnx(module, spec, trace_sizes(m), root / rel, options.opset, vocab=vocab)
     del module
     release_memory()  # the torch weights go before ONNX Runtime loads the graph's
@@ -173,6 +175,8 @@ def _export_component(name, loaded, spec, root: Path, options: ExportOptions, wr
     if blocks:
         entry["ff_chunking"] = {"slices": options.ff_chunks, "blocks": blocks}
         log.info("%s: feed-forward of %d transformer blocks traced in %d slices", name, blocks, options.ff_chunks)
+    if split:
+        entry["geglu_split"] = split
     if options.validate:
         entry["validation"]["fp32"] = {**compare(spec, path, refs, "fp32"), "shape_set": shape_set}
     if "fp16" in options.precisions:

@@ -53,7 +53,8 @@ def cache_key(model: str, root: Path, options: Any) -> str:
     from t2vrt import __version__
 
     key = {"t2vrt": __version__, "model": identity, "fingerprint": model_fingerprint(root), "variant": options.variant, "profile": profile,
-           "precisions": list(options.precisions), "components": list(options.components), "ff_chunks": options.ff_chunks}
+           "precisions": list(options.precisions), "components": list(options.components), "ff_chunks": options.ff_chunks,
+           "split_geglu": getattr(options, "split_geglu", True)}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
