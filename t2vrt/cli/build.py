@@ -43,6 +43,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--sizes", type=_sizes, default=None, metavar="WxH[,WxH...]",
                    help="size buckets, WIDTHxHEIGHT (e.g. 256x256,576x320): one optimization profile each, frames and "
                         "batch dynamic inside each; default: the export profile's opt size and the model's native size")
+    p.add_argument("--plan-per-bucket", action="store_true",
+                   help="one plan per size bucket instead of one engine with a profile per bucket (done by itself, "
+                        "with a warning, when TensorRT cannot build the buckets into one engine)")
     p.add_argument("--height", type=_size_range, default=None, metavar="MIN:OPT:MAX",
                    help="a height range in pixels, one profile over it, instead of --sizes ('export': the export range)")
     p.add_argument("--width", type=_size_range, default=None, metavar="MIN:OPT:MAX",
@@ -71,7 +74,8 @@ def options_from(args):
     from t2vrt.engines.tensorrt_build import BuildOptions
 
     return BuildOptions(
-        sizes=args.sizes, frames=args.frames, height=args.height, width=args.width, batch=args.batch, decode_chunk=args.decode_chunk,
+        sizes=args.sizes, plan_per_bucket=args.plan_per_bucket,
+        frames=args.frames, height=args.height, width=args.width, batch=args.batch, decode_chunk=args.decode_chunk,
         flavour=args.flavour, precision=args.precision, opt_level=args.opt_level, max_workspace_mb=args.max_workspace,
         compute_capability=tuple(t.strip() for t in args.compute_capability.split(",") if t.strip()),
         components=tuple(c.strip() for c in args.components.split(",") if c.strip()),
@@ -86,6 +90,8 @@ def run(args) -> int:
         report(args, "", {"dir": args.dir, "engines": results})
         return 0
     for name, r in results.items():
-        status = "cached" if r["cached"] else f"built in {r['seconds']:.1f} s"
-        print(f"{name:14s} {status:18s} {r['path']}")
+        for plan in r.get("plans", [r]):  # one plan per size bucket: a line each
+            status = "cached" if plan["cached"] else f"built in {plan['seconds']:.1f} s"
+            bucket = f" (size bucket {plan['size']})" if "size" in plan else ""
+            print(f"{name:14s} {status:18s} {plan['path']}{bucket}")
     return 0

@@ -44,15 +44,39 @@ def summary(root: Path, m) -> dict:
         for precision, rec in entry["onnx"].items():
             size = rec.get("bytes", 0) + rec.get("external_data", {}).get("bytes", 0)
             files[f"{name} {precision}"] = {"path": rec["path"], "bytes": size, **validation(entry, precision)}
-    engines = [{"component": r.get("component"), "precision": r.get("precision"), "flavour": r.get("flavour"),
-                "trt_version": r.get("trt_version"), "gpu": r.get("compute_capability"), "path": r.get("path"),
-                "bytes": r.get("bytes"), "profile": r.get("profile")} for r in m.engines.values()]
+    engines = [engine_summary(r) for r in m.engines.values()]
     return {"dir": str(root), "model": m.source, "native_size": [native, native], "default_frames": 16,
             "size_multiple": m.model.size_multiple, "scheduler": scheduler,
             "profile": {f: list(getattr(m.profile, f)) for f in RANGE_FIELDS},
             "clip_skip": any(t["name"] == "hidden_states" for t in m.components.get("text_encoder", {}).get("io", {}).get("outputs", [])),
             "components": list(m.components), "files": files, "engines": engines,
             "revision": m.extra.get("revision"), "variant": m.extra.get("variant")}
+
+
+def engine_summary(r: dict) -> dict:
+    """One engine record as plain values: its size buckets and, for one plan per bucket, why it is one."""
+    from t2vrt.engines.buckets import record_sizes
+
+    buckets = [str(s) for s in record_sizes(r)] if r.get("profile") else []
+    return {"component": r.get("component"), "precision": r.get("precision"), "flavour": r.get("flavour"),
+            "trt_version": r.get("trt_version"), "gpu": r.get("compute_capability"), "path": r.get("path"),
+            "bytes": r.get("bytes"), "profile": r.get("profile"), "buckets": buckets,
+            "plan_per_bucket": r.get("plan_per_bucket")}
+
+
+def engine_line(e: dict) -> str:
+    """``engine unet fp16 tensorrt-rtx 1.7.1 sm89 1.2 MiB size buckets 256x256, 576x320; batch 1:1:1, frames ...``"""
+    gpu = ",".join(e["gpu"] or []) or "?"
+    profile, where = dict(e["profile"] or {}), ""
+    if e.get("buckets"):
+        profile = {f: r for f, r in profile.items() if f not in ("height", "width")}
+        where = f"size bucket{'s' if len(e['buckets']) > 1 else ''} {', '.join(e['buckets'])}"
+        if e.get("plan_per_bucket"):
+            why = "as asked" if e["plan_per_bucket"] == "requested" else "one engine failed to build"
+            where += f" (one plan per bucket, {why})"
+        where += "; "
+    return (f"  engine     {e['component']} {e['precision']} {e['flavour']} {e['trt_version']} {gpu} "
+            f"{mib(e['bytes'])} {where}{ranges(profile)}")
 
 
 def ranges(profile: dict) -> str:
@@ -76,10 +100,7 @@ def text(s: dict) -> list[str]:
         lines.append(f"    {k:<22} {mib(v['bytes']):>12}  {v['path']}{checked}")
     if not s["engines"]:
         lines.append("  engines    none built (t2vrt build DIR builds TensorRT engines)")
-    for e in s["engines"]:
-        gpu = ",".join(e["gpu"] or []) or "?"
-        lines.append(f"  engine     {e['component']} {e['precision']} {e['flavour']} {e['trt_version']} {gpu} "
-                     f"{mib(e['bytes'])} {ranges(e['profile'] or {})}")
+    lines += [engine_line(e) for e in s["engines"]]
     return lines
 
 

@@ -101,14 +101,35 @@ def record_profiles(record: Mapping) -> list[dict]:
     return record.get("profiles") or [{"profile": record["profile"], "ranges": record.get("ranges", {})}]
 
 
+def profile_size(profile: Mapping[str, Sequence[int]]) -> Size | None:
+    """The bucket of one recorded profile (``{"height": [h, h, h], "width": [w, w, w], ...}``), or None when its
+    height or width is a range."""
+    h, w = profile.get("height"), profile.get("width")
+    return Size(w[0], h[0]) if h and w and h[0] == h[2] and w[0] == w[2] else None
+
+
 def record_sizes(record: Mapping) -> list[Size]:
     """The buckets of an engine record (empty when its profile has a height or width range)."""
-    out = []
-    for p in record_profiles(record):
-        h, w = p["profile"].get("height"), p["profile"].get("width")
-        if h and w and h[0] == h[2] and w[0] == w[2]:
-            out.append(Size(w[0], h[0]))
-    return out
+    return [s for s in (profile_size(p["profile"]) for p in record_profiles(record)) if s is not None]
+
+
+def merged_record(records: Sequence[Mapping]) -> Mapping:
+    """One record holding every profile of one component's plans (one engine, or one plan per size bucket), so that
+    the selection and its one-line errors see every bucket; ``plan_of`` maps a profile index back to its plan."""
+    if len(records) == 1:
+        return records[0]
+    return {"component": records[0]["component"], "profiles": [p for r in records for p in record_profiles(r)]}
+
+
+def plan_of(records: Sequence[Mapping], index: int) -> tuple[int, int]:
+    """(plan, profile in that plan) of profile ``index`` of ``merged_record(records)``."""
+    left = index
+    for i, r in enumerate(records):
+        n = len(record_profiles(r))
+        if left < n:
+            return i, left
+        left -= n
+    raise IndexError(f"profile {index} is past the {len(records)} plans' profiles")
 
 
 def no_bucket_message(record: Mapping, size: Size, root: str = "DIR") -> str:

@@ -100,11 +100,15 @@ def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precisi
             return OrtBoundRunner(manifest.onnx_path(root, name, precision), spec, "cuda", cuda_graphs=cuda_graphs)
         return open_cpu_runner(root, manifest, name, precision, providers, threads)
     if backend == "tensorrt":
-        from t2vrt.engines.tensorrt_records import find_engine
+        from t2vrt.engines.tensorrt_records import find_engines
         from t2vrt.engines.tensorrt_runner import TrtRunner
 
-        record, why = find_engine(manifest.engines, name, precision, root=str(root))
-        if record is None:
+        records, why = find_engines(manifest.engines, name, precision, root=str(root))
+        if not records:
             raise EngineError(f"{name}: no TensorRT engine can run here: {why}")
-        return TrtRunner(Path(root) / record["path"], spec, record, cuda_graphs=cuda_graphs, root=str(root))
+        if len(records) > 1:  # one plan per size bucket: the plan that holds each call is opened for it
+            from t2vrt.engines.tensorrt_plans import PlanSetRunner
+
+            return PlanSetRunner(root, spec, records, cuda_graphs=cuda_graphs)
+        return TrtRunner(Path(root) / records[0]["path"], spec, records[0], cuda_graphs=cuda_graphs, root=str(root))
     raise EngineError(f"backend {backend!r} cannot run {name} here; choose onnxruntime or tensorrt")

@@ -7,6 +7,10 @@ runtime use). A plan is written atomically to ``engines/<component>/<key>.plan``
 that shapes it: the ONNX sha256, the resolved min/opt/max input shapes of every profile, precision, flavour and
 version, GPU targets and optimization level. The same inputs again are a cache hit; a changed profile builds a new
 plan and replaces the old one. The manifest records every profile of every engine (``profiles``).
+
+With ``--plan-per-bucket``, or by itself when the builder cannot put the buckets in one engine (TensorRT-RTX's
+Myelin failures; one WARNING line says so), each size bucket gets a plan of its own, recorded with its one profile
+(``plan_per_bucket`` says why); the runtime opens the plan that holds each request (tensorrt_plans.py).
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class BuildOptions:
     components: tuple[str, ...] = TEXT_TO_VIDEO
     max_workspace_mb: int | None = None  # TensorRT's WORKSPACE pool limit; None: its default (the GPU's memory)
     sizes: tuple[Size, ...] | None = None  # size buckets; None: the defaults, unless height or width ranges are given
+    plan_per_bucket: bool = False  # one plan per size bucket instead of one engine with a profile per bucket
 
 
 def build_profile(manifest: Manifest, o: BuildOptions) -> Profile:
@@ -160,7 +165,11 @@ def write_atomic(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
-def _build_failed(component: str, messages, per_bucket: str = "") -> EngineError:
+class BuilderFailed(EngineError):
+    """TensorRT's builder returned no plan (its last error in the message); a narrower profile may avoid it."""
+
+
+def _build_failed(component: str, messages, per_bucket: str = "") -> BuilderFailed:
     """The builder's last error in one line; ``per_bucket``: the command that builds per size bucket, offered when
     Myelin (TensorRT's code generator) failed on a profile with a height/width range."""
     errors = [m for s, m in messages if s in ("ERROR", "INTERNAL_ERROR")]
@@ -174,7 +183,7 @@ def _build_failed(component: str, messages, per_bucket: str = "") -> EngineError
     elif any("Myelin" in m and "bad_alloc" in m for m in errors):  # a garbage-size request, not RAM (benchmarks/RESULTS.md)
         hint = ("; TensorRT-RTX's code generator fails this way on the real-size UNet when frames and height/width are "
                 "both dynamic: fix one of them, e.g. --height 512:512:512 --width 512:512:512 or --frames 16:16:16")
-    return EngineError(f"TensorRT could not build {component}: {errors[-1] if errors else 'no error message'}{hint}")
+    return BuilderFailed(f"TensorRT could not build {component}: {errors[-1] if errors else 'no error message'}{hint}")
 
 
 def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, shapes, root: Path, component: str,
@@ -194,11 +203,14 @@ def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, sh
     return plan, logger.messages
 
 
-def _retire(root: Path, manifest: Manifest, record: dict) -> None:
-    """Drop older engines of the same component, precision, flavour and GPU targets (a changed profile replaces)."""
+def _retire(root: Path, manifest: Manifest, record: dict, keep: tuple[str, ...] = ()) -> None:
+    """Drop older engines of the same component, precision, flavour and GPU targets (a changed profile replaces),
+    all but ``record`` and the plans in ``keep`` (its sibling plans, one per size bucket, of the same build). Only
+    engines the manifest records are deleted, and only under DIR/engines/."""
     same = ("component", "precision", "flavour", "compute_capability")
+    kept = {record["path"], *keep}
     for key, old in list(manifest.engines.items()):
-        if all(old.get(k) == record[k] for k in same) and old["path"] != record["path"]:
+        if all(old.get(k) == record[k] for k in same) and old["path"] not in kept:
             engine_file(root, manifest, key).unlink(missing_ok=True)  # only under DIR/engines/
             del manifest.engines[key]
             log.info("replaced %s engine %s", record["component"], old["path"])
@@ -209,32 +221,94 @@ def _profile_record(manifest: Manifest, component: str, profile: Profile) -> dic
             "ranges": {s: list(r) for s, r in profile.symbol_ranges(component, manifest.model).items()}}
 
 
-def build_component(root: Path, manifest: Manifest, component: str, o: BuildOptions, trt, flavour: str,
-                    targets, profiles: list[Profile], per_bucket: str = "") -> dict:
-    """Build (or find built) one component's engine, one optimization profile per entry of ``profiles`` (one for
-    a component that does not depend on the size), and record it in the manifest (not saved here)."""
-    if not {"height", "width"} & set(PROFILE_FIELDS[component]):
-        profiles = profiles[:1]
+PER_BUCKET_TAGS = ("plan_per_bucket", "plan_set")  # a per-bucket plan's record: why it is one, and its build's key
+
+
+def _plan_key(manifest: Manifest, component: str, o: BuildOptions, trt, flavour: str, targets,
+              profiles: list[Profile]) -> tuple[dict, str, list[dict]]:
     every = [input_shapes(manifest, component, p) for p in profiles]
     material = _material(manifest, component, o, flavour, trt, targets, every[0] if len(every) == 1 else every)
-    key = engine_key(material)
+    return material, engine_key(material), every
+
+
+def build_plan(root: Path, manifest: Manifest, component: str, o: BuildOptions, trt, flavour: str, targets,
+               profiles: list[Profile], per_bucket: str = "", tags: dict | None = None, label: str = "") -> dict:
+    """Build (or find built) one plan with one optimization profile per entry of ``profiles`` and record it in the
+    manifest with ``tags`` (not retired, not saved here). ``label``: what the builder's error calls it."""
+    material, key, every = _plan_key(manifest, component, o, trt, flavour, targets, profiles)
     rel = Path("engines") / component / f"{key}.plan"
     if (root / rel).is_file() and key in manifest.engines:
         log.info("%s: engine %s is built for this profile (cache hit)", component, rel)
+        record = manifest.engines[key]
+        for t in PER_BUCKET_TAGS:
+            record.pop(t, None)
+        record.update(tags or {})  # the same plan, now standing alone or one of a per-bucket build
         return {"key": key, "path": str(rel), "cached": True, "seconds": 0.0, "messages": []}
     t0 = time.perf_counter()
     onnx_path = manifest.onnx_path(root, component, o.precision)
-    plan, messages = _build_plan(trt, flavour, onnx_path, o, targets, every, root, component, per_bucket)
+    plan, messages = _build_plan(trt, flavour, onnx_path, o, targets, every, root, label or component, per_bucket)
     write_atomic(root / rel, plan)
     seconds = round(time.perf_counter() - t0, 2)
     recorded = [_profile_record(manifest, component, p) for p in profiles]
-    record = {**material, "path": str(rel), "bytes": (root / rel).stat().st_size, "sha256": sha256_file(root / rel),
-              "build_seconds": seconds, **recorded[0], "profiles": recorded}  # top-level profile/ranges: the first
-    _retire(root, manifest, record)
-    manifest.engines[key] = record
+    manifest.engines[key] = {**material, "path": str(rel), "bytes": (root / rel).stat().st_size,
+                             "sha256": sha256_file(root / rel), "build_seconds": seconds, **recorded[0],
+                             "profiles": recorded, **(tags or {})}  # top-level profile/ranges: the first
     log.info("%s: built %s with %d profile(s) in %.1f s (%.1f MB)", component, rel, len(profiles), seconds,
-             record["bytes"] / 1e6)
+             manifest.engines[key]["bytes"] / 1e6)
     return {"key": key, "path": str(rel), "cached": False, "seconds": seconds, "messages": messages}
+
+
+def _size(p: Profile) -> Size:
+    return Size(p.width[0], p.height[0])
+
+
+def build_per_bucket(root: Path, manifest: Manifest, component: str, o: BuildOptions, trt, flavour: str, targets,
+                     profiles: list[Profile], why: str) -> dict:
+    """One plan per size bucket, each recorded with one profile; ``why``: "requested" or "fallback: <error>".
+    A bucket that fails raises, naming the bucket; the plans built before it stay recorded (a rerun reuses them)."""
+    _, whole, _ = _plan_key(manifest, component, o, trt, flavour, targets, profiles)
+    tags = {"plan_per_bucket": why, "plan_set": whole}
+    plans = [{**build_plan(root, manifest, component, o, trt, flavour, targets, [p], tags=tags,
+                           label=f"{component} for size bucket {_size(p)}"), "size": str(_size(p))} for p in profiles]
+    return {"plans": plans, "cached": all(r["cached"] for r in plans), "seconds": sum(r["seconds"] for r in plans),
+            "messages": [m for r in plans for m in r["messages"]], "plan_per_bucket": why}
+
+
+def _fell_back(manifest: Manifest, component: str, whole: str) -> str:
+    """Why an earlier build of exactly this engine fell back to one plan per bucket ("" if none did)."""
+    return next((r["plan_per_bucket"] for r in manifest.engines.values() if r["component"] == component
+                 and r.get("plan_set") == whole and str(r.get("plan_per_bucket", "")).startswith("fallback")), "")
+
+
+def build_component(root: Path, manifest: Manifest, component: str, o: BuildOptions, trt, flavour: str,
+                    targets, profiles: list[Profile], per_bucket: str = "") -> dict:
+    """Build (or find built) one component's engine, one optimization profile per entry of ``profiles`` (one for
+    a component that does not depend on the size), record it in the manifest (not saved here) and retire the
+    engines it replaces. One plan per size bucket when asked (``o.plan_per_bucket``), when the builder cannot put
+    the buckets in one engine (logged in one WARNING line), or when an earlier build of the same engine could not."""
+    if not {"height", "width"} & set(PROFILE_FIELDS[component]):
+        profiles = profiles[:1]
+    args = (root, manifest, component, o, trt, flavour, targets, profiles)
+    _, whole, _ = _plan_key(manifest, component, o, trt, flavour, targets, profiles)
+    earlier = _fell_back(manifest, component, whole) if len(profiles) > 1 else ""
+    if len(profiles) > 1 and (o.plan_per_bucket or earlier):
+        if earlier:
+            log.info("%s: one plan per size bucket, as the last build of these buckets (%s)", component, earlier)
+        result = build_per_bucket(*args, "requested" if o.plan_per_bucket else earlier)
+    else:
+        try:
+            result = build_plan(*args, per_bucket)
+        except BuilderFailed as e:
+            if len(profiles) < 2:
+                raise
+            log.info("%s: one engine with %d size buckets failed to build; building one plan per bucket", component,
+                     len(profiles))
+            result = build_per_bucket(*args, f"fallback: {e}")
+            log.warning("%s: one engine with %d size buckets failed to build (%s); built one plan per size bucket "
+                        "instead (as --plan-per-bucket does)", component, len(profiles), e)
+    plans = result.get("plans", [result])
+    _retire(root, manifest, manifest.engines[plans[0]["key"]], keep=tuple(r["path"] for r in plans))
+    return result
 
 
 def _check_options(options: BuildOptions) -> None:
@@ -246,6 +320,9 @@ def _check_options(options: BuildOptions) -> None:
         raise InputError(f"--max-workspace {options.max_workspace_mb} MiB must be at least 1")
     if options.sizes and (options.height or options.width):
         raise InputError("give either --sizes (one profile per size) or --height/--width ranges (one profile), not both")
+    if options.plan_per_bucket and (options.height or options.width):
+        raise InputError("--plan-per-bucket builds one plan per size bucket (--sizes); it does not apply to "
+                         "--height/--width ranges (one profile): drop one of them")
 
 
 def plan_profiles(root: Path, manifest: Manifest, o: BuildOptions) -> tuple[list[Profile], str]:
@@ -262,7 +339,9 @@ def plan_profiles(root: Path, manifest: Manifest, o: BuildOptions) -> tuple[list
 
 
 def build_engines(engine_dir: str | Path, options: BuildOptions = BuildOptions()) -> dict:
-    """Build every requested component's engine; returns {component: {key, path, cached, seconds, messages}}."""
+    """Build every requested component's engine; returns {component: {key, path, cached, seconds, messages}}, or
+    for one plan per size bucket {component: {plans: [{key, path, size, ...}, ...], cached, seconds, messages,
+    plan_per_bucket}}."""
     from tqdm.auto import tqdm
 
     root = Path(engine_dir)

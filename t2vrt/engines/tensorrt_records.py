@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from t2vrt.components import build_command, check_range, widen
 from t2vrt.engines import tensorrt_env as env
@@ -17,7 +17,8 @@ def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") 
     (``frames``, ``height``, ``width``, ``batch``, ``decode_chunk``); fields the engine does not depend on are
     ignored, so the pipeline can pass the same sizes to every component. A size in no bucket gets the buckets and
     the command that adds one; a frame count or batch outside a bucket's range, the command that widens it."""
-    from t2vrt.engines.buckets import Size, no_bucket_message, record_profiles, record_sizes, select_profile
+    from t2vrt.engines.buckets import (Size, no_bucket_message, profile_size, record_profiles, record_sizes,
+                                       select_profile)
 
     profiles = [p["profile"] for p in record_profiles(record)]
     index = select_profile(profiles, sizes)
@@ -28,7 +29,7 @@ def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") 
         size = Size(sizes["width"], sizes["height"])
         if size not in buckets:
             raise InputError(no_bucket_message(record, size, root))
-        profiles = [profiles[buckets.index(size)]]
+        profiles = [p for p in profiles if profile_size(p) == size]
     extra = f" --sizes {','.join(map(str, buckets))}" if buckets else ""
     for name, value in sizes.items():
         if name in profiles[0]:
@@ -56,6 +57,15 @@ def check_target(record: Mapping, trt, flavour: str, root: str = "DIR") -> None:
         )
 
 
+def check_plans(records: Sequence[Mapping], sizes: Mapping[str, int], root: str = "DIR") -> tuple[Mapping, int]:
+    """The plan among one component's ``records`` (one engine, or one plan per size bucket) whose profile holds the
+    request, and that profile's index in it; InputError as ``check_profile``'s, naming the buckets of every plan."""
+    from t2vrt.engines.buckets import merged_record, plan_of
+
+    plan, index = plan_of(records, check_profile(merged_record(records), sizes, root))
+    return records[plan], index
+
+
 def find_engine(engines: Mapping[str, Mapping], component: str, precision: str | None = None,
                 root: str = "DIR") -> tuple[Mapping | None, str]:
     """The first engine record of ``component`` that this machine can run (fp16 first), or None and why not."""
@@ -76,3 +86,15 @@ def find_engine(engines: Mapping[str, Mapping], component: str, precision: str |
             continue
         return record, ""
     return None, "; ".join(reasons)
+
+
+def find_engines(engines: Mapping[str, Mapping], component: str, precision: str | None = None,
+                 root: str = "DIR") -> tuple[list[Mapping], str]:
+    """Every plan of the engine ``find_engine`` chooses: that record alone, or with its sibling plans when the build
+    made one plan per size bucket (same precision, flavour, TensorRT version and GPU targets); [] and why if none."""
+    record, why = find_engine(engines, component, precision, root)
+    if record is None:
+        return [], why
+    same = ("precision", "flavour", "trt_version", "compute_capability")
+    plans = [r for r in engines.values() if r["component"] == component and all(r.get(k) == record.get(k) for k in same)]
+    return plans, ""

@@ -33,6 +33,33 @@ def torch_cuda():
     return torch
 
 
+def profile_for_feed(spec: ComponentSpec, record: Mapping, feed: Mapping[str, Array], root: str = "DIR") -> int:
+    """The index of ``record``'s profile (an engine's, or ``merged_record`` of one plan per bucket) that holds the
+    feed's sizes; InputError before any TensorRT call if none does.
+
+    The message names the size bucket that is missing (engines built per bucket), or the symbol's size, the
+    profile field it stands for in user units (pixels, frames, prompts) and the build command whose range holds it."""
+    sizes = feed_symbols(spec, {n: tuple(a.shape) for n, a in feed.items()})
+    profiles = record_profiles(record)
+    index = select_profile([p["ranges"] for p in profiles], sizes)
+    if index is not None:
+        return index
+    if record_sizes(record):
+        check_profile(record, user_sizes(profiles[0], sizes), root)  # the bucket line
+    p = profiles[0]
+    for sym, n in sizes.items():
+        if sym not in p["ranges"]:
+            continue
+        rng, field = p["ranges"][sym], SYMBOL_FIELDS.get(sym, sym)
+        user = p["profile"].get(field)
+        value = n * user[2] // rng[2] if user else n  # latent -> pixels, 2b -> b
+        note = f" ({field} {value} px)" if field in ("height", "width") and user else f" ({field})"
+        command = build_command(root, **({field: widen(tuple(user), value)} if user else {}))
+        check_range(f"{spec.name}: {sym}", n, rng, "this engine's range", command, note)
+    raise InputError(f"{spec.name}: sizes {sizes} are in no profile of this engine "
+                     f"({[p['ranges'] for p in profiles]}); rebuild with `{build_command(root)}` covering them")
+
+
 class TrtRunner:
     """Runs one engine recorded in the manifest (``record``: its entry in ``manifest.engines``)."""
 
@@ -67,29 +94,8 @@ class TrtRunner:
         return table[dt]
 
     def _check_shapes(self, feed: Mapping[str, Array]) -> int:
-        """The optimization profile that holds the feed's sizes (InputError before any TensorRT call if none).
-
-        The message names the size bucket that is missing (engines built per bucket), or the symbol's size, the
-        profile field it stands for in user units (pixels, frames, prompts) and the build command whose range holds it."""
-        sizes = feed_symbols(self.spec, {n: tuple(a.shape) for n, a in feed.items()})
-        profiles = record_profiles(self.record)
-        index = select_profile([p["ranges"] for p in profiles], sizes)
-        if index is not None:
-            return index
-        if record_sizes(self.record):
-            check_profile(self.record, user_sizes(profiles[0], sizes), self.root)  # the bucket line
-        p = profiles[0]
-        for sym, n in sizes.items():
-            if sym not in p["ranges"]:
-                continue
-            rng, field = p["ranges"][sym], SYMBOL_FIELDS.get(sym, sym)
-            user = p["profile"].get(field)
-            value = n * user[2] // rng[2] if user else n  # latent -> pixels, 2b -> b
-            note = f" ({field} {value} px)" if field in ("height", "width") and user else f" ({field})"
-            command = build_command(self.root, **({field: widen(tuple(user), value)} if user else {}))
-            check_range(f"{self.spec.name}: {sym}", n, rng, "this engine's range", command, note)
-        raise InputError(f"{self.spec.name}: sizes {sizes} are in no profile of this engine "
-                         f"({[p['ranges'] for p in profiles]}); rebuild with `{build_command(self.root)}` covering them")
+        """The optimization profile that holds the feed's sizes (InputError before any TensorRT call if none)."""
+        return profile_for_feed(self.spec, self.record, feed, self.root)
 
     def _on_gpu(self, feed: Mapping[str, Array]) -> dict:
         torch = self.torch

@@ -122,13 +122,13 @@ class Pipeline:
         check_request(self.manifest, batch, num_frames, height, width, root=str(self.root))
         if self.backend != "tensorrt":
             return
-        from t2vrt.engines.tensorrt_records import check_profile, find_engine
+        from t2vrt.engines.tensorrt_records import check_plans, find_engines
 
         sizes = {"batch": batch, "frames": num_frames, "height": height, "width": width}
         for name in self.manifest.components:
-            record, _ = find_engine(self.manifest.engines, name, self.precision, root=str(self.root))
-            if record is not None:
-                check_profile(record, sizes, root=str(self.root))
+            records, _ = find_engines(self.manifest.engines, name, self.precision, root=str(self.root))
+            if records:  # one engine, or one plan per size bucket: the request must fit one of them
+                check_plans(records, sizes, root=str(self.root))
 
     # -- stages -------------------------------------------------------------------------------
     def encode_prompt(self, prompts: list[str], negatives: list[str] | None, clip_skip: int | None = None) -> Any:

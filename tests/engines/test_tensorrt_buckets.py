@@ -61,3 +61,25 @@ def test_a_size_in_no_bucket_is_one_line(built):
         check_profile(records["unet"], {"batch": 1, "frames": 9, "height": 48, "width": 64}, root=str(root))
     assert str(e.value) == (f"size 64x48 is in no size bucket of the unet engine (buckets: 80x48, 64x64); "
                             f"add one with `t2vrt build {root} --sizes 80x48,64x64,64x48`")
+
+
+def test_one_plan_per_bucket_for_real(built, monkeypatch):
+    """--plan-per-bucket: two plan files, two records of one profile each; the multi-profile UNet engine they replace
+    is retired, the VAE's kept; the request selects the plan of its bucket, and a size in none gets the same line."""
+    from t2vrt.engines import tensorrt_env as env
+    from t2vrt.engines.tensorrt_records import check_plans, find_engines
+
+    root, records = built
+    r = build_engines(root, BuildOptions(sizes=SIZES, frames=(4, 9, 24), flavour="tensorrt-rtx", compute_capability=("sm89",),
+                                         components=("unet",), plan_per_bucket=True))["unet"]
+    engines = json.loads((root / "manifest.json").read_text())["engines"]
+    plans = [engines[p["key"]] for p in r["plans"]]
+    assert [record_sizes(p) for p in plans] == [[s] for s in SIZES] and all(len(p["profiles"]) == 1 for p in plans)
+    assert all((root / p["path"]).stat().st_size > 0 for p in plans) and len({p["path"] for p in plans}) == 2
+    assert not (root / records["unet"]["path"]).exists() and (root / records["vae_decoder"]["path"]).is_file()
+    monkeypatch.setattr(env, "gpu_compute_capability", lambda: None)  # no GPU here: the sm89 plans count as runnable
+    unet, _ = find_engines(engines, "unet")
+    assert [p["path"] for p in unet] == [p["path"] for p in plans]
+    assert check_plans(unet, {"batch": 1, "frames": 24, "height": 64, "width": 64}) == (plans[1], 0)
+    with pytest.raises(InputError, match=r"^size 64x48 is in no size bucket of the unet engine \(buckets: 80x48, 64x64\)"):
+        check_plans(unet, {"batch": 1, "frames": 9, "height": 48, "width": 64})

@@ -110,7 +110,7 @@ def test_tensorrt_profile_checked_before_any_engine_runs(tiny_engines, monkeypat
 
     record = {"component": "unet", "precision": "fp16", "path": "engines/unet/x.plan",
               "profile": {"frames": [8, 16, 24], "height": [32, 64, 128], "width": [32, 64, 128], "batch": [1, 1, 2]}}
-    monkeypatch.setattr(tensorrt_records, "find_engine", lambda engines, name, precision=None, root="DIR": (record if name == "unet" else None, ""))
+    monkeypatch.setattr(tensorrt_records, "find_engines", lambda engines, name, precision=None, root="DIR": ([record] if name == "unet" else [], ""))
     pipe = Pipeline.load(tiny_engines, backend="tensorrt")
     monkeypatch.setattr(pipe, "runner", lambda name: pytest.fail("an engine ran before the check"))
     with pytest.raises(InputError, match=r"frames=4 is outside the unet engine's profile \[8, 24\]; rebuild with `t2vrt build .* --frames 4:16:24"):
