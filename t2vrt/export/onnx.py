@@ -130,10 +130,17 @@ def clean_graph(path: Path) -> None:
     """Rewrite the ONNX file at ``path`` in place (weights in an external data file are not read or moved)."""
     import onnx
 
+    from t2vrt.export.transposes import split_gather_transposes
+
     path = Path(path)
     model = onnx.load(str(path), load_external_data=False)
+    split = split_gather_transposes(model)
+    if split:
+        log.info("%s: %d element-gathering Transposes split in two that move blocks", path.name, split)
     if model.opset_import and min(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) < 14:
         log.info("%s: opset < 14 has no Reshape allowzero; left as is", path.name)
+        if split:
+            onnx.save_model(model, str(path))
         return
     changed, kept = set_reshape_allowzero(model)
     onnx.save_model(model, str(path))
