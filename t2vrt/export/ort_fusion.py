@@ -78,10 +78,14 @@ def optimize(src: Path, dst: Path, model_type: str, on: dict) -> dict[str, int]:
     from onnxruntime.transformers.optimizer import optimize_model
 
     patch_numpy2()
-    logging.getLogger("onnxruntime.transformers").setLevel(logging.WARNING)  # its per-fusion INFO lines
-    with contextlib.redirect_stderr(io.StringIO()):  # its own "fusion" progress bar, inside our export's
-        m = optimize_model(str(src), model_type=model_type, num_heads=0, hidden_size=0, opt_level=0, use_gpu=False,
-                           optimization_options=fusion_options(model_type, on))
+    # its own "fusion" progress bar (stderr) and per-fusion INFO lines, under module-named loggers, inside our export's
+    logging.disable(logging.INFO)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            m = optimize_model(str(src), model_type=model_type, num_heads=0, hidden_size=0, opt_level=0,
+                               use_gpu=False, optimization_options=fusion_options(model_type, on))
+    finally:
+        logging.disable(logging.NOTSET)
     external = src.with_name(src.name + ".data").exists()  # over 2 GB: protobuf cannot hold the weights inline
     m.save_model_to_file(str(dst), use_external_data_format=external)
     ops: dict[str, int] = {}
