@@ -14,6 +14,7 @@ def test_export_generate_inspect(tiny_model, tmp_path, capsys):
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
     assert "validated fp32: worst relative L2" in text and "frames 2:4:8" in text
+    assert "validated fp32 CPU-fused: worst relative L2" in text and "ONNX Runtime CPU only, fused " in text
     video = tmp_path / "v.gif"
     assert main(["generate", str(out), "a robot dancing", "--frames", "3", "--height", "32", "--width", "64", "--steps", "2", "-o", str(video)]) == 0
     assert read_video(video).shape == (3, 32, 64, 3)  # the frames asked for, at the size asked for

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from t2vrt.cli.console import add_json
 from t2vrt.cli.options import HELP
+from t2vrt.manifest_checks import graph_records
 
 RANGE_FIELDS = ("batch", "frames", "height", "width", "decode_chunk")
 
@@ -25,7 +26,11 @@ def mib(n: int | None) -> str:
 
 def validation(entry: dict, precision: str) -> dict:
     """The worst relative L2 of the export's comparison with PyTorch, and its tolerance (empty if not validated)."""
-    v = entry.get("validation", {}).get(precision)
+    return worst(entry.get("validation", {}).get(precision))
+
+
+def worst(v: dict | None) -> dict:
+    """A validation record's worst relative L2, tolerance and number of shapes (empty if none)."""
     if not v or not v.get("shapes"):
         return {}
     worst = max(o["rel_l2"] for s in v["shapes"] for o in s["outputs"].values())
@@ -41,9 +46,11 @@ def summary(root: Path, m) -> dict:
         scheduler = "? (scheduler_config.json unreadable)"
     files = {}
     for name, entry in m.components.items():
-        for precision, rec in entry["onnx"].items():
+        for precision, label, rec in graph_records(entry):
             size = rec.get("bytes", 0) + rec.get("external_data", {}).get("bytes", 0)
-            files[f"{name} {precision}"] = {"path": rec["path"], "bytes": size, **validation(entry, precision)}
+            checked = validation(entry, precision) if label == precision else worst(rec.get("validation"))
+            fused = {"fused_ops": rec["fused_ops"]} if "fused_ops" in rec else {}
+            files[f"{name} {label}"] = {"path": rec["path"], "bytes": size, **checked, **fused}
     engines = [engine_summary(r) for r in m.engines.values()]
     return {"dir": str(root), "model": m.source, "native_size": [native, native], "default_frames": 16,
             "size_multiple": m.model.size_multiple, "scheduler": scheduler,
@@ -95,9 +102,12 @@ def text(s: dict) -> list[str]:
              f"  clip_skip  {'served' if s['clip_skip'] else 'not served (exported before t2vrt exported hidden states)'}",
              "  files"]
     for k, v in s["files"].items():
-        checked = (f"  validated fp32: worst relative L2 {v['worst_rel_l2']:.1e} (tolerance {v['tolerance']:g})"
-                   .replace("fp32", k.split()[-1]) if "worst_rel_l2" in v else "  not validated")
+        checked = (f"  validated {k.split(' ', 1)[1]}: worst relative L2 {v['worst_rel_l2']:.1e} (tolerance "
+                   f"{v['tolerance']:g})" if "worst_rel_l2" in v else "  not validated")
         lines.append(f"    {k:<22} {mib(v['bytes']):>12}  {v['path']}{checked}")
+        if "fused_ops" in v:
+            lines.append(f"    {'':<22} {'':>12}  ONNX Runtime CPU only, fused "
+                         f"{', '.join(f'{n} {op}' for op, n in v['fused_ops'].items())}")
     if not s["engines"]:
         lines.append("  engines    none built (t2vrt build DIR builds TensorRT engines)")
     lines += [engine_line(e) for e in s["engines"]]

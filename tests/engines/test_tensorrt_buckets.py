@@ -29,7 +29,7 @@ def built(tmp_path_factory):
     root = tmp_path_factory.mktemp("buckets")
     model = build_model(root / "model", "tiny-odd")
     out = export_model(str(model), root / "engine", ExportOptions(components=("text_encoder", "unet", "vae_decoder"),
-                       precisions=("fp32", "fp16"), validate=False, profile=EXPORTED))
+                       precisions=("fp32", "fp16"), validate=False, profile=EXPORTED, ort_fusion=False))
     results = build_engines(out, BuildOptions(sizes=SIZES, frames=(4, 9, 24), flavour="tensorrt-rtx",
                                               compute_capability=("sm89",), components=("unet", "vae_decoder")))
     engines = json.loads((out / "manifest.json").read_text())["engines"]
@@ -64,22 +64,23 @@ def test_a_size_in_no_bucket_is_one_line(built):
 
 
 def test_one_plan_per_bucket_for_real(built, monkeypatch):
-    """--plan-per-bucket: two plan files, two records of one profile each; the multi-profile UNet engine they replace
-    is retired, the VAE's kept; the request selects the plan of its bucket, and a size in none gets the same line."""
+    """--plan-per-bucket: two plan files, two records of one profile each; the multi-profile engine they replace is
+    retired, the other component's kept; the request selects the plan of its bucket, and a size in none gets the same
+    line. Built for the VAE decoder (size-dependent like the UNet, a few seconds instead of fifteen)."""
     from t2vrt.engines import tensorrt_env as env
     from t2vrt.engines.tensorrt_records import check_plans, find_engines
 
     root, records = built
     r = build_engines(root, BuildOptions(sizes=SIZES, frames=(4, 9, 24), flavour="tensorrt-rtx", compute_capability=("sm89",),
-                                         components=("unet",), plan_per_bucket=True))["unet"]
+                                         components=("vae_decoder",), plan_per_bucket=True))["vae_decoder"]
     engines = json.loads((root / "manifest.json").read_text())["engines"]
     plans = [engines[p["key"]] for p in r["plans"]]
     assert [record_sizes(p) for p in plans] == [[s] for s in SIZES] and all(len(p["profiles"]) == 1 for p in plans)
     assert all((root / p["path"]).stat().st_size > 0 for p in plans) and len({p["path"] for p in plans}) == 2
-    assert not (root / records["unet"]["path"]).exists() and (root / records["vae_decoder"]["path"]).is_file()
+    assert not (root / records["vae_decoder"]["path"]).exists() and (root / records["unet"]["path"]).is_file()
     monkeypatch.setattr(env, "gpu_compute_capability", lambda: None)  # no GPU here: the sm89 plans count as runnable
-    unet, _ = find_engines(engines, "unet")
-    assert [p["path"] for p in unet] == [p["path"] for p in plans]
-    assert check_plans(unet, {"batch": 1, "frames": 24, "height": 64, "width": 64}) == (plans[1], 0)
-    with pytest.raises(InputError, match=r"^size 64x48 is in no size bucket of the unet engine \(buckets: 80x48, 64x64\)"):
-        check_plans(unet, {"batch": 1, "frames": 9, "height": 48, "width": 64})
+    vae, _ = find_engines(engines, "vae_decoder")
+    assert [p["path"] for p in vae] == [p["path"] for p in plans]
+    assert check_plans(vae, {"decode_chunk": 3, "height": 64, "width": 64}) == (plans[1], 0)
+    with pytest.raises(InputError, match=r"^size 64x48 is in no size bucket of the vae_decoder engine \(buckets: 80x48, 64x64\)"):
+        check_plans(vae, {"decode_chunk": 2, "height": 48, "width": 64})

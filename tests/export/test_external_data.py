@@ -84,7 +84,7 @@ def test_short_loose_file_is_an_error(unet_graph, tmp_path):
 def test_lowered_threshold_exports_through_the_gather_path(tiny_model, tmp_path, monkeypatch, unet_feed, unet_graph):
     """The tiny export with a threshold of 0: every graph takes the path a 1.4 GB text encoder takes."""
     monkeypatch.setattr(external_data, "EXTERNAL_THRESHOLD", 0)
-    out = export_model(str(tiny_model), tmp_path / "engines", ExportOptions(components=("text_encoder", "unet")))
+    out = export_model(str(tiny_model), tmp_path / "engines", ExportOptions(components=("text_encoder", "unet"), ort_fusion=False))
     m = load_manifest(out)
     for name in ("text_encoder", "unet"):
         rec = m.components[name]["onnx"]["fp32"]

@@ -41,7 +41,7 @@ def test_auto_by_parameter_count():
 @pytest.mark.slow  # its own UNet export
 def test_auto_small_in_the_manifest(tiny_model, tmp_path, monkeypatch):
     monkeypatch.setattr(exporter, "SMALL_VALIDATION_PARAMS", 0)  # the tiny UNet counts as big
-    out = export_model(str(tiny_model), tmp_path / "e", ExportOptions(components=("unet",)))
+    out = export_model(str(tiny_model), tmp_path / "e", ExportOptions(components=("unet",), ort_fusion=False))
     m = load_manifest(out)
     v = m.components["unet"]["validation"]["fp32"]
     assert v["shape_set"] == "small"

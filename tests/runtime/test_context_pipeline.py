@@ -106,7 +106,7 @@ def test_256_frames_on_an_engine_exported_for_8_16_24(tiny_model, tmp_path_facto
 
     profile = Profile(batch=(1, 1, 1), frames=(8, 16, 24), height=(32, 32, 64), width=(32, 32, 64), decode_chunk=(1, 8, 8))
     out = export_model(str(tiny_model), tmp_path_factory.mktemp("engines") / "tiny-8-16-24",
-                       ExportOptions(profile=profile, validate=False))
+                       ExportOptions(profile=profile, validate=False, ort_fusion=False))
     p = Pipeline.load(out)
     with pytest.raises(InputError, match="--context-frames 16 --context-stride 4"):
         p(PROMPT, num_frames=256, **SMALL)
