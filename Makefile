@@ -20,12 +20,16 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/t2vrt demo -o demo.mp4
 
-# One export of the tiny model per run (tests/conftest.py); `slow` marks the tests that export or build again.
+# One export of the tiny model per worker (tests/conftest.py); `slow` marks the tests that export or build again.
+# Two workers (pytest-xdist), whole files to one worker so module fixtures are built once: most of a test's time
+# is one Python thread (tracing, the fusion optimizer, TensorRT's parser), so two cores run two files at once.
+XDIST := -n 2 --dist loadfile
+
 test: setup
-	$(BIN)/python -m pytest -q --durations=10
+	$(BIN)/python -m pytest -q $(XDIST) --durations=10
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not ray" --durations=5
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow and not ray" --durations=5
 
 clean:
 	rm -rf demo demo.mp4 .pytest_cache
