@@ -13,7 +13,9 @@ benchmarks/README.md has the two commands):
   3. 64 frames with the memory savings on (diffusers: forward chunking and VAE slicing; ours: low-memory mode),
      one measured run each, with peak CUDA memory;
   4. the fp16 UNet alone on ONNX Runtime CUDA, eager calls against CUDA-graph replay;
-  5. with --trtexec (TensorRT 8.6 from ../shared/gpu/trt): that UNet's fp16 engine, frames 8:16:64, timed at 16 and
+  5. the UNet with ONNX Runtime's CUDA fusions (flash MultiHeadAttention, GroupNorm, ...) against the portable graph,
+     and one whole generation with it (ort_fused.py; off CUDA a CPU-capable stand-in is timed);
+  6. with --trtexec (TensorRT 8.6 from ../shared/gpu/trt): that UNet's fp16 engine, frames 8:16:64, timed at 16 and
      64 frames with CUDA graphs, beside diffusers' eager UNet step of phases 2 and 3.
 Writes OUT_DIR/ort_cuda.json after every phase (a timeout keeps what was done) and OUT_DIR/summary.md.
 CPU check of the same code (ONNX Runtime CPU, fp32): ``--preset tiny --device cpu --precision fp32 --frames 4
@@ -71,6 +73,8 @@ class Phases:
         t0, value = time.perf_counter(), None
         try:
             value = fn()
+        except TimeoutError as e:  # a phase that sees it cannot finish in the budget left
+            self.res["errors"][name] = str(e)
         except Exception as e:  # one failed phase must not cost the others: the GPU time is one shot
             log.error("phase %s failed:\n%s", name, traceback.format_exc())
             self.res["errors"][name] = f"{type(e).__name__}: {e}"
@@ -157,6 +161,16 @@ def phase_long(args, folder: str, engines: str) -> dict:
             **{k: v for k, v in alternate(ours, ref, 1, 1).items() if k != "_frames"}}
 
 
+def unet_feed(args, m) -> dict:
+    """One UNet call at the main request's shape, batch 2 (as under guidance), on ``args.device``."""
+    import torch
+
+    lat = args.size // m.model.vae_scale
+    return {"sample": torch.randn(2, m.model.latent_channels, args.frames, lat, lat, device=args.device),
+            "timestep": torch.tensor([981.0], device=args.device),
+            "encoder_hidden_states": torch.randn(2, m.model.max_length, m.model.text_hidden, device=args.device)}
+
+
 def phase_unet_graphs(args, engines: str) -> dict:
     """The fp16 UNet alone on ONNX Runtime CUDA at the main request's shape: eager calls against CUDA-graph replay
     (one session per shape, inputs copied into fixed buffers), median of 10 calls after 3 warm-ups each."""
@@ -168,10 +182,7 @@ def phase_unet_graphs(args, engines: str) -> dict:
     from t2vrt.manifest import load_manifest
 
     m = load_manifest(engines)
-    lat = args.size // m.model.vae_scale
-    feed = {"sample": torch.randn(2, m.model.latent_channels, args.frames, lat, lat, device=args.device),
-            "timestep": torch.tensor([981.0], device=args.device),
-            "encoder_hidden_states": torch.randn(2, m.model.max_length, m.model.text_hidden, device=args.device)}
+    feed = unet_feed(args, m)
     out = {}
     for graphs in (False, True):
         runner = open_runner(Path(engines), m, "unet", "onnxruntime", args.precision, cuda_graphs=graphs)
@@ -186,6 +197,15 @@ def phase_unet_graphs(args, engines: str) -> dict:
                                                       "providers": getattr(runner, "providers", None)}
         runner.close()
     return out
+
+
+def phase_cuda_fused(args, engines: str, main_frames, seconds_left) -> dict:
+    """The UNet with ONNX Runtime's CUDA fusions against the portable graph (benchmarks/gpu/ort_fused.py)."""
+    from ort_fused import phase_cuda_fused as run
+
+    from t2vrt.manifest import load_manifest
+
+    return run(args, engines, unet_feed(args, load_manifest(engines)), main_frames, seconds_left)
 
 
 GPU_TIME = re.compile(r"GPU Compute Time: min = ([\d.]+) ms, max = ([\d.]+) ms, mean = ([\d.]+) ms, median = ([\d.]+) ms")
@@ -285,6 +305,10 @@ def summary_md(res: dict) -> str:
     if g:
         lines.append(f"UNet step on ONNX Runtime ({g['eager']['providers']}): eager {1e3 * g['eager']['median_s']:.1f} ms, "
                      f"CUDA-graph replay {1e3 * g['graph_replay']['median_s']:.1f} ms")
+    if res.get("cuda_fused"):
+        from ort_fused import summary_lines
+
+        lines += summary_lines(res["cuda_fused"]) + [""]
     for name, t in (res.get("trtexec") or {}).items():
         gc = t.get("gpu_compute")
         lines.append(f"TensorRT 8.6 UNet ({name}): rc {t['rc']}, {t['seconds']} s, GPU compute median "
@@ -321,12 +345,15 @@ def main(argv=None) -> int:
         folder, engines = made
         if phase("main", lambda: phase_main(args, folder, engines, state)) and args.precision == "fp16":
             phase("fp16_vs_fp32", lambda: phase_fp16_vs_fp32(args, engines, state))
+        main_frames = state.get("frames")  # the fused UNet's generation is compared with these
         state.clear()
         if args.frames_long:
             phase("long", lambda: phase_long(args, folder, engines))
         phase("unet_graphs", lambda: phase_unet_graphs(args, engines))
+        left = lambda: args.budget - (time.perf_counter() - phase.t0)  # noqa: E731
+        phase("cuda_fused", lambda: phase_cuda_fused(args, engines, main_frames, left))
         if args.trtexec:
-            phase("trtexec", lambda: phase_trtexec(args, engines, lambda: args.budget - (time.perf_counter() - phase.t0)))
+            phase("trtexec", lambda: phase_trtexec(args, engines, left))
     phase.save()
     text = summary_md(res)
     (out / "summary.md").write_text(text + "\n")
