@@ -52,6 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--budget", type=float, default=450.0, help="seconds; later phases are skipped past it")
     p.add_argument("--trtexec", default=None, help="TensorRT 8.6's trtexec (../shared/gpu/trt): time a TensorRT UNet too")
+    p.add_argument("--fused-nhwc", action="store_true", help="phase cuda_fused: fuse NhwcConv too (off by default)")
     p.add_argument("--trt-opt-level", type=int, default=2, help="trtexec --builderOptimizationLevel (3 is its default)")
     return p.parse_args(argv)
 
@@ -305,16 +306,16 @@ def summary_md(res: dict) -> str:
     if g:
         lines.append(f"UNet step on ONNX Runtime ({g['eager']['providers']}): eager {1e3 * g['eager']['median_s']:.1f} ms, "
                      f"CUDA-graph replay {1e3 * g['graph_replay']['median_s']:.1f} ms")
-    if res.get("cuda_fused"):
-        from ort_fused import summary_lines
-
-        lines += summary_lines(res["cuda_fused"]) + [""]
     for name, t in (res.get("trtexec") or {}).items():
         gc = t.get("gpu_compute")
         lines.append(f"TensorRT 8.6 UNet ({name}): rc {t['rc']}, {t['seconds']} s, GPU compute median "
                      f"{gc['median_ms'] if gc else '-'} ms")
     if res.get("fp16_vs_fp32"):
         lines.append(quality_line("ours fp16 against ours fp32", res["fp16_vs_fp32"]))
+    if res.get("cuda_fused"):
+        from ort_fused import summary_lines
+
+        lines += summary_lines(res["cuda_fused"])
     lines += ["", f"phase seconds: {res['phase_s']}", f"errors: {res['errors'] or 'none'}", f"wall {res['wall_s']:.0f} s"]
     return "\n".join(lines)
 

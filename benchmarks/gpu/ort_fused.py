@@ -32,17 +32,21 @@ from pathlib import Path
 from t2vrt.export.ort_fusion import CPU_FUSIONS, fusion_options, patch_numpy2
 
 log = logging.getLogger("gpu-ort")
-# FusionOptions attributes set for CUDA (every other fusion off). NhwcConv off: ONNX Runtime's Stable Diffusion notes
-# recommend NHWC convolution for tensor cores in general but give no Hopper measurement, and our UNet3D's temporal
-# convolutions are 5-D Conv (kernel 3x1x1) it does not rewrite, so each 2-D one would sit between layout Transposes.
+# FusionOptions attributes set for CUDA (every other fusion off). NhwcConv off by default (ort_cuda.py --fused-nhwc
+# turns it on): ONNX Runtime's Stable Diffusion notes recommend NHWC convolution for tensor cores in general, with no
+# Hopper measurement, and on our UNet3D it converts only the 2-D convolutions (tiny preset: 25 of 57 Conv; the
+# temporal ones are 5-D) while removing few layout Transposes (93 -> 86), so it is a separate, later question.
 CUDA_FUSIONS = {"enable_attention": True, "use_multi_head_attention": True, "enable_packed_qkv": True,
                 "enable_packed_kv": True, "enable_group_norm": True, "enable_skip_group_norm": True,
                 "enable_bias_splitgelu": True, "enable_bias_add": True}
 CUDA_ONLY_OPS = ("GroupNorm", "SkipGroupNorm", "BiasSplitGelu", "BiasAdd", "NhwcConv")
 ROUNDS, WARMUP = 10, 2
-# the optimizer's seconds per GB of fp32 graph, and its fixed part, measured on the small preset here (see
-# benchmarks/README.md); the phase skips itself when the budget left cannot hold this estimate plus the timing
-FUSE_S_PER_GB, FUSE_FIXED_S, AFTER_FUSE_S = 25.0, 15.0, 60.0
+# The optimizer's time grows with the graph's node count faster than linearly (its symbolic shape inference over the
+# dynamic frames/height/width, and a child lookup that rebuilds the whole input map per GroupNorm candidate): fused
+# (CUDA options) and converted to fp16 in 58.6 s for the small preset's 7327 nodes here, 12.5 s for tiny's 3487,
+# so s = FUSE_S_PER_NODE2 * nodes**2, plus reading/converting/writing the weights (FUSE_S_PER_GB) and the sessions,
+# timing and generation after it (AFTER_FUSE_S). The phase skips itself when the budget left is below the estimate.
+FUSE_S_PER_NODE2, FUSE_S_PER_GB, AFTER_FUSE_S = 1.09e-6, 3.0, 45.0
 
 
 def fuse(src: Path, dst: Path, on: dict, precision: str) -> dict:
@@ -149,10 +153,14 @@ def generation(args, engines: str, make_unet, main_frames) -> dict:
     return out
 
 
-def estimate_s(src: Path) -> float:
-    """Seconds the phase needs: the optimizer's time for this graph's size, plus the sessions, timing and generation."""
+def estimate_s(src: Path) -> tuple[float, int]:
+    """Seconds the phase needs: the optimizer's time for this graph's nodes and bytes, then sessions, timing and
+    generation (the constants above)."""
+    import onnx
+
+    nodes = len(onnx.load(str(src), load_external_data=False).graph.node)
     size = sum(p.stat().st_size for p in (src, src.with_name(src.name + ".data")) if p.exists())
-    return FUSE_FIXED_S + FUSE_S_PER_GB * size / 1e9 + AFTER_FUSE_S
+    return FUSE_S_PER_NODE2 * nodes ** 2 + FUSE_S_PER_GB * size / 1e9 + AFTER_FUSE_S, nodes
 
 
 def phase_cuda_fused(args, engines: str, feed: dict, main_frames, seconds_left) -> dict:
@@ -164,14 +172,15 @@ def phase_cuda_fused(args, engines: str, feed: dict, main_frames, seconds_left) 
 
     root, m = Path(engines), load_manifest(engines)
     src, spec, on_cuda = m.onnx_path(root, "unet", "fp32"), m.spec("unet"), args.device.startswith("cuda")
-    need = estimate_s(src)
+    need, nodes = estimate_s(src)
+    options = {**CUDA_FUSIONS, "enable_nhwc_conv": bool(getattr(args, "fused_nhwc", False))}
     if seconds_left() < need:
         raise TimeoutError(f"skipped: {seconds_left():.0f} s of the budget left, the phase needs about {need:.0f} s")
     tmp = Path(tempfile.mkdtemp(prefix="cuda_fused-", dir=args.out))  # the fused graphs: removed below
     try:
-        out = {"source": str(src.relative_to(root)), "precision": args.precision, "options": CUDA_FUSIONS,
-               "nhwc_conv": "off", "estimate_s": round(need, 1), "device": args.device}
-        out["cuda_graph"] = fuse(src, tmp / "unet_cuda.onnx", CUDA_FUSIONS, args.precision)
+        out = {"source": str(src.relative_to(root)), "source_nodes": nodes, "precision": args.precision,
+               "options": options, "estimate_s": round(need, 1), "device": args.device}
+        out["cuda_graph"] = fuse(src, tmp / "unet_cuda.onnx", options, args.precision)
         timed = tmp / "unet_cuda.onnx"
         if not on_cuda:
             out["cuda_graph"]["cpu_load"] = cpu_load(timed)
@@ -199,7 +208,8 @@ def summary_lines(d: dict) -> list[str]:
     """summary.md's table for the phase."""
     g, u, c, gen = d["cuda_graph"], d["unet"], d["fused_vs_portable"], d["generation"]
     ms = lambda s: f"{1e3 * s:.1f}"  # noqa: E731
-    lines = ["", f"## UNet with ONNX Runtime's CUDA fusions ({d['precision']}, fused from the fp32 graph, NhwcConv off)",
+    nhwc = "on" if d["options"].get("enable_nhwc_conv") else "off"
+    lines = ["", f"## UNet with ONNX Runtime's CUDA fusions ({d['precision']}, fused from the fp32 graph, NhwcConv {nhwc})",
              f"CUDA fusion: {g['ops']} in {g['fuse_s'] + g['to_fp16_s'] + g['save_s']:.1f} s "
              f"(fuse {g['fuse_s']} s, fp16 {g['to_fp16_s']} s, save {g['save_s']} s)"]
     if "cpu_stand_in" in d:
