@@ -41,12 +41,38 @@ CUDA_FUSIONS = {"enable_attention": True, "use_multi_head_attention": True, "ena
                 "enable_bias_splitgelu": True, "enable_bias_add": True}
 CUDA_ONLY_OPS = ("GroupNorm", "SkipGroupNorm", "BiasSplitGelu", "BiasAdd", "NhwcConv")
 ROUNDS, WARMUP = 10, 2
-# The optimizer's time grows with the graph's node count faster than linearly (its symbolic shape inference over the
-# dynamic frames/height/width, and a child lookup that rebuilds the whole input map per GroupNorm candidate): fused
-# (CUDA options) and converted to fp16 in 58.6 s for the small preset's 7327 nodes here, 12.5 s for tiny's 3487,
-# so s = FUSE_S_PER_NODE2 * nodes**2, plus reading/converting/writing the weights (FUSE_S_PER_GB) and the sessions,
-# timing and generation after it (AFTER_FUSE_S). The phase skips itself when the budget left is below the estimate.
-FUSE_S_PER_NODE2, FUSE_S_PER_GB, AFTER_FUSE_S = 1.09e-6, 3.0, 45.0
+# The optimizer's time grows with the graph's node count faster than linearly (mostly its symbolic shape inference
+# over the dynamic frames/height/width): fused (CUDA options, patch_group_norm_lookup on) and converted to fp16 in
+# 42.3 s for the small preset's 7327 nodes here (52.1 s unpatched), 7.1 s for tiny's 3487, so
+# s = FUSE_S_PER_NODE2 * nodes**2 (a little above small's), plus reading/converting/writing the weights
+# (FUSE_S_PER_GB) and the sessions, timing and generation after it (AFTER_FUSE_S). The phase skips itself when the
+# budget left is below the estimate.
+FUSE_S_PER_NODE2, FUSE_S_PER_GB, AFTER_FUSE_S = 9e-7, 3.0, 45.0
+
+
+def patch_group_norm_lookup() -> None:
+    """ONNX Runtime's GroupNorm fusion looks up each candidate's Mul child without the input map it was handed, so
+    the whole map is rebuilt per candidate (quadratic in nodes; 15 s of the small preset's fusion). Hand it the map:
+    within one fusion pass nodes are only added and removed after every candidate is matched, so it is current.
+    Every module copy of the class is patched (the package imports it under two names)."""
+    import sys
+
+    import onnxruntime.transformers.optimizer  # noqa: F401  (imports the fusion modules)
+
+    for cls in {m.FusionGroupNorm for n, m in list(sys.modules.items()) if n.endswith("fusion_group_norm")}:
+        if cls.__dict__.get("_t2vrt_patched"):
+            continue
+
+        def fuse(self, add_node, input_name_to_nodes, output_name_to_node, _original=cls.fuse):
+            find = self.model.find_first_child_by_type
+            self.model.find_first_child_by_type = lambda node, t, names=None, recursive=True: find(
+                node, t, names if names is not None else input_name_to_nodes, recursive)
+            try:
+                return _original(self, add_node, input_name_to_nodes, output_name_to_node)
+            finally:
+                del self.model.find_first_child_by_type  # the class's method again
+
+        cls.fuse, cls._t2vrt_patched = fuse, True
 
 
 def fuse(src: Path, dst: Path, on: dict, precision: str) -> dict:
@@ -55,6 +81,7 @@ def fuse(src: Path, dst: Path, on: dict, precision: str) -> dict:
     from onnxruntime.transformers.optimizer import optimize_model
 
     patch_numpy2()
+    patch_group_norm_lookup()
     t0 = time.perf_counter()
     logging.disable(logging.INFO)  # its per-fusion INFO lines and its progress bar (stderr)
     try:
