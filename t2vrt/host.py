@@ -46,6 +46,22 @@ def peak_rss_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
+def available_memory_bytes() -> int | None:
+    """Memory the system can give without swapping (MemAvailable on Linux, psutil elsewhere); None if unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    return int(psutil.virtual_memory().available)
+
+
 def rss_bytes() -> int:
     """This process's resident set size now: /proc on Linux, psutil elsewhere (the `bench` extra)."""
     try:

@@ -53,6 +53,7 @@ def test_bench_against_diffusers(tiny_engines, tiny_model, tmp_path, capsys):
     m = data["machine"]
     assert m["cores_logical"] >= 1 and "onnxruntime" in m["versions"] and "diffusers" in m["versions"]
     assert "CPUExecutionProvider" in data["config"]["backends"]["t2vrt"]
+    assert data["config"]["backends"]["t2vrt"].endswith(", UNet graph model_ort_cpu.onnx")  # the session export's
     text = capsys.readouterr().out
     assert "| UNet per step (s) |" in text and "frames: same within" in text and "quality (worst pair): PSNR " in text
 

@@ -126,6 +126,9 @@ class OursRun(Measured):
         wrap_stage(self.pipe, "decode", "decode", self.recorder)
         unet = self.pipe.runner("unet")
         self.backend = f"{self.pipe.backend} {getattr(unet, 'providers', '')}".strip()
+        graph = getattr(unet, "path", None)  # ONNX Runtime: which UNet graph ran (the CPU-fused one where exported)
+        if graph is not None and Path(graph).name != "model.onnx":
+            self.backend += f", UNet graph {Path(graph).name}"
 
     def _open(self, name: str, threads: int | None):
         """The pipeline's own runner; with ``threads``, the same ONNX Runtime runner with that many intra-op threads."""

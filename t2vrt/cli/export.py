@@ -36,7 +36,8 @@ def add_parser(sub) -> None:
     p.add_argument("--ort-fusion", action=argparse.BooleanOptionalAction, default=None,
                    help="also write a UNet graph with ONNX Runtime's attention fusion, which the onnxruntime backend "
                         "runs on the CPU (4-8%% faster; TensorRT and CUDA read the portable graph); default: when the "
-                        "fp32 UNet's weights fit inline (under 1 GiB), not for the real-size UNet (5.6 GB more)")
+                        "fp32 UNet's weights fit inline (under 1 GiB), not for the real-size UNet (5.6 GB more on disk, "
+                        "about 31 GiB of memory while it is made)")
     p.add_argument("--random-weights", action="store_true",
                    help=f"MODEL is a preset ({', '.join(PRESETS)}) built with random weights")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-weights")

@@ -79,7 +79,9 @@ def open_cpu_runner(root: Path, manifest: Manifest, name: str, precision: str, p
     portable = manifest.onnx_path(root, name, precision)
     if path != portable:
         try:
-            return OrtRunner(path, spec, providers=providers, threads=threads)
+            runner = OrtRunner(path, spec, providers=providers, threads=threads)
+            log.info("%s: the CPU-fused graph %s (ONNX Runtime's attention fusion)", name, path.name)
+            return runner
         except Exception as e:  # e.g. an ONNX Runtime without the fused operators' kernels
             log.warning("%s: the CPU-fused graph does not load here (%s); running the portable graph", name,
                         str(e).splitlines()[0][:160] if str(e) else type(e).__name__)

@@ -112,3 +112,21 @@ def test_the_fused_graph_is_hashed_and_confined(tiny_export, tmp_path):
     (root / "manifest.json").write_text(json.dumps(d))
     with pytest.raises(ManifestError, match=r"CPU-fused ONNX graph of unet \('\.\./elsewhere\.onnx'\) climbs out"):
         load_manifest(root)
+
+
+def test_a_graph_the_optimizer_cannot_hold_is_skipped_in_one_line(tmp_path, monkeypatch, caplog):
+    from t2vrt import host
+
+    (tmp_path / "onnx/unet").mkdir(parents=True)
+    (tmp_path / "onnx/unet/model.onnx").write_bytes(b"x" * 1000)
+    (tmp_path / "onnx/unet/model.onnx.data").write_bytes(b"w" * 9000)
+    monkeypatch.setattr(ort_fusion, "optimize", lambda *a: pytest.fail("the optimizer ran"))
+    monkeypatch.setattr(host, "available_memory_bytes", lambda: 40_000)  # 5.5 x 10 kB = 55 kB needed
+    with caplog.at_level(logging.WARNING):
+        assert ort_fusion.fused_entry("unet", None, tmp_path, Path("onnx/unet/model.onnx"), [], _record) is None
+    assert not (tmp_path / FUSED).exists()
+    line = [r.getMessage() for r in caplog.records]
+    assert len(line) == 1 and "needs about" in line[0] and "GiB is available; the portable graph serves the CPU" in line[0]
+    monkeypatch.setattr(host, "available_memory_bytes", lambda: None)  # unknown: the fusion is tried
+    monkeypatch.setattr(ort_fusion, "optimize", _fake_optimize({}))
+    assert ort_fusion.fused_entry("unet", None, tmp_path, Path("onnx/unet/model.onnx"), [], _record) is None
