@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from t2vrt.export.ort_fusion import CPU_FUSIONS, fusion_options, patch_numpy2
+from t2vrt.export.ort_fusion import CPU_FUSIONS, fusion_options, memory_shortfall, patch_numpy2
 
 log = logging.getLogger("gpu-ort")
 # FusionOptions attributes set for CUDA (every other fusion off). NhwcConv off by default (ort_cuda.py --fused-nhwc
@@ -203,6 +203,9 @@ def phase_cuda_fused(args, engines: str, feed: dict, main_frames, seconds_left) 
     options = {**CUDA_FUSIONS, "enable_nhwc_conv": bool(getattr(args, "fused_nhwc", False))}
     if seconds_left() < need:
         raise TimeoutError(f"skipped: {seconds_left():.0f} s of the budget left, the phase needs about {need:.0f} s")
+    too_big = memory_shortfall(src)  # the real UNet: about 31 GB
+    if too_big:
+        raise MemoryError(f"skipped: {too_big}")
     tmp = Path(tempfile.mkdtemp(prefix="cuda_fused-", dir=args.out))  # the fused graphs: removed below
     try:
         out = {"source": str(src.relative_to(root)), "source_nodes": nodes, "precision": args.precision,
