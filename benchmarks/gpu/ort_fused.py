@@ -6,7 +6,7 @@ its own float16 pass (inputs and outputs kept float32, as ours are). It is done 
 directory's portable fp32 UNet graph, because the portable fp16 graph fuses nothing: the Casts our fp16 pass puts
 around the ops it keeps in fp32 break every pattern the optimizer looks for (tiny preset: 0 fused operators from the
 fp16 graph; 18 MultiHeadAttention, 11 SkipGroupNorm, 10 GroupNorm from the fp32 one). The fused graph goes to a
-temp folder under OUT, removed when the phase ends (it is the UNet's size; nothing in the engine directory changes).
+temp folder in --work, removed when the phase ends (it is the UNet's size; nothing in the engine directory changes).
 
 Then, at the main request's UNet shape (batch 2): the portable graph against the fused one on ONNX Runtime CUDA with
 I/O binding, alternated, median of ``ROUNDS`` calls each; their outputs on the same feed (relative L2, max abs,
@@ -206,7 +206,9 @@ def phase_cuda_fused(args, engines: str, feed: dict, main_frames, seconds_left) 
     too_big = memory_shortfall(src)  # the real UNet: about 31 GB
     if too_big:
         raise MemoryError(f"skipped: {too_big}")
-    tmp = Path(tempfile.mkdtemp(prefix="cuda_fused-", dir=args.out))  # the fused graphs: removed below
+    # the fused graphs: in a temp folder of the work folder (beside the engine directory, never in it) rather than under
+    # OUT, whose files travel back from the GPU machine: a run killed mid-phase must not leave the UNet's size there
+    tmp = Path(tempfile.mkdtemp(prefix="cuda_fused-", dir=args.work))
     try:
         out = {"source": str(src.relative_to(root)), "source_nodes": nodes, "precision": args.precision,
                "options": options, "estimate_s": round(need, 1), "device": args.device}
@@ -231,7 +233,7 @@ def phase_cuda_fused(args, engines: str, feed: dict, main_frames, seconds_left) 
         fused.close()
         return out
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # made by this call; the UNet's size must not travel back in OUT
+        shutil.rmtree(tmp, ignore_errors=True)  # made by this call
 
 
 def summary_lines(d: dict) -> list[str]:
