@@ -167,9 +167,11 @@ def unet_feed(args, m) -> dict:
     import torch
 
     lat = args.size // m.model.vae_scale
-    return {"sample": torch.randn(2, m.model.latent_channels, args.frames, lat, lat, device=args.device),
-            "timestep": torch.tensor([981.0], device=args.device),
-            "encoder_hidden_states": torch.randn(2, m.model.max_length, m.model.text_hidden, device=args.device)}
+    g = torch.Generator().manual_seed(0)  # the same feed in every run, so the comparisons repeat exactly
+    sample = torch.randn(2, m.model.latent_channels, args.frames, lat, lat, generator=g)
+    text = torch.randn(2, m.model.max_length, m.model.text_hidden, generator=g)
+    return {"sample": sample.to(args.device), "timestep": torch.tensor([981.0], device=args.device),
+            "encoder_hidden_states": text.to(args.device)}
 
 
 def phase_unet_graphs(args, engines: str) -> dict:
