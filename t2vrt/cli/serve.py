@@ -55,13 +55,14 @@ def serve_on_ray(args, common: dict) -> int:
     ray = connect(None if args.ray == "local" else args.ray)
     workers, gpus = resources(ray, ray_options(args))
     from t2vrt.serve import ray_serve
+    from t2vrt.serve.http import wait_for_signal
 
     board = ray_serve.start(args.dir, args.output_dir, replicas=workers, gpus_per_replica=gpus, grace_s=args.grace, **common)
     print(f"serving at http://{args.host}:{args.port}/v1/videos on {workers} Ray Serve replicas (Ctrl-C stops)", flush=True)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
-    done.wait()
+    wait_for_signal(done)
     # A cluster that died with the signal (Ctrl-C reaches a local cluster's processes too) must not hang the exit.
     stopper = threading.Thread(target=ray_serve.stop, args=(board, args.grace), daemon=True)
     stopper.start()

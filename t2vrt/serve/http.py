@@ -40,6 +40,16 @@ def make_handler(api: VideoAPI) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+def wait_for_signal(done: threading.Event) -> None:
+    """Block until ``done`` is set by a signal handler, waking every half second.
+
+    A process-directed SIGTERM can be delivered to any thread that does not block it, ONNX Runtime's and torch's
+    worker threads included; only the main thread runs Python's handlers, and one blocked in an untimed wait is not
+    woken when the signal lands elsewhere. Seen once as a `t2vrt serve` that ignored SIGTERM for 180 s."""
+    while not done.wait(0.5):
+        pass
+
+
 class Service:
     """The standalone service: HTTP server thread + worker thread over one JobStore and one Pipeline."""
 
@@ -76,6 +86,6 @@ class Service:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: done.set())
         self.start()
-        done.wait()
+        wait_for_signal(done)
         log.info("shutting down: %d s for running jobs", grace_s)
         self.stop(grace_s)

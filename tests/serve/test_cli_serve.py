@@ -19,7 +19,9 @@ def test_serve_process_finishes_the_running_job_on_sigterm(tiny_engines, tmp_pat
     port, out = free_port(), tmp_path / "videos"
     cmd = [sys.executable, "-m", "t2vrt.cli", "serve", str(tiny_engines), "--port", str(port), "-o", str(out),
            "--frames", "8", "--height", "32", "--width", "32", "--steps", "30", "--grace", "120"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "serve.log"  # a file, not a pipe nobody reads: a full pipe would block the server's writes
+    with open(log, "w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         end = time.monotonic() + 120
@@ -33,7 +35,11 @@ def test_serve_process_finishes_the_running_job_on_sigterm(tiny_engines, tmp_pat
         assert status == 202
         wait_for(base, job["id"], ("running", "done"), timeout=30)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=180) == 0  # generous: a loaded machine renders slowly
+        try:
+            code = proc.wait(timeout=180)  # generous: a loaded machine renders slowly
+        except subprocess.TimeoutExpired:
+            code = "still running after 180 s"
+        assert code == 0, f"t2vrt serve after SIGTERM: {code}; its log ends:\n{log.read_text()[-3000:]}"
     finally:
         if proc.poll() is None:
             proc.kill()
