@@ -20,8 +20,6 @@ the comparison and the generation, so every line of the phase runs in a CPU chec
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import shutil
 import statistics
@@ -29,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from t2vrt.export.ort_fusion import CPU_FUSIONS, fusion_options, memory_shortfall, patch_numpy2
+from t2vrt.export.ort_fusion import CPU_FUSIONS, memory_shortfall, quiet, run_optimizer, save_fused
 
 log = logging.getLogger("gpu-ort")
 # FusionOptions attributes set for CUDA (every other fusion off). NhwcConv off by default (ort_cuda.py --fused-nhwc
@@ -78,28 +76,16 @@ def patch_group_norm_lookup() -> None:
 def fuse(src: Path, dst: Path, on: dict, precision: str) -> dict:
     """Write ``dst``: ``src`` (fp32) fused with the FusionOptions in ``on`` (use_gpu=True), then fp16 if asked;
     with external data when ``src`` has it. Returns the fused operators' counts and the seconds of each step."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    patch_numpy2()
     patch_group_norm_lookup()
     t0 = time.perf_counter()
-    logging.disable(logging.INFO)  # its per-fusion INFO lines and its progress bar (stderr)
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):
-            m = optimize_model(str(src), model_type="unet", num_heads=0, hidden_size=0, opt_level=0, use_gpu=True,
-                               only_onnxruntime=False, optimization_options=fusion_options("unet", on))
-            t1 = time.perf_counter()
-            if precision == "fp16":
-                m.convert_float_to_float16(keep_io_types=True)
-    finally:
-        logging.disable(logging.NOTSET)
+    m = run_optimizer(src, "unet", on, use_gpu=True, only_onnxruntime=False)
+    t1 = time.perf_counter()
+    if precision == "fp16":
+        with quiet():
+            m.convert_float_to_float16(keep_io_types=True)
     t2 = time.perf_counter()
-    external = src.with_name(src.name + ".data").exists()  # over 2 GB: protobuf cannot hold the weights inline
-    m.save_model_to_file(str(dst), use_external_data_format=external)
-    ops: dict[str, int] = {}
-    for n in m.model.graph.node:
-        if n.domain == "com.microsoft":
-            ops[n.op_type] = ops.get(n.op_type, 0) + 1
+    external = src.with_name(src.name + ".data").exists()
+    ops = save_fused(m, src, dst)
     return {"ops": ops, "cuda_only_ops": {k: ops[k] for k in CUDA_ONLY_OPS if k in ops}, "external_data": external,
             "fuse_s": round(t1 - t0, 2), "to_fp16_s": round(t2 - t1, 2), "save_s": round(time.perf_counter() - t2, 2)}
 

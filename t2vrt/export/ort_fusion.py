@@ -73,26 +73,43 @@ def patch_numpy2() -> None:
         cls.get_num_heads, cls._t2vrt_patched = get_num_heads, True
 
 
-def optimize(src: Path, dst: Path, model_type: str, on: dict) -> dict[str, int]:
-    """Write the fused graph (weights inline); return the count of each fused operator it holds."""
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    patch_numpy2()
-    # its own "fusion" progress bar (stderr) and per-fusion INFO lines, under module-named loggers, inside our export's
+@contextlib.contextmanager
+def quiet():
+    """The optimizer's own "fusion" progress bar (stderr) and per-fusion INFO lines (module-named loggers) kept out
+    of the caller's output."""
     logging.disable(logging.INFO)
     try:
         with contextlib.redirect_stderr(io.StringIO()):
-            m = optimize_model(str(src), model_type=model_type, num_heads=0, hidden_size=0, opt_level=0,
-                               use_gpu=False, optimization_options=fusion_options(model_type, on))
+            yield
     finally:
         logging.disable(logging.NOTSET)
-    external = src.with_name(src.name + ".data").exists()  # over 2 GB: protobuf cannot hold the weights inline
+
+
+def run_optimizer(src: Path, model_type: str, on: dict, use_gpu: bool = False, **kwargs):
+    """``onnxruntime.transformers.optimizer.optimize_model`` on ``src`` with only the fusions in ``on``; the OnnxModel."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    patch_numpy2()
+    with quiet():
+        return optimize_model(str(src), model_type=model_type, num_heads=0, hidden_size=0, opt_level=0,
+                              use_gpu=use_gpu, optimization_options=fusion_options(model_type, on), **kwargs)
+
+
+def save_fused(m, src: Path, dst: Path) -> dict[str, int]:
+    """Write the optimizer's model ``m`` to ``dst`` (weights in one external file when ``src`` has one: over 2 GB,
+    protobuf cannot hold them inline); the count of each fused (``com.microsoft``) operator it holds."""
+    external = src.with_name(src.name + ".data").exists()
     m.save_model_to_file(str(dst), use_external_data_format=external)
     ops: dict[str, int] = {}
     for n in m.model.graph.node:
         if n.domain == "com.microsoft":
             ops[n.op_type] = ops.get(n.op_type, 0) + 1
     return ops
+
+
+def optimize(src: Path, dst: Path, model_type: str, on: dict) -> dict[str, int]:
+    """Write the fused graph; return the count of each fused operator it holds."""
+    return save_fused(run_optimizer(src, model_type, on), src, dst)
 
 
 def wanted(component: str, choice: bool | None, external_data: bool) -> bool:
