@@ -70,21 +70,13 @@ def split_gather_transposes(model) -> int:
             "Constant", [], [name], value=numpy_helper.from_array(np.array(v, dtype=np.int64), name)))
         new_nodes.append(helper.make_node("Shape", [x], [f"{p}/shape"], name=f"{p}/shape"))
         # the middle shape: each single group's size, -1 for the merged one, then the moved (innermost) axis
-        const(f"{p}/single", [first[g[0]] for g in groups if len(g) == 1] + [perm[-1]])
-        new_nodes.append(helper.make_node("Gather", [f"{p}/shape", f"{p}/single"], [f"{p}/sizes"], axis=0, name=f"{p}/sizes"))
-        pieces, k = [], 0
-        for g in groups:
-            if len(g) == 1:
-                const(f"{p}/pick{k}", [k])
-                new_nodes.append(helper.make_node("Gather", [f"{p}/sizes", f"{p}/pick{k}"], [f"{p}/d{k}"], axis=0))
-                pieces.append(f"{p}/d{k}")
-                k += 1
-            else:
-                const(f"{p}/merged", [-1])
-                pieces.append(f"{p}/merged")
-        const(f"{p}/pick_last", [k])
-        new_nodes.append(helper.make_node("Gather", [f"{p}/sizes", f"{p}/pick_last"], [f"{p}/d_last"], axis=0))
-        new_nodes.append(helper.make_node("Concat", pieces + [f"{p}/d_last"], [f"{p}/middle"], axis=0))
+        axes = [first[g[0]] if len(g) == 1 else None for g in groups] + [perm[-1]]
+        for i, axis in enumerate(axes):
+            const(f"{p}/i{i}", [-1 if axis is None else axis])
+            if axis is not None:
+                new_nodes.append(helper.make_node("Gather", [f"{p}/shape", f"{p}/i{i}"], [f"{p}/d{i}"], axis=0))
+        pieces = [f"{p}/i{i}" if axis is None else f"{p}/d{i}" for i, axis in enumerate(axes)]
+        new_nodes.append(helper.make_node("Concat", pieces, [f"{p}/middle"], axis=0))
         const(f"{p}/perm", perm)
         new_nodes.append(helper.make_node("Gather", [f"{p}/shape", f"{p}/perm"], [f"{p}/final"], axis=0))
         new_nodes += [
