@@ -91,7 +91,7 @@ def result(machine: dict, config: dict, request: dict, ours: list[dict], ref: li
 
 
 def write_json(data: dict, path: str | Path) -> Path:
-    from t2vrt.runtime.outpath import write_text_atomic
+    from t2vrt.runtime.media.paths import write_text_atomic
 
     return write_text_atomic(Path(path), json.dumps(data, indent=2))  # beside the target, then renamed
 

@@ -53,7 +53,7 @@ def ray_options(args):
 
 
 def run(args) -> int:
-    from t2vrt.runtime.outpath import check_fps
+    from t2vrt.runtime.media.paths import check_fps
     from t2vrt.serve.batch import plan, run_local, summary
 
     check_fps(args.fps)  # before any line is planned or any model runs

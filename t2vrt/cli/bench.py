@@ -52,7 +52,7 @@ def run(args) -> int:
     from t2vrt.bench.report import write_json
     from t2vrt.bench.runs import BenchRequest
     from t2vrt.bench.session import BenchConfig, run_bench
-    from t2vrt.runtime.outpath import check_output
+    from t2vrt.runtime.media.paths import check_output
 
     if args.json:
         check_output(args.json, suffixes=(".json",))  # before any model runs

@@ -30,7 +30,7 @@ def _sizes(text: str):
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    from t2vrt.engines.tensorrt_env import FLAVOURS
+    from t2vrt.engines.tensorrt.env import FLAVOURS
 
     p = sub.add_parser(
         "build", help="build TensorRT engines for an engine directory", formatter_class=HELP,
@@ -71,7 +71,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def options_from(args):
     """BuildOptions from the parsed arguments."""
-    from t2vrt.engines.tensorrt_build import BuildOptions
+    from t2vrt.engines.tensorrt.build import BuildOptions
 
     return BuildOptions(
         sizes=args.sizes, plan_per_bucket=args.plan_per_bucket,
@@ -83,7 +83,7 @@ def options_from(args):
 
 
 def run(args) -> int:
-    from t2vrt.engines import tensorrt_build
+    from t2vrt.engines.tensorrt import build as tensorrt_build
 
     results = tensorrt_build.build_engines(args.dir, options_from(args))
     if getattr(args, "json", False):

@@ -27,7 +27,7 @@ def run(args) -> int:
     from t2vrt.export.random_model import build_model
     from t2vrt.manifest import load_manifest
 
-    from t2vrt.runtime.video import check_output_path
+    from t2vrt.runtime.media.video import check_output_path
 
     check_output_path(args.output, 8)  # before the model is built
     work, rec = Path(args.workdir), Recorder()

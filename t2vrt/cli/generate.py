@@ -35,7 +35,7 @@ def generate_kwargs(args) -> dict:
 
 def run(args) -> int:
     from t2vrt import Pipeline
-    from t2vrt.runtime.video import check_output_path
+    from t2vrt.runtime.media.video import check_output_path
 
     if args.upscale_with is not None or args.keep_intermediate is not None:
         from t2vrt.cli.upscale import run_chained

@@ -27,7 +27,7 @@ def run(args) -> int:
                          f"{args.port} in [0, 65535]")
     from dataclasses import replace
 
-    from t2vrt.runtime.outpath import check_fps
+    from t2vrt.runtime.media.paths import check_fps
     from t2vrt.serve.request import RequestChecker
 
     check_fps(args.fps)

@@ -52,7 +52,7 @@ def _load(path: str, args):
 
 
 def run(args) -> int:
-    from t2vrt.runtime.video import check_output_path, read_fps
+    from t2vrt.runtime.media.video import check_output_path, read_fps
 
     t0 = time.perf_counter()
     check_output_path(args.output, args.fps, args.overwrite)
@@ -111,7 +111,7 @@ def check_chain_outputs(args) -> None:
     from pathlib import Path
 
     from t2vrt.runtime.checks import check_real
-    from t2vrt.runtime.video import check_output_path
+    from t2vrt.runtime.media.video import check_output_path
 
     for path in (args.output, args.keep_intermediate):
         if path is not None:

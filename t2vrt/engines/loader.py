@@ -16,8 +16,8 @@ BACKENDS = ("auto", "onnxruntime", "tensorrt")
 
 def _tensorrt_unusable(manifest: Manifest) -> str:
     """Why the tensorrt backend cannot run this directory here ("" when it can)."""
-    from t2vrt.engines.tensorrt_env import cuda_available
-    from t2vrt.engines.tensorrt_records import find_engine
+    from t2vrt.engines.tensorrt.env import cuda_available
+    from t2vrt.engines.tensorrt.records import find_engine
 
     if not manifest.engines:
         return "no TensorRT engines are built (t2vrt build DIR)"
@@ -102,14 +102,14 @@ def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precisi
             return OrtBoundRunner(manifest.onnx_path(root, name, precision), spec, "cuda", cuda_graphs=cuda_graphs)
         return open_cpu_runner(root, manifest, name, precision, providers, threads)
     if backend == "tensorrt":
-        from t2vrt.engines.tensorrt_records import find_engines
-        from t2vrt.engines.tensorrt_runner import TrtRunner
+        from t2vrt.engines.tensorrt.records import find_engines
+        from t2vrt.engines.tensorrt.runner import TrtRunner
 
         records, why = find_engines(manifest.engines, name, precision, root=str(root))
         if not records:
             raise EngineError(f"{name}: no TensorRT engine can run here: {why}")
         if len(records) > 1:  # one plan per size bucket: the plan that holds each call is opened for it
-            from t2vrt.engines.tensorrt_plans import PlanSetRunner
+            from t2vrt.engines.tensorrt.plans import PlanSetRunner
 
             return PlanSetRunner(root, spec, records, cuda_graphs=cuda_graphs)
         return TrtRunner(Path(root) / records[0]["path"], spec, records[0], cuda_graphs=cuda_graphs, root=str(root))

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from t2vrt.errors import InputError
-from t2vrt.runtime.video import to_uint8, write_video
+from t2vrt.runtime.media.video import to_uint8, write_video
 
 OUTPUT_TYPES = ("np", "pil", "pt", "latent")
 

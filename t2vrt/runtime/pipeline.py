@@ -122,7 +122,7 @@ class Pipeline:
         check_request(self.manifest, batch, num_frames, height, width, root=str(self.root))
         if self.backend != "tensorrt":
             return
-        from t2vrt.engines.tensorrt_records import check_plans, find_engines
+        from t2vrt.engines.tensorrt.records import check_plans, find_engines
 
         sizes = {"batch": batch, "frames": num_frames, "height": height, "width": width}
         for name in self.manifest.components:

@@ -22,7 +22,7 @@ from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.output import Video, check_output_type
 from t2vrt.runtime.pipeline import Pipeline
 from t2vrt.runtime.prompts import read_prompts
-from t2vrt.runtime.video_input import load_frames, resize_frames, to_encoder_input
+from t2vrt.runtime.media.frames import load_frames, resize_frames, to_encoder_input
 
 log = logging.getLogger(__name__)
 REEXPORT = "--components " + " ".join(VIDEO_TO_VIDEO)

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 from t2vrt.errors import InputError
 from t2vrt.manifest import Manifest
 from t2vrt.runtime.checks import check_positive, check_request
-from t2vrt.runtime.video import check_output_path
+from t2vrt.runtime.media.video import check_output_path
 
 INTS = ("seed", "num_frames", "num_inference_steps")
 OPTIONAL_INTS = ("height", "width")

@@ -63,7 +63,7 @@ def test_no_bucket_message_lists_the_buckets_and_the_command():
 
 
 def test_myelin_failure_on_a_range_offers_the_per_bucket_build():
-    from t2vrt.engines.tensorrt_build import _build_failed
+    from t2vrt.engines.tensorrt.build import _build_failed
 
     msg = ("IBuilder::buildSerializedNetwork: Error Code 1: Myelin ([myelin_graph.h:1295: attachExceptionMsgToGraph] "
            "MyelinCheckException: runtime_fusion_codegen.cpp:77: CHECK(!mvmf_cudnn.empty()) failed. empty runtime-fusion "
@@ -73,7 +73,7 @@ def test_myelin_failure_on_a_range_offers_the_per_bucket_build():
 
 
 def test_sizes_and_ranges_together_are_refused(tiny_engines):
-    from t2vrt.engines.tensorrt_build import BuildOptions, build_engines
+    from t2vrt.engines.tensorrt.build import BuildOptions, build_engines
 
     with pytest.raises(InputError, match=r"^give either --sizes .* or --height/--width ranges .*, not both$"):
         build_engines(tiny_engines, BuildOptions(sizes=(Size(64, 64),), height=(32, 64, 128)))

@@ -11,8 +11,8 @@ trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx is not installed 
 pytest.importorskip("diffusers")
 
 from t2vrt.engines.buckets import Size, record_sizes  # noqa: E402
-from t2vrt.engines.tensorrt_build import BuildOptions, build_engines  # noqa: E402
-from t2vrt.engines.tensorrt_records import check_profile  # noqa: E402
+from t2vrt.engines.tensorrt.build import BuildOptions, build_engines  # noqa: E402
+from t2vrt.engines.tensorrt.records import check_profile  # noqa: E402
 from t2vrt.errors import InputError  # noqa: E402
 from t2vrt.export import ExportOptions, export_model  # noqa: E402
 from t2vrt.export.random_model import build_model  # noqa: E402
@@ -67,8 +67,8 @@ def test_one_plan_per_bucket_for_real(built, monkeypatch):
     """--plan-per-bucket: two plan files, two records of one profile each; the multi-profile engine they replace is
     retired, the other component's kept; the request selects the plan of its bucket, and a size in none gets the same
     line. Built for the VAE decoder (size-dependent like the UNet, a few seconds instead of fifteen)."""
-    from t2vrt.engines import tensorrt_env as env
-    from t2vrt.engines.tensorrt_records import check_plans, find_engines
+    from t2vrt.engines.tensorrt import env as env
+    from t2vrt.engines.tensorrt.records import check_plans, find_engines
 
     root, records = built
     r = build_engines(root, BuildOptions(sizes=SIZES, frames=(4, 9, 24), flavour="tensorrt-rtx", compute_capability=("sm89",),

@@ -9,9 +9,9 @@ trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx is not installed 
 pytest.importorskip("diffusers")
 
 from t2vrt.cli.build import add_parser, options_from  # noqa: E402
-from t2vrt.engines.tensorrt_build import BuildOptions, build_engines  # noqa: E402
-from t2vrt.engines.tensorrt_env import cuda_available  # noqa: E402
-from t2vrt.engines.tensorrt_records import check_profile  # noqa: E402
+from t2vrt.engines.tensorrt.build import BuildOptions, build_engines  # noqa: E402
+from t2vrt.engines.tensorrt.env import cuda_available  # noqa: E402
+from t2vrt.engines.tensorrt.records import check_profile  # noqa: E402
 from t2vrt.errors import EngineError, InputError  # noqa: E402
 from tests.helpers import copy_engines, reshape_graph  # noqa: E402
 
@@ -96,7 +96,7 @@ def test_bad_options_are_one_line_errors(engine_dir, options, message):
 def test_the_warning_check_can_fail(tmp_path):
     """A computed Reshape dim with allowzero=0 makes TensorRT warn (x.shape[0] // 2 can be 0 at the profile's min of 1);
     after clean_graph it does not."""
-    from t2vrt.engines.tensorrt_env import make_logger
+    from t2vrt.engines.tensorrt.env import make_logger
     from t2vrt.export.onnx import clean_graph
 
     def warnings(path):
@@ -124,7 +124,7 @@ def test_the_warning_check_can_fail(tmp_path):
 @pytest.mark.slow  # real TensorRT-RTX builds
 def test_workspace_limit_is_applied_and_keyed(engine_dir, first_build):
     """--max-workspace sets TensorRT's WORKSPACE pool, is part of the engine key, and its record says so."""
-    from t2vrt.engines.tensorrt_build import _config, make_logger
+    from t2vrt.engines.tensorrt.build import _config, make_logger
 
     builder = trt.Builder(make_logger(trt))
     limited = BuildOptions(**{**OPTIONS.__dict__, "max_workspace_mb": 48})
@@ -143,7 +143,7 @@ def test_workspace_limit_is_applied_and_keyed(engine_dir, first_build):
 
 
 def test_myelin_bad_alloc_says_what_to_fix():
-    from t2vrt.engines.tensorrt_build import _build_failed
+    from t2vrt.engines.tensorrt.build import _build_failed
 
     msg = ("IBuilder::buildSerializedNetwork: Error Code 1: Myelin ([myelin_graph.h:1295: attachExceptionMsgToGraph] "
            "Unexpected exception std::bad_alloc In compileGraph at /_src/optimizer/myelin/codeGenerator.cpp:2012)")

@@ -8,11 +8,11 @@ import types
 import pytest
 
 from t2vrt.components import ModelDims, Profile, component_specs
-from t2vrt.engines import tensorrt_build as tb
-from t2vrt.engines import tensorrt_env as env
-from t2vrt.engines import tensorrt_runner
+from t2vrt.engines.tensorrt import build as tb
+from t2vrt.engines.tensorrt import env as env
+from t2vrt.engines.tensorrt import runner as tensorrt_runner
 from t2vrt.engines.buckets import Size, bucket_profiles, record_sizes
-from t2vrt.engines.tensorrt_records import check_plans, find_engines
+from t2vrt.engines.tensorrt.records import check_plans, find_engines
 from t2vrt.errors import EngineError, InputError
 from t2vrt.manifest import Manifest
 
@@ -78,7 +78,7 @@ def test_a_builder_failure_on_several_buckets_falls_back_in_one_warning(tmp_path
     m = _manifest()
     builds.fail["when"] = lambda n: n > 1
     o = tb.BuildOptions(**{**PER_BUCKET.__dict__, "plan_per_bucket": False})
-    with caplog.at_level(logging.INFO, logger="t2vrt.engines.tensorrt_build"):
+    with caplog.at_level(logging.INFO, logger="t2vrt.engines.tensorrt.build"):
         r = _build(tmp_path, m, o)
     warnings = [x.getMessage() for x in caplog.records if x.levelno == logging.WARNING]
     assert warnings == [f"unet: one engine with 2 size buckets failed to build (TensorRT could not build unet: {MYELIN}); "
@@ -152,7 +152,7 @@ class FakeTrtRunner:
 def test_the_runner_opens_one_plan_at_a_time(tmp_path, builds, monkeypatch):
     np = pytest.importorskip("numpy")
     from t2vrt.engines import loader
-    from t2vrt.engines.tensorrt_plans import PlanSetRunner
+    from t2vrt.engines.tensorrt.plans import PlanSetRunner
 
     m = _manifest()
     paths = [str(tmp_path / p["path"]) for p in _build(tmp_path, m)["plans"]]

@@ -7,9 +7,9 @@ import pytest
 
 from t2vrt.components import ModelDims, Profile, component_specs
 from t2vrt.engines import loader
-from t2vrt.engines import tensorrt_env as env
-from t2vrt.engines.tensorrt_env import import_tensorrt
-from t2vrt.engines.tensorrt_records import check_target, find_engine
+from t2vrt.engines.tensorrt import env as env
+from t2vrt.engines.tensorrt.env import import_tensorrt
+from t2vrt.engines.tensorrt.records import check_target, find_engine
 from t2vrt.errors import EngineError
 from t2vrt.manifest import Manifest
 
@@ -32,7 +32,7 @@ def test_runner_imports_and_needs_cuda():
     torch = pytest.importorskip("torch")
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible")
-    from t2vrt.engines.tensorrt_runner import TrtRunner
+    from t2vrt.engines.tensorrt.runner import TrtRunner
 
     with pytest.raises(EngineError, match=r"needs a CUDA GPU and torch .* sees none; use backend='onnxruntime'$"):
         TrtRunner("missing.plan", component_specs(ModelDims(4, 32, 77, 8, 2, 32))["unet"], _record())
@@ -89,7 +89,7 @@ def test_auto_backend_with_gpu_and_engines_is_tensorrt(monkeypatch):
 def test_runner_checks_sizes_against_the_built_ranges():
     """The check TrtRunner.infer does before any TensorRT call (run here without constructing an engine)."""
     np = pytest.importorskip("numpy")
-    from t2vrt.engines.tensorrt_runner import TrtRunner
+    from t2vrt.engines.tensorrt.runner import TrtRunner
     from t2vrt.errors import InputError
 
     runner = TrtRunner.__new__(TrtRunner)
@@ -106,7 +106,7 @@ def test_runner_selects_the_bucket_profile():
     """Two size buckets in one engine: the feed's latent size picks the profile; a size in neither gets one line
     naming the buckets and the command that adds one."""
     np = pytest.importorskip("numpy")
-    from t2vrt.engines.tensorrt_runner import TrtRunner
+    from t2vrt.engines.tensorrt.runner import TrtRunner
     from t2vrt.errors import InputError
 
     def bucket(h, w):
@@ -131,7 +131,7 @@ def test_runner_selects_the_bucket_profile():
 
 def test_close_frees_and_later_calls_say_so():
     """Without a GPU: close drops the engine and context and empties torch's CUDA cache (low-memory mode's release)."""
-    from t2vrt.engines.tensorrt_runner import TrtRunner
+    from t2vrt.engines.tensorrt.runner import TrtRunner
 
     emptied = []
     r = TrtRunner.__new__(TrtRunner)  # the glue only: no engine is deserialized

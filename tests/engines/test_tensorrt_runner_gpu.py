@@ -12,7 +12,7 @@ if not torch.cuda.is_available():
 cupy = pytest.importorskip("cupy")
 
 from t2vrt.components import ComponentSpec, TensorSpec  # noqa: E402
-from t2vrt.engines import tensorrt_runner  # noqa: E402
+from t2vrt.engines.tensorrt import runner as tensorrt_runner  # noqa: E402
 from t2vrt.errors import InputError  # noqa: E402
 
 SPEC = ComponentSpec("toy", (TensorSpec("x", "float32", ("b", 3)),), (TensorSpec("y", "float32", ("b", 3)),))

@@ -122,7 +122,7 @@ def test_symlink_leaving_the_directory(engines, tmp_path):
 
 
 def test_build_deletes_only_recorded_files_under_engines(engines, tmp_path):
-    from t2vrt.engines.tensorrt_build import _retire
+    from t2vrt.engines.tensorrt.build import _retire
 
     victim = tmp_path / "victim.txt"
     victim.write_text("keep")

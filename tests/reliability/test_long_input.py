@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from t2vrt import InputError
-from t2vrt.runtime import video as video_mod
-from t2vrt.runtime.video import read_video, write_video
+from t2vrt.runtime.media import video as video_mod
+from t2vrt.runtime.media.video import read_video, write_video
 
 
 def test_long_video_refused_after_max_plus_one_frames(tmp_path, monkeypatch):

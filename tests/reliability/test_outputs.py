@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from t2vrt.errors import InputError, OutputError
-from t2vrt.runtime import video as video_mod
-from t2vrt.runtime.outpath import FRAMES_MARK, check_output, write_text_atomic
-from t2vrt.runtime.video import write_video
+from t2vrt.runtime.media import video as video_mod
+from t2vrt.runtime.media.paths import FRAMES_MARK, check_output, write_text_atomic
+from t2vrt.runtime.media.video import write_video
 from tests.fs_fixtures import fill, small_fs  # noqa: F401 (a fixture)
 
 NO_SPACE = r"^no space left on device while writing .*; [\d.]+ MB needed, [\d.]+ MB free; the previous file is untouched$"

@@ -106,7 +106,7 @@ def test_cli_missing_model(tmp_path, capsys):
 
 def test_tensorrt_profile_checked_before_any_engine_runs(tiny_engines, monkeypatch):
     """On TensorRT the built engine's narrower profile is enforced, naming the profile and the rebuild command."""
-    from t2vrt.engines import tensorrt_records
+    from t2vrt.engines.tensorrt import records as tensorrt_records
 
     record = {"component": "unet", "precision": "fp16", "path": "engines/unet/x.plan",
               "profile": {"frames": [8, 16, 24], "height": [32, 64, 128], "width": [32, 64, 128], "batch": [1, 1, 2]}}

@@ -239,7 +239,7 @@ def test_ff_chunked_engine_generates_at_other_frame_counts(ff_engines, tiny_engi
 # -- command line -----------------------------------------------------------------------------------------------------
 def test_cli_flags(tiny_engines, tmp_path, events):
     from t2vrt.cli import build_parser, main
-    from t2vrt.runtime.video import read_video
+    from t2vrt.runtime.media.video import read_video
 
     export = ["export", "m", "-o", "x"]
     assert build_parser().parse_args(export).ff_chunking == 0

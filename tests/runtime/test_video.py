@@ -8,7 +8,7 @@ import pytest
 
 from t2vrt import InputError
 from t2vrt.runtime.output import Video
-from t2vrt.runtime.video import write_video
+from t2vrt.runtime.media.video import write_video
 
 
 def probe(path) -> str:

@@ -79,7 +79,7 @@ def test_the_input_matters(ours):
 
 def test_input_kinds_agree(ours, tmp_path):
     """uint8 array, PIL images, float frames in [0, 1] and a folder of pngs are the same input."""
-    from t2vrt.runtime.video import write_video
+    from t2vrt.runtime.media.video import write_video
 
     frames = moving_pattern(3, 32, 48)
     write_video(frames, tmp_path / "pngs")

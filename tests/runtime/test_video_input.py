@@ -1,4 +1,4 @@
-"""Reading input videos and turning frames into VAE encoder input (t2vrt.runtime.video.read_video, video_input)."""
+"""Reading input videos and turning frames into VAE encoder input (t2vrt.runtime.media.video.read_video, video_input)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from t2vrt import InputError
-from t2vrt.runtime.video import read_fps, read_video, write_video
-from t2vrt.runtime.video_input import load_frames, resize_frames, to_encoder_input
+from t2vrt.runtime.media.video import read_fps, read_video, write_video
+from t2vrt.runtime.media.frames import load_frames, resize_frames, to_encoder_input
 
 
 def frames(f=4, h=32, w=48, k=0.2):

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from t2vrt.runtime.video import read_video
+from t2vrt.runtime.media.video import read_video
 from t2vrt.serve.batch import load_results, plan, run_local, summary
 
 SMALL = {"num_frames": 3, "height": 32, "width": 48, "num_inference_steps": 2}

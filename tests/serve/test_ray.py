@@ -10,7 +10,7 @@ import socket
 import numpy as np
 import pytest
 
-from t2vrt.runtime.video import read_video
+from t2vrt.runtime.media.video import read_video
 from t2vrt.serve.batch import plan, run_local
 from t2vrt.serve.ray_batch import RayOptions, run_ray
 from tests.serve.client import call, wait_for

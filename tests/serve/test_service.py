@@ -3,7 +3,7 @@ requests, graceful shutdown."""
 
 import pytest
 
-from t2vrt.runtime.video import read_video
+from t2vrt.runtime.media.video import read_video
 from t2vrt.serve.http import Service
 from tests.serve.client import call, wait_for
 

@@ -28,7 +28,7 @@ class PlanSetRunner:
     backend = "tensorrt"
 
     def __init__(self, root: str | Path, spec: ComponentSpec, records: Sequence[Mapping], cuda_graphs: bool = False):
-        from t2vrt.engines import tensorrt_runner
+        from t2vrt.engines.tensorrt import runner as tensorrt_runner
 
         self.runners = tensorrt_runner  # TrtRunner and torch_cuda are looked up here, so tests can stand in for them
         tensorrt_runner.torch_cuda()  # no GPU: the same one line at open as one engine gives

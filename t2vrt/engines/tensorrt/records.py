@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from t2vrt.components import build_command, check_range, widen
-from t2vrt.engines import tensorrt_env as env
+from t2vrt.engines.tensorrt import env as env
 from t2vrt.errors import EngineError, InputError
 
 

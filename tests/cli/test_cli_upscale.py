@@ -10,7 +10,7 @@ import pytest
 
 from t2vrt.cli import main
 from t2vrt.runtime.pipeline import Pipeline
-from t2vrt.runtime.video import read_fps, read_video, write_video
+from t2vrt.runtime.media.video import read_fps, read_video, write_video
 
 FAST = ["--steps", "2", "--seed", "1"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from t2vrt.errors import InputError, OutputError
-from t2vrt.runtime.outpath import FORMATS, FRAMES_MARK, check_output, write_atomic  # noqa: F401 (FORMATS: re-exported)
+from t2vrt.runtime.media.paths import FORMATS, FRAMES_MARK, check_output, write_atomic  # noqa: F401 (FORMATS: re-exported)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from t2vrt.errors import InputError
-from t2vrt.runtime.video import read_video
+from t2vrt.runtime.media.video import read_video
 
 
 def load_frames(video: Any, max_frames: int | None = None) -> np.ndarray:

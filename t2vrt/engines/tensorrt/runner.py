@@ -14,8 +14,8 @@ from typing import Mapping
 from t2vrt.components import SYMBOL_FIELDS, ComponentSpec, build_command, check_range, widen
 from t2vrt.engines.base import Array, check_feed
 from t2vrt.engines.buckets import feed_symbols, record_profiles, record_sizes, select_profile, user_sizes
-from t2vrt.engines.tensorrt_env import import_tensorrt, make_logger
-from t2vrt.engines.tensorrt_records import check_profile, check_target
+from t2vrt.engines.tensorrt.env import import_tensorrt, make_logger
+from t2vrt.engines.tensorrt.records import check_profile, check_target
 from t2vrt.errors import EngineError, InputError
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ plan and replaces the old one. The manifest records every profile of every engin
 
 With ``--plan-per-bucket``, or by itself when the builder cannot put the buckets in one engine (TensorRT-RTX's
 Myelin failures; one WARNING line says so), each size bucket gets a plan of its own, recorded with its one profile
-(``plan_per_bucket`` says why); the runtime opens the plan that holds each request (tensorrt_plans.py).
+(``plan_per_bucket`` says why); the runtime opens the plan that holds each request (tensorrt/plans.py).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from t2vrt.components import PROFILE_FIELDS, TEXT_TO_VIDEO, Profile, Range, check_range_order
 from t2vrt.engines.buckets import Size, bucket_profiles, check_sizes, default_sizes
-from t2vrt.engines.tensorrt_env import gpu_compute_capability, import_tensorrt, make_logger
+from t2vrt.engines.tensorrt.env import gpu_compute_capability, import_tensorrt, make_logger
 from t2vrt.errors import EngineError, InputError
 from t2vrt.manifest import Manifest, engine_file, load_manifest, save_manifest, sha256_file
 

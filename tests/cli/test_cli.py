@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from t2vrt.cli import main
-from t2vrt.runtime.video import read_video
+from t2vrt.runtime.media.video import read_video
 
 
 @pytest.mark.slow  # its own export through the CLI
@@ -43,7 +43,7 @@ def test_help_shows_defaults():
 
 def test_build_exits_zero_on_success(monkeypatch, capsys):
     """`t2vrt build` returns its results to Python callers; the command itself must still exit 0."""
-    import t2vrt.engines.tensorrt_build as tb
+    import t2vrt.engines.tensorrt.build as tb
 
     monkeypatch.setattr(tb, "build_engines", lambda d, o: {"unet": {"cached": True, "seconds": 0.0, "path": "engines/unet/k.plan"}})
     assert main(["build", "DIR", "--components", "unet"]) == 0

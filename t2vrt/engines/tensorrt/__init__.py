@@ -1,0 +1,1 @@
+"""TensorRT and TensorRT-RTX: build engines (build, plans, records), find them (env, records) and run them (runner)."""
