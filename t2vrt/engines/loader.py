@@ -44,9 +44,13 @@ def resolve_backend(backend: str, manifest: Manifest) -> str:
         return "tensorrt"
     from t2vrt.engines.onnxruntime_cuda import ort_cuda_unusable
 
+    from t2vrt.engines.tensorrt.env import cuda_available
+
     no_cuda = ort_cuda_unusable()
     where = f"CPU; CUDA not used: {no_cuda}" if no_cuda else "CUDA"
-    log.info("backend: onnxruntime on %s (tensorrt not used: %s)", where, why)
+    # a GPU is there and ONNX Runtime cannot use it: CPU speed, said where a GPU user will see it (stderr)
+    level = logging.WARNING if no_cuda and cuda_available() else logging.INFO
+    log.log(level, "backend: onnxruntime on %s (tensorrt not used: %s)", where, why)
     return "onnxruntime"
 
 
@@ -88,10 +92,21 @@ def open_cpu_runner(root: Path, manifest: Manifest, name: str, precision: str, p
     return OrtRunner(portable, spec, providers=providers, threads=threads)
 
 
+def pipeline_stream(backend: str, providers: list[str] | None = None):
+    """The one CUDA stream a pipeline's runners share where ``backend`` runs on a GPU (engines/streams.py), else None."""
+    if backend == "tensorrt" or (backend == "onnxruntime" and ort_device(providers) == "cuda"):
+        from t2vrt.engines.streams import CudaStream
+
+        return CudaStream()
+    return None
+
+
 def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precision: str | None = None,
-                providers: list[str] | None = None, threads: int | None = None, cuda_graphs: bool = False) -> Runner:
+                providers: list[str] | None = None, threads: int | None = None, cuda_graphs: bool = False,
+                stream=None) -> Runner:
     """A Runner for component ``name`` on a resolved backend. ``precision`` None: fp32 ONNX for onnxruntime on the
-    CPU, fp16 on CUDA where exported; the engine built for this GPU (fp16 first) for tensorrt."""
+    CPU, fp16 on CUDA where exported; the engine built for this GPU (fp16 first) for tensorrt. GPU runners run on
+    ``stream`` (``pipeline_stream``; None: one of their own)."""
     spec = manifest.spec(name)
     if backend == "onnxruntime":
         device = ort_device(providers)
@@ -99,7 +114,8 @@ def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precisi
         if device == "cuda":
             from t2vrt.engines.onnxruntime_cuda import OrtBoundRunner
 
-            return OrtBoundRunner(manifest.onnx_path(root, name, precision), spec, "cuda", cuda_graphs=cuda_graphs)
+            return OrtBoundRunner(manifest.onnx_path(root, name, precision), spec, "cuda", cuda_graphs=cuda_graphs,
+                                  stream=stream)
         return open_cpu_runner(root, manifest, name, precision, providers, threads)
     if backend == "tensorrt":
         from t2vrt.engines.tensorrt.records import find_engines
@@ -111,6 +127,7 @@ def open_runner(root: Path, manifest: Manifest, name: str, backend: str, precisi
         if len(records) > 1:  # one plan per size bucket: the plan that holds each call is opened for it
             from t2vrt.engines.tensorrt.plans import PlanSetRunner
 
-            return PlanSetRunner(root, spec, records, cuda_graphs=cuda_graphs)
-        return TrtRunner(Path(root) / records[0]["path"], spec, records[0], cuda_graphs=cuda_graphs, root=str(root))
+            return PlanSetRunner(root, spec, records, cuda_graphs=cuda_graphs, stream=stream)
+        return TrtRunner(Path(root) / records[0]["path"], spec, records[0], cuda_graphs=cuda_graphs, root=str(root),
+                         stream=stream)
     raise EngineError(f"backend {backend!r} cannot run {name} here; choose onnxruntime or tensorrt")

@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def session_options(threads: int | None = None):
-    import onnxruntime as ort
+    from t2vrt.engines.onnxruntime_cuda import import_onnxruntime
+
+    ort = import_onnxruntime()  # neither onnxruntime nor onnxruntime-gpu: one line naming both
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -39,7 +41,9 @@ class OrtRunner:
     backend = "onnxruntime"
 
     def __init__(self, path: str | Path, spec: ComponentSpec, providers: list[str] | None = None, threads: int | None = None):
-        import onnxruntime as ort
+        from t2vrt.engines.onnxruntime_cuda import import_onnxruntime
+
+        ort = import_onnxruntime()  # neither onnxruntime nor onnxruntime-gpu: one line naming both
 
         available = ort.get_available_providers()
         providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]

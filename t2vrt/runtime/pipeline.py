@@ -9,12 +9,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from t2vrt.engines.base import can_release
-from t2vrt.engines.loader import open_runner, resolve_backend
+from t2vrt.engines.loader import open_runner, pipeline_stream, resolve_backend
 from t2vrt.errors import InputError
 from t2vrt.components import TEXT_TO_VIDEO
 from t2vrt.integrity import check_for_pipeline, read_json_file
 from t2vrt.manifest import MANIFEST, load_manifest
-from t2vrt.runtime.arrays import cat, from_numpy, permute, to_numpy
+from t2vrt.runtime.arrays import cat, from_numpy, on_device, permute, to_numpy
 from t2vrt.runtime.callbacks import StepCallbacks
 from t2vrt.runtime.checks import check_call, check_decode_chunk, check_positive, check_request
 from t2vrt.runtime.context import ContextPlan, context_plan, free_noise_latents, windowed
@@ -65,6 +65,7 @@ class Pipeline:
         self.scheduler_config = read_json_file(self.root, self.manifest.scheduler_config, "scheduler config")
         self.scaling_factor = self.manifest.vae_scaling_factor
         self._runners: dict[str, Any] = {}
+        self.stream = pipeline_stream(self.backend, providers)  # the one CUDA stream of its GPU runners, or None
         self._lock, self._call_lock = new_locks()  # see runtime/locking.py for what each mode shares
         log.info("t2vrt pipeline on %s (%s%s) from %s", self.backend, precision or "default precision", ", low memory" if low_memory else "", self.root)
 
@@ -97,7 +98,8 @@ class Pipeline:
         if name not in self._runners:
             if self.low_memory:
                 self._close(*self._runners)
-            r = open_runner(self.root, self.manifest, name, self.backend, self.precision, self.providers, self.threads)
+            r = open_runner(self.root, self.manifest, name, self.backend, self.precision, self.providers, self.threads,
+                            stream=self.stream)
             if self.low_memory and not can_release(r):
                 log.warning("low-memory mode: the %s runner of %s cannot release its memory (it has no close()), "
                             "so it stays resident beside the next component", r.backend, name)
@@ -130,11 +132,13 @@ class Pipeline:
             if records:  # one engine, or one plan per size bucket: the request must fit one of them
                 check_plans(records, sizes, root=str(self.root))
 
-    # -- stages -------------------------------------------------------------------------------
+    # -- stages (each serialized as a whole call: the TensorRT call lock, the pipeline's stream) --------------------
+    @serialized
     def encode_prompt(self, prompts: list[str], negatives: list[str] | None, clip_skip: int | None = None) -> Any:
         """Embeddings [2b, L, D] ([negative; prompt], one batch) under guidance, else [b, L, D]."""
         return self.embed(Prompts(prompts, negatives, None, None, negatives is not None), clip_skip)
 
+    @serialized
     def encode_texts(self, texts: list[str]) -> dict[str, Any]:
         """The text encoder's outputs for ``texts`` (one call)."""
         out = self.runner("text_encoder").infer({"input_ids": self.tokenizer(texts)})
@@ -142,11 +146,13 @@ class Pipeline:
         self.release("text_encoder")
         return out
 
+    @serialized
     def embed(self, p: Prompts, clip_skip: int | None = None) -> Any:
         """The UNet's encoder_hidden_states from prompts and/or precomputed embeddings (t2vrt.runtime.prompts)."""
         dtype = next(t.dtype for t in self.manifest.spec("unet").inputs if t.name == "encoder_hidden_states")
         return embeddings(p, self.encode_texts, dtype, clip_skip)
 
+    @serialized
     def denoise(self, x: Any, emb: Any, sampler, guidance_scale: float, noise: Noise, start: int = 0,
                 callbacks: StepCallbacks | None = None, progress: bool | None = None,
                 context: ContextPlan | None = None) -> Any:
@@ -155,6 +161,9 @@ class Pipeline:
         from tqdm.auto import tqdm
 
         unet, guided = self.runner("unet"), guidance_scale > 1.0
+        # The loop's edge: latents and embeddings where the UNet's outputs live (CUDA for the GPU runners), also when
+        # prompt_embeds left the embeddings as NumPy; unchanged for NumPy runners (no ``device``)
+        x, emb = on_device(x, getattr(unet, "device", None)), on_device(emb, getattr(unet, "device", None))
         on_step = (callbacks or StepCallbacks()).begin(sampler, start)
         state = sampler.init_state()
         # Timesteps converted at the edge, on the latents' device: no host copy inside the loop.
@@ -176,6 +185,7 @@ class Pipeline:
         self.release("unet")
         return x
 
+    @serialized
     def decode(self, latents: Any, chunk: int, progress: bool | None = None) -> np.ndarray:
         """[b, c, f, h, w] latents -> float frames [b, f, H, W, 3] in [0, 1], ``chunk`` frames per VAE call."""
         b, c, f, h, w = latents.shape
@@ -184,6 +194,7 @@ class Pipeline:
         video = images.reshape(b, f, *images.shape[1:])
         return np.clip(video.transpose(0, 1, 3, 4, 2) / 2 + 0.5, 0, 1)
 
+    @serialized
     def run_chunked(self, name: str, feed: dict[str, Any], chunk: int, progress: bool | None = None) -> dict[str, np.ndarray]:
         """Run a per-frame component (the VAE decoder or encoder) over the frames of ``feed`` ``chunk`` at a time.
 

@@ -20,7 +20,7 @@ from t2vrt.runtime.guard import check_stage
 from t2vrt.runtime.locking import serialized
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.output import Video, check_output_type
-from t2vrt.runtime.pipeline import Pipeline
+from t2vrt.runtime.pipeline import Pipeline, _pad_to
 from t2vrt.runtime.prompts import read_prompts
 from t2vrt.runtime.media.frames import load_frames, resize_frames, to_encoder_input
 
@@ -68,14 +68,18 @@ class VideoToVideoPipeline(Pipeline):
         start = start_index(num_inference_steps, strength, getattr(sampler, "order", 1))
         return sampler, start, self._chunk(decode_chunk_size, num_frames)
 
+    @serialized
     def encode_video(self, frames, chunk: int, noise: Noise, progress: bool | None = None) -> Any:
         """Frames [f, H, W, 3] -> scaled latents [f, c, h, w] = (mean + std * n) * scaling_factor, the encoder
         run ``chunk`` frames at a time; n is drawn once for all frames, as diffusers' latent_dist.sample."""
         from tqdm.auto import tqdm
 
-        vae = self.runner("vae_encoder")
+        vae, lo = self.runner("vae_encoder"), self.manifest.profile.decode_chunk[0]
         starts = tqdm(range(0, len(frames), chunk), desc="vae encoder", unit="chunk", disable=not self._progress(progress), leave=False)
-        outs = [vae.infer({"image": to_encoder_input(frames[i : i + chunk])}) for i in starts]
+        outs = []
+        for i in starts:  # a last chunk below the profile's minimum padded (as run_chunked), its padding dropped
+            piece = to_encoder_input(frames[i : i + chunk])
+            outs.append({k: v[: len(piece)] for k, v in vae.infer({"image": _pad_to(piece, lo)}).items()})
         mean, std = cat([o["latent_mean"] for o in outs]), cat([o["latent_std"] for o in outs])
         check_stage(self, "vae_encoder", mean), check_stage(self, "vae_encoder", std)
         n = from_numpy(noise.randn(tuple(mean.shape)), mean)
