@@ -93,7 +93,8 @@ def open_cpu_runner(root: Path, manifest: Manifest, name: str, precision: str, p
 
 
 def pipeline_stream(backend: str, providers: list[str] | None = None):
-    """The one CUDA stream a pipeline's runners share where ``backend`` runs on a GPU (engines/streams.py), else None."""
+    """The one CUDA stream a pipeline's runners share where ``backend`` runs on a GPU (engines/streams.py), or
+    None."""
     if backend == "tensorrt" or (backend == "onnxruntime" and ort_device(providers) == "cuda"):
         from t2vrt.engines.streams import CudaStream
 

@@ -13,9 +13,8 @@ ort = pytest.importorskip("onnxruntime")
 from t2vrt.engines import loader, onnxruntime_cuda  # noqa: E402
 from t2vrt.engines.onnxruntime_cuda import OrtBoundRunner, bind_and_run, ort_cuda_unusable  # noqa: E402
 from t2vrt.errors import EngineError  # noqa: E402
-from t2vrt.components import ComponentSpec, TensorSpec  # noqa: E402
-
-SPEC = ComponentSpec("toy", (TensorSpec("x", "float32", ("b", 3)),), (TensorSpec("y", "float32", ("b", 3)),))
+from tests.engines.conftest import SPEC  # noqa: E402
+from tests.engines.standins import RecordingStream  # noqa: E402
 
 
 def test_bound_outputs_are_written_in_place(toy):
@@ -47,7 +46,7 @@ def test_a_session_without_its_cuda_provider_is_refused(toy):
     cpu_only = types.SimpleNamespace(get_providers=lambda: ["CPUExecutionProvider"])
     with pytest.raises(EngineError, match=r"^toy: ONNX Runtime did not start its CUDA provider \(providers in use: "
                                           r"\['CPUExecutionProvider'\]\); check the CUDA and cuDNN libraries, or pip"):
-        OrtBoundRunner(toy, SPEC, "cuda", make_session=lambda graph: cpu_only)
+        OrtBoundRunner(toy, SPEC, "cuda", make_session=lambda graph: cpu_only, stream=RecordingStream())
 
 
 def test_missing_onnxruntime_gpu_or_cuda_are_one_line(monkeypatch):
@@ -69,7 +68,8 @@ def test_missing_onnxruntime_gpu_or_cuda_are_one_line(monkeypatch):
 @pytest.mark.parametrize("trt_ok, cuda_why, gpu, expected, level", [
     (True, "", True, "backend: tensorrt (engines built for this GPU)", "INFO"),
     (False, "", True, "backend: onnxruntime on CUDA (tensorrt not used: no engines)", "INFO"),
-    (False, "no GPU", False, "backend: onnxruntime on CPU; CUDA not used: no GPU (tensorrt not used: no engines)", "INFO"),
+    (False, "no GPU", False,
+     "backend: onnxruntime on CPU; CUDA not used: no GPU (tensorrt not used: no engines)", "INFO"),
     (False, "no CUDA provider", True,  # a GPU whose CUDA provider cannot load: said at WARNING (stderr), not INFO
      "backend: onnxruntime on CPU; CUDA not used: no CUDA provider (tensorrt not used: no engines)", "WARNING"),
 ])
@@ -91,7 +91,8 @@ def test_cuda_runner_takes_the_fp16_graph(tiny_engines, monkeypatch):
 
     opened = []
     monkeypatch.setattr(loader, "ort_device", lambda providers: "cuda")
-    monkeypatch.setattr(onnxruntime_cuda, "OrtBoundRunner", lambda path, spec, device, cuda_graphs, stream: opened.append(path))
+    monkeypatch.setattr(onnxruntime_cuda, "OrtBoundRunner",
+                        lambda path, spec, device, cuda_graphs, stream: opened.append(path))
     m = load_manifest(tiny_engines)
     m.components["unet"]["onnx"].pop("fp16", None)
     loader.open_runner(tiny_engines, m, "unet", "onnxruntime")

@@ -32,10 +32,10 @@ class PlanSetRunner:
         from t2vrt.engines.tensorrt import runner as tensorrt_runner
 
         self.runners = tensorrt_runner  # TrtRunner and torch_cuda are looked up here, so tests can stand in for them
-        torch = tensorrt_runner.torch_cuda()  # no GPU: the same one line at open as one engine gives
+        tensorrt_runner.torch_cuda()  # no GPU: the same one line at open as one engine gives
         self.root, self.spec, self.records, self.cuda_graphs = str(root), spec, list(records), cuda_graphs
         self.stream = stream  # every plan runs on it (None: each on one of its own)
-        self.device = stream.device if stream is not None else torch.device("cuda")
+        self.device = stream.device if stream is not None else "cuda"  # where its outputs live
         self.merged = merged_record(self.records)
         self.active: tuple[int, object] | None = None  # (plan index, its TrtRunner)
         self.closed = False

@@ -88,7 +88,8 @@ class TrtRunner:
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(Path(plan).read_bytes())
         if self.engine is None:
-            raise EngineError(f"{plan} could not be loaded ({self._last_error()}); rebuild with `{build_command(root)}`")
+            raise EngineError(f"{plan} could not be loaded ({self._last_error()}); "
+                              f"rebuild with `{build_command(root)}`")
         names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
         expected = {t.name for t in spec.inputs + spec.outputs}
         if names != expected:
@@ -117,7 +118,10 @@ class TrtRunner:
     def attach_scratch(self, context, profile: int) -> None:
         """Point ``context`` at the shared scratch buffer, grown first if ``profile`` needs more than it holds."""
         engine = self.engine
-        need = engine.device_memory_size_v2 if self.cuda_graphs else engine.get_device_memory_size_for_profile_v2(profile)
+        if self.cuda_graphs:
+            need = engine.device_memory_size_v2
+        else:
+            need = engine.get_device_memory_size_for_profile_v2(profile)
         if self.scratch is None or self.scratch.numel() < need:
             if self.scratch is not None and self.cuda_graphs:
                 self.graphs.clear()  # captured contexts point at the old buffer
