@@ -179,6 +179,10 @@ class OrtBoundRunner:
         try:
             return self._make(True)
         except Exception as e:
+            if "user_compute_stream" in str(e):  # CUDA plugin EPs before onnxruntime PR 29221 refuse the two together
+                raise EngineError(f"{self.spec.name}: this ONNX Runtime cannot capture CUDA graphs on the pipeline's "
+                                  "stream (user_compute_stream with enable_cuda_graph); upgrade onnxruntime-gpu or "
+                                  "run without CUDA graphs") from None
             if "graph capture" not in str(e):
                 raise
             log.warning("%s: ONNX Runtime cannot capture the dynamic-shape graph (%s); each captured shape gets a "
