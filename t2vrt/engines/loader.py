@@ -95,6 +95,10 @@ def open_cpu_runner(root: Path, manifest: Manifest, name: str, precision: str, p
 def pipeline_stream(backend: str, providers: list[str] | None = None):
     """The one CUDA stream a pipeline's runners share where ``backend`` runs on a GPU (engines/streams.py), or
     None."""
+    from t2vrt.engines.tensorrt.env import cuda_available
+
+    if not cuda_available():  # no GPU: the runners say so in their own one line when they open
+        return None
     if backend == "tensorrt" or (backend == "onnxruntime" and ort_device(providers) == "cuda"):
         from t2vrt.engines.streams import CudaStream
 

@@ -15,6 +15,7 @@ fp16; at most ``MAX_SHAPE_SESSIONS``). A denoising loop uses one UNet shape per 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -24,7 +25,6 @@ import numpy as np
 from t2vrt.components import ComponentSpec
 from t2vrt.engines.base import Array, check_feed
 from t2vrt.engines.buckets import feed_symbols
-from t2vrt.engines.streams import on_stream
 from t2vrt.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class OrtBoundRunner:
         check_feed(self.spec, feed)
         # No host synchronization: ONNX Runtime computes on the pipeline's stream (user_compute_stream), where torch
         # queued the inputs, and does not synchronize at the run's end (run_options)
-        with on_stream(self.stream):
+        with self.stream.serving() if self.stream is not None else contextlib.nullcontext():
             inputs = self._inputs(feed)
             key = tuple((n, tuple(a.shape)) for n, a in inputs.items())
             if self.cuda_graphs and self._has_graph(key, inputs):

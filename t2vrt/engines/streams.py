@@ -6,8 +6,8 @@ provider runs on the stream given as ``user_compute_stream``. With TensorRT, ONN
 ordered on one stream, nothing between them needs a host synchronization: the host waits once per denoising step, for
 the NaN guard's one scalar (runtime/guard.py).
 
-Tests stand in for ``CudaStream`` with an object of the same five members (``device``, ``handle``, ``active``,
-``synchronize``, ``capture``) and ``empty_cache``.
+Tests stand in for ``CudaStream`` with an object of the same members (``device``, ``handle``, ``active``,
+``serving``, ``synchronize``, ``capture``, ``empty_cache``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,20 @@ class CudaStream:
     def active(self):
         """Make this stream torch's current one: tensors allocated and kernels queued inside are ordered on it."""
         return self.torch.cuda.stream(self.stream)
+
+    @contextlib.contextmanager
+    def serving(self):
+        """A runner's call on this stream for a caller on torch's current stream: where that is another stream (a
+        runner used outside a pipeline), this stream first waits for the caller's queued work and the caller's later
+        work waits for this call's (device-side waits, no host synchronization); inside a pipeline, nothing to do."""
+        caller = self.torch.cuda.current_stream(self.device)
+        if caller == self.stream:
+            yield
+            return
+        self.stream.wait_stream(caller)
+        with self.torch.cuda.stream(self.stream):
+            yield
+        caller.wait_stream(self.stream)
 
     def synchronize(self) -> None:
         self.stream.synchronize()

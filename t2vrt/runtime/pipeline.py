@@ -98,8 +98,9 @@ class Pipeline:
         if name not in self._runners:
             if self.low_memory:
                 self._close(*self._runners)
+            on_gpu = {"stream": self.stream} if self.stream is not None else {}  # CPU runners take no stream
             r = open_runner(self.root, self.manifest, name, self.backend, self.precision, self.providers, self.threads,
-                            stream=self.stream)
+                            **on_gpu)
             if self.low_memory and not can_release(r):
                 log.warning("low-memory mode: the %s runner of %s cannot release its memory (it has no close()), "
                             "so it stays resident beside the next component", r.backend, name)

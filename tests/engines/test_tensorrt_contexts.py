@@ -144,3 +144,43 @@ def test_numpy_feed_is_copied_once_at_the_edge(make_runner):
     runner, _, _ = make_runner()
     y = runner.infer({"x": np.full((2, 3), 2.0, np.float32)})["y"]
     assert isinstance(y, torch.Tensor) and torch.equal(y, torch.full((2, 3), 5.0))
+
+
+def test_a_runner_used_outside_a_pipeline_orders_with_its_caller():
+    """A runner on its own stream, called from code on torch's current stream: device-side waits both ways (the
+    outputs are safe to read on the caller's stream), no host synchronization; inside a pipeline no wait at all."""
+    import contextlib
+
+    from t2vrt.engines.streams import CudaStream
+
+    events = []
+
+    class Stream:
+        def __init__(self, name):
+            self.name = name
+
+        def wait_stream(self, other):
+            events.append(f"{self.name} waits for {other.name}")
+
+        def synchronize(self):
+            events.append("host sync")
+
+    caller = Stream("caller")
+    current = [caller]
+
+    @contextlib.contextmanager
+    def on(stream):
+        current.append(stream)
+        yield
+        current.pop()
+
+    cuda = types.SimpleNamespace(Stream=lambda device: Stream("runner"), current_stream=lambda device: current[-1],
+                                 stream=on)
+    stream = CudaStream(types.SimpleNamespace(cuda=cuda, device=lambda d: d), "cuda")
+    with stream.serving():
+        events.append(f"runs on {current[-1].name}")
+    assert events == ["runner waits for caller", "runs on runner", "caller waits for runner"]
+    events.clear()
+    with stream.active(), stream.serving():  # the pipeline made its stream current
+        events.append(f"runs on {current[-1].name}")
+    assert events == ["runs on runner"]

@@ -183,7 +183,7 @@ class TrtRunner:
             raise EngineError(f"{self.spec.name}: this runner was closed; open the component again")
         check_feed(self.spec, feed)
         index = self._check_shapes(feed)
-        with self.stream.active():  # inputs, outputs and the enqueue ordered on the one stream
+        with self.stream.serving():  # inputs, outputs and the enqueue ordered on the one stream
             inputs = self._on_gpu(feed)
             if self.cuda_graphs:
                 return self.graphs.run(index, inputs)
