@@ -96,8 +96,8 @@ class TrtRunner:
             raise EngineError(f"{plan} has tensors {sorted(names)}; the manifest says {sorted(expected)}: rebuild it")
         self.dtypes = {n: self._torch_dtype(trt, self.engine.get_tensor_dtype(n)) for n in names}
         self.scratch = None  # the user-managed device memory every context of this runner shares
-        self.context = None if cuda_graphs else self.new_context(0)  # with graphs: one context per shape
         self.graphs = GraphCache(self)
+        self.context = None if cuda_graphs else self.new_context(0)  # with graphs: one context per shape
 
     def _last_error(self) -> str:
         errors = [m for s, m in self.logger.messages if "ERROR" in s]
@@ -106,6 +106,8 @@ class TrtRunner:
     def new_context(self, profile: int):
         """An execution context on the shared scratch buffer, its memory sized for ``profile`` (all profiles with
         CUDA graphs, whose captured addresses must not move); a one-line EngineError where TensorRT returns None."""
+        # demo/Diffusion's choice: user-managed memory in one shared buffer, sized for the selected profile (as
+        # ON_PROFILE_CHANGE would), not STATIC's reservation of the largest profile's scratch per context
         strategy = self.trt.ExecutionContextAllocationStrategy.USER_MANAGED
         context = self.engine.create_execution_context(strategy)
         if context is None:  # NvInferRuntime.h: createExecutionContext returns nullptr when it fails (out of memory)
