@@ -33,6 +33,7 @@ from t2vrt.bench.measure import Recorder, TimedRunner, no_sync, spread, sync_for
 from t2vrt.bench.report import summarize
 from t2vrt.bench.runs import BenchRequest, DiffusersRun
 from t2vrt.runtime.noise import Noise
+from t2vrt.runtime.locking import new_locks
 from t2vrt.runtime.pipeline import Pipeline
 from t2vrt.runtime.schedulers import make_sampler
 
@@ -81,6 +82,8 @@ class LoopOnly(Pipeline):
 
     def __init__(self, unet_runner):
         self._runners, self.low_memory = {"unet": unet_runner}, False
+        self.backend, self.stream = "onnxruntime", None  # the stage methods' lock and stream (runtime/locking.py)
+        self._lock, self._call_lock = new_locks()
 
 
 class SyncCounter:
