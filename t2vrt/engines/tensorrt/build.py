@@ -191,12 +191,20 @@ def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, sh
     """Build one serialized plan; returns it and the logger's messages."""
     logger = make_logger(trt)
     builder = trt.Builder(logger)
-    network, parser = _network(trt, builder, logger, onnx_path)
-    cache_path = root / "engines" / f"timing_cache-{flavour}-{trt.__version__}-{'-'.join(targets)}.bin"
-    config = _config(trt, builder, o, flavour, targets, shapes, cache_path)
-    plan = builder.build_serialized_network(network, config)
-    if plan is None:
-        raise _build_failed(component, logger.messages, per_bucket)
+    try:
+        network, parser = _network(trt, builder, logger, onnx_path)
+        cache_path = root / "engines" / f"timing_cache-{flavour}-{trt.__version__}-{'-'.join(targets)}.bin"
+        config = _config(trt, builder, o, flavour, targets, shapes, cache_path)
+        plan = builder.build_serialized_network(network, config)
+        if plan is None:
+            raise _build_failed(component, logger.messages, per_bucket)
+    except EngineError as e:  # the one line names a reproduction outside t2vrt (tensorrt/repro.py)
+        from t2vrt.engines.tensorrt.repro import convert_command
+
+        typed = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+        again = convert_command(onnx_path, shapes, flavour, targets, o.opt_level, typed, o.max_workspace_mb,
+                                out=f"{component.split()[0]}.plan")
+        raise type(e)(f"{e}; reproduce with `{again}`") from None
     if flavour == "tensorrt":
         write_atomic(cache_path, config.get_timing_cache().serialize())
     del parser
