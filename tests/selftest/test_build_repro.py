@@ -48,7 +48,7 @@ def test_command_for_profiles_flags_and_targets():
 
 
 def test_failed_build_names_a_command_that_reproduces_it(tmp_path):
-    trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx is not installed (pip install 't2vrt[tensorrt-rtx]')")
+    trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx is not installed (t2vrt[tensorrt-rtx])")
     from t2vrt.engines.tensorrt import build as tb
     from t2vrt.errors import EngineError
 

@@ -1,0 +1,110 @@
+"""What can run here: one Target per backend the selftest knows, available or with the reason and install command.
+
+ONNX Runtime on the CPU is always there (a runtime dependency); the rest are found by importing their packages
+and asking for a GPU, never by assuming one. Without a GPU, TensorRT-RTX (which builds on any machine for the
+compute capabilities named) gets a build-only pass for sm89.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from t2vrt.manifest import Manifest
+
+BUILD_ONLY_TARGET = "sm89"  # an RTX 40xx: what the build-only pass compiles for without a GPU
+TRT_INSTALL = "pip install 't2vrt[tensorrt]' (data-center GPUs) or 't2vrt[tensorrt-rtx]' (RTX GPUs)"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One backend as the selftest runs it. ``mode``: "run" (every check) or "build" (TensorRT-RTX without a GPU:
+    the engines are built, nothing runs). ``reason`` non-empty: unavailable here, ``install`` says how to fix it."""
+
+    name: str
+    backend: str  # the runtime's backend name (t2vrt.engines.loader.open_runner)
+    precisions: tuple[str, ...] = ()
+    providers: tuple[str, ...] | None = None
+    mode: str = "run"
+    gpu: bool = False
+    cuda_graphs: bool = False
+    flavour: str = ""
+    reason: str = ""
+    install: str = ""
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def available(self) -> bool:
+        return not self.reason
+
+
+def exported_precisions(manifest: Manifest, wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """The precisions of ``wanted`` that every text-to-video component was exported in."""
+    from t2vrt.components import TEXT_TO_VIDEO
+
+    names = [c for c in TEXT_TO_VIDEO if c in manifest.components]
+    return tuple(p for p in wanted if all(p in manifest.components[c]["onnx"] for c in names))
+
+
+def _ort_cpu(manifest: Manifest) -> Target:
+    return Target("onnxruntime-cpu", "onnxruntime", exported_precisions(manifest, ("fp32", "fp16")),
+                  providers=("CPUExecutionProvider",))
+
+
+def _ort_cuda(manifest: Manifest) -> Target:
+    from t2vrt.engines.onnxruntime_cuda import GPU_HINT, ort_cuda_unusable
+
+    why = ort_cuda_unusable()
+    return Target("onnxruntime-cuda", "onnxruntime", exported_precisions(manifest, ("fp16", "fp32")),
+                  providers=("CUDAExecutionProvider",), gpu=True, cuda_graphs=True, reason=why,
+                  install=GPU_HINT if why else "")
+
+
+def no_nvidia_driver() -> bool:
+    """True where Linux shows no NVIDIA driver (no /proc/driver/nvidia, no /dev/nvidia0): no CUDA GPU, known
+    without importing torch (seconds, and not needed on a CPU machine). False where unsure (other systems)."""
+    import os
+    import sys
+
+    return sys.platform.startswith("linux") and not (os.path.exists("/proc/driver/nvidia/version")
+                                                     or os.path.exists("/dev/nvidia0"))
+
+
+def _tensorrt(manifest: Manifest) -> Target:
+    """TensorRT (or TensorRT-RTX) on this GPU; without a GPU, a TensorRT-RTX build-only pass for sm89."""
+    from t2vrt.engines.tensorrt.env import cuda_available, import_tensorrt
+    from t2vrt.errors import EngineError
+
+    precisions = exported_precisions(manifest, ("fp16",)) or exported_precisions(manifest, ("fp32",))
+    gpu = not no_nvidia_driver() and cuda_available()
+    try:
+        trt, flavour = import_tensorrt("auto" if gpu else "tensorrt-rtx")
+    except EngineError as e:
+        return Target("tensorrt", "tensorrt", precisions, reason=str(e).split(";")[0], install=TRT_INSTALL)
+    version = {"version": trt.__version__}
+    if gpu:
+        return Target(flavour, "tensorrt", precisions, mode="run", gpu=True, cuda_graphs=True, flavour=flavour,
+                      notes=version)
+    return Target(f"{flavour} (build only)", "tensorrt", precisions, mode="build", flavour=flavour,
+                  notes={**version, "compute_capability": BUILD_ONLY_TARGET})
+
+
+def _openvino(manifest: Manifest) -> Target | None:
+    """OpenVINO where this t2vrt has that backend (None where it does not: nothing to check)."""
+    import importlib.util
+
+    if importlib.util.find_spec("t2vrt.engines.openvino") is None:
+        return None
+    if importlib.util.find_spec("openvino") is None:
+        return Target("openvino", "openvino", ("fp32",), reason="openvino is not installed",
+                      install="pip install 't2vrt[openvino]'")
+    return Target("openvino", "openvino", exported_precisions(manifest, ("fp32",)))
+
+
+def detect(manifest: Manifest, only: tuple[str, ...] = ()) -> list[Target]:
+    """Every backend the selftest knows, available or not, ONNX Runtime CPU first (it holds the reference).
+    ``only``: keep the targets whose name starts with one of these (ONNX Runtime CPU is kept: the reference)."""
+    found = [_ort_cpu(manifest), _ort_cuda(manifest), _tensorrt(manifest), _openvino(manifest)]
+    found = [t for t in found if t is not None]
+    if only:
+        found = [t for t in found if t.name == "onnxruntime-cpu" or t.name.startswith(only)]
+    return found
