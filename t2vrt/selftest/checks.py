@@ -114,7 +114,8 @@ def components(ctx: Context, target: Target, precision: str) -> Check:
 def _generate(ctx: Context, backend: str, precision: str, providers, case: Case):
     from t2vrt.runtime.pipeline import Pipeline
 
-    pipe = Pipeline.load(ctx.root, backend, precision, list(providers) if providers else None)
+    providers = list(providers) if providers else None
+    pipe = Pipeline.load(ctx.root, backend=backend, precision=precision, providers=providers)
     try:
         return pipe(PROMPTS[0], num_frames=case.frames, height=case.size.height, width=case.size.width,
                     num_inference_steps=STEPS, seed=0).frames

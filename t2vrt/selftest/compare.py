@@ -78,13 +78,14 @@ def compare_outputs(reference: Mapping, candidate: Mapping, precision: str, name
     outputs = {}
     for name in reference:
         r = results.get(name)
-        stats = vars(r) if r is not None else {}
+        stats = getattr(r, "__dict__", {})  # an OutputCompareResult; a bare False where the shapes differ
         nan = bool(np.isnan(out[name]).any()) if name in out.keys() else True
         outputs[name] = {"passed": bool(r) and not nan, "max_abs": _number(stats.get("max_absdiff")),
                          "max_rel": _number(stats.get("max_reldiff")), "mean_abs": _number(stats.get("mean_absdiff")),
                          "median_abs": _number(stats.get("median_absdiff")), "nan": nan}
-        if r is None:
-            outputs[name]["error"] = "missing or of another shape"
+        if not stats:
+            shapes = (np.shape(ref[name]), np.shape(out[name]) if name in out.keys() else None)
+            outputs[name]["error"] = f"not compared: shapes {shapes[0]} and {shapes[1]}"
     return {"passed": all(o["passed"] for o in outputs.values()), "atol": tol["atol"], "rtol": tol["rtol"],
             "outputs": outputs}
 

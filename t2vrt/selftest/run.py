@@ -114,6 +114,13 @@ def run_selftest(engine_dir: str | Path | None = None, options: SelftestOptions 
     from t2vrt.manifest import load_manifest
     from t2vrt.selftest.workdir import export_tiny, private_copy, temp_parent
 
+    import importlib.util
+
+    from t2vrt.errors import EngineError
+
+    if importlib.util.find_spec("polygraphy") is None:
+        raise EngineError("t2vrt selftest compares backends with Polygraphy, which is not installed: pip install "
+                          "'polygraphy>=0.53' (it comes with t2vrt[tensorrt] and t2vrt[tensorrt-rtx])")
     src = Path(engine_dir) if engine_dir is not None else None
     if src is not None:
         load_manifest(src)  # a missing or unreadable directory: one line before anything is copied

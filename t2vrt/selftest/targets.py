@@ -88,23 +88,33 @@ def _tensorrt(manifest: Manifest) -> Target:
                   notes={**version, "compute_capability": BUILD_ONLY_TARGET})
 
 
-def _openvino(manifest: Manifest) -> Target | None:
-    """OpenVINO where this t2vrt has that backend (None where it does not: nothing to check)."""
-    import importlib.util
+def _other(manifest: Manifest, name: str) -> Target:
+    """A backend of the registry the selftest has no special knowledge of (OpenVINO, and any added later): it runs
+    every check at the precisions it declares (``precisions``, else fp32); ``unusable`` says why not here."""
+    from t2vrt.engines.backends import get_backend
 
-    if importlib.util.find_spec("t2vrt.engines.openvino") is None:
-        return None
-    if importlib.util.find_spec("openvino") is None:
-        return Target("openvino", "openvino", ("fp32",), reason="openvino is not installed",
-                      install="pip install 't2vrt[openvino]'")
-    return Target("openvino", "openvino", exported_precisions(manifest, ("fp32",)))
+    try:
+        backend = get_backend(name)
+        why = backend.unusable(manifest)
+    except Exception as e:  # its package missing or broken: the registry names a module that does not import
+        backend, why = None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    precisions = exported_precisions(manifest, tuple(getattr(backend, "precisions", ("fp32",))))
+    install = getattr(backend, "install", "") or f"pip install 't2vrt[{name}]'"
+    return Target(name, name, precisions, reason=why, install=install if why else "")
+
+
+# Registry names the selftest splits into several targets: where each runs (ONNX Runtime: CPU and CUDA) or what it
+# can do here (TensorRT: run on this GPU, or build for sm89 without one).
+KNOWN = {"onnxruntime": (_ort_cpu, _ort_cuda), "tensorrt": (_tensorrt,)}
 
 
 def detect(manifest: Manifest, only: tuple[str, ...] = ()) -> list[Target]:
-    """Every backend the selftest knows, available or not, ONNX Runtime CPU first (it holds the reference).
-    ``only``: keep the targets whose name starts with one of these (ONNX Runtime CPU is kept: the reference)."""
-    found = [_ort_cpu(manifest), _ort_cuda(manifest), _tensorrt(manifest), _openvino(manifest)]
-    found = [t for t in found if t is not None]
+    """Every backend of the registry (t2vrt.engines.backends), available or not, ONNX Runtime CPU first (it holds
+    the reference). ``only``: keep the targets whose name starts with one of these (ONNX Runtime CPU is kept)."""
+    from t2vrt.engines.backends import backend_names
+
+    names = sorted(backend_names(auto=False), key=lambda n: n != "onnxruntime")
+    found = [make(manifest) for n in names for make in KNOWN.get(n, (lambda m, n=n: _other(m, n),))]
     if only:
         found = [t for t in found if t.name == "onnxruntime-cpu" or t.name.startswith(only)]
     return found

@@ -99,8 +99,10 @@ def test_tensorrt_rtx_builds_both_buckets_for_sm89_without_touching_the_director
 
 def test_openvino_is_checked_where_t2vrt_has_that_backend(selftest):
     _, record, _ = selftest
+    from t2vrt.engines.backends import backend_names
+
     names = [b["name"] for b in record["backends"]]
-    if importlib.util.find_spec("t2vrt.engines.openvino") is None:
+    if "openvino" not in backend_names():
         assert "openvino" not in names
         pytest.skip("this t2vrt has no openvino backend")
     ov = record["backends"][names.index("openvino")]
@@ -128,3 +130,30 @@ def test_json_to_a_folder_is_refused_before_anything_runs(tiny_export, tmp_path,
     assert main(["selftest", str(tiny_export), "--json", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --json") and "is a folder" in err and "\n" not in err
+
+
+def test_without_polygraphy_one_line_says_how_to_install_it(tiny_export, monkeypatch, capsys):
+    import importlib.util as util
+
+    find = util.find_spec
+    monkeypatch.setattr(util, "find_spec", lambda name, *a: None if name == "polygraphy" else find(name, *a))
+    assert main(["selftest", str(tiny_export)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.endswith("pip install 'polygraphy>=0.53' (it comes with t2vrt[tensorrt] and "
+                                            "t2vrt[tensorrt-rtx])")
+
+
+@pytest.mark.slow  # exports the tiny preset
+def test_without_dir_the_tiny_preset_is_exported_checked_and_removed(tmp_path, monkeypatch):
+    pytest.importorskip("diffusers")
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    out = tmp_path / "out.json"
+    assert main(["selftest", "--only", "onnxruntime-cpu", "--json", str(out)]) == 0
+    record = json.loads(out.read_text())
+    assert record["dir"].startswith("tiny preset") and record["passed"] is True
+    assert record["cases"] == ["8f 64x64", "5f 64x64", "8f 32x32"]
+    assert [c["result"] for c in record["backends"][0]["checks"]] == ["pass"] * 5
+    assert list((tmp_path / "tmp").iterdir()) == []  # the exported model and engines are gone
