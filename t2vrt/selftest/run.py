@@ -109,11 +109,8 @@ def _versions() -> dict:
     return found
 
 
-def run_selftest(engine_dir: str | Path | None = None, options: SelftestOptions = SelftestOptions()):
-    """(backend reports, the run's record for the JSON). ``engine_dir`` None: the tiny preset is exported first."""
-    from t2vrt.manifest import load_manifest
-    from t2vrt.selftest.workdir import export_tiny, private_copy, temp_parent
-
+def require_polygraphy() -> None:
+    """One line naming the install command where Polygraphy (the comparator) is missing, before anything runs."""
     import importlib.util
 
     from t2vrt.errors import EngineError
@@ -121,6 +118,14 @@ def run_selftest(engine_dir: str | Path | None = None, options: SelftestOptions 
     if importlib.util.find_spec("polygraphy") is None:
         raise EngineError("t2vrt selftest compares backends with Polygraphy, which is not installed: pip install "
                           "'polygraphy>=0.53' (it comes with t2vrt[tensorrt] and t2vrt[tensorrt-rtx])")
+
+
+def run_selftest(engine_dir: str | Path | None = None, options: SelftestOptions = SelftestOptions()):
+    """(backend reports, the run's record for the JSON). ``engine_dir`` None: the tiny preset is exported first."""
+    from t2vrt.manifest import load_manifest
+    from t2vrt.selftest.workdir import export_tiny, private_copy, temp_parent
+
+    require_polygraphy()
     src = Path(engine_dir) if engine_dir is not None else None
     if src is not None:
         load_manifest(src)  # a missing or unreadable directory: one line before anything is copied

@@ -45,7 +45,8 @@ def test_frames_fail_on_low_psnr_nan_and_black_frames():
     assert not r["passed"] and 15 < r["psnr_db"] < 25
     black = frames.copy()
     black[0, 2] = 0.0
-    assert frame_checks(black, frames, "bf16")["black_frames"] == 1 and not frame_checks(black, frames, "bf16")["passed"]
+    r = frame_checks(black, frames, "bf16")
+    assert r["black_frames"] == 1 and not r["passed"]
     nan = frames.copy()
     nan[0, 1, 0, 0, 0] = np.nan
     assert frame_checks(nan, frames, "fp32")["nan"] == 1 and not frame_checks(nan, frames, "fp32")["passed"]
