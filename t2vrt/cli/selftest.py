@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
                    help="also write every backend, check, comparator error, tolerance and timing to OUT ('-': stdout "
                         "instead of the table)")
     p.add_argument("--budget-s", type=_seconds, default=600.0, metavar="N",
-                   help="checks that would start after N seconds are skipped and listed as skipped")
+                   help="checks that would start after N seconds are not run (listed, and the exit code is 1)")
     p.add_argument("--only", default="", metavar="NAME[,NAME...]",
                    help="check only these backends (name prefixes, e.g. tensorrt,openvino); ONNX Runtime CPU "
                         "always runs: it is the reference")
@@ -68,7 +68,9 @@ def run(args) -> int:
         print(json.dumps(record, default=str))
     else:
         print(table(reports))
-        verdict = "every available backend passed" if record["passed"] else "a check FAILED (see above)"
+        results = {c["result"] for b in record["backends"] for c in b["checks"]}
+        verdict = ("every available backend passed" if record["passed"] else
+                   "a check FAILED (see above)" if "fail" in results else "not every check ran (see above)")
         print(f"\n{verdict} ({record['seconds']:.0f} s; reference: {record['reference']})")
         if args.json_out:
             write_json(args.json_out, record)

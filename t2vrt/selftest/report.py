@@ -8,7 +8,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-PASS, FAIL, SKIP = "pass", "fail", "skip"  # skip: not applicable here, or the time budget was spent
+PASS, FAIL, SKIP = "pass", "fail", "skip"  # skip: not applicable here (one size bucket, no GPU)
+NOT_RUN = "not run"  # the time budget was spent before it started: not passed either
 
 
 @dataclass
@@ -37,8 +38,8 @@ class BackendReport:
 
     @property
     def passed(self) -> bool | None:
-        """True when every check passed or was skipped; None for an unavailable backend."""
-        return None if not self.available else all(c.result != FAIL for c in self.checks)
+        """True when every check passed or did not apply here; None for an unavailable backend."""
+        return None if not self.available else all(c.result in (PASS, SKIP) for c in self.checks)
 
 
 class Budget:

@@ -18,7 +18,7 @@ from typing import Callable
 
 from t2vrt.selftest import checks
 from t2vrt.selftest.feeds import frame_counts, sizes
-from t2vrt.selftest.report import FAIL, PASS, SKIP, BackendReport, Budget, Check
+from t2vrt.selftest.report import FAIL, NOT_RUN, PASS, BackendReport, Budget, Check
 from t2vrt.selftest.targets import Target, detect
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class SelftestOptions:
 def guarded(budget: Budget, target: Target, name: str, fn: Callable[[], Check]) -> Check:
     """Run one check: skipped once the budget is spent; an exception is the check's failure in one line."""
     if budget.spent():
-        return Check(target.name, name, SKIP, f"time budget of {budget.seconds:g} s spent (--budget-s)")
+        return Check(target.name, name, NOT_RUN, f"the time budget of {budget.seconds:g} s was spent: raise --budget-s")
     t0 = time.perf_counter()
     try:
         return fn()
@@ -120,6 +120,17 @@ def require_polygraphy() -> None:
                           "'polygraphy>=0.53' (it comes with t2vrt[tensorrt] and t2vrt[tensorrt-rtx])")
 
 
+def require_reference(src: Path, manifest) -> None:
+    """The reference is ONNX Runtime on the fp32 graphs: InputError naming the export command where one is missing."""
+    from t2vrt.components import TEXT_TO_VIDEO
+    from t2vrt.errors import InputError
+
+    missing = [c for c in TEXT_TO_VIDEO if c not in manifest.components or "fp32" not in manifest.components[c]["onnx"]]
+    if missing:
+        raise InputError(f"{src} has no fp32 ONNX graph of {', '.join(missing)}; the selftest compares every backend "
+                         f"with ONNX Runtime fp32: re-export with `t2vrt export MODEL -o {src} --precision fp32 fp16`")
+
+
 def run_selftest(engine_dir: str | Path | None = None, options: SelftestOptions = SelftestOptions()):
     """(backend reports, the run's record for the JSON). ``engine_dir`` None: the tiny preset is exported first."""
     from t2vrt.manifest import load_manifest
@@ -127,8 +138,8 @@ def run_selftest(engine_dir: str | Path | None = None, options: SelftestOptions 
 
     require_polygraphy()
     src = Path(engine_dir) if engine_dir is not None else None
-    if src is not None:
-        load_manifest(src)  # a missing or unreadable directory: one line before anything is copied
+    if src is not None:  # a missing or unreadable directory, or no reference: one line before anything is copied
+        require_reference(src, load_manifest(src))
     budget, parent = Budget(options.budget_s), temp_parent(src)
     try:
         root = private_copy(src, parent) if src is not None else export_tiny(parent)
