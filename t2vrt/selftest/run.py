@@ -19,7 +19,7 @@ from typing import Callable
 from t2vrt.selftest import checks
 from t2vrt.selftest.feeds import frame_counts, sizes
 from t2vrt.selftest.report import FAIL, NOT_RUN, PASS, BackendReport, Budget, Check
-from t2vrt.selftest.targets import Target, detect
+from t2vrt.selftest.targets import Target, check_only, detect
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,7 @@ def run_selftest(engine_dir: str | Path | None = None, options: SelftestOptions 
     from t2vrt.selftest.workdir import export_tiny, private_copy, temp_parent
 
     require_polygraphy()
+    check_only(options.only)
     src = Path(engine_dir) if engine_dir is not None else None
     if src is not None:  # a missing or unreadable directory, or no reference: one line before anything is copied
         require_reference(src, load_manifest(src))

@@ -108,6 +108,24 @@ def _other(manifest: Manifest, name: str) -> Target:
 KNOWN = {"onnxruntime": (_ort_cpu, _ort_cuda), "tensorrt": (_tensorrt,)}
 
 
+def known_names() -> tuple[str, ...]:
+    """The target names ``--only`` may name (by prefix): ONNX Runtime's two, TensorRT's two, the other backends."""
+    from t2vrt.engines.backends import backend_names
+
+    split = {"onnxruntime": ("onnxruntime-cpu", "onnxruntime-cuda"), "tensorrt": ("tensorrt", "tensorrt-rtx")}
+    return tuple(t for n in backend_names(auto=False) for t in split.get(n, (n,)))
+
+
+def check_only(only: tuple[str, ...]) -> None:
+    """InputError for an ``--only`` name that is the start of no target's name."""
+    from t2vrt.errors import InputError
+
+    known = known_names()
+    bad = [n for n in only if not any(k.startswith(n) for k in known)]
+    if bad:
+        raise InputError(f"--only {','.join(bad)}: no such backend; choose from {', '.join(known)}")
+
+
 def detect(manifest: Manifest, only: tuple[str, ...] = ()) -> list[Target]:
     """Every backend of the registry (t2vrt.engines.backends), available or not, ONNX Runtime CPU first (it holds
     the reference). ``only``: keep the targets whose name starts with one of these (ONNX Runtime CPU is kept)."""

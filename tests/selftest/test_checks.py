@@ -37,15 +37,19 @@ def test_profile_switch_runs_a_b_a_within_tolerance(context):
     assert check.details["first_again"]["outputs"]["noise_pred"]["max_abs"] == 0.0  # the same call, the same output
 
 
-def test_a_spent_budget_is_not_a_pass(tiny_export, tmp_path):
-    out = tmp_path / "out.json"
-    assert main(["selftest", str(tiny_export), "--budget-s", "0.001", "--only", "onnxruntime-cpu",
-                 "--json", str(out)]) == 1
-    record = json.loads(out.read_text())
+def test_a_spent_budget_is_not_a_pass(tiny_export, capsys):
+    assert main(["selftest", str(tiny_export), "--budget-s", "0.001", "--only", "onnxruntime-cpu", "--json", "-"]) == 1
+    record = json.loads(capsys.readouterr().out)  # --json -: the JSON alone on stdout, no table
     cpu = record["backends"][0]
     assert record["passed"] is False and cpu["passed"] is False
     assert {c["result"] for c in cpu["checks"]} == {"not run"}
     assert "raise --budget-s" in cpu["checks"][0]["summary"]
+
+
+def test_an_unknown_only_name_is_refused_with_the_names(tiny_export, capsys):
+    assert main(["selftest", str(tiny_export), "--only", "onnxruntime-cuda,tensorrt-xl"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: --only tensorrt-xl: no such backend; choose from onnxruntime-cpu, onnxruntime-cuda")
 
 
 def test_a_directory_without_fp32_graphs_is_refused_in_one_line(tiny_export, tmp_path, capsys):
