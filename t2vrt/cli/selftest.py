@@ -34,9 +34,9 @@ def add_parser(sub) -> None:
                         "instead of the table)")
     p.add_argument("--budget-s", type=_seconds, default=600.0, metavar="N",
                    help="checks that would start after N seconds are not run (listed, and the exit code is 1)")
-    p.add_argument("--only", default="", metavar="NAME[,NAME...]",
-                   help="check only these backends (name prefixes, e.g. tensorrt,openvino); ONNX Runtime CPU "
-                        "always runs: it is the reference")
+    p.add_argument("--only", default=None, metavar="NAME[,NAME...]",
+                   help="check only these backends (name prefixes, e.g. tensorrt,onnxruntime-cuda); the reference "
+                        "(ONNX Runtime CPU fp32) is computed either way")
     p.add_argument("--keep", action="store_true", help="keep the temporary engine directory the checks ran in")
     p.set_defaults(func=run)
 
@@ -61,7 +61,7 @@ def run(args) -> int:
     from t2vrt.selftest.report import table, to_json, write_json
 
     _check_output(args.json_out)  # before any model runs
-    only = tuple(n.strip() for n in args.only.split(",") if n.strip())
+    only = tuple(n.strip() for n in (args.only or "").split(",") if n.strip())
     reports, extra = run_selftest(args.dir, SelftestOptions(budget_s=args.budget_s, only=only, keep=args.keep))
     record = to_json(reports, extra)
     if args.json_out == "-":

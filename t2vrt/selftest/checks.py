@@ -41,9 +41,13 @@ class Context:
         ctx.feeds = {c: feeds(root, manifest, c, seed=i) for i, c in enumerate(ctx.cases)}
         return ctx
 
-    def reference_outputs(self) -> None:
-        """Every component on ONNX Runtime CPU with the portable fp32 graph (not the CPU-fused one), every case."""
+    def reference_outputs(self) -> dict:
+        """Every component on ONNX Runtime CPU with the portable fp32 graph (not the CPU-fused one), every case;
+        computed on first use (a build-only pass needs none)."""
         from t2vrt.engines.onnxruntime import OrtRunner
+
+        if self.reference:
+            return self.reference
 
         for name in self.feeds[self.cases[0]]:
             runner = OrtRunner(self.manifest.onnx_path(self.root, name, "fp32"), self.manifest.spec(name),
@@ -51,6 +55,7 @@ class Context:
             for case in self.cases:
                 self.reference.setdefault(case, {})[name] = runner.infer(self.feeds[case][name])
             runner.close()
+        return self.reference
 
 
     def engines_here(self, precision: str) -> str:
@@ -93,7 +98,7 @@ def components(ctx: Context, target: Target, precision: str) -> Check:
             for case in ctx.cases:
                 out = runner.infer(ctx.feeds[case][name])
                 names = (REFERENCE, f"{target.name} {precision}")
-                r = compare_outputs(ctx.reference[case][name], out, precision, names)
+                r = compare_outputs(ctx.reference_outputs()[case][name], out, precision, names)
                 results.setdefault(name, {})[str(case)] = r
                 for o, e in r["outputs"].items():
                     worst[f"{name}.{o}"] = max(worst.get(f"{name}.{o}", 0.0), e["max_abs"] or 0.0)
@@ -194,7 +199,7 @@ def profile_switch(ctx: Context, target: Target, precision: str) -> Check:
     finally:
         runner.close()
     names = (REFERENCE, target.name)
-    ref = [compare_outputs(ctx.reference[c]["unet"], o, precision, names) for c, o in zip(order, outs)]
+    ref = [compare_outputs(ctx.reference_outputs()[c]["unet"], o, precision, names) for c, o in zip(order, outs)]
     again = compare_outputs(outs[0], outs[2], "fp32", ("before", "after"))
     passed = all(r["passed"] for r in ref) and again["passed"]
     summary = f"{' -> '.join(str(c.size) for c in order)}: " + ("each within tolerance, repeatable" if passed else

@@ -128,11 +128,12 @@ def check_only(only: tuple[str, ...]) -> None:
 
 def detect(manifest: Manifest, only: tuple[str, ...] = ()) -> list[Target]:
     """Every backend of the registry (t2vrt.engines.backends), available or not, ONNX Runtime CPU first (it holds
-    the reference). ``only``: keep the targets whose name starts with one of these (ONNX Runtime CPU is kept)."""
+    the reference). ``only``: keep the targets whose name starts with one of these (the reference is computed
+    either way: ONNX Runtime CPU on the portable fp32 graphs)."""
     from t2vrt.engines.backends import backend_names
 
     names = sorted(backend_names(auto=False), key=lambda n: n != "onnxruntime")
     found = [make(manifest) for n in names for make in KNOWN.get(n, (lambda m, n=n: _other(m, n),))]
     if only:
-        found = [t for t in found if t.name == "onnxruntime-cpu" or t.name.startswith(only)]
+        found = [t for t in found if t.name.startswith(only)]
     return found

@@ -17,9 +17,7 @@ from tests.helpers import copy_engines  # noqa: E402
 def context(tiny_export):
     from t2vrt.manifest import load_manifest
 
-    ctx = checks.Context.make(tiny_export, load_manifest(tiny_export))
-    ctx.reference_outputs()
-    return ctx
+    return checks.Context.make(tiny_export, load_manifest(tiny_export))
 
 
 def test_cases_are_two_frame_counts_and_two_buckets(context):
