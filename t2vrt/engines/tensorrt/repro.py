@@ -5,6 +5,14 @@ Polygraphy's flags (polygraphy/tools/args/backend/trt/config.py): ``--trt-min-sh
 ``--trt-max-shapes`` once per profile, in order; ``--strongly-typed``; ``--builder-optimization-level``;
 ``--pool-limit workspace:BYTES``; with ``POLYGRAPHY_USE_TENSORRT_RTX=1`` it drives TensorRT-RTX and takes
 ``--compute-capabilities 8.9`` (or ``--use-gpu`` for this machine's GPU).
+
+Why `t2vrt build` keeps its own builder rather than Polygraphy's loaders (``EngineBytesFromNetwork(
+NetworkFromOnnxPath(..., strongly_typed=True), CreateConfig(profiles=..., load_timing_cache=...))``): they would
+replace about 40 lines (network, config, profiles) and none of what matters more: Polygraphy picks TensorRT or
+TensorRT-RTX once per process from ``POLYGRAPHY_USE_TENSORRT_RTX`` read at import, where ``--flavour`` chooses per
+build; its build failure is one generic exception, where ours keeps TensorRT's own messages for the one-line hints
+(Myelin, no GPU) and the per-bucket fallback; the cache keys, manifest records and atomic writes stay ours either
+way. The CLI form of the same build is what Polygraphy gives best: this command.
 """
 
 from __future__ import annotations
