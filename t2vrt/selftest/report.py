@@ -38,12 +38,13 @@ class BackendReport:
 
     @property
     def passed(self) -> bool | None:
-        """True when every check passed or did not apply here; None for an unavailable backend."""
+        """True when every check passed or did not apply here (a check the budget left out is no pass); None for an
+        unavailable backend."""
         return None if not self.available else all(c.result in (PASS, SKIP) for c in self.checks)
 
 
 class Budget:
-    """The wall-clock budget of one selftest: a check that starts after it is spent is skipped."""
+    """The wall-clock budget of one selftest: a check that would start after it is spent is not run."""
 
     def __init__(self, seconds: float):
         self.seconds, self.start = seconds, time.perf_counter()

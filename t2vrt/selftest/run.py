@@ -26,13 +26,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SelftestOptions:
-    budget_s: float = 600.0  # checks that would start after this many seconds are skipped (listed as such)
+    budget_s: float = 600.0  # checks that would start after this many seconds are not run (listed; the run fails)
     only: tuple[str, ...] = ()  # target name prefixes to check (the reference is computed whatever they are)
     keep: bool = False  # keep the temporary engine directory (its path is in the JSON)
 
 
 def guarded(budget: Budget, target: Target, name: str, fn: Callable[[], Check]) -> Check:
-    """Run one check: skipped once the budget is spent; an exception is the check's failure in one line."""
+    """Run one check: "not run" once the budget is spent; an exception is the check's failure in one line."""
     if budget.spent():
         return Check(target.name, name, NOT_RUN, f"the time budget of {budget.seconds:g} s was spent: raise --budget-s")
     t0 = time.perf_counter()
