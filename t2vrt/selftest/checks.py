@@ -208,25 +208,39 @@ def profile_switch(ctx: Context, target: Target, precision: str) -> Check:
                  {"order": [str(c) for c in order], "against_reference": ref, "first_again": again})
 
 
-def low_memory(ctx: Context, target: Target, precision: str, slack_mb: float = 64.0) -> Check:
-    """Device memory in use (cudaMemGetInfo) before a UNet runner opens, after a call and after ``close()``: the
-    runner must give back all but ``slack_mb`` of what it took (low-memory mode counts on it)."""
+def _device_used_mib() -> float:
+    """Device memory in use on this GPU, every allocator and context included (cudaMemGetInfo)."""
     import torch
 
-    def used() -> float:
-        torch.cuda.synchronize()
-        free, total = torch.cuda.mem_get_info()
-        return (total - free) / 2**20
+    torch.cuda.synchronize()
+    free, total = torch.cuda.mem_get_info()
+    return (total - free) / 2**20
 
-    t0, before = time.perf_counter(), used()
+
+def _open_run_close(ctx: Context, target: Target, precision: str) -> tuple[float, float]:
+    """Device memory in use with a UNet runner open after one call, and after its ``close()``."""
+    import torch
+
     runner = open_runner(ctx, target, "unet", precision)
-    runner.infer(_device_feed(ctx.feeds[ctx.cases[0]]["unet"], True))
-    peak = used()
-    runner.close()
+    try:
+        runner.infer(_device_feed(ctx.feeds[ctx.cases[0]]["unet"], True))
+        loaded = _device_used_mib()
+    finally:
+        runner.close()
     torch.cuda.empty_cache()
-    after = used()
+    return loaded, _device_used_mib()
+
+
+def low_memory(ctx: Context, target: Target, precision: str, slack_mb: float = 64.0) -> Check:
+    """A UNet runner opened, called and closed twice: the second time, ``close()`` must give back all but
+    ``slack_mb`` of what opening took (low-memory mode counts on it). The first cycle is not measured: the CUDA
+    context, cuBLAS/cuDNN handles and kernel images a library loads once per process stay by design."""
+    t0 = time.perf_counter()
+    _open_run_close(ctx, target, precision)
+    before = _device_used_mib()
+    loaded, after = _open_run_close(ctx, target, precision)
     kept = after - before
     passed = kept <= slack_mb
-    summary = f"{before:.0f} -> {peak:.0f} -> {after:.0f} MiB used ({kept:+.0f} MiB kept, at most {slack_mb:g})"
+    summary = f"{before:.0f} -> {loaded:.0f} -> {after:.0f} MiB used ({kept:+.0f} MiB kept, at most {slack_mb:g})"
     return Check(target.name, "low memory", PASS if passed else FAIL, summary, round(time.perf_counter() - t0, 2),
-                 {"before_mib": before, "loaded_mib": peak, "after_close_mib": after, "slack_mib": slack_mb})
+                 {"before_mib": before, "loaded_mib": loaded, "after_close_mib": after, "slack_mib": slack_mb})
