@@ -91,5 +91,5 @@ def fp16_against_fp32(config: BenchConfig, request: BenchRequest, ours: OursRun,
     latents16 = ours.latents
     _, frames32 = ref.run()
     q = quality(frames16, frames32, latents16, ref.latents)
-    ref.pipe._close(*list(ref.pipe._runners))
+    ref.pipe.close()
     return q
