@@ -34,7 +34,6 @@ import traceback
 import warnings
 from pathlib import Path
 
-
 log = logging.getLogger("gpu-ort")
 
 

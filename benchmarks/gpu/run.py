@@ -89,7 +89,7 @@ class SyncCounter:
     Without CUDA (the CPU check of this script) the same code runs and counts nothing.
     """
 
-    def __enter__(self) -> "SyncCounter":
+    def __enter__(self) -> SyncCounter:
         import torch
 
         self.cuda = torch.cuda.is_available()

@@ -45,7 +45,8 @@ class BenchRequest:
         return dict(context_frames=self.context_frames, context_stride=self.context_stride, free_noise=self.free_noise)
 
     def common(self) -> dict:
-        return dict(negative_prompt=self.negative_prompt, num_frames=self.num_frames, height=self.height, width=self.width,
+        return dict(negative_prompt=self.negative_prompt, num_frames=self.num_frames, height=self.height,
+                    width=self.width,
                     num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale)
 
 
@@ -112,7 +113,8 @@ class OursRun(Measured):
 
     name = "t2vrt"
 
-    def __init__(self, engines: str | Path, request: BenchRequest, backend: str = "onnxruntime", precision: str = "fp32",
+    def __init__(self, engines: str | Path, request: BenchRequest, backend: str = "onnxruntime",
+                 precision: str = "fp32",
                  device: str = "cpu", threads: int | None = None):
         from t2vrt import LoadOptions, Pipeline
 

@@ -34,7 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--strength", type=float, default=0.6, help="how much to change the input, in (0, 1]")
     add_video_args(p, "upscaled.mp4", "the input's (resized to it when given)", None,
                    "frames per second written; omitted: the input's (8 for images)")
-    add_run_args(p, guidance=UPSCALE_GUIDANCE, steps_help="inference steps of the full schedule (strength runs the last part)")
+    add_run_args(p, guidance=UPSCALE_GUIDANCE,
+                 steps_help="inference steps of the full schedule (strength runs the last part)")
     add_context_args(p, free_noise=False)
     p.set_defaults(func=run)
 
@@ -44,8 +45,10 @@ def add_chain_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("upscale stage", "re-render the generated video with a video-to-video engine directory; "
                              "it uses generate's prompt, --negative-prompt, --steps, --seed, --scheduler, --eta, "
                              "--decode-chunk, --backend and --precision")
-    g.add_argument("--upscale-with", metavar="DIR", default=None, help="engine directory with a vae_encoder (e.g. Zeroscope XL)")
-    g.add_argument("--upscale-strength", type=float, default=0.6, help="how much the second stage changes the video, in (0, 1]")
+    g.add_argument("--upscale-with", metavar="DIR", default=None,
+                   help="engine directory with a vae_encoder (e.g. Zeroscope XL)")
+    g.add_argument("--upscale-strength", type=float, default=0.6,
+                   help="how much the second stage changes the video, in (0, 1]")
     g.add_argument("--upscale-height", type=int, default=None, help="second stage height; omitted: the first stage's")
     g.add_argument("--upscale-width", type=int, default=None, help="second stage width; omitted: the first stage's")
     g.add_argument("--upscale-guidance", type=float, default=UPSCALE_GUIDANCE, help="second stage guidance scale")
@@ -83,7 +86,8 @@ def run_chained(args, generate_kwargs: dict) -> int:
     from t2vrt.runtime.pipeline import Pipeline
 
     if args.upscale_with is None:
-        raise InputError("--keep-intermediate needs --upscale-with DIR: without a second stage there is no intermediate video")
+        raise InputError("--keep-intermediate needs --upscale-with DIR: without a second stage there is no "
+                         "intermediate video")
     t0 = time.perf_counter()
     check_chain_outputs(args)
     base = quiet_bars(Pipeline.load(args.dir, load_options(args)), args)

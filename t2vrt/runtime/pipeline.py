@@ -48,7 +48,8 @@ def planned_call(plan: Callable) -> Callable:
 
 
 class Pipeline:
-    """Text-to-video over an engine directory: ``Pipeline.load(DIR)``, or ``Pipeline.from_pretrained(MODEL, export=True)``.
+    """Text-to-video over an engine directory: ``Pipeline.load(DIR)``, or ``Pipeline.from_pretrained(MODEL,
+    export=True)``.
 
     Weights (runners) are loaded once and reused across calls, prompts and frame counts.
 
@@ -77,7 +78,8 @@ class Pipeline:
         self.manifest = load_manifest(self.root)
         self.backend_impl = resolve(self.options.backend, self.manifest, self.options)
         self.backend_impl.check_options(self.options)  # e.g. unknown providers, refused before any component opens
-        check_for_pipeline(self.root, self.manifest, self.backend_impl, self.precision)  # components there, files intact
+        # components there, files intact
+        check_for_pipeline(self.root, self.manifest, self.backend_impl, self.precision)
         self.tokenizer = ClipTokenizer(self.root, self.manifest.tokenizer)
         self.scheduler_config = read_json_file(self.root, self.manifest.scheduler_config, "scheduler config")
         self.scaling_factor = self.manifest.vae_scaling_factor
@@ -128,7 +130,8 @@ class Pipeline:
         if name not in self._runners:
             if self.low_memory:
                 self._close(*self._runners)
-            r = open_runner(self.root, self.manifest, name, self.backend_impl, self.precision, self.providers, self.threads)
+            r = open_runner(self.root, self.manifest, name, self.backend_impl, self.precision, self.providers,
+                            self.threads)
             if self.low_memory and not can_release(r):
                 log.warning("low-memory mode: the %s runner of %s cannot release its memory (it has no close()), "
                             "so it stays resident beside the next component", r.backend, name)
@@ -166,7 +169,8 @@ class Pipeline:
                 o.stage_ended(name, time.perf_counter() - t0, error)
 
     def release(self, name: str) -> None:
-        """Stage ``name`` is done for this call: in low-memory mode close its runner now, else keep it for the next call."""
+        """Stage ``name`` is done for this call: in low-memory mode close its runner now, else keep it for the next
+        call."""
         if self.low_memory:
             self._close(name)
 
@@ -217,12 +221,15 @@ class Pipeline:
         on_step = (callbacks or StepCallbacks()).begin(sampler, start)
         state = sampler.init_state()
         # Timesteps converted at the edge, on the latents' device: no host copy inside the loop.
-        ts = {i: from_numpy(np.array([sampler.timesteps[i]], dtype=np.float32), x) for i in range(start, len(sampler.timesteps))}
-        for i in tqdm(range(start, len(sampler.timesteps)), desc="denoise", disable=not self._progress(progress), leave=False):
+        ts = {i: from_numpy(np.array([sampler.timesteps[i]], dtype=np.float32),
+                            x) for i in range(start, len(sampler.timesteps))}
+        for i in tqdm(range(start, len(sampler.timesteps)), desc="denoise", disable=not self._progress(progress),
+                      leave=False):
             xin = sampler.scale_model_input(x, i)
 
             def predict(xw, t=ts[i]):  # one batched UNet call over (a window of) the latents, guided
-                eps = unet.infer({"sample": cat([xw, xw]) if guided else xw, "timestep": t, "encoder_hidden_states": emb})["noise_pred"]
+                eps = unet.infer({"sample": cat([xw, xw]) if guided else xw, "timestep": t,
+                                  "encoder_hidden_states": emb})["noise_pred"]
                 if guided:
                     u, c = eps[: len(xw)], eps[len(xw):]
                     eps = u + guidance_scale * (c - u)
@@ -238,11 +245,13 @@ class Pipeline:
         """[b, c, f, h, w] latents -> float frames [b, f, H, W, 3] in [0, 1], ``chunk`` frames per VAE call."""
         b, c, f, h, w = latents.shape
         flat = permute(latents / self.scaling_factor, (0, 2, 1, 3, 4)).reshape(b * f, c, h, w)
-        images = check_stage(self, "vae_decoder", self.run_chunked("vae_decoder", {"latent": flat}, chunk, progress)["image"])
+        images = check_stage(self, "vae_decoder",
+                             self.run_chunked("vae_decoder", {"latent": flat}, chunk, progress)["image"])
         video = images.reshape(b, f, *images.shape[1:])
         return np.clip(video.transpose(0, 1, 3, 4, 2) / 2 + 0.5, 0, 1)
 
-    def run_chunked(self, name: str, feed: dict[str, Any], chunk: int, progress: bool | None = None) -> dict[str, np.ndarray]:
+    def run_chunked(self, name: str, feed: dict[str, Any], chunk: int,
+                    progress: bool | None = None) -> dict[str, np.ndarray]:
         """Run a per-frame component (the VAE decoder or encoder) over the frames of ``feed`` ``chunk`` at a time.
 
         Each chunk's outputs go to host memory at once, so the backend holds one chunk's activations whatever the
@@ -254,7 +263,8 @@ class Pipeline:
         lo = self.manifest.profile.decode_chunk[0]
         n = len(next(iter(feed.values())))
         parts: dict[str, list[np.ndarray]] = {}
-        bar = tqdm(total=n, desc=name.replace("_", " "), unit="frame", disable=not self._progress(progress), leave=False)
+        bar = tqdm(total=n, desc=name.replace("_", " "), unit="frame", disable=not self._progress(progress),
+                   leave=False)
         with bar, self.stage(name) as runner:
             for i in range(0, n, chunk):
                 k = min(chunk, n - i)
@@ -288,7 +298,8 @@ class Pipeline:
         ``plan`` checks every argument and decides everything that needs no backend (a CallPlan); ``run(plan)``
         makes the video, and ``pipe(...)`` is ``pipe.run(pipe.plan(...))``."""
         check_call(self, locals())  # every argument, by name, before any backend runs
-        p = read_prompts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, guidance_scale, self.embed_shape)
+        p = read_prompts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, guidance_scale,
+                         self.embed_shape)
         height, width = self.native_size(height, width)
         context = context_plan(self.manifest.profile.frames, num_frames, context_frames, context_stride, context_mode,
                                context_weighting, free_noise, root=str(self.root))
@@ -353,7 +364,8 @@ class Pipeline:
 
     def result(self, x: Any, chunk: int, seed: int | None, output_type: str, return_dict: bool,
                progress: bool | None = None) -> Any:
-        """Decode unless ``output_type`` is "latent"; diffusers' output object, or its tuple with ``return_dict=False``."""
+        """Decode unless ``output_type`` is "latent"; diffusers' output object, or its tuple with
+        ``return_dict=False``."""
         out = Video.build(None if output_type == "latent" else self.decode(x, chunk, progress), x, seed, output_type)
         return out if return_dict else out.to_tuple()
 
@@ -373,7 +385,8 @@ class Pipeline:
             return min(opt, frames)
         check_decode_chunk(self.manifest, chunk, root=str(self.root))
         if chunk > frames:
-            log.info("decode_chunk_size=%d is more than the %d frames to decode: decoding them in one call", chunk, frames)
+            log.info("decode_chunk_size=%d is more than the %d frames to decode: decoding them in one call", chunk,
+                     frames)
         return min(chunk, frames)
 
     def close(self) -> None:

@@ -62,7 +62,8 @@ class VideoToVideoPipeline(Pipeline):
         run ``chunk`` frames at a time; n is drawn once for all frames, as diffusers' latent_dist.sample."""
         from tqdm.auto import tqdm
 
-        starts = tqdm(range(0, len(frames), chunk), desc="vae encoder", unit="chunk", disable=not self._progress(progress),
+        starts = tqdm(range(0, len(frames), chunk), desc="vae encoder", unit="chunk",
+                      disable=not self._progress(progress),
                       leave=False)
         with self.stage("vae_encoder") as vae:
             outs = [vae.infer({"image": to_encoder_input(frames[i : i + chunk])}) for i in starts]
@@ -100,11 +101,13 @@ class VideoToVideoPipeline(Pipeline):
         a video longer than the UNet's frame range window by window, as Pipeline's (runtime/context.py).
         ``plan`` checks it all (reading the input video) and ``run(plan)`` renders, as Pipeline's."""
         check_call(self, locals())  # every argument, by name, before any backend runs
-        p = read_prompts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, guidance_scale, self.embed_shape)
+        p = read_prompts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, guidance_scale,
+                         self.embed_shape)
         if p.batch != 1:
             raise InputError(f"video-to-video takes one prompt per video; got {p.batch} prompts")
         if latents is not None:
-            raise InputError("latents are not used by video-to-video (diffusers ignores them): the input video sets the start")
+            raise InputError("latents are not used by video-to-video (diffusers ignores them): the input video sets "
+                             "the start")
         if video is None:
             raise InputError("give the input video: frames [f, H, W, 3], a list of frames, or a file path")
         # a file longer than the profile is refused after decoding max + 1 frames; with windows any length serves

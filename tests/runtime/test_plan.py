@@ -36,7 +36,8 @@ def test_call_is_run_of_plan_and_plan_decides_without_a_backend(tiny_engines):
     np.testing.assert_array_equal(a.frames, b.frames)
     np.testing.assert_array_equal(pipe.run(plan).frames, a.frames)
     assert a.seed == plan.seed
-    assert [e[:2] for e in seen.events] == [(e, s) for s in ("text_encoder", "unet", "vae_decoder") for e in ("start", "end")] * 3
+    stages = [(e, s) for s in ("text_encoder", "unet", "vae_decoder") for e in ("start", "end")]
+    assert [e[:2] for e in seen.events] == stages * 3
     with pytest.raises(InputError, match=r"^latents have shape \(1, 4, 3, 5, 7\); expected"):
         pipe.plan(PROMPT, latents=np.zeros((1, 4, 3, 5, 7), np.float32), **CALL)
     assert len(seen.events) == 18  # refused at planning: no stage started
@@ -80,5 +81,6 @@ def test_video_plan_on_a_stand_in_takes_the_real_frames(tiny_v2v_engines):
     a = pipe.run(plan.with_frames(frames))
     b = pipe(PROMPT, frames, num_inference_steps=4, strength=0.5, seed=3, progress=False)
     np.testing.assert_array_equal(a.frames, b.frames)
-    with pytest.raises(InputError, match=r"^frames of shape \(2, 32, 48, 3\) given to a plan made for \(3, 32, 48, 3\)"):
+    with pytest.raises(InputError,
+                       match=r"^frames of shape \(2, 32, 48, 3\) given to a plan made for \(3, 32, 48, 3\)"):
         plan.with_frames(frames[:2])
