@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from t2vrt.runtime.guard import check_stage, check_step
 from t2vrt.runtime.locking import new_locks, serialized
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.output import Video
-from t2vrt.runtime.plan import CallPlan
+from t2vrt.runtime.plan import CallPlan, planned_call
 from t2vrt.runtime.pretrained import cached_engine_dir, explain_not_engine_dir, export_options
 from t2vrt.runtime.prompts import Prompts, check_clip_skip, embeddings, read_prompts
 from t2vrt.runtime.schedulers import make_sampler
@@ -34,17 +33,6 @@ from t2vrt.runtime.stages import StageObserver
 from t2vrt.runtime.tokenizer import ClipTokenizer
 
 log = logging.getLogger(__name__)
-
-
-def planned_call(plan: Callable) -> Callable:
-    """``__call__`` as ``run(plan(...))``, with ``plan``'s signature and docstring (what inspect and help() show)."""
-
-    @functools.wraps(plan)
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.run(self.plan(*args, **kwargs))
-
-    __call__.__name__ = __call__.__qualname__ = "__call__"
-    return __call__
 
 
 class Pipeline:

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 from t2vrt.errors import InputError
 from t2vrt.runtime.callbacks import StepCallbacks
@@ -47,3 +48,14 @@ class CallPlan:
             raise InputError(f"frames of shape {tuple(frames.shape)} given to a plan made for "
                              f"{None if self.frames is None else tuple(self.frames.shape)}; plan the call again")
         return replace(self, frames=frames)
+
+
+def planned_call(plan: Callable) -> Callable:
+    """``__call__`` as ``run(plan(...))``, with ``plan``'s signature and docstring (what inspect and help() show)."""
+
+    @functools.wraps(plan)
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.run(self.plan(*args, **kwargs))
+
+    __call__.__name__ = __call__.__qualname__ = "__call__"
+    return __call__

@@ -22,8 +22,8 @@ from t2vrt.runtime.locking import serialized
 from t2vrt.runtime.media.frames import load_frames, resize_frames, to_encoder_input
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.output import Video, check_output_type
-from t2vrt.runtime.pipeline import Pipeline, planned_call
-from t2vrt.runtime.plan import CallPlan
+from t2vrt.runtime.pipeline import Pipeline
+from t2vrt.runtime.plan import CallPlan, planned_call
 from t2vrt.runtime.prompts import read_prompts
 
 log = logging.getLogger(__name__)
