@@ -22,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="t2vrt", description=__doc__.splitlines()[0], formatter_class=HELP)
     add_verbosity(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    commands = (export, build, generate, upscale, batch, serve, bench, inspect, verify, selftest, demo)  # --help's order
-    for command in commands:
+    # `t2vrt --help`'s order
+    for command in (export, build, generate, upscale, batch, serve, bench, inspect, verify, selftest, demo):
         command.add_parser(sub)
     for p in sub.choices.values():
         add_verbosity(p)

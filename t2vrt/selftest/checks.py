@@ -36,7 +36,7 @@ class Context:
     frames: object = None  # the reference generation's frames
 
     @classmethod
-    def make(cls, root: Path, manifest: Manifest) -> "Context":
+    def make(cls, root: Path, manifest: Manifest) -> Context:
         ctx = cls(root, manifest, cases(manifest))
         ctx.feeds = {c: feeds(root, manifest, c, seed=i) for i, c in enumerate(ctx.cases)}
         return ctx
