@@ -193,23 +193,30 @@ def _build_failed(component: str, messages, per_bucket: str = "") -> BuilderFail
 
 def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, shapes, root: Path, component: str,
                 per_bucket: str = ""):
-    """Build one serialized plan; returns it and the logger's messages."""
-    logger = make_logger(trt)
-    builder = trt.Builder(logger)
+    """``_build_serialized``, whose failure's one line ends with a `polygraphy convert` command that reproduces it
+    outside t2vrt: the same ONNX file, profiles and flags (tensorrt/repro.py)."""
     try:
-        network, parser = _network(trt, builder, logger, onnx_path)
-        cache_path = root / "engines" / f"timing_cache-{flavour}-{trt.__version__}-{'-'.join(targets)}.bin"
-        config = _config(trt, builder, o, flavour, targets, shapes, cache_path)
-        plan = builder.build_serialized_network(network, config)
-        if plan is None:
-            raise _build_failed(component, logger.messages, per_bucket)
-    except EngineError as e:  # the one line names a reproduction outside t2vrt (tensorrt/repro.py)
+        return _build_serialized(trt, flavour, onnx_path, o, targets, shapes, root, component, per_bucket)
+    except EngineError as e:
         from t2vrt.engines.tensorrt.repro import convert_command
 
         typed = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
         again = convert_command(onnx_path, shapes, flavour, targets, o.opt_level, typed, o.max_workspace_mb,
                                 out=f"{component.split()[0]}.plan")
         raise type(e)(f"{e}; reproduce with `{again}`") from None
+
+
+def _build_serialized(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, shapes, root: Path,
+                      component: str, per_bucket: str = ""):
+    """Build one serialized plan; returns it and the logger's messages."""
+    logger = make_logger(trt)
+    builder = trt.Builder(logger)
+    network, parser = _network(trt, builder, logger, onnx_path)
+    cache_path = root / "engines" / f"timing_cache-{flavour}-{trt.__version__}-{'-'.join(targets)}.bin"
+    config = _config(trt, builder, o, flavour, targets, shapes, cache_path)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise _build_failed(component, logger.messages, per_bucket)
     if flavour == "tensorrt":
         write_atomic(cache_path, config.get_timing_cache().serialize())
     del parser
