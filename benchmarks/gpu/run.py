@@ -32,8 +32,9 @@ from t2vrt.bench.machine import describe, machine
 from t2vrt.bench.measure import Recorder, TimedRunner, no_sync, spread, sync_for
 from t2vrt.bench.report import summarize
 from t2vrt.bench.runs import BenchRequest, DiffusersRun
-from t2vrt.runtime.noise import Noise
+from t2vrt.engines.backends import LoadOptions, get_backend
 from t2vrt.runtime.locking import new_locks
+from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.pipeline import Pipeline
 from t2vrt.runtime.schedulers import make_sampler
 
@@ -81,9 +82,10 @@ class LoopOnly(Pipeline):
     """Our Pipeline's denoise loop, unchanged, over a given UNet runner (no engine directory)."""
 
     def __init__(self, unet_runner):
-        self._runners, self.low_memory = {"unet": unet_runner}, False
-        self.backend, self.stream = "onnxruntime", None  # the stage methods' lock and stream (runtime/locking.py)
+        self._runners, self.options, self._observers = {"unet": unet_runner}, LoadOptions(), []
         self._lock, self._call_lock = new_locks()
+        # what the serialized stage methods read (runtime/locking.py): calls may share runners, no pipeline stream
+        self.backend_impl, self.stream = get_backend("onnxruntime"), None
 
 
 class SyncCounter:
@@ -92,7 +94,7 @@ class SyncCounter:
     Without CUDA (the CPU check of this script) the same code runs and counts nothing.
     """
 
-    def __enter__(self) -> "SyncCounter":
+    def __enter__(self) -> SyncCounter:
         import torch
 
         self.cuda = torch.cuda.is_available()

@@ -31,7 +31,8 @@ def torch_cuda():
     try:
         import torch
     except ImportError:
-        raise EngineError("the tensorrt backend needs PyTorch with CUDA for its GPU buffers: pip install torch") from None
+        raise EngineError("the tensorrt backend needs PyTorch with CUDA for its GPU buffers: pip install "
+                          "torch") from None
     if not torch.cuda.is_available():
         raise EngineError(f"the tensorrt backend needs a CUDA GPU and torch {torch.__version__} sees none; "
                           "use backend='onnxruntime'")
