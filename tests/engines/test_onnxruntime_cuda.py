@@ -23,7 +23,8 @@ def test_bound_outputs_are_written_in_place(toy):
     x = torch.arange(6, dtype=torch.float32).reshape(2, 3)
     y = r.infer({"x": x})["y"]
     assert isinstance(y, torch.Tensor) and torch.equal(y, 2 * x + 1)
-    assert torch.equal(r.infer({"x": np.ones((5, 3), np.float32)})["y"], torch.full((5, 3), 3.0))  # NumPy: copied at the edge
+    # NumPy: copied at the edge
+    assert torch.equal(r.infer({"x": np.ones((5, 3), np.float32)})["y"], torch.full((5, 3), 3.0))
     assert r.providers == ["CPUExecutionProvider"]
     r.close()
     with pytest.raises(EngineError, match="this runner was closed"):
@@ -38,7 +39,8 @@ def test_binding_names_device_type_and_pointer():
     dev = types.SimpleNamespace(type="cuda", index=1)
     fake = lambda ptr: types.SimpleNamespace(device=dev, dtype=torch.float16, shape=(2, 4), data_ptr=lambda: ptr)  # noqa: E731
     b = bind_and_run(session, {"x": fake(100)}, {"y": fake(200)})
-    assert calls == [("in", "x", "cuda", 1, np.dtype("float16"), [2, 4], 100), ("out", "y", "cuda", 1, np.dtype("float16"), [2, 4], 200), "run"]
+    assert calls == [("in", "x", "cuda", 1, np.dtype("float16"), [2, 4], 100),
+                     ("out", "y", "cuda", 1, np.dtype("float16"), [2, 4], 200), "run"]
     bind_and_run(session, {}, {}, b)  # a kept binding (CUDA-graph replay) is run again, not bound again
     assert calls[-2:] == ["run", "run"] and len(calls) == 4
 

@@ -104,7 +104,9 @@ def test_stage_methods_take_the_call_lock(tiny_engines, monkeypatch):
     """Row 9: a public stage method (not only __call__) waits for the TensorRT call lock."""
     monkeypatch.setattr(pipeline, "open_runner", bound(None))
     pipe = pipeline.Pipeline.load(tiny_engines, backend="onnxruntime")
-    pipe.backend = "tensorrt"  # the backend whose runners serve one call at a time
+    from t2vrt.engines.backends import get_backend
+
+    pipe.backend_impl = get_backend("tensorrt")  # the backend whose runners serve one call at a time
     done = threading.Event()
     with pipe._call_lock:
         worker = threading.Thread(target=lambda: (pipe.encode_texts(["a cat"]), done.set()))
