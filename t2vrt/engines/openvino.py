@@ -103,7 +103,7 @@ class OpenVinoRunner:
     backend = "openvino"
 
     def __init__(self, path: str | Path, spec: ComponentSpec, precision: str = "fp32", threads: int | None = None,
-                 max_compiled: int = MAX_COMPILED, device: str = "CPU"):
+                 max_compiled: int = MAX_COMPILED, device: str = "CPU", cache: bool = True):
         if openvino_missing():
             raise EngineError(f"{spec.name}: {openvino_missing()}")
         check_precision(precision)
@@ -117,8 +117,9 @@ class OpenVinoRunner:
         # One cache folder per precision and thread count: OpenVINO 2026.4's cache key leaves the precision hint out
         # for graphs read from ONNX, and an f32 blob imported under the bf16 hint computes NaN (measured).
         folder = cache_dir() / f"{self.precision}-threads-{threads or 'auto'}"
-        self.config = {"INFERENCE_PRECISION_HINT": OV_TYPES[self.precision], "PERFORMANCE_HINT": "LATENCY",
-                       "CACHE_DIR": str(folder)}
+        self.config = {"INFERENCE_PRECISION_HINT": OV_TYPES[self.precision], "PERFORMANCE_HINT": "LATENCY"}
+        if cache:  # off: every new shape compiles (to measure compile time)
+            self.config["CACHE_DIR"] = str(folder)
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
         self.model = self.core.read_model(str(self.path))  # read once; each shape compiles a reshaped clone
