@@ -143,13 +143,11 @@ def verify(root: str | Path) -> tuple[list[str], int, int]:
     return problems, len(files), sum(rec["bytes"] for _, rec, _ in files)
 
 
-def check_for_pipeline(root: Path, m: Manifest, backend: str, precision: str | None, needed=("text_encoder", "unet")) -> None:
-    """What a Pipeline checks at load: the components it needs are there, and the files it will run are intact."""
+def check_for_pipeline(root: Path, m: Manifest, backend, precision: str | None, needed=("text_encoder", "unet")) -> None:
+    """What a Pipeline checks at load: the components it needs are there, and the files it will run are intact
+    (``backend``, an engines.backends.Backend, says which: ``intact_files``)."""
     missing = [c for c in needed if c not in m.components]
     if missing:
         raise ManifestError(f"engine directory {str(root)!r} has no {', '.join(missing)}, which generation needs; it has "
                             f"{sorted(m.components)}: re-export with `t2vrt export MODEL -o DIR --components text_encoder unet vae_decoder`")
-    if backend == "tensorrt":
-        require_intact(root, m, precisions=(), engines=True)
-    else:
-        require_intact(root, m, precisions=(precision or "fp32",), engines=False)
+    require_intact(root, m, **backend.intact_files(precision))

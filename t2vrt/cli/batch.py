@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from t2vrt.cli.options import BACKEND_HELP, BACKENDS, HELP, NEGATIVE_HELP, PRECISION_HELP
+from t2vrt.cli.options import HELP, NEGATIVE_HELP, add_load_args, load_options
 from t2vrt.serve.request import VideoRequest
 
 
@@ -28,8 +28,7 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
     g = p.add_argument_group("runtime")
     g.add_argument("--fps", type=float, default=8.0, help="frames per second of the written videos")
-    g.add_argument("--backend", default="auto", choices=BACKENDS, help=BACKEND_HELP)
-    g.add_argument("--precision", default=None, choices=["fp32", "fp16"], help=PRECISION_HELP)
+    add_load_args(g)
 
 
 def add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
@@ -62,7 +61,7 @@ def run(args) -> int:
         if item.error:
             print(f"{args.prompts}:{item.line}: {item.error} (skipped)", file=sys.stderr)
     t0 = time.perf_counter()
-    runtime = dict(fps=args.fps, backend=args.backend, precision=args.precision)
+    runtime = dict(fps=args.fps, options=load_options(args))
     if args.ray:
         from t2vrt.serve.ray_batch import run_ray
 

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from t2vrt.cli.options import HELP
+from t2vrt.engines.backends import backend_names
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="ours only: denoise in windows of W frames (a video longer than the UNet's range); reports the seams")
     p.add_argument("--context-stride", type=int, default=None, help="frames between windows; omitted: W // 4")
     p.add_argument("--free-noise", action="store_true", help="FreeNoise's initial noise (with --context-frames)")
-    p.add_argument("--backend", default="onnxruntime", choices=["onnxruntime", "tensorrt"], help="our backend")
+    p.add_argument("--backend", default="onnxruntime", choices=backend_names(auto=False), help="our backend")
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"], help="both pipelines' precision")
     p.add_argument("--device", default="cpu", help="torch device of diffusers (cpu, cuda)")
     p.add_argument("--threads", type=int, default=None,

@@ -43,7 +43,7 @@ def run(args) -> int:
         return run_chained(args, generate_kwargs(args))
     t0 = time.perf_counter()
     check_output_path(args.output, args.fps, args.overwrite)  # before any model runs: suffix, fps, nothing replaced
-    pipe = quiet_bars(Pipeline.load(args.dir, **load_options(args)), args)
+    pipe = quiet_bars(Pipeline.load(args.dir, load_options(args)), args)
     video = pipe(args.prompt, **generate_kwargs(args))
     path = video.save(args.output, fps=args.fps, overwrite=args.overwrite)
     _, f, h, w, _ = video.images.shape

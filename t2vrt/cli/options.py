@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 from t2vrt.components import Profile, parse_range
+from t2vrt.engines.backends import PRECISIONS, LoadOptions, backend_names
 from t2vrt.errors import InputError
 
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
+BACKENDS = backend_names()  # the one list of backend names (t2vrt.engines.backends.REGISTRY), "auto" first
 
 
 class HELP(argparse.ArgumentDefaultsHelpFormatter):
@@ -71,8 +72,14 @@ def add_run_args(p: argparse.ArgumentParser, guidance: float, steps_help: str = 
     p.add_argument("--seed", type=int, default=0, help="seed (same noise as diffusers with torch.Generator('cpu').manual_seed)")
     p.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
     p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt")
+    add_load_args(p)
+
+
+def add_load_args(p) -> None:
+    """How the model loads (LoadOptions): --backend, --precision, --low-memory, --providers, --threads; shared by
+    generate, upscale, batch and serve (``p``: a parser or an argument group)."""
     p.add_argument("--backend", default="auto", choices=BACKENDS, help=BACKEND_HELP)
-    p.add_argument("--precision", default=None, choices=["fp32", "fp16"], help=PRECISION_HELP)
+    p.add_argument("--precision", default=None, choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--low-memory", action="store_true", help="load each component only while it runs (slower, lower peak)")
     p.add_argument("--providers", nargs="+", default=None, metavar="EP",
                    help="ONNX Runtime execution providers in order, e.g. CUDAExecutionProvider CPUExecutionProvider; "
@@ -81,12 +88,12 @@ def add_run_args(p: argparse.ArgumentParser, guidance: float, steps_help: str = 
                    help="ONNX Runtime intra-op threads per session; omitted: ONNX Runtime's choice (one per core)")
 
 
-def load_options(args) -> dict:
-    """Pipeline.load's keyword arguments from add_run_args' options."""
+def load_options(args) -> LoadOptions:
+    """LoadOptions from add_load_args' options."""
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads {args.threads} must be at least 1 (omit it for ONNX Runtime's choice)")
-    return dict(backend=args.backend, precision=args.precision, low_memory=args.low_memory, providers=args.providers,
-                threads=args.threads)
+    return LoadOptions(backend=args.backend, precision=args.precision, low_memory=args.low_memory,
+                       providers=args.providers, threads=args.threads)
 
 
 def quiet_bars(pipe, args):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from t2vrt.cli.batch import add_ray_args, add_request_args, ray_options, request_defaults
-from t2vrt.cli.options import HELP
+from t2vrt.cli.options import HELP, load_options
 
 
 def add_parser(sub) -> None:
@@ -34,8 +34,8 @@ def run(args) -> int:
 
     defaults = request_defaults(args)  # checked once here: a request that leaves a key out gets this default
     RequestChecker(args.dir)(replace(defaults, prompt="defaults"))
-    common = dict(host=args.host, port=args.port, max_queued=args.max_queued, fps=args.fps, backend=args.backend,
-                  precision=args.precision, defaults=defaults)
+    common = dict(host=args.host, port=args.port, max_queued=args.max_queued, fps=args.fps,
+                  options=load_options(args), defaults=defaults)
     if not args.ray:
         from t2vrt.serve.http import Service
 

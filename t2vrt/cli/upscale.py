@@ -48,7 +48,7 @@ def add_chain_args(p: argparse.ArgumentParser) -> None:
 def _load(path: str, args):
     from t2vrt.runtime.video2video import VideoToVideoPipeline
 
-    return quiet_bars(VideoToVideoPipeline.load(path, **load_options(args)), args)
+    return quiet_bars(VideoToVideoPipeline.load(path, load_options(args)), args)
 
 
 def run(args) -> int:
@@ -78,7 +78,7 @@ def run_chained(args, generate_kwargs: dict) -> int:
         raise InputError("--keep-intermediate needs --upscale-with DIR: without a second stage there is no intermediate video")
     t0 = time.perf_counter()
     check_chain_outputs(args)
-    base = quiet_bars(Pipeline.load(args.dir, **load_options(args)), args)
+    base = quiet_bars(Pipeline.load(args.dir, load_options(args)), args)
     up = _load(args.upscale_with, args)
     m = base.manifest.model
     height, width = args.height or m.sample_size * m.vae_scale, args.width or m.sample_size * m.vae_scale  # as Pipeline's

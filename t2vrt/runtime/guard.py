@@ -24,7 +24,7 @@ def all_finite(x: Any) -> bool:
 
 
 def precision_name(pipe) -> str:
-    return pipe.precision or ("fp32" if pipe.backend == "onnxruntime" else "the built engines' precision")
+    return pipe.backend_impl.precision_label(pipe.precision)
 
 
 def fail(pipe, component: str, where: str) -> None:

@@ -9,7 +9,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from t2vrt.engines.base import can_release
-from t2vrt.engines.loader import open_runner, resolve_backend
+from t2vrt.engines.backends import LoadOptions
+from t2vrt.engines.loader import open_runner, resolve
 from t2vrt.errors import InputError
 from t2vrt.components import TEXT_TO_VIDEO
 from t2vrt.integrity import check_for_pipeline, read_json_file
@@ -48,45 +49,55 @@ class Pipeline:
 
     COMPONENTS = TEXT_TO_VIDEO  # what from_pretrained exports
 
-    def __init__(self, root: Path, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
-                 low_memory: bool = False, threads: int | None = None):
+    def __init__(self, root: Path, options: LoadOptions | str | None = None, **load_kw: Any):
+        """``options``: a LoadOptions (or a backend name); ``load_kw``: its fields as keyword arguments (backend,
+        precision, providers, threads, low_memory), which replace the object's values."""
         self.root = Path(root)
+        self.options = LoadOptions.of(options, **load_kw)
         explain_not_engine_dir(root)
         self.manifest = load_manifest(self.root)
-        self.backend = resolve_backend(backend, self.manifest)
-        check_for_pipeline(self.root, self.manifest, self.backend, precision)  # components present, files intact
-        self.precision = precision
-        self.providers = providers
-        self.low_memory = low_memory
-        self.threads = threads  # ONNX Runtime intra-op threads per session (None: its own choice)
-        if self.backend == "onnxruntime" and providers:
-            _check_providers(providers)
+        self.backend_impl = resolve(self.options.backend, self.manifest, self.options)
+        self.backend_impl.check_options(self.options)  # e.g. unknown providers, refused before any component opens
+        check_for_pipeline(self.root, self.manifest, self.backend_impl, self.precision)  # components there, files intact
         self.tokenizer = ClipTokenizer(self.root, self.manifest.tokenizer)
         self.scheduler_config = read_json_file(self.root, self.manifest.scheduler_config, "scheduler config")
         self.scaling_factor = self.manifest.vae_scaling_factor
         self._runners: dict[str, Any] = {}
         self._lock, self._call_lock = new_locks()  # see runtime/locking.py for what each mode shares
-        log.info("t2vrt pipeline on %s (%s%s) from %s", self.backend, precision or "default precision", ", low memory" if low_memory else "", self.root)
+        log.info("t2vrt pipeline on %s (%s%s) from %s", self.backend, self.precision or "default precision",
+                 ", low memory" if self.low_memory else "", self.root)
+
+    # The load options, read as attributes (as before LoadOptions): the resolved backend's name, and the rest as given.
+    backend = property(lambda self: self.backend_impl.name)
+    precision = property(lambda self: self.options.precision)
+    providers = property(lambda self: list(self.options.providers) if self.options.providers else None)
+    threads = property(lambda self: self.options.threads)  # ONNX Runtime intra-op threads per session (None: its own)
+    low_memory = property(lambda self: self.options.low_memory)
 
     @classmethod
-    def load(cls, path: str | Path, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
-             low_memory: bool = False, threads: int | None = None) -> "Pipeline":
-        return cls(Path(path), backend, precision, providers, low_memory, threads)
+    def load(cls, path: str | Path, options: LoadOptions | str | None = None, **load_kw: Any) -> "Pipeline":
+        """Load an engine directory; ``options`` and ``load_kw`` as the constructor's."""
+        return cls(Path(path), options, **load_kw)
 
     @classmethod
     def from_pretrained(cls, model: str | Path, export: bool = False, *, revision: str | None = None,
                         variant: str | None = None, profile: Any = None, precision: str | None = None,
-                        torch_dtype: Any = None, cache_dir: str | Path | None = None, backend: str = "auto",
-                        providers: list[str] | None = None, low_memory: bool = False, threads: int | None = None,
+                        torch_dtype: Any = None, cache_dir: str | Path | None = None,
+                        options: LoadOptions | None = None, backend: str | None = None,
+                        providers: list[str] | None = None, low_memory: bool | None = None, threads: int | None = None,
                         **export_kw: Any) -> "Pipeline":
         """As diffusers' and optimum's: an engine directory loads as it is; a diffusers folder or hub id is exported
         (``export=True``) into the cache on first use and loaded from there after (t2vrt.runtime.pretrained).
-        ``profile``: a Profile, a dict of some of its fields, or None (from the model's native size)."""
+        ``profile``: a Profile, a dict of some of its fields, or None (from the model's native size). ``options``:
+        LoadOptions; the keyword arguments backend, precision, providers, low_memory and threads replace its values."""
+        load = LoadOptions.of(options, backend=backend, precision=precision, providers=providers,
+                              low_memory=low_memory, threads=threads)
         if (Path(model).expanduser() / MANIFEST).is_file():
-            return cls.load(model, backend, precision, providers, low_memory, threads)
-        options, precision = export_options(cls.COMPONENTS, revision, variant, profile, precision, torch_dtype, export_kw)
-        out = cached_engine_dir(str(model), options, cache_dir, export)
-        return cls.load(out, backend, precision, providers, low_memory, threads)
+            return cls.load(model, load)
+        export_options_, run_precision = export_options(cls.COMPONENTS, revision, variant, profile, load.precision,
+                                                        torch_dtype, export_kw)
+        out = cached_engine_dir(str(model), export_options_, cache_dir, export)
+        return cls.load(out, load, precision=run_precision)
 
     def runner(self, name: str):
         """The runner of component ``name``, opened on first use; in low-memory mode the others are closed first."""
@@ -97,7 +108,7 @@ class Pipeline:
         if name not in self._runners:
             if self.low_memory:
                 self._close(*self._runners)
-            r = open_runner(self.root, self.manifest, name, self.backend, self.precision, self.providers, self.threads)
+            r = open_runner(self.root, self.manifest, name, self.backend_impl, self.precision, self.providers, self.threads)
             if self.low_memory and not can_release(r):
                 log.warning("low-memory mode: the %s runner of %s cannot release its memory (it has no close()), "
                             "so it stays resident beside the next component", r.backend, name)
@@ -117,18 +128,11 @@ class Pipeline:
                 r.close()
 
     def check_sizes(self, batch: int, num_frames: int, height: int, width: int) -> None:
-        """Refuse sizes outside the manifest's profile and, on TensorRT, outside the built engines' profiles,
-        before any backend runs (``precision`` None: fp32 ONNX on ONNX Runtime, the best engine on TensorRT)."""
+        """Refuse sizes outside the manifest's profile and outside what the backend built,
+        before any backend runs (the backend's check: e.g. the built engines' profiles on TensorRT)."""
         check_request(self.manifest, batch, num_frames, height, width, root=str(self.root))
-        if self.backend != "tensorrt":
-            return
-        from t2vrt.engines.tensorrt.records import check_plans, find_engines
-
         sizes = {"batch": batch, "frames": num_frames, "height": height, "width": width}
-        for name in self.manifest.components:
-            records, _ = find_engines(self.manifest.engines, name, self.precision, root=str(self.root))
-            if records:  # one engine, or one plan per size bucket: the request must fit one of them
-                check_plans(records, sizes, root=str(self.root))
+        self.backend_impl.check_request(self.root, self.manifest, self.precision, sizes)
 
     # -- stages -------------------------------------------------------------------------------
     def encode_prompt(self, prompts: list[str], negatives: list[str] | None, clip_skip: int | None = None) -> Any:
@@ -303,17 +307,6 @@ class Pipeline:
     def close(self) -> None:
         """Close every open runner (in any mode); a later call opens what it needs again."""
         self._close(*self._runners)
-
-
-def _check_providers(providers: list[str]) -> None:
-    """Unknown ONNX Runtime providers, refused at load rather than when the first component opens."""
-    import onnxruntime as ort
-
-    from t2vrt.errors import EngineError
-
-    unknown = [p for p in providers if p not in ort.get_available_providers()]
-    if unknown:
-        raise EngineError(f"ONNX Runtime providers {unknown} are not available; available providers are: {ort.get_available_providers()}")
 
 
 def _pad_to(x: Any, n: int) -> Any:

@@ -11,6 +11,7 @@ import logging
 from typing import Any, Callable, Sequence
 
 from t2vrt.components import VIDEO_TO_VIDEO
+from t2vrt.engines.backends import LoadOptions
 from t2vrt.errors import InputError, ManifestError
 from t2vrt.runtime.arrays import cat, from_numpy, permute
 from t2vrt.runtime.callbacks import StepCallbacks
@@ -47,9 +48,8 @@ class VideoToVideoPipeline(Pipeline):
 
     COMPONENTS = VIDEO_TO_VIDEO  # what from_pretrained exports
 
-    def __init__(self, root, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
-                 low_memory: bool = False, threads: int | None = None):
-        super().__init__(root, backend, precision, providers, low_memory, threads)
+    def __init__(self, root, options: LoadOptions | str | None = None, **load_kw: Any):
+        super().__init__(root, options, **load_kw)
         if "vae_encoder" not in self.manifest.components:
             raise ManifestError(
                 f"engine directory {str(self.root)!r} has no vae_encoder, which video-to-video needs; "

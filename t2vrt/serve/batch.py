@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from t2vrt.engines.backends import LoadOptions
 from t2vrt.errors import InputError, T2VError
 from t2vrt.serve.request import RequestChecker, VideoRequest, output_inside, parse_request
 
@@ -141,14 +142,15 @@ def load_results(outdir: str | Path) -> dict[int, dict]:
 
 
 class Renderer:
-    """One loaded Pipeline rendering tasks into ``outdir``; the same object runs locally and inside a Ray actor."""
+    """One loaded Pipeline rendering tasks into ``outdir``; the same object runs locally and inside a Ray actor.
+    ``options``: how the model loads (LoadOptions, or a backend name); ``precision`` replaces its precision."""
 
-    def __init__(self, engine_dir: str | Path, outdir: str | Path, fps: float = 8.0, backend: str = "auto",
+    def __init__(self, engine_dir: str | Path, outdir: str | Path, fps: float = 8.0, options: LoadOptions | str | None = None,
                  precision: str | None = None):
         from t2vrt import Pipeline
         from t2vrt.serve.render import StageClock
 
-        self.pipe = Pipeline.load(engine_dir, backend=backend, precision=precision)
+        self.pipe = Pipeline.load(engine_dir, LoadOptions.of(options, precision=precision))
         self.clock = StageClock(self.pipe)
         self.outdir, self.fps = Path(outdir), fps
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -183,7 +185,7 @@ def line_records(lines: Iterable[Line]) -> Iterator[dict]:
             yield item.skip | {"status": "skipped"}
 
 
-def run_local(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: float = 8.0, backend: str = "auto",
+def run_local(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: float = 8.0, options: LoadOptions | str | None = None,
               precision: str | None = None, on_record: Callable[[dict], None] | None = None) -> Results:
     """Render the lines to do in this process, one Pipeline loaded once, with a progress bar and ETA."""
     from tqdm.auto import tqdm
@@ -195,7 +197,7 @@ def run_local(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps
     if not todo:
         results.compact()
         return results
-    renderer = Renderer(engine_dir, outdir, fps, backend, precision)
+    renderer = Renderer(engine_dir, outdir, fps, options, precision)
     try:
         for item in tqdm(todo, desc="batch", unit="video"):
             record = renderer(item.task())

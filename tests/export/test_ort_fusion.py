@@ -46,7 +46,7 @@ def test_the_cpu_runner_runs_the_fused_graph_and_cuda_never_would(tiny_export):
 
 def test_a_fused_graph_that_does_not_load_falls_back_with_a_warning(tiny_export, monkeypatch, caplog):
     from t2vrt.engines import onnxruntime as ort_runner
-    from t2vrt.engines.loader import open_cpu_runner
+    from t2vrt.engines.onnxruntime_backend import open_cpu_runner
 
     real = ort_runner.OrtRunner
 

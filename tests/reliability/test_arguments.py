@@ -116,8 +116,10 @@ def test_nan_guard_on_the_decoder(pipe, monkeypatch):
 
 
 def test_nan_guard_suggests_fp32_when_in_fp16():
+    from t2vrt.engines.backends import get_backend
+
     class Fp16:
-        precision, backend = "fp16", "tensorrt"
+        precision, backend, backend_impl = "fp16", "tensorrt", get_backend("tensorrt")
 
     with pytest.raises(NumericalError, match=r"at step 3 of 9 \(fp16 on tensorrt\); run in fp32 .*keep unet in fp32"):
         guard.check_step(Fp16(), 2, 9, np.array([np.inf]), np.array([np.nan]))
