@@ -106,8 +106,6 @@ def placement_rows(root: Path, args) -> None:
     print(f"\n| bf16 placement | frames PSNR vs ONNX Runtime fp32 | min per-frame PSNR | NaN | time ({args.steps} steps) |")
     print("|---|---|---|---|---|")
     print(f"| none: ONNX Runtime fp32 | - | - | 0 | {t_ref:.1f} s |")
-    images, t = video(root, args, "openvino", "fp32")
-    print(f"| none: OpenVINO fp32 | {psnr(images, ref):.1f} dB | - | {int(np.isnan(images).sum())} | {t:.1f} s |")
     for label, placed in PLACEMENTS.items():
         ovb.BF16_COMPONENTS = frozenset(placed)
         images, t = video(root, args, "openvino", "bf16")

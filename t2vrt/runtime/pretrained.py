@@ -101,15 +101,17 @@ def explain_not_engine_dir(path: str | Path) -> None:
 def export_options(components: tuple[str, ...], revision: str | None, variant: str | None, profile: Any,
                    precision: str | None, torch_dtype: Any, extra: dict) -> tuple[Any, str | None]:
     """ExportOptions for from_pretrained, and the precision to run: ``torch_dtype=torch.float16`` (a diffusers
-    habit) or ``precision="fp16"`` export the fp16 graph beside the fp32 one and run it."""
+    habit) or ``precision="fp16"`` export the fp16 graph beside the fp32 one and run it; ``torch.bfloat16`` (or
+    ``precision="bf16"``) runs the fp32 graph in bf16 on the openvino backend."""
     from t2vrt.errors import InputError
     from t2vrt.export import ExportOptions
 
     if torch_dtype is not None:
         name = str(torch_dtype).removeprefix("torch.")
-        if name not in ("float16", "float32"):
-            raise InputError(f"torch_dtype={torch_dtype}; choose torch.float16 or torch.float32 (or precision='fp16')")
-        precision = precision or ("fp16" if name == "float16" else None)
+        if name not in ("float16", "bfloat16", "float32"):
+            raise InputError(f"torch_dtype={torch_dtype}; choose torch.float16, torch.bfloat16 or torch.float32 "
+                             "(or precision='fp16' / 'bf16')")
+        precision = precision or {"float16": "fp16", "bfloat16": "bf16"}.get(name)
     precisions = ("fp32", "fp16") if precision == "fp16" else ("fp32",)
     extra = {k: v for k, v in extra.items() if k != "use_safetensors"}  # a diffusers habit: t2vrt reads safetensors first
     unknown = set(extra) - {"validate", "validation", "ff_chunks", "opset", "ort_fusion"}
