@@ -15,13 +15,14 @@ import argparse
 import logging
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from t2vrt.bench.quality import psnr
 from t2vrt.engines import openvino as ovb
-from t2vrt.engines.loader import open_cpu_runner
+from t2vrt.engines.onnxruntime_backend import open_cpu_runner
 from t2vrt.host import rss_bytes
 from t2vrt.manifest import load_manifest
 
@@ -68,7 +69,7 @@ def component_rows(root: Path, m, args) -> None:
             continue
         ort = open_cpu_runner(root, m, name, "fp32")
         ref = ort.infer(feed)
-        t_ort = median_time(lambda: ort.infer(feed), args.runs)
+        t_ort = median_time(partial(ort.infer, feed), args.runs)
         del ort
         cells, extra = {}, {}
         for prec in ("fp32", "bf16"):
@@ -77,7 +78,7 @@ def component_rows(root: Path, m, args) -> None:
             before = rss_bytes()
             out = r.infer(feed)
             extra[prec] = (next(iter(r.compile_seconds.values())), (rss_bytes() - before) / 2**20)
-            cells[prec] = (max(rel_l2(out[k], ref[k]) for k in ref), median_time(lambda: r.infer(feed), args.runs), out)
+            cells[prec] = (max(rel_l2(out[k], ref[k]) for k in ref), median_time(partial(r.infer, feed), args.runs), out)
             r.close()
         frames = "-"
         if name == "vae_decoder":
@@ -90,11 +91,7 @@ def component_rows(root: Path, m, args) -> None:
 def video(root: Path, args, backend: str, precision: str | None):
     from t2vrt.runtime.pipeline import Pipeline
 
-    pipe = Pipeline.load(root, backend="onnxruntime")
-    if backend == "openvino":  # the runners the openvino backend opens, put in place before the first call
-        m = pipe.manifest
-        for name in ("text_encoder", "unet", "vae_decoder"):
-            pipe._runners[name] = ovb.OpenVinoRunner(m.onnx_path(root, name, "fp32"), m.spec(name), precision)
+    pipe = Pipeline.load(root, backend=backend, precision=precision)
     t0 = time.perf_counter()
     out = pipe(PROMPTS[0], num_frames=args.frames, height=args.size, width=args.size,
                num_inference_steps=args.steps, guidance_scale=9.0, seed=0)

@@ -17,8 +17,8 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -127,24 +127,35 @@ class OpenVinoRunner:
         if sorted(names) != sorted(t.name for t in spec.inputs):
             raise EngineError(f"{path} has inputs {names}; the manifest says {[t.name for t in spec.inputs]}")
         self.output_names = [t.name for t in spec.outputs]
-        self.compiled: OrderedDict[tuple, tuple] | None = OrderedDict()  # shapes -> (compiled model, request)
+        self.compiled: OrderedDict[tuple, Compiled] | None = OrderedDict()  # input shapes -> compiled model
         self.max_compiled = max(1, max_compiled)
         self.compiles = 0  # compiles done by this runner (a new shape, or an import from CACHE_DIR)
         self.compile_seconds: dict[tuple, float] = {}
         self._lock = threading.Lock()
 
-    def _compile(self, key: tuple):
-        """Fix the graph's input shapes to ``key`` and compile it (or import it from CACHE_DIR)."""
+    def _compile(self, key: tuple) -> Compiled:
+        """Fix the graph's input shapes to ``key`` and compile it (or import it from CACHE_DIR); in bf16, the
+        timestep embedding is cut off and compiled in fp32 (engines/openvino_split.py)."""
+        from t2vrt.engines.openvino_split import split_fp32_head
+
         t0 = time.perf_counter()
         model = self.model.clone()
         model.reshape({name: list(shape) for name, shape in key})
-        compiled = self.core.compile_model(model, self.device, self.config)
-        del model
+        parts = split_fp32_head(model) if self.precision == "bf16" else None
+        if parts is None:
+            compiled = Compiled(None, self.core.compile_model(model, self.device, self.config))
+        else:
+            fp32 = {**self.config, "INFERENCE_PRECISION_HINT": "f32"}
+            if "CACHE_DIR" in fp32:  # OpenVINO's cache key leaves the hint out: fp32 blobs in their own folder
+                fp32["CACHE_DIR"] = fp32["CACHE_DIR"].replace("bf16-", "fp32-", 1)
+            compiled = Compiled(self.core.compile_model(parts[0], self.device, fp32),
+                                self.core.compile_model(parts[1], self.device, self.config))
+        del model, parts
         self.compiles += 1
         self.compile_seconds[key] = time.perf_counter() - t0
         log.info("%s: compiled for %s in %s on OpenVINO in %.1f s", self.spec.name,
                  ", ".join(f"{n} {list(s)}" for n, s in key), self.precision, self.compile_seconds[key])
-        return compiled, compiled.create_infer_request()
+        return compiled
 
     def _compiled_for(self, key: tuple):
         with self._lock:
@@ -155,8 +166,8 @@ class OpenVinoRunner:
                 return self.compiled[key]
             while len(self.compiled) >= self.max_compiled:
                 self.compiled.popitem(last=False)
-            pair = self.compiled[key] = self._compile(key)
-            return pair
+            compiled = self.compiled[key] = self._compile(key)
+            return compiled
 
     def infer(self, feed: Mapping[str, Array]) -> dict[str, Array]:
         if self.compiled is None:
@@ -164,13 +175,32 @@ class OpenVinoRunner:
         check_feed(self.spec, feed)
         arrays = {k: np.ascontiguousarray(v) for k, v in feed.items()}
         key = tuple(sorted((k, tuple(int(n) for n in a.shape)) for k, a in arrays.items()))
-        compiled, request = self._compiled_for(key)
+        compiled = self._compiled_for(key)
         with self._lock:  # one request per shape: calls at the same shape take turns
-            result = request.infer(arrays)
-            return {name: np.array(result[compiled.output(name)], copy=True) for name in self.output_names}
+            return compiled.infer(arrays, self.output_names)
 
     def close(self) -> None:
         """Drop every compiled model (its weights in the compiled precision and its buffers) and give the heap back."""
         with self._lock:
             self.compiled = self.model = None
         return_freed_heap()
+
+
+class Compiled:
+    """One compiled model and its infer request; with ``head``, an fp32 head whose output feeds ``body``."""
+
+    def __init__(self, head, body):
+        self.head, self.body = head, body
+        self.head_request = head.create_infer_request() if head is not None else None
+        self.request = body.create_infer_request()
+
+    def infer(self, arrays: dict, output_names: list[str]) -> dict:
+        if self.head is not None:
+            from t2vrt.engines.openvino_split import CUT_INPUT
+
+            names = {p.get_any_name() for p in self.head.inputs}
+            cut = self.head_request.infer({k: a for k, a in arrays.items() if k in names})[0]
+            body = {p.get_any_name() for p in self.body.inputs}
+            arrays = {**{k: a for k, a in arrays.items() if k in body}, CUT_INPUT: cut}
+        result = self.request.infer(arrays)
+        return {name: np.array(result[self.body.output(name)], copy=True) for name in output_names}

@@ -42,7 +42,7 @@ def rel_l2(a, b) -> float:
 
 
 def reference(root, m, name, feed):
-    from t2vrt.engines.loader import open_cpu_runner
+    from t2vrt.engines.onnxruntime_backend import open_cpu_runner
 
     return open_cpu_runner(root, m, name, "fp32").infer(feed)
 
@@ -77,6 +77,12 @@ def test_every_component_in_bf16_within_the_measured_tolerance(tiny_v2v_engines,
         assert err < BF16_TOL[name], (k, err)
         if r.precision == "bf16":
             assert err > 1e-5, "bf16 was asked for but the outputs are fp32-exact: the hint did not apply"
+    compiled = next(iter(r.compiled.values()))
+    if name == "unet":  # the timestep embedding is cut off and compiled in fp32, the rest in bf16
+        assert str(compiled.head.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'float32'>"
+        assert str(compiled.body.get_property("INFERENCE_PRECISION_HINT")) == "<Type: 'bfloat16'>"
+    else:
+        assert compiled.head is None
 
 
 def test_a_shape_already_compiled_costs_no_compile(tiny_engines):

@@ -1,0 +1,56 @@
+"""Keep the UNet's timestep embedding in fp32 when the rest runs in bf16 on OpenVINO.
+
+diffusers computes ``time_proj`` (sin and cos of ``timestep * frequencies``) in fp32 even in a bf16 pipeline. In
+bf16 an argument near 500 is rounded to a multiple of 2, so the sine of every high frequency is noise: with the
+whole UNet in bf16, OpenVINO's noise prediction was 3.5x further from fp32 than torch's bf16 one (benchmarks/
+RESULTS.md, "OpenVINO bf16"). OpenVINO's CPU plugin keeps a node in fp32 only by a typed runtime attribute that
+Python cannot set, so the graph is cut instead: a *head* (the inputs up to the tensor the first MatMul after
+``timestep`` reads) compiles in fp32, the *body* (everything else, with that tensor as a new input) in bf16.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CUT_INPUT = "t2vrt_time_embedding"  # the body's new input: the head's output
+
+
+def _cut_output(model: Any, start: str) -> Any | None:
+    """The output the first MatMul downstream of parameter ``start`` reads from that path (None without one)."""
+    params = [p for p in model.get_parameters() if p.output(0).get_any_name() == start]
+    if not params:
+        return None
+    seen, frontier = {id(params[0])}, [params[0]]
+    while frontier:
+        node = frontier.pop(0)
+        for out in node.outputs():
+            for target in out.get_target_inputs():
+                child = target.get_node()
+                if child.get_type_name() == "MatMul":
+                    return out
+                if child.get_friendly_name() not in seen:
+                    seen.add(child.get_friendly_name())
+                    frontier.append(child)
+    return None
+
+
+def split_fp32_head(model: Any, start: str = "timestep") -> tuple[Any, Any] | None:
+    """(head, body) ov.Models from a statically shaped ``model``, or None when ``start`` leads to no MatMul.
+    ``head`` takes the inputs it needs and returns the cut tensor; ``body`` takes the other inputs and ``CUT_INPUT``."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    head_model, body_model = model.clone(), model.clone()
+    cut = _cut_output(head_model, start)
+    if cut is None:
+        return None
+    head_params = [p for p in head_model.get_parameters()]
+    head = ov.Model([cut], head_params, "fp32_head")
+    cut = _cut_output(body_model, start)
+    param = ops.parameter(cut.get_partial_shape(), cut.get_element_type(), name=CUT_INPUT)
+    param.output(0).set_names({CUT_INPUT})
+    for target in list(cut.get_target_inputs()):
+        target.replace_source_output(param.output(0))
+    kept = [p for p in body_model.get_parameters() if p.output(0).get_any_name() != start]
+    body = ov.Model(body_model.get_results(), kept + [param], "bf16_body")
+    return head, body
