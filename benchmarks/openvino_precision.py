@@ -1,9 +1,10 @@
 """Where bf16 goes on the openvino backend: each component in bf16 against fp32, then whole videos per placement.
 
+    python benchmarks/openvino_precision.py --make-model MODEL_DIR      # the small preset, every layer active
+    t2vrt export MODEL_DIR -o DIR --components text_encoder unet vae_decoder vae_encoder
     python benchmarks/openvino_precision.py DIR [--frames 16] [--size 256] [--steps 10] [--runs 3]
 
-DIR is an engine directory of the ``small`` preset with the VAE encoder (RESULTS.md, "OpenVINO", says how the one
-measured there was made). Prints, per component at the benchmark shapes: the relative L2 of OpenVINO bf16 and fp32
+DIR is an engine directory of the ``small`` preset with the VAE encoder. Prints, per component at the benchmark shapes: the relative L2 of OpenVINO bf16 and fp32
 outputs against ONNX Runtime fp32, warm medians of ONNX Runtime (its CPU-fused graph), OpenVINO fp32 and bf16, the
 compile time of a new shape and the resident memory each compiled model adds; then the PSNR of whole videos (same
 seed) against ONNX Runtime fp32 for each bf16 placement. Numbers only mean something beside the machine line.
@@ -110,9 +111,33 @@ def placement_rows(root: Path, args) -> None:
         print(f"| {label} | {psnr(images, ref):.1f} dB | {per_frame:.1f} dB | {int(np.isnan(images).sum())} | {t:.1f} s |")
 
 
+def make_model(out: Path) -> None:
+    """The small preset with every constant-initialised tensor given random values (a zero convolution would make
+    its layer an identity that no comparison sees): weights uniform within torch's default-init bound, norm scales
+    1 + 0.1 N(0, 1), biases 0.1 N(0, 1)."""
+    import math
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from t2vrt.export.random_model import build_model
+
+    build_model(out, "small", seed=0)
+    g = torch.Generator().manual_seed(1)
+    for f in sorted(out.glob("*/*.safetensors")):
+        sd = load_file(f)
+        for k, t in sd.items():
+            if t.is_floating_point() and t.numel() > 1 and bool((t == t.flatten()[0]).all()):
+                bound = 1 / math.sqrt(t[0].numel()) if t.dim() >= 2 else 0.0
+                sd[k] = ((torch.rand(t.shape, generator=g) * 2 - 1) * bound if t.dim() >= 2
+                         else t + 0.1 * torch.randn(t.shape, generator=g))
+        save_file(sd, f, metadata={"format": "pt"})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("dir", type=Path)
+    ap.add_argument("dir", type=Path, nargs="?")
+    ap.add_argument("--make-model", type=Path, default=None, help="write the measured model folder and stop")
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--steps", type=int, default=10)
@@ -120,6 +145,8 @@ def main() -> None:
     ap.add_argument("--skip", choices=["components", "videos"], default=None)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.make_model:
+        return make_model(args.make_model)
     m = load_manifest(args.dir)
     if args.skip != "components":
         component_rows(args.dir, m, args)

@@ -136,12 +136,15 @@ class OpenVinoRunner:
     def _compile(self, key: tuple) -> Compiled:
         """Fix the graph's input shapes to ``key`` and compile it (or import it from CACHE_DIR); in bf16, the
         timestep embedding is cut off and compiled in fp32 (engines/openvino_split.py)."""
-        from t2vrt.engines.openvino_split import split_fp32_head
+        from t2vrt.engines.openvino_split import fuse_attention, split_fp32_head
 
         t0 = time.perf_counter()
         model = self.model.clone()
         model.reshape({name: list(shape) for name, shape in key})
-        parts = split_fp32_head(model) if self.precision == "bf16" else None
+        parts = None
+        if self.precision == "bf16":
+            fuse_attention(model)
+            parts = split_fp32_head(model)
         if parts is None:
             compiled = Compiled(None, self.core.compile_model(model, self.device, self.config))
         else:

@@ -17,7 +17,7 @@ from t2vrt.runtime.pipeline import Pipeline
 pytestmark = pytest.mark.skipif(bool(ovb.openvino_missing()), reason=ovb.openvino_missing() or "openvino is installed")
 needs_bf16 = pytest.mark.skipif(not ovb.cpu_bf16(), reason="this CPU has no AVX512_BF16 or AMX: bf16 is refused here")
 
-CALL = dict(num_frames=3, height=32, width=48, num_inference_steps=3, seed=4, progress=False)
+CALL = {"num_frames": 3, "height": 32, "width": 48, "num_inference_steps": 3, "seed": 4, "progress": False}
 FP32_TOL = 1e-4  # relative L2 of frames, OpenVINO fp32 against ONNX Runtime fp32
 BF16_PSNR = 30.0  # dB of frames, OpenVINO bf16 against ONNX Runtime fp32 (measured on the tiny model: see below)
 
@@ -74,7 +74,7 @@ def test_video_to_video_fp32_matches_onnxruntime(tiny_v2v_engines):
     from t2vrt.runtime.video2video import VideoToVideoPipeline
 
     video = np.random.default_rng(0).integers(0, 256, (4, 32, 48, 3), dtype=np.uint8)
-    kw = dict(strength=0.6, num_inference_steps=4, seed=2, progress=False)
+    kw = {"strength": 0.6, "num_inference_steps": 4, "seed": 2, "progress": False}
     ref = VideoToVideoPipeline.load(tiny_v2v_engines, backend="onnxruntime")("a cat", video, **kw)
     out = VideoToVideoPipeline.load(tiny_v2v_engines, backend="openvino", low_memory=True)("a cat", video, **kw)
     assert rel_l2(out.images, ref.images) < FP32_TOL
@@ -136,3 +136,14 @@ def test_bf16_refused_in_one_line_without_bf16_instructions(tiny_engines, monkey
     monkeypatch.setattr(ovb, "cpu_flags", lambda: {"avx2", "avx512f"})
     with pytest.raises(EngineError, match="bf16 needs a CPU with AVX512_BF16 or AMX"):
         Pipeline.load(tiny_engines, backend="openvino", precision="bf16")
+
+
+@needs_bf16
+def test_fp32_on_a_bf16_cpu_says_once_what_bf16_gives(tiny_engines, caplog, monkeypatch):
+    from t2vrt.engines import openvino_backend
+
+    monkeypatch.setattr(openvino_backend, "_told", False)
+    with caplog.at_level(logging.INFO, logger="t2vrt"):
+        Pipeline.load(tiny_engines)
+        Pipeline.load(tiny_engines)
+    assert caplog.text.count("--precision bf16 (torch_dtype=torch.bfloat16) ran the UNet step") == 1
