@@ -147,3 +147,12 @@ def test_fp32_on_a_bf16_cpu_says_once_what_bf16_gives(tiny_engines, caplog, monk
         Pipeline.load(tiny_engines)
         Pipeline.load(tiny_engines)
     assert caplog.text.count("--precision bf16 (torch_dtype=torch.bfloat16) ran the UNet step") == 1
+
+
+@needs_bf16
+def test_from_pretrained_with_torch_bfloat16_opts_in(tiny_engines):
+    import torch
+
+    pipe = Pipeline.from_pretrained(str(tiny_engines), torch_dtype=torch.bfloat16)
+    assert (pipe.backend, pipe.precision) == ("openvino", "bf16")
+    assert Pipeline.from_pretrained(str(tiny_engines), torch_dtype=torch.float32).precision is None  # fp32, as diffusers
