@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="t2vrt", description=__doc__.splitlines()[0], formatter_class=HELP)
     add_verbosity(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (export, build, generate, upscale, batch, serve, bench, inspect, verify, demo):  # `t2vrt --help`'s order
+    # `t2vrt --help`'s order
+    for command in (export, build, generate, upscale, batch, serve, bench, inspect, verify, demo):
         command.add_parser(sub)
     for p in sub.choices.values():
         add_verbosity(p)

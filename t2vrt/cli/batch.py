@@ -34,14 +34,18 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
 def add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
     g = p.add_argument_group("Ray (needs the ray extra: pip install 't2vrt[ray]')")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help=f"run {what} on the Ray cluster at ADDRESS (e.g. ray://head:10001 or auto); alone: a local cluster")
-    g.add_argument("--workers", type=int, default=None, help="Ray workers (each loads the model once); default: one per GPU, 1 without GPUs")
+                   help=f"run {what} on the Ray cluster at ADDRESS (e.g. ray://head:10001 or auto); alone: a local "
+                   "cluster")
+    g.add_argument("--workers", type=int, default=None,
+                   help="Ray workers (each loads the model once); default: one per GPU, 1 without GPUs")
     g.add_argument("--gpus-per-worker", type=float, default=None, help="default: 1 when the cluster has GPUs, else 0")
 
 
 def request_defaults(args) -> VideoRequest:
-    return VideoRequest(negative_prompt=args.negative_prompt, seed=args.seed, num_frames=args.frames, height=args.height,
-                        width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler=args.scheduler)
+    return VideoRequest(negative_prompt=args.negative_prompt, seed=args.seed, num_frames=args.frames,
+                        height=args.height,
+                        width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                        scheduler=args.scheduler)
 
 
 def ray_options(args):
@@ -73,7 +77,8 @@ def run(args) -> int:
         if r["status"] == "failed":
             print(f"{args.prompts}:{n}: failed: {r['error']}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"counts": counts, "results": str(results.path), "seconds": round(time.perf_counter() - t0, 2)}))
+        print(json.dumps({"counts": counts, "results": str(results.path),
+                          "seconds": round(time.perf_counter() - t0, 2)}))
     else:
         print(f"batch: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))} in {time.perf_counter() - t0:.1f} s; "
               f"records in {results.path}")

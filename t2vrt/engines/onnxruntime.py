@@ -48,7 +48,8 @@ class OrtRunner:
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | Path, spec: ComponentSpec, providers: list[str] | None = None, threads: int | None = None):
+    def __init__(self, path: str | Path, spec: ComponentSpec, providers: list[str] | None = None,
+                 threads: int | None = None):
         import onnxruntime as ort
 
         available = ort.get_available_providers()

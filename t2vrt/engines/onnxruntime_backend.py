@@ -74,13 +74,15 @@ class OnnxRuntime(Backend):
                               "backend (--backend openvino, pip install 't2vrt[openvino]'); or use --precision fp32")
         check_providers(options.providers)
 
-    def open(self, root: Path, manifest: Manifest, name: str, options: LoadOptions, cuda_graphs: bool = False) -> Runner:
+    def open(self, root: Path, manifest: Manifest, name: str, options: LoadOptions,
+             cuda_graphs: bool = False) -> Runner:
         """precision None: fp32 ONNX on the CPU, fp16 on CUDA where exported."""
         device = ort_device(options.providers)
         precision = options.precision or default_precision(manifest, name, device)
         if device == "cuda":
             from t2vrt.engines import onnxruntime_cuda
 
-            return onnxruntime_cuda.OrtBoundRunner(manifest.onnx_path(root, name, precision), manifest.spec(name), "cuda",
+            return onnxruntime_cuda.OrtBoundRunner(manifest.onnx_path(root, name, precision), manifest.spec(name),
+                                                   "cuda",
                                                    cuda_graphs=cuda_graphs)
         return open_cpu_runner(root, manifest, name, precision, options.providers, options.threads)

@@ -30,7 +30,8 @@ def precision_name(pipe) -> str:
 def fail(pipe, component: str, where: str) -> None:
     prec = precision_name(pipe)
     hint = ("fp32 is already used: check the model's weights (t2vrt verify DIR) and the inputs" if prec == "fp32" else
-            f"run in fp32 (precision='fp32', --precision fp32), or keep {component} in fp32; fp16 overflow is the usual cause")
+            f"run in fp32 (precision='fp32', --precision fp32), or keep {component} in fp32; fp16 overflow is the "
+            "usual cause")
     raise NumericalError(f"the {component} output became NaN or infinite {where} ({prec} on {pipe.backend}); {hint}")
 
 

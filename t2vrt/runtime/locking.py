@@ -1,4 +1,5 @@
-"""Thread safety of a Pipeline: one lock over its runner table, and whole calls serialized where runners are shared state.
+"""Thread safety of a Pipeline: one lock over its runner table, and whole calls serialized where runners are shared
+state.
 
 - a backend whose runners may be shared (``Backend.shares_runners``: onnxruntime), runners kept (the default): calls
   run concurrently. ``InferenceSession.run`` is thread-safe, and the

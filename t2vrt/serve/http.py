@@ -64,12 +64,13 @@ class Service:
         try:  # the address before the model: a port in use fails in a second, not after a load
             self.server = ThreadingHTTPServer((host, port), make_handler(self.api))
         except OSError as e:
-            raise InputError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port or --host") from None
+            raise InputError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port or "
+                             "--host") from None
         self.worker = Worker(self.store, Renderer(engine_dir, outdir, fps, options, precision))
         self.server.daemon_threads = True
         self.url = f"http://{host}:{self.server.server_address[1]}"
 
-    def start(self) -> "Service":
+    def start(self) -> Service:
         self.worker.start()
         threading.Thread(target=self.server.serve_forever, name="t2vrt-http", daemon=True).start()
         log.info("serving videos at %s/v1/videos", self.url)

@@ -66,7 +66,8 @@ def resources(ray, opts: RayOptions) -> tuple[int, float]:
     fit = int(gpus // per) if per else int(cpus)
     workers = opts.workers or (max(1, fit) if per else 1)
     if opts.workers is not None and (opts.workers < 1 or opts.workers > max(1, fit)):
-        raise InputError(f"--workers {opts.workers} but the cluster fits {fit} (GPUs {gpus:g}, CPUs {cpus:g}); give 1 to {max(1, fit)}")
+        raise InputError(f"--workers {opts.workers} but the cluster fits {fit} (GPUs {gpus:g}, CPUs {cpus:g}); give 1 "
+                         f"to {max(1, fit)}")
     return workers, per
 
 
@@ -94,7 +95,8 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks)).map_batches(
             RenderActor, batch_size=1, batch_format="numpy", compute=pool, num_cpus=1, num_gpus=gpus,
-            fn_constructor_kwargs=dict(engine_dir=_abs(engine_dir), outdir=_abs(outdir), fps=fps, options=options, precision=precision),
+            fn_constructor_kwargs=dict(engine_dir=_abs(engine_dir), outdir=_abs(outdir), fps=fps, options=options,
+                                       precision=precision),
             max_restarts=-1, max_task_retries=opts.retries,  # a dead worker always restarts; its video is retried
         )
     log.info("batch on Ray: %d videos, %d workers, %g GPUs each", len(todo), workers, gpus)

@@ -67,7 +67,8 @@ class VideoReplica:
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
     def __del__(self):
-        """Ray Serve calls this when the replica stops: its running job gets ``grace_s`` to finish, then is cancelled."""
+        """Ray Serve calls this when the replica stops: its running job gets ``grace_s`` to finish, then is
+        cancelled."""
         worker = getattr(self, "worker", None)
         if worker is not None:
             worker.stop(self.grace_s)

@@ -53,9 +53,11 @@ def test_a_registered_backend_joins_auto_and_the_names(monkeypatch, caplog):
 
 def test_load_options_are_checked_and_merged():
     o = LoadOptions.of("onnxruntime", threads=2, low_memory=None)
-    assert o == LoadOptions(backend="onnxruntime", threads=2) and LoadOptions.of(o, precision="fp16").precision == "fp16"
+    assert o == LoadOptions(backend="onnxruntime", threads=2)
+    assert LoadOptions.of(o, precision="fp16").precision == "fp16"
     assert LoadOptions(providers=["CPUExecutionProvider"]).providers == ("CPUExecutionProvider",)  # hashable, frozen
-    for bad, message in [(dict(threads=0), r"^threads=0 must be at least 1"), (dict(precision="int8"), r"^precision='int8'"),
+    for bad, message in [(dict(threads=0), r"^threads=0 must be at least 1"),
+                         (dict(precision="int8"), r"^precision='int8'"),
                          (dict(low_memory="yes"), r"^low_memory='yes'"), (dict(providers="CPU"), r"^providers='CPU'")]:
         with pytest.raises(InputError, match=message):
             LoadOptions(**bad)
@@ -65,6 +67,7 @@ def test_load_options_are_checked_and_merged():
 
 @pytest.mark.parametrize("command", ["batch DIR P.jsonl -o OUT", "serve DIR", "generate DIR PROMPT"])
 def test_batch_serve_and_generate_take_the_load_options(command):
-    args = build_parser().parse_args(command.split() + ["--low-memory", "--threads", "3", "--providers", "CPUExecutionProvider",
+    args = build_parser().parse_args(command.split() + ["--low-memory", "--threads", "3", "--providers",
+                                                        "CPUExecutionProvider",
                                                         "--backend", "onnxruntime"])
     assert load_options(args) == LoadOptions("onnxruntime", None, ("CPUExecutionProvider",), 3, True)

@@ -10,11 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from t2vrt.engines import loader, onnxruntime_backend, onnxruntime_cuda  # noqa: E402
-from t2vrt.engines.tensorrt.backend import TensorRT  # noqa: E402
-from t2vrt.engines.onnxruntime_cuda import MAX_GRAPHS, OrtBoundRunner, bind_and_run, ort_cuda_unusable  # noqa: E402
-from t2vrt.errors import EngineError  # noqa: E402
 from t2vrt.components import ComponentSpec, TensorSpec  # noqa: E402
+from t2vrt.engines import loader, onnxruntime_backend, onnxruntime_cuda  # noqa: E402
+from t2vrt.engines.onnxruntime_cuda import MAX_GRAPHS, OrtBoundRunner, bind_and_run, ort_cuda_unusable  # noqa: E402
+from t2vrt.engines.tensorrt.backend import TensorRT  # noqa: E402
+from t2vrt.errors import EngineError  # noqa: E402
 
 SPEC = ComponentSpec("toy", (TensorSpec("x", "float32", ("b", 3)),), (TensorSpec("y", "float32", ("b", 3)),))
 
@@ -40,7 +40,8 @@ def test_bound_outputs_are_written_in_place(toy):
     x = torch.arange(6, dtype=torch.float32).reshape(2, 3)
     y = r.infer({"x": x})["y"]
     assert isinstance(y, torch.Tensor) and torch.equal(y, 2 * x + 1)
-    assert torch.equal(r.infer({"x": np.ones((5, 3), np.float32)})["y"], torch.full((5, 3), 3.0))  # NumPy: copied at the edge
+    # NumPy: copied at the edge
+    assert torch.equal(r.infer({"x": np.ones((5, 3), np.float32)})["y"], torch.full((5, 3), 3.0))
     assert r.providers == ["CPUExecutionProvider"]
     r.close()
     with pytest.raises(EngineError, match="this runner was closed"):
@@ -55,7 +56,8 @@ def test_binding_names_device_type_and_pointer():
     dev = types.SimpleNamespace(type="cuda", index=1)
     fake = lambda ptr: types.SimpleNamespace(device=dev, dtype=torch.float16, shape=(2, 4), data_ptr=lambda: ptr)  # noqa: E731
     b = bind_and_run(session, {"x": fake(100)}, {"y": fake(200)})
-    assert calls == [("in", "x", "cuda", 1, np.dtype("float16"), [2, 4], 100), ("out", "y", "cuda", 1, np.dtype("float16"), [2, 4], 200), "run"]
+    assert calls == [("in", "x", "cuda", 1, np.dtype("float16"), [2, 4], 100),
+                     ("out", "y", "cuda", 1, np.dtype("float16"), [2, 4], 200), "run"]
     bind_and_run(session, {}, {}, b)  # a kept binding (CUDA-graph replay) is run again, not bound again
     assert calls[-2:] == ["run", "run"] and len(calls) == 4
 
@@ -95,7 +97,8 @@ def test_missing_onnxruntime_gpu_or_cuda_are_one_line(monkeypatch):
     with pytest.raises(EngineError, match=r"^CUDAExecutionProvider was asked for but cannot run here: onnxruntime .* "
                                           r"or use providers=\['CPUExecutionProvider'\]$"):
         onnxruntime_backend.ort_device(["CUDAExecutionProvider"])
-    assert onnxruntime_backend.ort_device(None) == "cpu" and onnxruntime_backend.ort_device(["CPUExecutionProvider"]) == "cpu"
+    assert onnxruntime_backend.ort_device(None) == "cpu"
+    assert onnxruntime_backend.ort_device(["CPUExecutionProvider"]) == "cpu"
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert ort_cuda_unusable() == f"no CUDA GPU is visible to torch {torch.__version__}"

@@ -49,7 +49,8 @@ class TensorRT(Backend):
         if options.providers or options.threads:
             log.warning("providers and threads are ONNX Runtime options: the tensorrt backend ignores them")
 
-    def open(self, root: Path, manifest: Manifest, name: str, options: LoadOptions, cuda_graphs: bool = False) -> Runner:
+    def open(self, root: Path, manifest: Manifest, name: str, options: LoadOptions,
+             cuda_graphs: bool = False) -> Runner:
         """The engine built for this GPU (fp16 first unless ``options.precision`` says which)."""
         from t2vrt.engines.tensorrt.records import find_engines
         from t2vrt.engines.tensorrt.runner import TrtRunner
