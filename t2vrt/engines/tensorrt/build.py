@@ -193,6 +193,21 @@ def _build_failed(component: str, messages, per_bucket: str = "") -> BuilderFail
 
 def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, shapes, root: Path, component: str,
                 per_bucket: str = ""):
+    """``_build_serialized``, whose failure's one line ends with a `polygraphy convert` command that reproduces it
+    outside t2vrt: the same ONNX file, profiles and flags (tensorrt/repro.py)."""
+    try:
+        return _build_serialized(trt, flavour, onnx_path, o, targets, shapes, root, component, per_bucket)
+    except EngineError as e:
+        from t2vrt.engines.tensorrt.repro import convert_command
+
+        typed = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+        again = convert_command(onnx_path, shapes, flavour, targets, o.opt_level, typed, o.max_workspace_mb,
+                                out=f"{component.split()[0]}.plan")
+        raise type(e)(f"{e}; reproduce with `{again}`") from None
+
+
+def _build_serialized(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, shapes, root: Path,
+                      component: str, per_bucket: str = ""):
     """Build one serialized plan; returns it and the logger's messages."""
     logger = make_logger(trt)
     builder = trt.Builder(logger)
