@@ -63,10 +63,11 @@ class LoadOptions:
     renderers and the benchmarks.
 
     - ``backend``: "auto" or a name of ``backend_names()``.
-    - ``precision``: "fp32", "fp16" (GPUs) or "bf16" (openvino, on a CPU with bf16); None: the backend's default (fp32 ONNX on the CPU, the built engines'
-      precision on TensorRT).
+    - ``precision``: "fp32", "fp16" (GPUs) or "bf16" (openvino, on a CPU with bf16); None: the backend's default
+      (fp32 ONNX on the CPU, the built engines' precision on TensorRT).
     - ``providers``: ONNX Runtime execution providers in order (onnxruntime only); None: CUDA where available.
-    - ``threads``: ONNX Runtime intra-op threads per session; None: its own choice.
+    - ``threads``: intra-op threads per session (ONNX Runtime) or per compiled model (OpenVINO); None: its own
+      choice.
     - ``low_memory``: only the component in use is resident (slower, lower peak).
     """
 

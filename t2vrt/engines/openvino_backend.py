@@ -88,7 +88,8 @@ class OpenVino(Backend):
         ovb.check_precision(options.precision or "fp32")
         tell_bf16_once(options.precision)  # fp32 on openvino: bf16 is one option away
 
-    def open(self, root: Path, manifest: Manifest, name: str, options: LoadOptions, cuda_graphs: bool = False) -> Runner:
+    def open(self, root: Path, manifest: Manifest, name: str, options: LoadOptions,
+             cuda_graphs: bool = False) -> Runner:
         """The portable fp32 graph, compiled in ``options.precision`` (None: fp32) for each request shape."""
         return ovb.OpenVinoRunner(manifest.onnx_path(root, name, "fp32"), manifest.spec(name),
                                   options.precision or "fp32", options.threads)

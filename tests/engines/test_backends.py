@@ -16,7 +16,8 @@ def test_one_registry_feeds_names_and_auto():
     assert backend_names(auto=False) == tuple(sorted(REGISTRY))
     assert [b.name for b in auto_order()] == list(REGISTRY)  # the registry's order is auto's
     assert get_backend("onnxruntime") is get_backend("onnxruntime")  # one object per backend
-    with pytest.raises(EngineError, match=r"^unknown backend 'ov'; choose one of auto, onnxruntime, openvino, tensorrt$"):
+    with pytest.raises(EngineError,
+                       match=r"^unknown backend 'ov'; choose one of auto, onnxruntime, openvino, tensorrt$"):
         get_backend("ov")
 
 

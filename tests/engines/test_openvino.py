@@ -31,7 +31,8 @@ def feed_for(spec, sizes=SIZES, seed=0):
     feed = {}
     for t in spec.inputs:
         shape = t.shape(sizes)
-        feed[t.name] = (rng.integers(0, 40, shape) if t.dtype == "int64" else rng.standard_normal(shape)).astype(t.dtype)
+        values = rng.integers(0, 40, shape) if t.dtype == "int64" else rng.standard_normal(shape)
+        feed[t.name] = values.astype(t.dtype)
     if "timestep" in feed:
         feed["timestep"] = np.array([501.0], np.float32)
     return feed
@@ -138,3 +139,11 @@ def test_close_releases_the_compiled_models(tiny_engines):
     assert r.compiled is None and r.model is None
     with pytest.raises(EngineError, match="closed"):
         r.infer(feed)
+
+
+def test_threads_reach_the_compiled_model(tiny_engines, private_cache):
+    m = load_manifest(tiny_engines)
+    r = runner(tiny_engines, m, "text_encoder", threads=1)
+    r.infer(feed_for(m.spec("text_encoder")))
+    assert next(iter(r.compiled.values())).body.get_property("INFERENCE_NUM_THREADS") == 1
+    assert (private_cache / "fp32-threads-1").is_dir()

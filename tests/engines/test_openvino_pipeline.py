@@ -98,7 +98,8 @@ def test_generate_and_batch_commands(tiny_engines, tmp_path):
     assert video.stat().st_size > 0
     prompts, out = tmp_path / "p.jsonl", tmp_path / "out"
     prompts.write_text(json.dumps({"prompt": "a cat", "num_frames": 2, "height": 32, "width": 32}) + "\n")
-    assert main(["batch", str(tiny_engines), str(prompts), "-o", str(out), "--steps", "2", "--backend", "openvino"]) == 0
+    assert main(["batch", str(tiny_engines), str(prompts), "-o", str(out), "--steps", "2",
+                 "--backend", "openvino"]) == 0
     assert json.loads((out / "results.jsonl").read_text().splitlines()[0])["status"] == "ok"
 
 
@@ -155,4 +156,5 @@ def test_from_pretrained_with_torch_bfloat16_opts_in(tiny_engines):
 
     pipe = Pipeline.from_pretrained(str(tiny_engines), torch_dtype=torch.bfloat16)
     assert (pipe.backend, pipe.precision) == ("openvino", "bf16")
-    assert Pipeline.from_pretrained(str(tiny_engines), torch_dtype=torch.float32).precision is None  # fp32, as diffusers
+    fp32 = Pipeline.from_pretrained(str(tiny_engines), torch_dtype=torch.float32)
+    assert fp32.precision is None  # fp32, as in diffusers
