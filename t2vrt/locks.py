@@ -28,7 +28,8 @@ FOLDER_LOCK = ".t2vrt.lock"
 
 def command_line() -> str:
     """This process's command as a user typed it (``t2vrt build DIR ...``), at most 200 characters."""
-    argv = [Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python", *sys.argv[1:]]
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
+    argv = ["t2vrt" if name == "__main__.py" else name, *sys.argv[1:]]  # `python -m t2vrt` is `t2vrt`
     text = shlex.join(argv)
     return text if len(text) <= 200 else text[:197] + "..."
 
