@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = str(Path(__file__).resolve().parents[2])
 ENV = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), "HF_HUB_OFFLINE": "1"}
 
@@ -36,23 +34,3 @@ def t2vrt(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess
     """`t2vrt ARGS` in a new process."""
     return subprocess.run([sys.executable, "-m", "t2vrt", *args], capture_output=True, text=True, env=ENV,
                           timeout=timeout, **kw)
-
-
-def unprivileged() -> dict:
-    """Keyword arguments that run a subprocess as user nobody when this one is root (root reads mode-000 files)."""
-    if os.geteuid() != 0:
-        return {}
-    return {"user": 65534, "group": 65534, "extra_groups": []}
-
-
-def open_up(path: Path) -> None:
-    """Let user nobody reach ``path``: every ancestor traversable (pytest's temporary root is 0700)."""
-    for p in [path, *path.parents]:
-        if os.geteuid() == 0 and p != Path("/"):
-            os.chmod(p, os.stat(p).st_mode | 0o755)
-
-
-def require_unprivileged_python() -> None:
-    r = subprocess.run([sys.executable, "-c", "import t2vrt"], env=ENV, capture_output=True, **unprivileged())
-    if r.returncode != 0:
-        pytest.skip(f"user nobody cannot run this Python: {r.stderr.decode()[-200:]}")
