@@ -95,20 +95,28 @@ def check_outdir(outdir: Path) -> None:
                           "choose another with -o") from None
     if not os.access(outdir, os.W_OK):
         raise InputError(f"output folder {str(outdir)!r} is not writable; choose another with -o")
+    remove_leftovers(outdir)
+
+
+def remove_leftovers(outdir: Path) -> None:
+    """Remove what killed writers left in ``outdir`` (``.NAME.partial-PID`` files of processes that are gone; a
+    live writer's are left alone, so this is safe beside a running batch). ``check_outdir`` calls it: a batch when it
+    starts, the service at start-up."""
+    from t2vrt.runtime.media.paths import clean_partials
+
+    for p in clean_partials(outdir):
+        log.info("removed %s, left by a writer that was killed", p)
 
 
 @contextlib.contextmanager
 def writing(outdir: str | Path, what: str = "batch"):
-    """Hold OUTDIR's writer lock (a second batch, or the service, is refused at once naming this process) and
-    remove the leftovers of killed writers there first."""
+    """Hold OUTDIR's writer lock: a second batch (or the service, where it takes it) is refused at once naming this
+    process."""
     from t2vrt.locks import folder_lock
-    from t2vrt.runtime.media.paths import clean_partials
 
     outdir = Path(outdir)
     check_outdir(outdir)
     with folder_lock(outdir, f"output folder {outdir}", {"kind": what}):
-        for p in clean_partials(outdir):
-            log.info("removed %s, left by a writer that was killed", p)
         yield outdir
 
 
