@@ -3,8 +3,9 @@ bodies) goes through it, with a size cap and a nesting cap, so a hostile file is
 an unbounded read, or a hang on a FIFO.
 
 ``loads(text)`` parses a string or bytes; ``read_json(path)`` reads only a regular file (a FIFO, socket or device is
-refused from its ``stat``, never opened; a file it cannot read is "cannot read X: permission denied"). Errors are ``JSONError`` (a ValueError) carrying one line; callers wrap it in their own typed
-error (ManifestError, InputError) with the fix.
+refused from its ``stat``, never opened; a file it cannot read is "cannot read X: permission denied"). Errors are
+``JSONError`` (a ValueError) carrying one line; callers wrap it in their own typed error (ManifestError,
+InputError) with the fix.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import stat
 from pathlib import Path
 from typing import Any
@@ -25,17 +25,14 @@ class JSONError(ValueError):
     """A JSON text or file that cannot be read: one line naming why."""
 
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-_BRACKET = re.compile(r"[\[\]{}]")
-
-
-def _depth_ok(text: str, max_depth: int) -> bool:
-    """Whether brackets outside strings nest at most ``max_depth`` deep (a linear scan, no recursion)."""
-    depth = 0
-    for m in _BRACKET.finditer(_STRING.sub("", text)):
-        depth += 1 if m.group() in "[{" else -1
+def _depth_ok(obj: Any, max_depth: int) -> bool:
+    """Whether a parsed value nests at most ``max_depth`` containers deep (an explicit stack: no recursion)."""
+    level, depth = [obj] if type(obj) in (dict, list) else [], 1
+    while level:  # one level of containers at a time
         if depth > max_depth:
             return False
+        level = [v for c in level for v in (c.values() if type(c) is dict else c) if type(v) in (dict, list)]
+        depth += 1
     return True
 
 
@@ -48,14 +45,16 @@ def loads(text: str | bytes, what: str = "JSON", max_bytes: int = MAX_BYTES, max
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as e:
             raise JSONError(f"{what} is not UTF-8 (byte 0x{text[e.start]:02x} at offset {e.start})") from None
-    if not _depth_ok(text, max_depth):
-        raise JSONError(f"{what} is too deeply nested (more than {max_depth} levels)")
+    deep = JSONError(f"{what} is too deeply nested (more than {max_depth} levels)")
     try:
-        return json.loads(text)
+        value = json.loads(text)  # the C parser guards its recursion: a 100,000-deep text is a RecursionError
     except json.JSONDecodeError as e:
         raise JSONError(f"{what} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    except RecursionError:  # unreachable after the depth scan; kept so no traceback can escape
-        raise JSONError(f"{what} is too deeply nested") from None
+    except RecursionError:
+        raise deep from None
+    if not _depth_ok(value, max_depth):
+        raise deep
+    return value
 
 
 def check_regular(path: str | Path, what: str | None = None) -> os.stat_result:

@@ -69,7 +69,8 @@ def _open_locked(path: Path, blocking: bool) -> int | None:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
         except OSError as e:
-            raise OutputError(f"cannot create the lock file {path}: {e.strerror or e}; {path.parent} must be writable") from None
+            raise OutputError(f"cannot create the lock file {path}: {e.strerror or e}; "
+                              f"{path.parent} must be writable") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except BlockingIOError:

@@ -130,8 +130,8 @@ def read_manifest_json(root: Path) -> object:
     try:
         return read_json(path)
     except FileNotFoundError:
-        raise ManifestError(f"{str(root)!r} has no {MANIFEST}: it is not a t2vrt engine directory (or its export did not "
-                            "finish)") from None
+        raise ManifestError(f"{str(root)!r} has no {MANIFEST}: it is not a t2vrt engine directory (or its export "
+                            "did not finish)") from None
     except JSONError as e:
         if str(e).startswith("cannot read"):
             raise ManifestError(str(e)) from None

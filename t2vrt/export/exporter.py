@@ -110,7 +110,8 @@ def export_model(model: str, out: str | Path, options: ExportOptions = ExportOpt
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ExportError(f"cannot create the folder {out.parent} for -o: {e.strerror or e}; choose another -o") from None
+        raise ExportError(f"cannot create the folder {out.parent} for -o: {e.strerror or e}; "
+                          "choose another -o") from None
     with exclusive(dir_lock_path(out), f"engine directory {out}", {"kind": "export"}):  # a second writer: refused
         expected = identity(out)  # what --overwrite may replace at the end: this directory, unchanged
         _check_target(out, options.overwrite)

@@ -69,7 +69,8 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str | None, str]]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                yield n, None, f"line {n} is not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); save the file as UTF-8"
+                yield n, None, (f"line {n} is not UTF-8 (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+                                "save the file as UTF-8")
                 continue
             if text.strip() and not text.lstrip().startswith("#"):
                 yield n, text, ""
@@ -184,7 +185,9 @@ def _already_done(previous: "Results", req: VideoRequest, name: str, target: Pat
     if record is not None:
         return record, None
     maker = previous.maker(name)
-    by = f"line {maker['line']} of {maker.get('prompts', 'an earlier prompt file')} with other arguments" if maker else "not this batch"
+    by = "not this batch"
+    if maker:
+        by = f"line {maker['line']} of {maker.get('prompts', 'an earlier prompt file')} with other arguments"
     return None, (f"output {name!r} already exists (made by {by}); kept as it is: pass --overwrite to render this "
                   "line over it, or give the line another \"output\"")
 
@@ -237,7 +240,10 @@ class Results:
     def compact(self) -> None:
         from t2vrt.runtime.media.paths import write_text_atomic
 
-        order = sorted(self.records.values(), key=lambda r: (str(r.get("prompts", "")), int(r.get("line", 0)), r["key"]))
+        def where(r: dict) -> tuple:
+            return str(r.get("prompts", "")), int(r.get("line", 0)), r["key"]
+
+        order = sorted(self.records.values(), key=where)
         write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in order))
 
 
@@ -287,8 +293,9 @@ class Renderer:
         from t2vrt.serve.render import render
 
         req = VideoRequest(**task["request"])
-        record = {"key": task.get("key", f"line:{task['line']}"), "prompts": task.get("prompts", ""), "line": task["line"],
-                  "prompt": req.prompt, "output": task["output"], "fingerprint": req.fingerprint()}
+        record = {"key": task.get("key", f"line:{task['line']}"), "prompts": task.get("prompts", ""),
+                  "line": task["line"], "prompt": req.prompt, "output": task["output"],
+                  "fingerprint": req.fingerprint()}
         try:
             started = time.time()
             target = output_inside(self.outdir, task["output"])  # again: a symlink made since the plan cannot lead out

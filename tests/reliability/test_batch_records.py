@@ -86,13 +86,15 @@ def test_defaults_are_generates(tiny_engines, tmp_path, caplog):
         (item,) = plan(tiny_engines, p, tmp_path / "out")
     assert item.request.num_inference_steps == 50 == VideoRequest().num_inference_steps
     assert (item.request.height, item.request.width) == (64, 64)
-    assert "native size 256x256 is outside this engine directory's range" in caplog.text and "opt size 64x64" in caplog.text
+    assert "native size 256x256 is outside this engine directory's range" in caplog.text
+    assert "opt size 64x64" in caplog.text
 
 
 def test_leftovers_of_dead_writers_are_removed_by_the_next_run(tiny_engines, tmp_path):
     out = tmp_path / "out"
     (out / "sub").mkdir(parents=True)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout
     stale = [out / f".v.partial-{int(dead)}-1.mp4", out / "sub" / f".w.partial-{int(dead)}-2.gif",
              out / f".results.jsonl.partial-{int(dead)}"]
     live = out / f".x.partial-{os.getpid()}-3.mp4"

@@ -34,7 +34,8 @@ def test_two_exports_into_one_target_one_wins_one_is_refused(tiny_model, tmp_pat
     out = tmp_path / "engines"
     cmd = [sys.executable, "-m", "t2vrt", "export", str(tiny_model), "-o", str(out), "--components", "text_encoder",
            "--no-validate"]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) for _ in range(2)]
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+             for _ in range(2)]
     results = [(p.wait(timeout=240), p.stderr.read()) for p in procs]
     assert sorted(rc for rc, _ in results) == [0, 2], results
     err = next(e for rc, e in results if rc == 2).strip().splitlines()[-1]

@@ -43,7 +43,8 @@ def test_fifo_scheduler_config_is_one_line_not_a_hang(engine_copy, tmp_path, cap
     args = [command, str(engine_copy)] + (["a cat", "-o", str(tmp_path / "v.mp4")] if command == "generate" else [])
     assert main(args) == 2
     out = capsys.readouterr()
-    assert "scheduler_config.json (the scheduler config) is a FIFO (named pipe), not a regular file" in out.err + out.out
+    what = "scheduler_config.json (the scheduler config) is a FIFO (named pipe), not a regular file"
+    assert what in out.err + out.out
 
 
 def test_fifo_graph_is_refused_at_load(engine_copy, alarm):

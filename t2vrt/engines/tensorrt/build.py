@@ -347,7 +347,9 @@ def build_engines(engine_dir: str | Path, options: BuildOptions = BuildOptions()
     root = Path(engine_dir)
     load_manifest(root)  # an engine directory, before any lock is taken beside it
     mine = list(options.components)
-    others = lambda holder: holder.get("kind") == "build" and not set(holder.get("components", mine)) & set(mine)  # noqa: E731
+    def others(holder: dict) -> bool:  # a build of other components: wait for it
+        return holder.get("kind") == "build" and not set(holder.get("components", mine)) & set(mine)
+
     with exclusive(dir_lock_path(root), f"engine directory {root}", {"kind": "build", "components": mine}, wait=others):
         return _build_locked(root, options)  # a build of other components waits; of the same ones, refused
 

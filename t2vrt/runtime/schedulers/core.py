@@ -116,7 +116,8 @@ class Spec:
     def _limit_message(self, cfg: SchedulerConfig, steps: int, extras: dict, why: str) -> str:
         """The one line for a step count this sampler cannot take with this config: the largest one below it that
         works (the limit, lowered), and the spacing that takes any count."""
-        limit = next((n for n in range(steps - 1, max(0, steps - 64), -1) if not self._checked(cfg, n, extras)[1]), None)
+        below = range(steps - 1, max(0, steps - 64), -1)
+        limit = next((n for n in below if not self._checked(cfg, n, extras)[1]), None)
         spacing = cfg.timestep_spacing
         fix = f"use at most {limit} steps" if limit else "use fewer steps"
         if spacing != "trailing":
