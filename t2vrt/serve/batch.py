@@ -201,6 +201,7 @@ class Results:
     def __init__(self, outdir: Path, write: bool = True):
         self.path = Path(outdir) / RESULTS
         self.records: dict[str, dict] = {}
+        self.made: dict[str, str] = {}  # output -> the key of the record that made the video there now
         self.outcome: dict[str, str] = {}
         self.latest: dict[str, dict] = {}  # this run's record of each key, kept or not
         for record in load_records(self.path):
@@ -212,10 +213,11 @@ class Results:
         old = self.records.get(key)
         if old is not None and old.get("status") == "ok" and record.get("status") != "ok":
             return False
-        if record.get("status") == "ok":
-            for k, r in self.records.items():
-                if k != key and r.get("status") == "ok" and r.get("output") == record.get("output"):
-                    self.records[k] = r | {"status": "overwritten", "by": key}
+        made = self.made.get(record.get("output"))
+        if record.get("status") == "ok" and made not in (None, key) and self.records[made].get("status") in DONE:
+            self.records[made] = self.records[made] | {"status": "overwritten", "by": key}
+        if record.get("status") in DONE:
+            self.made[record.get("output")] = key
         self.records[key] = record
         return True
 
@@ -230,12 +232,14 @@ class Results:
         """This run's status of a line that writes no record (skipped, exists)."""
         self.outcome[key] = status
 
-    def finished(self, output: str, fingerprint: str) -> dict | None:
-        return next((r for r in self.records.values() if r.get("status") in DONE and r.get("output") == output
-                     and r.get("fingerprint") == fingerprint), None)
-
     def maker(self, output: str) -> dict | None:
-        return next((r for r in self.records.values() if r.get("status") in DONE and r.get("output") == output), None)
+        """The record of the request whose video is at ``output`` now, if any."""
+        key = self.made.get(output)
+        return self.records[key] if key is not None and self.records[key].get("status") in DONE else None
+
+    def finished(self, output: str, fingerprint: str) -> dict | None:
+        record = self.maker(output)
+        return record if record is not None and record.get("fingerprint") == fingerprint else None
 
     def compact(self) -> None:
         from t2vrt.runtime.media.paths import write_text_atomic
