@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from t2vrt.engines.backends import LoadOptions
 from t2vrt.errors import InputError, OutputError, T2VError
 from t2vrt.jsonio import JSONError, loads
 from t2vrt.serve.request import RequestChecker, VideoRequest, output_inside, parse_request
@@ -57,7 +58,8 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str | None, str]]:
     is not UTF-8 has text None and says where."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"prompt file {str(path)!r} does not exist; write one JSON object per line, e.g. {{\"prompt\": \"a cat\"}}")
+        raise InputError(f"prompt file {str(path)!r} does not exist; write one JSON object per line, e.g. "
+                         f"{{\"prompt\": \"a cat\"}}")
     try:
         f = path.open("rb")
     except OSError as e:
@@ -277,14 +279,16 @@ def load_results(outdir: str | Path) -> dict[str, dict]:
 
 
 class Renderer:
-    """One loaded Pipeline rendering tasks into ``outdir``; the same object runs locally and inside a Ray actor."""
+    """One loaded Pipeline rendering tasks into ``outdir``; the same object runs locally and inside a Ray actor.
+    ``options``: how the model loads (LoadOptions, or a backend name); ``precision`` replaces its precision."""
 
-    def __init__(self, engine_dir: str | Path, outdir: str | Path, fps: float = 8.0, backend: str = "auto",
+    def __init__(self, engine_dir: str | Path, outdir: str | Path, fps: float = 8.0,
+                 options: LoadOptions | str | None = None,
                  precision: str | None = None):
         from t2vrt import Pipeline
         from t2vrt.serve.render import StageClock
 
-        self.pipe = Pipeline.load(engine_dir, backend=backend, precision=precision)
+        self.pipe = Pipeline.load(engine_dir, LoadOptions.of(options, precision=precision))
         self.clock = StageClock(self.pipe)
         self.outdir, self.fps = Path(outdir), fps
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -310,7 +314,8 @@ class Renderer:
             return record | {"status": "failed", "seed": req.seed, "error": str(e), "worker": self.worker}
         except Exception as e:  # a backend failure: one line with its type, never a traceback in the results
             first = (str(e).strip().splitlines() or [""])[0][:300]
-            return record | {"status": "failed", "seed": req.seed, "error": f"{type(e).__name__}: {first}", "worker": self.worker}
+            return record | {"status": "failed", "seed": req.seed, "error": f"{type(e).__name__}: {first}",
+                             "worker": self.worker}
 
 
 def line_records(lines: Iterable[Line], results: Results) -> None:
@@ -330,7 +335,8 @@ def to_render(lines: Iterable[Line]) -> list[Line]:
     return [item for item in lines if item.error is None and item.skip is None and item.exists is None]
 
 
-def run_local(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: float = 8.0, backend: str = "auto",
+def run_local(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: float = 8.0,
+              options: LoadOptions | str | None = None,
               precision: str | None = None, on_record: Callable[[dict], None] | None = None) -> Results:
     """Render the lines to do in this process, one Pipeline loaded once, with a progress bar and ETA."""
     from tqdm.auto import tqdm
@@ -341,7 +347,7 @@ def run_local(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps
     if not todo:
         results.compact()
         return results
-    renderer = Renderer(engine_dir, outdir, fps, backend, precision)
+    renderer = Renderer(engine_dir, outdir, fps, options, precision)
     try:
         for item in tqdm(todo, desc="batch", unit="video"):
             record = renderer(item.task())
