@@ -177,7 +177,7 @@ def _json(text: str) -> object:
         raise InputError(f"{e}; write one object per line, e.g. {{\"prompt\": \"a cat\"}}") from None
 
 
-def _already_done(previous: "Results", req: VideoRequest, name: str, target: Path,
+def _already_done(previous: Results, req: VideoRequest, name: str, target: Path,
                   overwrite: bool) -> tuple[dict | None, str | None]:
     """(the earlier record, None) if ``target`` is this request's finished video; (None, why) if ``target`` exists
     otherwise; (None, None) if the line is to be rendered (nothing there, or --overwrite)."""

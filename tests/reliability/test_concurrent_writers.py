@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import signal
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -14,8 +14,7 @@ import pytest
 
 from t2vrt.cli import main
 from t2vrt.errors import BusyError, ExportError
-from t2vrt.export import ExportOptions, export_model
-from t2vrt.export import exporter
+from t2vrt.export import ExportOptions, export_model, exporter
 from t2vrt.locks import FOLDER_LOCK, dir_lock_path, exclusive
 from t2vrt.manifest import load_manifest
 from tests.reliability.procs import hold, t2vrt
