@@ -56,6 +56,7 @@ def run(args) -> int:
 def serve_on_ray(args, common: dict) -> int:
     import signal
     import threading
+    import time
 
     from t2vrt.serve.ray_batch import connect, resources
 
@@ -66,12 +67,23 @@ def serve_on_ray(args, common: dict) -> int:
 
     board = ray_serve.start(args.dir, args.output_dir, replicas=workers, gpus_per_replica=gpus, grace_s=args.grace, **common)
     print(f"serving at http://{args.host}:{args.port}/v1/videos on {workers} Ray Serve replicas (Ctrl-C stops)", flush=True)
-    done = threading.Event()
+    done, hurry = threading.Event(), threading.Event()
+
+    def on_signal(*_):
+        if done.is_set():
+            hurry.set()  # the second signal: the running jobs are cancelled at their next step
+        done.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
+        signal.signal(sig, on_signal)
     wait_for_signal(done)
     # A cluster that died with the signal (Ctrl-C reaches a local cluster's processes too) must not hang the exit.
     stopper = threading.Thread(target=ray_serve.stop, args=(board, args.grace), daemon=True)
     stopper.start()
-    stopper.join(args.grace + 30)
+    end = time.monotonic() + args.grace + 30
+    while stopper.is_alive() and time.monotonic() < end and not hurry.is_set():
+        stopper.join(0.5)
+    if stopper.is_alive() and hurry.is_set():
+        threading.Thread(target=ray_serve.hurry, args=(board,), daemon=True).start()
+        stopper.join(30)
     return 0

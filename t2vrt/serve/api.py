@@ -33,15 +33,13 @@ _PATH = re.compile(r"'(?:/|[A-Za-z]:\\)[^']*'")
 class APIError(Exception):
     """An error reply: HTTP ``status`` and OpenAI's error object."""
 
-    TYPES = {400: "invalid_request_error", 404: "invalid_request_error", 409: "invalid_request_error",
-             413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error", 503: "server_error"}
-
     def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None):
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, client_message(message), param, code
 
     def body(self) -> dict:
-        kind = self.TYPES.get(self.status, "server_error" if self.status >= 500 else "invalid_request_error")
+        kind = "rate_limit_error" if self.status == 429 else "server_error" if self.status >= 500 else \
+            "invalid_request_error"
         return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
 
 
@@ -68,7 +66,9 @@ class Served:
         outside the engine directory's range (as `t2vrt generate`)."""
         m, p = self.check.manifest.model, self.check.manifest.profile
         native = m.sample_size * m.vae_scale
-        fit = lambda rng: native if rng[0] <= native <= rng[2] else rng[1]  # noqa: E731
+        def fit(rng) -> int:
+            return native if rng[0] <= native <= rng[2] else rng[1]
+
         return fit(p.width), fit(p.height)
 
     @property
@@ -115,7 +115,7 @@ def parse_create(fields: dict, served: Served, has_file: bool) -> dict:
 
 
 def _typed(key: str, v: object) -> object:
-    if isinstance(v, bool) or isinstance(v, (dict, list)):
+    if isinstance(v, (bool, dict, list)):
         raise APIError(422, f"{key}={v!r} must be {'a number' if key in INTS + FLOATS else 'a string'}", param=key)
     try:
         if key in INTS:

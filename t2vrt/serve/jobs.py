@@ -10,6 +10,7 @@ protocol's (queued, in_progress, completed, failed); a cancelled job is failed w
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import sqlite3
@@ -18,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from t2vrt.errors import T2VError
+from t2vrt.errors import InputError, T2VError
 
 log = logging.getLogger(__name__)
 FINAL = ("completed", "failed")
@@ -65,8 +66,9 @@ class JobStore:
 
     def __init__(self, outdir: str | Path, max_queued: int = 16, keep_s: float = 24 * 3600.0):
         self.outdir, self.max_queued, self.keep_s = Path(outdir), max_queued, keep_s
-        self.closed = False
+        self.closed, self.expired_at = False, 0.0
         self.cond = threading.Condition()
+        self.lock = _lock(self.outdir / f"{DB}.lock")
         self.db = sqlite3.connect(self.outdir / DB, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -87,9 +89,17 @@ class JobStore:
                 log.warning("job %s: failed (interrupted: the service stopped while it was queued or running)", i)
             return ids
 
-    def expire(self) -> list[str]:
-        """Forget finished jobs past their ``expires_at`` and remove their files."""
+    def release(self) -> None:
+        """Close the table and let another process open this output folder."""
         with self.cond:
+            self.db.close()
+            self.lock.close()
+
+    def expire(self) -> list[str]:
+        """Forget finished jobs past their ``expires_at`` and remove their files (at start-up, then every minute
+        from take())."""
+        with self.cond:
+            self.expired_at = time.monotonic()
             ids = [r["id"] for r in self.db.execute("SELECT id FROM jobs WHERE expires_at < ?", (time.time(),))]
             for i in ids:
                 self.db.execute("DELETE FROM jobs WHERE id=?", (i,))
@@ -113,6 +123,8 @@ class JobStore:
     def take(self, worker: str, timeout: float = 0.5) -> dict | None:
         """The oldest queued job, now in_progress on ``worker``; None after ``timeout`` s or when closed."""
         with self.cond:
+            if time.monotonic() - self.expired_at > 60:
+                self.expire()
             row = self._oldest_queued()
             if row is None and not self.closed:
                 self.cond.wait(timeout)
@@ -222,6 +234,19 @@ class JobStore:
         with self.cond:
             rows = self.db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
             return {r["status"]: r["n"] for r in rows} | {"max_queued": self.max_queued}
+
+
+def _lock(path: Path):
+    """An exclusive advisory lock on ``path``, held while the file stays open: one service per output folder (a
+    second one would take the first's running jobs for interrupted ones)."""
+    f = open(path, "a+")  # noqa: SIM115 - held open for the store's lifetime
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise InputError(f"output folder {str(path.parent)!r} is in use by another t2vrt serve; give this one "
+                         "another -o") from None
+    return f
 
 
 def new_id() -> str:

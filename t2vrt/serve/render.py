@@ -4,8 +4,8 @@ service job (text- or video-to-video, with its thumbnail)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from t2vrt.serve.request import VideoRequest
 
@@ -75,7 +75,10 @@ def render_job(renderer, job: dict, on_step: Callable[[int, int], None]) -> dict
     if "video" in extras:
         kwargs.pop("num_frames")
         steps = max(1, int(steps * extras.get("strength", 0.6)))  # the steps a strength < 1 runs
-    callback = lambda step, timestep, latents: on_step(min(step + 1, steps), steps)  # noqa: E731
+
+    def callback(step, timestep, latents):
+        on_step(min(step + 1, steps), steps)
+
     try:
         video = pipe(req.prompt, progress=False, callback=callback, **kwargs)
     finally:

@@ -90,7 +90,7 @@ class Service:
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, name="t2vrt-http",
                                        daemon=True)
 
-    def start(self) -> "Service":
+    def start(self) -> Service:
         self.worker.start()
         self.thread.start()
         end = time.monotonic() + 30
@@ -107,6 +107,7 @@ class Service:
         self.server.should_exit = True
         self.thread.join(10)
         self.sock.close()
+        self.store.release()
 
     def serve_until_signal(self, grace_s: float = 30.0) -> None:
         done, hurry = threading.Event(), threading.Event()

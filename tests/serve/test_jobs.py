@@ -17,7 +17,7 @@ def test_a_restart_keeps_finished_jobs_and_fails_interrupted_ones(tmp_path):
     assert store.take("w")["id"] == running
     partial = tmp_path / f".{running}.partial-1-2.mp4"  # what a crash during the write leaves
     partial.write_bytes(b"half")
-    store.db.close()  # the process dies here
+    store.release()  # the process dies here
 
     again = JobStore(tmp_path, keep_s=3600)
     assert sorted(again.interrupted) == sorted([running, queued])
@@ -27,6 +27,18 @@ def test_a_restart_keeps_finished_jobs_and_fails_interrupted_ones(tmp_path):
     for i in (running, queued):
         assert (again.get(i)["status"], again.get(i)["error_code"]) == ("failed", "interrupted")
     assert not partial.exists() and again.take("w", timeout=0) is None
+
+
+def test_one_service_per_output_folder(tmp_path):
+    import pytest
+
+    from t2vrt.errors import InputError
+
+    store = JobStore(tmp_path)
+    with pytest.raises(InputError, match="in use by another t2vrt serve"):
+        JobStore(tmp_path)
+    store.release()
+    JobStore(tmp_path).release()
 
 
 def test_expired_jobs_are_forgotten_with_their_files(tmp_path):

@@ -1,6 +1,7 @@
 """The standalone service (FastAPI on uvicorn) over real HTTP on 127.0.0.1, one server for the module: the official
 openai client end to end, plain multipart curl, the protocol's errors, queue full and cancel."""
 
+import json
 import shutil
 import subprocess
 
@@ -73,8 +74,7 @@ def test_a_random_seed_when_none_is_given_and_the_served_model(service):
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_plain_multipart_curl(service, tmp_path):
     out = subprocess.run(["curl", "-sS", "-F", "prompt=a blue ball", "-F", "size=48x32", "-F", "num_frames=3",
-                          "-F", "num_inference_steps=2", f"{service.url}/v1/videos"], capture_output=True, timeout=30)
-    import json
+                          "-F", "num_inference_steps=2", f"{service.url}/v1/videos"], check=True, capture_output=True, timeout=30)
 
     video = json.loads(out.stdout)
     assert video["object"] == "video" and video["status"] in ("queued", "in_progress")
