@@ -30,7 +30,7 @@ class ServerLimits:
     """uvicorn's own settings (on its h11 protocol, whose head-size limit is one of them)."""
 
     max_connections: int = 64  # limit_concurrency: connections and requests at once; more get 503
-    keep_alive_s: int = 5  # timeout_keep_alive: an idle kept-alive connection is closed after this
+    keep_alive_s: float = 5  # timeout_keep_alive: an idle connection is closed after this (a new one too, below)
     max_head: int = 16 * 1024  # h11_max_incomplete_event_size: a larger request line + headers gets 400
 
 
@@ -52,6 +52,21 @@ def wait_for_signal(done: threading.Event) -> None:
     woken when the signal lands elsewhere. Seen once as a `t2vrt serve` that ignored SIGTERM for 180 s."""
     while not done.wait(0.5):
         pass
+
+
+def h11_with_idle_timeout():
+    """uvicorn's h11 protocol, its keep-alive timeout started on a new connection too: uvicorn starts it only after
+    a first response, so a socket that never sends anything was held for ever, and enough of them would fill
+    limit_concurrency (every later request a 503)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class H11WithIdleTimeout(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive,
+                                                                self.timeout_keep_alive_handler)
+
+    return H11WithIdleTimeout
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -80,7 +95,7 @@ class Service:
         self.sock = listen(host, port)
         self.store = JobStore(outdir, max_queued, keep_hours * 3600)
         self.app = create_app(self.store, served, outdir, limits)
-        config = uvicorn.Config(self.app, http="h11", log_config=None, access_log=False, lifespan="off",
+        config = uvicorn.Config(self.app, http=h11_with_idle_timeout(), log_config=None, access_log=False, lifespan="off",
                                 limit_concurrency=server_limits.max_connections,
                                 timeout_keep_alive=server_limits.keep_alive_s,
                                 h11_max_incomplete_event_size=server_limits.max_head, timeout_graceful_shutdown=5)

@@ -10,7 +10,7 @@ import pytest
 
 from t2vrt.runtime.media.video import read_video
 from t2vrt.serve.app import Limits
-from t2vrt.serve.service import Service
+from t2vrt.serve.service import ServerLimits, Service
 from tests.serve.client import call, openai_client, wait_for
 
 pytestmark = pytest.mark.filterwarnings("ignore:The Sora API:DeprecationWarning")  # the client marks its videos API
@@ -21,7 +21,8 @@ SLOW = {"num_frames": 16, "size": "64x64", "num_inference_steps": 400}
 @pytest.fixture(scope="module")
 def service(tiny_engines, tmp_path_factory):
     out = tmp_path_factory.mktemp("served")
-    s = Service(tiny_engines, out, port=0, max_queued=1, model_name="tiny", limits=Limits(body_timeout_s=1.0)).start()
+    s = Service(tiny_engines, out, port=0, max_queued=1, model_name="tiny", limits=Limits(body_timeout_s=1.0),
+                server_limits=ServerLimits(max_connections=24, keep_alive_s=1)).start()
     yield s
     s.stop(grace_s=0)
 
@@ -168,8 +169,12 @@ def test_rude_requests(service, caplog):
         threads = threading.active_count()
         idle = [socket.create_connection(service.url.removeprefix("http://").split(":")) for _ in range(30)]
         try:
-            assert call(service.url, "GET", "/health")[0] == 200
             assert threading.active_count() <= threads + 1  # idle sockets hold no thread
+            assert call(service.url, "GET", "/health")[0] == 503  # over uvicorn's cap of 24 connections
+            for s in idle:  # each closed by the server after its 1 s idle timeout
+                s.settimeout(10)
+                assert s.recv(1) == b""
+            assert call(service.url, "GET", "/health")[0] == 200
         finally:
             for s in idle:
                 s.close()
