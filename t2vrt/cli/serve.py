@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--grace", type=float, default=30.0, help="seconds a running job gets to finish at shutdown")
     add_request_args(p)
     add_ray_args(p, "the service's replicas")
-    p.set_defaults(func=run, retries=0)
+    p.set_defaults(func=run, retries=0, seed=None)  # a request without a seed: --seed, else a random one
 
 
 def run(args) -> int:
@@ -30,15 +30,16 @@ def run(args) -> int:
     if args.max_queued < 1 or args.grace < 0 or not 0 <= args.port < 65536 or not args.keep_hours > 0:
         raise InputError(f"--max-queued {args.max_queued} must be >= 1, --grace {args.grace:g} >= 0, --keep-hours "
                          f"{args.keep_hours:g} > 0 and --port {args.port} in [0, 65535]")
-    from dataclasses import replace
-
     from t2vrt.runtime.media.paths import check_fps
-    from t2vrt.serve.request import RequestChecker
+    from t2vrt.serve.api import APIError, parse_create
+    from t2vrt.serve.service import served_model
 
     check_fps(args.fps)
-
     defaults = request_defaults(args)  # checked once here: a request that leaves a key out gets this default
-    RequestChecker(args.dir)(replace(defaults, prompt="defaults"))
+    try:
+        parse_create({"prompt": "the defaults"}, served_model(args.dir, None, defaults, args.fps), has_file=False)
+    except APIError as e:
+        raise InputError(f"the request defaults: {e.args[0]}") from None
     common = dict(host=args.host, port=args.port, max_queued=args.max_queued, fps=args.fps, backend=args.backend,
                   precision=args.precision, defaults=defaults, keep_hours=args.keep_hours,
                   model_name=args.served_model_name)

@@ -25,6 +25,7 @@ INTS = ("num_frames", "num_inference_steps", "seed", "context_frames", "context_
 FLOATS = ("seconds", "guidance_scale", "fps", "strength")
 MAX_PROMPT = 4000  # characters; the text encoder reads 77 tokens of it
 POLL_AFTER_MS = "500"
+SERVE_DEFAULTS = VideoRequest(seed=None)  # a request without a seed gets a random one, unless `serve --seed` fixes it
 _SIZE = re.compile(r"^\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*$")
 _CLAUSE_WITH_COMMAND = re.compile(r"`|\bt2vrt \w")
 _PATH = re.compile(r"'(?:/|[A-Za-z]:\\)[^']*'")
@@ -56,7 +57,7 @@ class Served:
 
     model: str
     check: RequestChecker
-    defaults: VideoRequest = VideoRequest()
+    defaults: VideoRequest = SERVE_DEFAULTS
     fps: float = 8.0
     keep_s: float = 24 * 3600.0
 
@@ -150,7 +151,9 @@ def _video_request(values: dict, served: Served, fps: float) -> VideoRequest:
             raise APIError(422, f"seconds={seconds:g} at fps={fps:g} is {by_seconds} frames but num_frames="
                            f"{values['num_frames']}; give one of them", param="num_frames")
         frames = by_seconds
-    seed = values["seed"] if "seed" in values else secrets.randbelow(2**31)  # never a fixed default seed
+    seed = values.get("seed", d.seed)
+    if seed is None:
+        seed = secrets.randbelow(2**31)  # never a fixed 0
     keep = {k: values[k] for k in ("negative_prompt", "num_inference_steps", "guidance_scale", "scheduler") if k in values}
     return replace(d, prompt=values["prompt"], num_frames=frames, height=height, width=width, seed=seed, **keep)
 

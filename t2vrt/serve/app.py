@@ -112,6 +112,13 @@ def create_app(store, served: Served, outdir: str | Path, limits: Limits = Limit
                               + ", ".join(api.EXTRAS) + ".")
     add_error_handlers(app)
     app.add_middleware(Guard, limits=limits)
+    add_service_routes(app, store, served, started)
+    add_video_routes(app, store, served, outdir, limits)
+    return app
+
+
+def add_service_routes(app: FastAPI, store, served: Served, started: float) -> None:
+    """The page, /health and /v1/models."""
 
     @app.get("/", include_in_schema=False)
     def page():
@@ -128,6 +135,10 @@ def create_app(store, served: Served, outdir: str | Path, limits: Limits = Limit
     @app.get("/v1/models")
     def models():
         return api.models_object(served, started)
+
+
+def add_video_routes(app: FastAPI, store, served: Served, outdir: Path, limits: Limits) -> None:
+    """/v1/videos: create, list, retrieve, content, delete."""
 
     @app.post("/v1/videos")
     async def create(request: Request):
@@ -177,8 +188,6 @@ def create_app(store, served: Served, outdir: str | Path, limits: Limits = Limit
     @app.delete("/v1/videos/{video_id}")
     def delete(video_id: str):
         return _delete(store, video_id, limits.cancel_wait_s)
-
-    return app
 
 
 async def read_fields(request: Request, limits: Limits) -> tuple[dict, UploadFile | None]:

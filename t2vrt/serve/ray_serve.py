@@ -17,6 +17,7 @@ from pathlib import Path
 import ray
 from ray import serve
 
+from t2vrt.serve.api import SERVE_DEFAULTS
 from t2vrt.serve.batch import Renderer
 from t2vrt.serve.jobs import JobStore, Worker
 from t2vrt.serve.request import VideoRequest
@@ -75,7 +76,7 @@ class VideoReplica:
 
 def start(engine_dir: str | Path, outdir: str | Path, host: str = "127.0.0.1", port: int = 8000, replicas: int = 1,
           gpus_per_replica: float = 0.0, cpus_per_replica: float = 1.0, max_queued: int = 16, fps: float = 8.0,
-          backend: str = "auto", precision: str | None = None, defaults: VideoRequest = VideoRequest(),
+          backend: str = "auto", precision: str | None = None, defaults: VideoRequest = SERVE_DEFAULTS,
           grace_s: float = 30.0, keep_hours: float = 24.0, model_name: str | None = None):
     """Deploy the service on the connected Ray cluster; returns the board (close it, then ``stop``)."""
     from t2vrt.serve.batch import check_outdir

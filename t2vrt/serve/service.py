@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from t2vrt.errors import InputError
+from t2vrt.serve.api import SERVE_DEFAULTS
 from t2vrt.serve.app import Limits, create_app
 from t2vrt.serve.jobs import JobStore, Worker
 from t2vrt.serve.request import RequestChecker, VideoRequest
@@ -34,7 +35,7 @@ class ServerLimits:
     max_head: int = 16 * 1024  # h11_max_incomplete_event_size: a larger request line + headers gets 400
 
 
-def served_model(engine_dir: str | Path, name: str | None = None, defaults: VideoRequest = VideoRequest(),
+def served_model(engine_dir: str | Path, name: str | None = None, defaults: VideoRequest = SERVE_DEFAULTS,
                  fps: float = 8.0, keep_s: float = 24 * 3600.0):
     """The Served description of an engine directory; its model name defaults to the directory's name."""
     from t2vrt.serve.api import Served
@@ -84,7 +85,7 @@ class Service:
 
     def __init__(self, engine_dir: str | Path, outdir: str | Path, host: str = "127.0.0.1", port: int = 8000,
                  max_queued: int = 16, fps: float = 8.0, backend: str = "auto", precision: str | None = None,
-                 defaults: VideoRequest = VideoRequest(), keep_hours: float = 24.0, model_name: str | None = None,
+                 defaults: VideoRequest = SERVE_DEFAULTS, keep_hours: float = 24.0, model_name: str | None = None,
                  limits: Limits = Limits(), server_limits: ServerLimits = ServerLimits()):
         import uvicorn
 

@@ -93,3 +93,11 @@ def test_jobs_outlive_the_process_and_signals_stop_it(tiny_engines, tmp_path):
     names = sorted(p.name for p in out.iterdir())
     assert [n for n in names if not n.startswith("jobs.sqlite")] == sorted(
         f"{i}.{ext}" for i in (done.id, graceful) for ext in ("mp4", "jpg"))  # nothing partial, nothing else
+
+
+def test_bad_defaults_are_one_line_before_the_model_loads(tiny_engines, capsys):
+    from t2vrt.cli import main
+
+    assert main(["serve", str(tiny_engines), "--port", "0", "--frames", "99"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "num_frames=99" in err and len(err.splitlines()) == 1 and "Traceback" not in err
