@@ -93,7 +93,7 @@ def start(engine_dir: str | Path, outdir: str | Path, host: str = "127.0.0.1", p
     )
     app = deployment.bind(*paths, board, fps, backend, precision, asdict(defaults), grace_s, keep_hours * 3600,
                           model_name)
-    serve.start(http_options={"host": host, "port": port})
+    serve.start(http_options={"host": host, "port": port, "keep_alive_timeout_s": 5})  # as service.ServerLimits
     serve.run(app, name=APP, route_prefix="/")
     log.info("serving videos at http://%s:%d/v1/videos on %d replicas", host, port, replicas)
     return board

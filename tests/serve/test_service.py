@@ -161,6 +161,8 @@ def test_rude_requests(service, caplog):
         prompt = b"x" * 2**20
         big = b'{"prompt": "' + prompt + b'"}'
         assert status_of(raw(service.url, HEAD + b"Content-Length: %d\r\n\r\n" % len(big) + big)) == 413
+        chunked = b"".join(b"%x\r\n%s\r\n" % (len(big[i:i + 65536]), big[i:i + 65536]) for i in range(0, len(big), 65536))
+        assert status_of(raw(service.url, HEAD + b"Transfer-Encoding: chunked\r\n\r\n" + chunked + b"0\r\n\r\n")) == 413
         form = (b"--B\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\n" + prompt + b"\r\n--B--\r\n")
         multipart = HEAD.replace(b"application/json", b"multipart/form-data; boundary=B")
         assert status_of(raw(service.url, multipart + b"Content-Length: %d\r\n\r\n" % len(form) + form)) == 400
@@ -209,3 +211,26 @@ def test_input_reference_without_a_vae_encoder_is_refused(tiny_engines_without_e
         r = client.post("/v1/videos", data={"prompt": "x"}, files={"input_reference": ("a.mp4", b"0" * 10)})
     assert r.status_code == 400 and "no vae_encoder" in r.json()["error"]["message"]
     assert r.json()["error"]["param"] == "input_reference" and not list(tmp_path.glob(".*input*"))
+
+
+def test_a_cancel_that_comes_too_late_says_the_job_finished(tiny_engines, tmp_path):
+    import threading
+
+    from fastapi.testclient import TestClient
+
+    from t2vrt.serve.app import create_app
+    from t2vrt.serve.jobs import JobStore
+    from t2vrt.serve.service import served_model
+
+    store = JobStore(tmp_path)
+    app = create_app(store, served_model(tiny_engines), tmp_path)
+    with TestClient(app) as client:
+        job = client.post("/v1/videos", json={"prompt": "x", **SMALL}).json()
+        assert store.take("w")["id"] == job["id"]
+        # the worker writes the video before its next step sees the cancel (what Worker.run_job does then)
+        threading.Timer(0.3, store.finish, (job["id"], "completed")).start()
+        r = client.delete(f"/v1/videos/{job['id']}")
+        assert r.status_code == 409 and "finished before the cancel" in r.json()["error"]["message"]
+        assert client.get(f"/v1/videos/{job['id']}").json()["status"] == "completed"
+        assert client.delete(f"/v1/videos/{job['id']}").json()["deleted"] is True
+        assert client.get(f"/v1/videos/{job['id']}").status_code == 404
