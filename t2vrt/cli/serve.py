@@ -66,8 +66,10 @@ def serve_on_ray(args, common: dict) -> int:
     from t2vrt.serve import ray_serve
     from t2vrt.serve.service import wait_for_signal
 
-    board = ray_serve.start(args.dir, args.output_dir, replicas=workers, gpus_per_replica=gpus, grace_s=args.grace, **common)
-    print(f"serving at http://{args.host}:{args.port}/v1/videos on {workers} Ray Serve replicas (Ctrl-C stops)", flush=True)
+    board = ray_serve.start(args.dir, args.output_dir, replicas=workers, gpus_per_replica=gpus, grace_s=args.grace,
+                            **common)
+    print(f"serving at http://{args.host}:{args.port}/v1/videos on {workers} Ray Serve replicas (Ctrl-C stops; a "
+          "second Ctrl-C cancels the running jobs)", flush=True)
     done, hurry = threading.Event(), threading.Event()
 
     def on_signal(*_):

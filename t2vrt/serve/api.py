@@ -139,7 +139,8 @@ def _video_request(values: dict, served: Served, fps: float) -> VideoRequest:
     if "size" in values:
         m = _SIZE.match(values["size"])
         if m is None:
-            raise APIError(422, f"size={values['size']!r} must be WIDTHxHEIGHT, e.g. \"{width}x{height}\"", param="size")
+            raise APIError(422, f"size={values['size']!r} must be WIDTHxHEIGHT, e.g. \"{width}x{height}\"",
+                           param="size")
         width, height = int(m.group(1)), int(m.group(2))
     frames = values.get("num_frames", d.num_frames)
     if "seconds" in values:
@@ -154,7 +155,8 @@ def _video_request(values: dict, served: Served, fps: float) -> VideoRequest:
     seed = values.get("seed", d.seed)
     if seed is None:
         seed = secrets.randbelow(2**31)  # never a fixed 0
-    keep = {k: values[k] for k in ("negative_prompt", "num_inference_steps", "guidance_scale", "scheduler") if k in values}
+    keep = {k: values[k] for k in ("negative_prompt", "num_inference_steps", "guidance_scale", "scheduler")
+            if k in values}
     return replace(d, prompt=values["prompt"], num_frames=frames, height=height, width=width, seed=seed, **keep)
 
 

@@ -115,8 +115,8 @@ class JobStore:
             if waiting >= self.max_queued:
                 raise QueueFull(f"the queue is full ({self.max_queued} jobs waiting); retry later")
             job_id = request.pop("id", None) or new_id()
-            self.db.execute("INSERT INTO jobs (id, status, progress, request, created_at) VALUES (?, 'queued', 0, ?, ?)",
-                            (job_id, json.dumps(request), time.time()))
+            self.db.execute("INSERT INTO jobs (id, status, progress, request, created_at) "
+                            "VALUES (?, 'queued', 0, ?, ?)", (job_id, json.dumps(request), time.time()))
             self.cond.notify_all()
             return self._get(job_id)
 

@@ -68,7 +68,8 @@ class VideoReplica:
         return create_app(self.store, self.served, self.outdir)
 
     def __del__(self):
-        """Ray Serve calls this when the replica stops: its running job gets ``grace_s`` to finish, then is cancelled."""
+        """Ray Serve calls this when the replica stops: its running job gets ``grace_s`` to finish, then is
+        cancelled."""
         worker = getattr(self, "worker", None)
         if worker is not None:
             worker.stop(self.grace_s)

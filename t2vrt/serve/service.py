@@ -96,8 +96,8 @@ class Service:
         self.sock = listen(host, port)
         self.store = JobStore(outdir, max_queued, keep_hours * 3600)
         self.app = create_app(self.store, served, outdir, limits)
-        config = uvicorn.Config(self.app, http=h11_with_idle_timeout(), log_config=None, access_log=False, lifespan="off",
-                                limit_concurrency=server_limits.max_connections,
+        config = uvicorn.Config(self.app, http=h11_with_idle_timeout(), log_config=None, access_log=False,
+                                lifespan="off", limit_concurrency=server_limits.max_connections,
                                 timeout_keep_alive=server_limits.keep_alive_s,
                                 h11_max_incomplete_event_size=server_limits.max_head, timeout_graceful_shutdown=5)
         self.server = uvicorn.Server(config)
