@@ -172,6 +172,19 @@ def _check_extras(extras: dict, has_file: bool) -> None:
             raise InputError(f"{k}={extras[k]} must be >= 1")
 
 
+def request_body_schema() -> dict:
+    """POST /v1/videos's body for the OpenAPI description (the app parses it by hand: three content types)."""
+    kinds = {k: "integer" for k in INTS} | {k: "number" for k in FLOATS}
+    props = {k: {"type": kinds.get(k, "string")} for k in FIELDS if k != "input_reference"}
+    props["size"]["example"], props["seconds"] = "256x256", {"type": "string", "example": "2"}
+    form = {"type": "object", "required": ["prompt"],
+            "properties": props | {"input_reference": {"type": "string", "format": "binary"}}}
+    plain = {"type": "object", "required": ["prompt"], "properties": props}
+    return {"required": True, "content": {"multipart/form-data": {"schema": form},
+                                          "application/x-www-form-urlencoded": {"schema": plain},
+                                          "application/json": {"schema": plain}}}
+
+
 def video_object(job: dict) -> dict:
     """A job as OpenAI's video object, plus ours (seed, num_frames, fps, num_inference_steps, stage_seconds)."""
     spec, video = job["request"], job["request"]["video"]

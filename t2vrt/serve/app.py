@@ -140,7 +140,7 @@ def add_service_routes(app: FastAPI, store, served: Served, started: float) -> N
 def add_video_routes(app: FastAPI, store, served: Served, outdir: Path, limits: Limits) -> None:
     """/v1/videos: create, list, retrieve, content, delete."""
 
-    @app.post("/v1/videos")
+    @app.post("/v1/videos", openapi_extra={"requestBody": api.request_body_schema()})
     async def create(request: Request):
         fields, upload = await read_fields(request, limits)
         spec = await run_in_threadpool(api.parse_create, fields, served, upload is not None)

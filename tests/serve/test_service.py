@@ -123,7 +123,9 @@ def test_lookups_and_list_pages(service):
     assert ids[1] in [v["id"] for v in asc] and ids[0] not in [v["id"] for v in asc]
     status, _, headers = call(service.url, "GET", f"/v1/videos/{ids[0]}")
     assert status == 200 and int(headers["openai-poll-after-ms"]) > 0
-    assert "/v1/videos" in call(service.url, "GET", "/openapi.json")[1]["paths"]
+    post = call(service.url, "GET", "/openapi.json")[1]["paths"]["/v1/videos"]["post"]
+    assert {"prompt", "input_reference", "num_frames"} <= set(
+        post["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"])
     assert call(service.url, "GET", "/docs")[0] == 200
 
 
