@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from t2vrt.cli.batch import add_ray_args, add_request_args, ray_options, request_defaults
-from t2vrt.cli.options import HELP
+from t2vrt.cli.options import HELP, load_options
 
 
 def add_parser(sub) -> None:
@@ -40,8 +40,8 @@ def run(args) -> int:
         parse_create({"prompt": "the defaults"}, served_model(args.dir, None, defaults, args.fps), has_file=False)
     except APIError as e:
         raise InputError(f"the request defaults: {e.args[0]}") from None
-    common = dict(host=args.host, port=args.port, max_queued=args.max_queued, fps=args.fps, backend=args.backend,
-                  precision=args.precision, defaults=defaults, keep_hours=args.keep_hours,
+    common = dict(host=args.host, port=args.port, max_queued=args.max_queued, fps=args.fps,
+                  options=load_options(args), defaults=defaults, keep_hours=args.keep_hours,
                   model_name=args.served_model_name)
     if not args.ray:
         from t2vrt.serve.service import Service

@@ -52,13 +52,13 @@ class VideoReplica:
     """One replica: one model load, one worker thread, the FastAPI app (app.py) over the shared board, through Ray
     Serve's FastAPI ingress (the app is built in the replica, after this constructor)."""
 
-    def __init__(self, engine_dir: str, outdir: str, board, fps: float, backend: str, precision: str | None,
+    def __init__(self, engine_dir: str, outdir: str, board, fps: float, options, precision: str | None,
                  defaults: dict, grace_s: float, keep_s: float, model_name: str | None):
         from t2vrt.serve.service import served_model
 
         self.store, self.grace_s, self.outdir = RemoteStore(board), grace_s, outdir
         self.served = served_model(engine_dir, model_name, VideoRequest(**defaults), fps, keep_s)
-        renderer = Renderer(engine_dir, outdir, fps, backend, precision)
+        renderer = Renderer(engine_dir, outdir, fps, options, precision)
         self.worker = Worker(self.store, renderer, name=f"{socket.gethostname()}:{os.getpid()}")
         self.worker.start()
 
@@ -77,7 +77,7 @@ class VideoReplica:
 
 def start(engine_dir: str | Path, outdir: str | Path, host: str = "127.0.0.1", port: int = 8000, replicas: int = 1,
           gpus_per_replica: float = 0.0, cpus_per_replica: float = 1.0, max_queued: int = 16, fps: float = 8.0,
-          backend: str = "auto", precision: str | None = None, defaults: VideoRequest = SERVE_DEFAULTS,
+          options=None, precision: str | None = None, defaults: VideoRequest = SERVE_DEFAULTS,
           grace_s: float = 30.0, keep_hours: float = 24.0, model_name: str | None = None):
     """Deploy the service on the connected Ray cluster; returns the board (close it, then ``stop``)."""
     from t2vrt.serve.batch import check_outdir
@@ -92,7 +92,7 @@ def start(engine_dir: str | Path, outdir: str | Path, host: str = "127.0.0.1", p
         num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica},
         graceful_shutdown_timeout_s=grace_s + 10, max_ongoing_requests=32,
     )
-    app = deployment.bind(*paths, board, fps, backend, precision, asdict(defaults), grace_s, keep_hours * 3600,
+    app = deployment.bind(*paths, board, fps, options, precision, asdict(defaults), grace_s, keep_hours * 3600,
                           model_name)
     serve.start(http_options={"host": host, "port": port, "keep_alive_timeout_s": 5})  # as service.ServerLimits
     serve.run(app, name=APP, route_prefix="/")

@@ -84,9 +84,9 @@ class Service:
     """The standalone service: uvicorn in a thread, one worker thread, one JobStore, one Pipeline."""
 
     def __init__(self, engine_dir: str | Path, outdir: str | Path, host: str = "127.0.0.1", port: int = 8000,
-                 max_queued: int = 16, fps: float = 8.0, backend: str = "auto", precision: str | None = None,
+                 max_queued: int = 16, fps: float = 8.0, options=None, precision: str | None = None,
                  defaults: VideoRequest = SERVE_DEFAULTS, keep_hours: float = 24.0, model_name: str | None = None,
-                 limits: Limits = Limits(), server_limits: ServerLimits = ServerLimits()):
+                 limits: Limits | None = None, server_limits: ServerLimits | None = None):
         import uvicorn
 
         from t2vrt.serve.batch import Renderer, check_outdir
@@ -95,13 +95,14 @@ class Service:
         served = served_model(engine_dir, model_name, defaults, fps, keep_hours * 3600)
         self.sock = listen(host, port)
         self.store = JobStore(outdir, max_queued, keep_hours * 3600)
-        self.app = create_app(self.store, served, outdir, limits)
+        self.app = create_app(self.store, served, outdir, limits or Limits())
+        server_limits = server_limits or ServerLimits()
         config = uvicorn.Config(self.app, http=h11_with_idle_timeout(), log_config=None, access_log=False,
                                 lifespan="off", limit_concurrency=server_limits.max_connections,
                                 timeout_keep_alive=server_limits.keep_alive_s,
                                 h11_max_incomplete_event_size=server_limits.max_head, timeout_graceful_shutdown=5)
         self.server = uvicorn.Server(config)
-        self.worker = Worker(self.store, Renderer(engine_dir, outdir, fps, backend, precision))
+        self.worker = Worker(self.store, Renderer(engine_dir, outdir, fps, options, precision))
         self.url = f"http://{host}:{self.sock.getsockname()[1]}"
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, name="t2vrt-http",
                                        daemon=True)

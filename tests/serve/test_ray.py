@@ -40,7 +40,8 @@ def test_ray_batch_reports_exhausted_retries_resumes_and_gives_the_local_frames(
     p, out = prompts(tmp_path / "p.jsonl", 3), tmp_path / "ray"
     local = run_local(tiny_engines, plan(tiny_engines, p, tmp_path / "local"), tmp_path / "local")
     # One worker, no retries: the video it was rendering when killed is reported, the others go on.
-    first = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=1, retries=0), on_record=kill_first_worker([]))
+    first = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=1, retries=0),
+                    on_record=kill_first_worker([]))
     statuses = [r["status"] for _, r in sorted(first.records.items())]
     assert statuses.count("failed") <= 1 and statuses[-1] == "invalid" and statuses.count("ok") >= 2
     assert all("worker died" in r["error"] for r in first.records.values() if r["status"] == "failed")
