@@ -10,7 +10,6 @@ protocol's (queued, in_progress, completed, failed); a cancelled job is failed w
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import sqlite3
@@ -19,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-from t2vrt.errors import InputError, T2VError
+from t2vrt.errors import T2VError
 
 log = logging.getLogger(__name__)
 FINAL = ("completed", "failed")
@@ -68,7 +67,7 @@ class JobStore:
         self.outdir, self.max_queued, self.keep_s = Path(outdir), max_queued, keep_s
         self.closed, self.expired_at = False, 0.0
         self.cond = threading.Condition()
-        self.lock = _lock(self.outdir / f"{DB}.lock")
+        self.lock = _hold_folder_lock(self.outdir)
         self.db = sqlite3.connect(self.outdir / DB, check_same_thread=False, isolation_level=None)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -93,7 +92,7 @@ class JobStore:
         """Close the table and let another process open this output folder."""
         with self.cond:
             self.db.close()
-            self.lock.close()
+            self.lock.__exit__(None, None, None)
 
     def expire(self) -> list[str]:
         """Forget finished jobs past their ``expires_at`` and remove their files (at start-up, then every minute
@@ -236,17 +235,14 @@ class JobStore:
             return {r["status"]: r["n"] for r in rows} | {"max_queued": self.max_queued}
 
 
-def _lock(path: Path):
-    """An exclusive advisory lock on ``path``, held while the file stays open: one service per output folder (a
-    second one would take the first's running jobs for interrupted ones)."""
-    f = open(path, "a+")  # noqa: SIM115 - held open for the store's lifetime
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        f.close()
-        raise InputError(f"output folder {str(path.parent)!r} is in use by another t2vrt serve; give this one "
-                         "another -o") from None
-    return f
+def _hold_folder_lock(outdir: Path):
+    """The output folder's writer lock (t2vrt.locks), held until release(): one service (or batch) per folder; a
+    second service would take the first's running jobs for interrupted ones. BusyError names the holder."""
+    from t2vrt.locks import folder_lock
+
+    lock = folder_lock(outdir, f"output folder {outdir}", {"kind": "serve"})
+    lock.__enter__()
+    return lock
 
 
 def new_id() -> str:

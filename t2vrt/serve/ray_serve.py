@@ -110,4 +110,5 @@ def stop(board, grace_s: float = 30.0) -> None:
     """Graceful shutdown: no new jobs, queued ones cancelled, each replica's running job finished or cancelled."""
     ray.get(board.call.remote("close"))
     serve.delete(APP)
+    ray.get(board.call.remote("release"))  # the job table closed, the output folder's lock let go
     ray.kill(board)

@@ -90,6 +90,7 @@ def test_jobs_outlive_the_process_and_signals_stop_it(tiny_engines, tmp_path):
     assert f"job {slow}: cancelling (a second signal)" in text and f"job {slow}: cancelled" in text
     store = JobStore(out)  # what the next start-up reads
     assert (store.get(slow)["status"], store.get(slow)["error_code"]) == ("failed", "cancelled")
+    store.release()
     names = sorted(p.name for p in out.iterdir())
     assert [n for n in names if not n.startswith("jobs.sqlite")] == [f"{done.id}.jpg", f"{done.id}.mp4"]
 
