@@ -71,16 +71,20 @@ def test_missing_onnxruntime_gpu_or_cuda_are_one_line(monkeypatch):
 
 @pytest.mark.parametrize("trt_ok, cuda_why, gpu, expected, level", [
     (True, "", True, "backend: tensorrt (engines built for this GPU)", "INFO"),
-    (False, "", True, "backend: onnxruntime on CUDA (tensorrt not used: no engines)", "INFO"),
-    (False, "no GPU", False,
-     "backend: onnxruntime on CPU; CUDA not used: no GPU (tensorrt not used: no engines)", "INFO"),
+    (False, "", True, "backend: onnxruntime on CUDA (tensorrt not used: no engines; openvino not used: slower)",
+     "INFO"),
+    (False, "no GPU", False, "backend: onnxruntime on CPU; CUDA not used: no GPU (tensorrt not used: no engines; "
+                             "openvino not used: slower)", "INFO"),
     (False, "no CUDA provider", True,  # a GPU whose CUDA provider cannot load: said at WARNING (stderr), not INFO
-     "backend: onnxruntime on CPU; CUDA not used: no CUDA provider (tensorrt not used: no engines)", "WARNING"),
+     "backend: onnxruntime on CPU; CUDA not used: no CUDA provider (tensorrt not used: no engines; "
+     "openvino not used: slower)", "WARNING"),
 ])
 def test_auto_order_says_which_and_why(monkeypatch, caplog, trt_ok, cuda_why, gpu, expected, level):
+    from t2vrt.engines.openvino_backend import OpenVino
     from t2vrt.engines.tensorrt import env
 
-    monkeypatch.setattr(TensorRT, "unusable", lambda self, m: "" if trt_ok else "no engines")
+    monkeypatch.setattr(TensorRT, "unusable", lambda self, m, o=None: "" if trt_ok else "no engines")
+    monkeypatch.setattr(OpenVino, "unusable", lambda self, m, o=None: "slower")
     monkeypatch.setattr(onnxruntime_cuda, "ort_cuda_unusable", lambda: cuda_why)
     monkeypatch.setattr(env, "cuda_available", lambda: gpu)
     with caplog.at_level(logging.INFO, logger="t2vrt.engines.loader"):
