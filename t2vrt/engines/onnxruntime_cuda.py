@@ -151,7 +151,7 @@ class OrtBoundRunner:
         import torch
 
         self.torch, self.spec, self.path = torch, spec, Path(path)
-        self.device = torch.device(device)
+        self.device = self.output_device = torch.device(device)  # output_device: where its outputs live (torch)
         self.cuda_graphs = cuda_graphs and self.device.type == "cuda"
         if stream is None and self.device.type == "cuda":
             from t2vrt.engines.streams import CudaStream

@@ -206,8 +206,8 @@ class Pipeline:
         ``context`` plan of several windows, one call per window, blended to a full-length eps (runtime/context.py)."""
         with self.stage("unet") as unet:
             # the loop's edge: latents and embeddings where the UNet's outputs live (CUDA for the GPU runners), also
-            # when prompt_embeds left the embeddings as NumPy; the runner's own ``device``, under observers' wrappers
-            device = getattr(self.runner("unet"), "device", None)
+            # when prompt_embeds left the embeddings as NumPy; the runner's own, under observers' wrappers
+            device = getattr(self.runner("unet"), "output_device", None)
             x, emb = on_device(x, device), on_device(emb, device)
             return self._loop(unet, x, emb, sampler, guidance_scale, noise, start, callbacks, progress, context)
 

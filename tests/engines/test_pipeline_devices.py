@@ -18,14 +18,14 @@ ASK = dict(num_frames=3, height=32, width=48, num_inference_steps=3, seed=3, pro
 
 
 class DeviceOnlyRunner:
-    """A GPU runner's contract: outputs are tensors on its ``device``, and what it is fed must already be there.
+    """A GPU runner's contract: outputs are tensors on its ``output_device``, and what it is fed must be there.
 
     A real CUDA runner copies a NumPy feed in at its edge, but then returns CUDA tensors that meet the host-side
     latents in the scheduler, where torch refuses the mix ("Expected all tensors to be on the same device"); this
     stand-in refuses the host array at the door instead, so a CPU run shows the same mistake."""
 
     def __init__(self, inner):
-        self.inner, self.spec, self.backend, self.device = inner, inner.spec, "onnxruntime", inner.device
+        self.inner, self.spec, self.backend, self.output_device = inner, inner.spec, "onnxruntime", inner.device
 
     def infer(self, feed):
         host = sorted(n for n, a in feed.items() if not isinstance(a, torch.Tensor))

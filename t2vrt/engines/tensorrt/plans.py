@@ -35,7 +35,7 @@ class PlanSetRunner:
         tensorrt_runner.torch_cuda()  # no GPU: the same one line at open as one engine gives
         self.root, self.spec, self.records, self.cuda_graphs = str(root), spec, list(records), cuda_graphs
         self.stream = stream  # every plan runs on it (None: each on one of its own)
-        self.device = stream.device if stream is not None else "cuda"  # where its outputs live
+        self.output_device = stream.device if stream is not None else "cuda"  # where its outputs live (torch)
         self.merged = merged_record(self.records)
         self.active: tuple[int, object] | None = None  # (plan index, its TrtRunner)
         self.closed = False

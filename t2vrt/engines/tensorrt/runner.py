@@ -84,7 +84,7 @@ class TrtRunner:
             from t2vrt.engines.streams import CudaStream
 
             stream = CudaStream(self.torch)
-        self.stream, self.trt, self.device = stream, trt, stream.device  # device: where its outputs live
+        self.stream, self.trt, self.output_device = stream, trt, stream.device  # where its outputs live (torch)
         self.logger = make_logger(trt)
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(Path(plan).read_bytes())
