@@ -30,6 +30,13 @@ def _tensorrt_unusable(manifest: Manifest) -> str:
     return ""
 
 
+def _machine_has_gpu() -> bool:
+    """An NVIDIA GPU is visible to torch or its driver is loaded (a CPU-only torch on a GPU machine counts)."""
+    from t2vrt.engines.tensorrt.env import cuda_available
+
+    return cuda_available() or Path("/dev/nvidiactl").exists()
+
+
 def resolve_backend(backend: str, manifest: Manifest) -> str:
     """``auto`` -> tensorrt when every pipeline component has an engine for this GPU and TensorRT version and CUDA
     is available, else onnxruntime (on CUDA where onnxruntime-gpu and a GPU are there, else on the CPU); the choice
@@ -45,6 +52,10 @@ def resolve_backend(backend: str, manifest: Manifest) -> str:
     from t2vrt.engines.onnxruntime_cuda import ort_cuda_unusable
 
     no_cuda = ort_cuda_unusable()
+    if no_cuda and not _machine_has_gpu():  # the CPU is no news there: why not CUDA or TensorRT only with -v
+        log.info("backend: onnxruntime on CPU")
+        log.debug("backend: CUDA not used: %s (tensorrt not used: %s)", no_cuda, why)
+        return "onnxruntime"
     where = f"CPU; CUDA not used: {no_cuda}" if no_cuda else "CUDA"
     log.info("backend: onnxruntime on %s (tensorrt not used: %s)", where, why)
     return "onnxruntime"

@@ -110,10 +110,24 @@ def test_missing_onnxruntime_gpu_or_cuda_are_one_line(monkeypatch):
 def test_auto_order_says_which_and_why(monkeypatch, caplog, trt_ok, cuda_why, expected):
     monkeypatch.setattr(loader, "_tensorrt_unusable", lambda m: "" if trt_ok else "no engines")
     monkeypatch.setattr(onnxruntime_cuda, "ort_cuda_unusable", lambda: cuda_why)
+    monkeypatch.setattr(loader, "_machine_has_gpu", lambda: True)
     with caplog.at_level(logging.INFO, logger="t2vrt.engines.loader"):
         backend = loader.resolve_backend("auto", None)
     assert backend == ("tensorrt" if trt_ok else "onnxruntime")
     assert [r.getMessage() for r in caplog.records] == [expected]
+
+
+def test_on_a_machine_without_gpu_why_not_cuda_is_said_only_with_v(monkeypatch, caplog):
+    """A CPU machine is told the backend; why not CUDA or TensorRT is debug (-v) there, not news on every run."""
+    monkeypatch.setattr(loader, "_tensorrt_unusable", lambda m: "no engines")
+    monkeypatch.setattr(onnxruntime_cuda, "ort_cuda_unusable", lambda: "no GPU")
+    monkeypatch.setattr(loader, "_machine_has_gpu", lambda: False)
+    with caplog.at_level(logging.DEBUG, logger="t2vrt.engines.loader"):
+        assert loader.resolve_backend("auto", None) == "onnxruntime"
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.INFO, "backend: onnxruntime on CPU"),
+        (logging.DEBUG, "backend: CUDA not used: no GPU (tensorrt not used: no engines)"),
+    ]
 
 
 def test_cuda_runner_takes_the_fp16_graph(tiny_engines, monkeypatch):
