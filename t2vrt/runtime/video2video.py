@@ -12,6 +12,7 @@ from typing import Any, Callable, Sequence
 
 from t2vrt.components import VIDEO_TO_VIDEO
 from t2vrt.errors import InputError, ManifestError
+from t2vrt.manifest import add_command
 from t2vrt.runtime.arrays import cat, from_numpy, permute
 from t2vrt.runtime.callbacks import StepCallbacks
 from t2vrt.runtime.checks import check_call
@@ -25,7 +26,6 @@ from t2vrt.runtime.prompts import read_prompts
 from t2vrt.runtime.media.frames import load_frames, resize_frames, to_encoder_input
 
 log = logging.getLogger(__name__)
-REEXPORT = "--components " + " ".join(VIDEO_TO_VIDEO)
 
 
 def start_index(num_inference_steps: int, strength: float, order: int = 1) -> int:
@@ -52,8 +52,8 @@ class VideoToVideoPipeline(Pipeline):
         super().__init__(root, backend, precision, providers, low_memory, threads)
         if "vae_encoder" not in self.manifest.components:
             raise ManifestError(
-                f"engine directory {str(self.root)!r} has no vae_encoder, which video-to-video needs; "
-                f"re-export it with `t2vrt export MODEL -o DIR {REEXPORT}`"
+                f"engine directory {str(self.root)!r} has no vae_encoder, which video-to-video needs; add it with "
+                f"`{add_command(self.manifest, self.root, ('vae_encoder',))}`"
             )
 
     def check(self, num_frames: int, height: int, width: int, strength: float = 0.6, num_inference_steps: int = 50,
