@@ -16,7 +16,8 @@ from t2vrt.engines.tensorrt.build import BuilderFailed, BuildOptions, build_engi
 from t2vrt.export import ExportOptions, export_model  # noqa: E402
 from t2vrt.export.random_model import build_model  # noqa: E402
 
-EXPORTED = Profile(batch=(1, 1, 1), frames=(4, 9, 24), height=(32, 48, 128), width=(32, 80, 128), decode_chunk=(1, 2, 4))
+EXPORTED = Profile(batch=(1, 1, 1), frames=(4, 9, 24), height=(32, 48, 128), width=(32, 80, 128),
+                   decode_chunk=(1, 2, 4))
 pytestmark = [pytest.mark.slow, pytest.mark.repro]
 
 
