@@ -46,7 +46,8 @@ def assert_close(fp16, fp32, latent_tol, frame_tol):
     assert 0.02 < fp32.images.std() and ((fp32.images <= 0) | (fp32.images >= 1)).mean() < 0.05  # not saturated
 
 
-@pytest.mark.parametrize("num_frames,height,width", [(3, 48, 64), (6, 64, 32)])
+# One shape each (the suite's time); the tolerances were measured on these and the other shapes above.
+@pytest.mark.parametrize("num_frames,height,width", [(6, 64, 32)])
 def test_text_to_video_in_fp16_follows_fp32(text_to_video, num_frames, height, width):
     p32, p16 = text_to_video
     assert (p32.precision, p16.precision) == ("fp32", "fp16")
@@ -55,7 +56,7 @@ def test_text_to_video_in_fp16_follows_fp32(text_to_video, num_frames, height, w
     assert_close(p16("a cat playing piano", **kw), p32("a cat playing piano", **kw), T2V_LATENT_TOL, T2V_FRAME_TOL)
 
 
-@pytest.mark.parametrize("strength,num_frames,height,width", [(0.5, 6, 32, 48), (0.8, 3, 48, 32)])
+@pytest.mark.parametrize("strength,num_frames,height,width", [(0.5, 6, 32, 48)])
 def test_video_to_video_in_fp16_follows_fp32(video_to_video, strength, num_frames, height, width):
     v32, v16 = video_to_video
     video = [Image.fromarray(f) for f in moving_pattern(num_frames, height, width)]
