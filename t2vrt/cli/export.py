@@ -103,6 +103,11 @@ def _add(args) -> int:
     if args.overwrite or args.random_weights:
         other = "--overwrite" if args.overwrite else "--random-weights (give the model folder it recorded)"
         raise InputError(f"--add keeps the directory and adds to it; it does not go with {other}")
+    given = [f for f, v in (("--frames", args.frames), ("--height", args.height), ("--width", args.width),
+                            ("--precision", args.precision != ["fp32"] or None)) if v is not None]
+    if given:
+        raise InputError(f"--add exports at the directory's own profile and precisions; leave out {', '.join(given)} "
+                         "(or re-export the whole directory with --overwrite)")
     opts = ExportOptions(components=tuple(args.components), validate=not args.no_validate, validation=args.validation,
                          ff_chunks=args.ff_chunking, ort_fusion=args.ort_fusion, allow_pickle=args.allow_pickle,
                          revision=args.revision, variant=args.variant)

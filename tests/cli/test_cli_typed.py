@@ -73,6 +73,8 @@ def test_add_refuses_another_model_a_present_component_and_overwrite(tiny_model,
          "already has unet; --add exports only components it lacks"),
         (lambda: _add(tiny_model, engines, "--overwrite"), "--add keeps the directory and adds to it; it does not go "
                                                            "with --overwrite"),
+        (lambda: _add(tiny_model, engines, "--frames", "1:8:16", "--precision", "fp16"),
+         "--add exports at the directory's own profile and precisions; leave out --frames, --precision"),
         (lambda: _add(tiny_model, tmp_path / "none"),
          f"--add adds to an existing engine directory; {tmp_path / 'none'} is none: export it with `t2vrt export "
          f"{tiny_model} -o "),
