@@ -71,9 +71,9 @@ def _timed(seconds: dict, stage: str, fn, *a, **k):
 
 def prepare(work: Path, size: int) -> Path:
     """The small preset's engine directory for these sizes (exported once; reused when its manifest is there)."""
+    from t2vrt.components import Profile
     from t2vrt.export import ExportOptions, export_model
     from t2vrt.export.random_model import build_model
-    from t2vrt.components import Profile
 
     engines = work / "engines"
     if not (engines / "manifest.json").exists():

@@ -31,9 +31,9 @@ def child(root: Path, name: str, dst: Path, shape_set: str) -> None:
     from t2vrt.engines.onnxruntime import OrtRunner
     from t2vrt.export.exporter import validation_sizes
     from t2vrt.export.fp16 import export_fp16
-    from t2vrt.host import peak_rss_bytes, release_memory
     from t2vrt.export.onnx import sample_inputs
     from t2vrt.export.validate import rel_l2
+    from t2vrt.host import peak_rss_bytes, release_memory
     from t2vrt.manifest import load_manifest
 
     m = load_manifest(root)

@@ -18,7 +18,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 log = logging.getLogger("frame-scaling")
 
 

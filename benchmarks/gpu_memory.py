@@ -79,7 +79,7 @@ def text_rows(p) -> list[dict]:
     te, w = build(make_text_encoder, p, 49408)
     ids = torch.randint(0, 49408, (2, 77), device=DEVICE)
     with torch.no_grad():
-        row = {"component": "text_encoder", "weights_mb": round(w / MB), **measure(lambda: te(ids), w)}
+        row = {"component": "text_encoder", "weights_mb": round(w / MB), **measure(lambda: te(ids), w)}  # noqa: F821 (del'd after the lambda ran)
     del te
     return [row]
 
@@ -107,7 +107,7 @@ def unet_rows(p, frames: list[int], size: int, modes: list[str]) -> list[dict]:
             backends = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION] if attention == "fused" else [SDPBackend.MATH]
             for mode in modes:
                 with torch.no_grad(), sdpa_kernel(backends), ff_mode(unet, mode):
-                    res = measure(lambda: unet(x, 981, encoder_hidden_states=emb, return_dict=False), w, ref)
+                    res = measure(lambda: unet(x, 981, encoder_hidden_states=emb, return_dict=False), w, ref)  # noqa: F821 (del'd after the lambda ran)
                 unet.disable_forward_chunking()
                 row = {"component": "unet", "frames": f, "size": size, "attention": attention, "ff": mode, "weights_mb": round(w / MB), **res}
                 log.info("%s", row)
@@ -123,8 +123,8 @@ def vae_rows(p, size: int, chunks: list[int]) -> list[dict]:
         z = torch.randn(chunk, 4, h, h, device=DEVICE, dtype=DTYPE)
         img = torch.randn(chunk, 3, size, size, device=DEVICE, dtype=DTYPE)
         with torch.no_grad():
-            dec = measure(lambda: vae.decode(z, return_dict=False), w)
-            enc = measure(lambda: vae.encode(img, return_dict=False), w)
+            dec = measure(lambda: vae.decode(z, return_dict=False), w)  # noqa: F821 (del'd after the lambda ran)
+            enc = measure(lambda: vae.encode(img, return_dict=False), w)  # noqa: F821 (del'd after the lambda ran)
         for name, res in (("vae_decoder", dec), ("vae_encoder", enc)):  # encode: the distribution's parameters
             rows.append({"component": name, "chunk": chunk, "size": size, "weights_mb": round(w / MB), **res})
             log.info("%s", rows[-1])

@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 OPTIONS = {  # name -> (intra-op threads or 0, SessionOptions attributes, config entries, graph file suffix)
     "default (what t2vrt uses)": (0, {}, {}, ""),
     "memory pattern on": (0, {"enable_mem_pattern": True}, {}, ""),

@@ -46,8 +46,10 @@ def _stat_key(st: os.stat_result) -> list[int]:
 
 
 def _read_stamp(root: Path) -> dict:
+    from t2vrt.jsonio import read_json
+
     try:
-        d = json.loads((root / STAMP).read_text())
+        d = read_json(root / STAMP)
         return d if isinstance(d, dict) else {}
     except (OSError, ValueError):
         return {}  # missing or damaged: every file is hashed again
@@ -76,7 +78,13 @@ def file_problem(root: Path, rel: str, rec: dict, repair: str, stamp: dict, full
     if not full and stamp.get(rel) == key + [rec["sha256"]]:
         return None
     log.info("checking %s (%.1f MB) against its sha256", rel, st.st_size / 1e6)
-    if sha256_file(path) != rec["sha256"]:
+    try:
+        digest = sha256_file(path)
+    except OSError as e:  # unreadable (mode 000): one line, never a traceback
+        from t2vrt.jsonio import cannot_read
+
+        return cannot_read(path, e)
+    if digest != rec["sha256"]:
         stamp.pop(rel, None)
         return f"{path} does not match its sha256 in the manifest (corrupt or changed); {repair}"
     stamp[rel] = key + [rec["sha256"]]
@@ -98,19 +106,25 @@ def require_intact(root: str | Path, m: Manifest, components=None, precisions=No
     """Raise the first problem as a ManifestError line, naming `t2vrt verify` for a full check."""
     problems = check_files(root, hashed_files(m, components, precisions, engines))
     if problems:
-        more = f" (and {len(problems) - 1} more problem(s): `t2vrt verify {root}` lists them)" if len(problems) > 1 else ""
+        more = ""
+        if len(problems) > 1:
+            more = f" (and {len(problems) - 1} more problem(s): `t2vrt verify {root}` lists them)"
         raise ManifestError(problems[0] + more)
 
 
 def read_json_file(root: Path, rel: str, what: str) -> dict:
     """A JSON object from the engine directory, or one ManifestError line naming the file."""
+    from t2vrt.jsonio import JSONError, read_json
+
     path = Path(root) / rel
     try:
-        d = json.loads(path.read_text())
+        d = read_json(path)
     except FileNotFoundError:
         raise ManifestError(f"{what} {path} is missing; {REEXPORT}") from None
-    except (OSError, ValueError) as e:
-        raise ManifestError(f"{what} {path} is not valid JSON ({str(e)[:120]}); {REEXPORT}") from None
+    except JSONError as e:
+        if str(e).startswith("cannot read"):
+            raise ManifestError(str(e)) from None
+        raise ManifestError(f"{what} {e}; {REEXPORT}") from None
     if not isinstance(d, dict):
         raise ManifestError(f"{what} {path} is not a JSON object; {REEXPORT}")
     return d
@@ -121,7 +135,8 @@ def readable_problems(root: Path, m: Manifest) -> list[str]:
     from t2vrt.runtime.tokenizer import ClipTokenizer
 
     problems = []
-    for load in (lambda: ClipTokenizer(root, m.tokenizer), lambda: read_json_file(root, m.scheduler_config, "scheduler config")):
+    for load in (lambda: ClipTokenizer(root, m.tokenizer),
+                 lambda: read_json_file(root, m.scheduler_config, "scheduler config")):
         try:
             load()
         except ManifestError as e:
@@ -143,13 +158,12 @@ def verify(root: str | Path) -> tuple[list[str], int, int]:
     return problems, len(files), sum(rec["bytes"] for _, rec, _ in files)
 
 
-def check_for_pipeline(root: Path, m: Manifest, backend: str, precision: str | None, needed=("text_encoder", "unet")) -> None:
-    """What a Pipeline checks at load: the components it needs are there, and the files it will run are intact."""
+def check_for_pipeline(root: Path, m: Manifest, backend, precision: str | None,
+                       needed=("text_encoder", "unet")) -> None:
+    """What a Pipeline checks at load: the components it needs are there, and the files it will run are intact
+    (``backend``, an engines.backends.Backend, says which: ``intact_files``)."""
     missing = [c for c in needed if c not in m.components]
     if missing:
-        raise ManifestError(f"engine directory {str(root)!r} has no {', '.join(missing)}, which generation needs; it has "
-                            f"{sorted(m.components)}: add them with `{add_command(m, root, missing)}`")
-    if backend == "tensorrt":
-        require_intact(root, m, precisions=(), engines=True)
-    else:
-        require_intact(root, m, precisions=(precision or "fp32",), engines=False)
+        raise ManifestError(f"engine directory {str(root)!r} has no {', '.join(missing)}, which generation needs; it "
+                            f"has {sorted(m.components)}: add them with `{add_command(m, root, missing)}`")
+    require_intact(root, m, **backend.intact_files(precision))

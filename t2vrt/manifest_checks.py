@@ -6,6 +6,8 @@ directory (no absolute path, no ``..``, no symlink leaving it). Each violation i
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from t2vrt.errors import ManifestError
@@ -14,9 +16,11 @@ REEXPORT = "re-export the model (`t2vrt export MODEL -o DIR --overwrite`)"
 
 
 def _need(d, key: str, kind, where: str, manifest: Path):
-    if not isinstance(d, dict) or key not in d or not isinstance(d[key], kind) or isinstance(d[key], bool) and kind is not bool:
+    if not isinstance(d, dict) or key not in d or not isinstance(d[key],
+                                                                 kind) or isinstance(d[key], bool) and kind is not bool:
         kinds = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise ManifestError(f"{manifest}: {where}{key} is missing or a malformed field (expected a {kinds}); {REEXPORT}")
+        raise ManifestError(f"{manifest}: {where}{key} is missing or a malformed field (expected a {kinds}); "
+                            f"{REEXPORT}")
     return d[key]
 
 
@@ -87,7 +91,8 @@ def confined(root: str | Path, rel: str, what: str, under: str = "") -> Path:
 
 def recorded_paths(d: dict) -> list[tuple[str, str, str]]:
     """(path, what it is, the folder it must lie under) for every path a checked manifest dict names."""
-    out = [(d["tokenizer"]["path"], "the tokenizer", ""), (d.get("scheduler_config", "scheduler_config.json"), "the scheduler config", "")]
+    out = [(d["tokenizer"]["path"], "the tokenizer", ""),
+           (d.get("scheduler_config", "scheduler_config.json"), "the scheduler config", "")]
     for name, entry in d["components"].items():
         for _, label, rec in graph_records(entry):
             out.append((rec["path"], f"the {label} ONNX graph of {name}", ""))
@@ -99,5 +104,24 @@ def recorded_paths(d: dict) -> list[tuple[str, str, str]]:
 
 
 def check_paths(root: str | Path, d: dict) -> None:
+    """Every recorded path stays inside ``root`` and, where it exists, is a regular file this process can read (a
+    FIFO, socket or device is refused from its ``stat``, never opened: reading one would block or never end)."""
     for rel, what, under in recorded_paths(d):
-        confined(root, rel, what, under)
+        check_file(confined(root, rel, what, under), what)
+
+
+def check_file(path: Path, what: str) -> None:
+    """ManifestError if ``path`` exists but is not a readable regular file; a missing one is the caller's to report."""
+    from t2vrt.jsonio import file_kind
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ManifestError(f"cannot read {path} ({what}): {(e.strerror or str(e)).lower()}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ManifestError(f"{path} ({what}) is a {file_kind(st.st_mode)}, not a regular file; {REEXPORT}")
+    if not os.access(path, os.R_OK):
+        raise ManifestError(f"cannot read {path} ({what}): permission denied; give this user read access "
+                            f"(`chmod a+r {path}`)")

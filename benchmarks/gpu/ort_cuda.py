@@ -32,8 +32,8 @@ import sys
 import time
 import traceback
 import warnings
+from dataclasses import replace
 from pathlib import Path
-
 
 log = logging.getLogger("gpu-ort")
 
@@ -143,7 +143,7 @@ def phase_fp16_vs_fp32(args, engines: str, state: dict) -> dict:
     ours = state["ours"]
     config = BenchConfig(engines=engines, backend="onnxruntime", precision=args.precision, device=args.device)
     q = fp16_against_fp32(config, ours.request, ours, state["frames"])
-    ours.pipe._close(*list(ours.pipe._runners))
+    ours.pipe.close()
     return q
 
 
@@ -153,8 +153,8 @@ def phase_long(args, folder: str, engines: str) -> dict:
 
     request = BenchRequest(num_frames=args.frames_long, height=args.size, width=args.size, num_inference_steps=args.steps)
     ours = OursRun(engines, request, "onnxruntime", args.precision, args.device)
-    ours.pipe.low_memory = True  # each stage's runner is opened when it starts and closed when it ends
-    timed_runners(ours)
+    # each stage's runner is opened when it starts and closed when it ends; the stage seam times the reopened ones
+    ours.pipe.options = replace(ours.pipe.options, low_memory=True)
     ref = DiffusersRun(folder, request, args.device, args.precision)
     ref.pipe.unet.enable_forward_chunking(chunk_size=1, dim=1)
     ref.pipe.vae.enable_slicing()  # decodes one frame at a time
@@ -261,21 +261,6 @@ def phase_trtexec(args, engines: str, seconds_left) -> dict:
         if p.returncode != 0:
             break
     return out
-
-
-def timed_runners(ours) -> None:
-    """In low-memory mode the pipeline reopens each runner per call: time the reopened ones too."""
-    from t2vrt.bench.measure import TimedRunner
-
-    opener = ours.pipe.runner
-
-    def runner(name: str):
-        r = opener(name)
-        if not isinstance(r, TimedRunner):
-            r = ours.pipe._runners[name] = TimedRunner(r, name, ours.recorder)
-        return r
-
-    ours.pipe.runner = runner
 
 
 def summary_md(res: dict) -> str:

@@ -32,6 +32,8 @@ from t2vrt.bench.machine import describe, machine
 from t2vrt.bench.measure import Recorder, TimedRunner, no_sync, spread, sync_for
 from t2vrt.bench.report import summarize
 from t2vrt.bench.runs import BenchRequest, DiffusersRun
+from t2vrt.engines.backends import LoadOptions
+from t2vrt.runtime.locking import new_locks
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.pipeline import Pipeline
 from t2vrt.runtime.schedulers import make_sampler
@@ -80,7 +82,8 @@ class LoopOnly(Pipeline):
     """Our Pipeline's denoise loop, unchanged, over a given UNet runner (no engine directory)."""
 
     def __init__(self, unet_runner):
-        self._runners, self.low_memory = {"unet": unet_runner}, False
+        self._runners, self.options, self._observers = {"unet": unet_runner}, LoadOptions(), []
+        self._lock, self._call_lock = new_locks()
 
 
 class SyncCounter:
@@ -89,7 +92,7 @@ class SyncCounter:
     Without CUDA (the CPU check of this script) the same code runs and counts nothing.
     """
 
-    def __enter__(self) -> "SyncCounter":
+    def __enter__(self) -> SyncCounter:
         import torch
 
         self.cuda = torch.cuda.is_available()

@@ -12,7 +12,6 @@ from pathlib import Path
 from t2vrt.host import library_versions
 
 
-
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -38,8 +37,10 @@ def gpu_name() -> str | None:
 def git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parents[2]
-        res = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
+        res = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5)
         return (res.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")) or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -94,5 +95,6 @@ def describe(info: dict) -> str:
     """One paragraph for people, printed beside the numbers."""
     v = ", ".join(f"{k} {x}" for k, x in info["versions"].items())
     gpu = info["gpu"] or "no GPU"
-    return (f"{info['date']}  {info['cpu']}, {info['cores_logical']} logical / {info['cores_physical']} physical cores, "
+    return (f"{info['date']}  {info['cpu']}, {info['cores_logical']} logical / {info['cores_physical']} physical "
+            "cores, "
             f"{info['ram_gib']} GiB RAM, {gpu}, torch threads {info.get('torch_threads')}\n{v}  (git {info['git']})")

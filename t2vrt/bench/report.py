@@ -25,7 +25,8 @@ ROWS = (
 )
 
 
-def compare_frames(ours: np.ndarray, ref: np.ndarray, tol: float = FRAME_TOL, ours_latents=None, ref_latents=None) -> dict:
+def compare_frames(ours: np.ndarray, ref: np.ndarray, tol: float = FRAME_TOL, ours_latents=None,
+                   ref_latents=None) -> dict:
     """Both pipelines' float frames in [0, 1]; ok when the shapes agree, every value is within ``tol`` and no frame
     of ours holds a NaN. With the quality numbers of bench.quality (PSNR, SSIM, the final latents' relative L2,
     NaN and black frames).
@@ -124,10 +125,11 @@ def memory_rows(data: dict) -> list[str]:
     sides = [data["ours"], data["diffusers"] or {}]
     rows = []
     if any("load_rss_mb" in s for s in sides):
-        rows.append("| RSS added by loading (MB) | " + " | ".join(f"{s['load_rss_mb']:.0f}" if "load_rss_mb" in s else "-" for s in sides) + " | |")
+        cells = " | ".join(f"{s['load_rss_mb']:.0f}" if "load_rss_mb" in s else "-" for s in sides)
+        rows.append("| RSS added by loading (MB) | " + cells + " | |")
     if all(s.get("warmup") for s in sides if s):
-        rows.append("| first run: peak RSS above its start (MB) | "
-                    + " | ".join(f"{s['warmup'][0]['peak_rss_growth_mb']:.0f}" if s.get("warmup") else "-" for s in sides) + " | |")
+        cells = " | ".join(f"{s['warmup'][0]['peak_rss_growth_mb']:.0f}" if s.get("warmup") else "-" for s in sides)
+        rows.append("| first run: peak RSS above its start (MB) | " + cells + " | |")
     return rows
 
 

@@ -72,7 +72,8 @@ def _run(config: BenchConfig, request: BenchRequest) -> dict:
             record, frames[p.name] = p.run()
             records[p.name].append(record)
         if ref is not None:
-            checks.append(compare_frames(frames[ours.name], frames[ref.name], config.tolerance, ours.latents, ref.latents))
+            checks.append(compare_frames(frames[ours.name], frames[ref.name], config.tolerance, ours.latents,
+                                         ref.latents))
     settings = {**config.to_json(), "backends": {p.name: p.backend for p in pipelines}, "memory": ours.memory.method}
     extra = {p.name: {"load_rss_mb": p.load_rss_mb, "warmup": warm[p.name]} for p in pipelines}
     data = result(machine(), settings, request.to_json(), records[ours.name], records.get("diffusers", []),
@@ -91,5 +92,5 @@ def fp16_against_fp32(config: BenchConfig, request: BenchRequest, ours: OursRun,
     latents16 = ours.latents
     _, frames32 = ref.run()
     q = quality(frames16, frames32, latents16, ref.latents)
-    ref.pipe._close(*list(ref.pipe._runners))
+    ref.pipe.close()
     return q

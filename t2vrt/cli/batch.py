@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from t2vrt.cli.options import BACKEND_HELP, BACKENDS, HELP, NEGATIVE_HELP, PRECISION_HELP
+from t2vrt.cli.options import HELP, NEGATIVE_HELP, add_load_args, load_options
 from t2vrt.serve.request import VideoRequest
 
 
@@ -29,21 +29,24 @@ def add_request_args(p: argparse.ArgumentParser, unit: str = "line") -> None:
     g.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
     g = p.add_argument_group("runtime")
     g.add_argument("--fps", type=float, default=8.0, help="frames per second of the written videos")
-    g.add_argument("--backend", default="auto", choices=BACKENDS, help=BACKEND_HELP)
-    g.add_argument("--precision", default=None, choices=["fp32", "fp16"], help=PRECISION_HELP)
+    add_load_args(g)
 
 
 def add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
     g = p.add_argument_group("Ray (needs the ray extra: pip install 't2vrt[ray]')")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help=f"run {what} on the Ray cluster at ADDRESS (e.g. ray://head:10001 or auto); alone: a local cluster")
-    g.add_argument("--workers", type=int, default=None, help="Ray workers (each loads the model once); default: one per GPU, 1 without GPUs")
+                   help=f"run {what} on the Ray cluster at ADDRESS (e.g. ray://head:10001 or auto); alone: a local "
+                   "cluster")
+    g.add_argument("--workers", type=int, default=None,
+                   help="Ray workers (each loads the model once); default: one per GPU, 1 without GPUs")
     g.add_argument("--gpus-per-worker", type=float, default=None, help="default: 1 when the cluster has GPUs, else 0")
 
 
 def request_defaults(args) -> VideoRequest:
-    return VideoRequest(negative_prompt=args.negative_prompt, seed=args.seed, num_frames=args.frames, height=args.height,
-                        width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler=args.scheduler)
+    return VideoRequest(negative_prompt=args.negative_prompt, seed=args.seed, num_frames=args.frames,
+                        height=args.height,
+                        width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                        scheduler=args.scheduler)
 
 
 def ray_options(args):
@@ -55,15 +58,22 @@ def ray_options(args):
 
 def run(args) -> int:
     from t2vrt.runtime.media.paths import check_fps
-    from t2vrt.serve.batch import plan, run_local, summary
+    from t2vrt.serve.batch import writing
 
     check_fps(args.fps)  # before any line is planned or any model runs
-    lines = plan(args.dir, args.prompts, args.output, request_defaults(args))  # every line checked: no model yet
+    with writing(args.output):  # one writer per folder: a second batch is refused at once
+        return _run(args)
+
+
+def _run(args) -> int:
+    from t2vrt.serve.batch import messages, plan, run_local, summary
+
+    lines = plan(args.dir, args.prompts, args.output, request_defaults(args), overwrite=args.overwrite)  # no model yet
     for item in lines:
         if item.error:
             print(f"{args.prompts}:{item.line}: {item.error} (skipped)", file=sys.stderr)
     t0 = time.perf_counter()
-    runtime = dict(fps=args.fps, backend=args.backend, precision=args.precision)
+    runtime = dict(fps=args.fps, options=load_options(args))
     if args.ray:
         from t2vrt.serve.ray_batch import run_ray
 
@@ -71,11 +81,11 @@ def run(args) -> int:
     else:
         results = run_local(args.dir, lines, args.output, **runtime)
     counts = summary(results, lines)
-    for n, r in sorted(results.records.items()):
-        if r["status"] == "failed":
-            print(f"{args.prompts}:{n}: failed: {r['error']}", file=sys.stderr)
+    for n, text in messages(results, lines):
+        print(f"{args.prompts}:{n}: {text}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"counts": counts, "results": str(results.path), "seconds": round(time.perf_counter() - t0, 2)}))
+        print(json.dumps({"counts": counts, "results": str(results.path),
+                          "seconds": round(time.perf_counter() - t0, 2)}))
     else:
         print(f"batch: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))} in {time.perf_counter() - t0:.1f} s; "
               f"records in {results.path}")
@@ -91,6 +101,8 @@ def add_parser(sub) -> None:
     p.add_argument("prompts", help="JSON-lines file, one request per line (# comments and blank lines ignored)")
     p.add_argument("-o", "--output", required=True, help="output folder: the videos and results.jsonl")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--overwrite", action="store_true",
+                   help="render lines whose output exists (made by another request or other arguments) over it")
     add_request_args(p)
     add_ray_args(p, "the batch")
     p.add_argument("--retries", type=int, default=2, help="with --ray: retries of a video whose worker died")

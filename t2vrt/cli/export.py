@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--revision", default=None, help="of a hub id: a branch, tag or commit; omitted: main")
     p.add_argument("--variant", default=None, choices=["fp16"],
                    help="read the *.fp16.safetensors weights (as diffusers' variant='fp16'); a folder holding only "
-                        "those is read without it")
+                   "those is read without it")
     p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "fp16"], help="graph precisions")
     p.add_argument("--components", nargs="+", default=list(TEXT_TO_VIDEO), choices=COMPONENTS,
                    help="components to export; add vae_encoder for video-to-video (upscale)")
@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
                         "--add for `upscale`)")
     p.add_argument("--ff-chunking", type=int, nargs="?", const=FF_SLICES, default=0, metavar="SLICES",
                    help=f"compute the UNet's feed-forward layers in SLICES pieces (alone: {FF_SLICES}) to lower its "
-                        "peak memory")
+                   "peak memory")
     p.add_argument("--ort-fusion", action=argparse.BooleanOptionalAction, default=None,
                    help="also write a UNet graph with ONNX Runtime's attention fusion, which the onnxruntime backend "
                         "runs on the CPU (4-8%% faster; TensorRT and CUDA read the portable graph); default: when the "

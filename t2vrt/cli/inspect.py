@@ -8,6 +8,8 @@ from pathlib import Path
 
 from t2vrt.cli.console import add_json
 from t2vrt.cli.options import HELP
+from t2vrt.errors import T2VError
+from t2vrt.integrity import read_json_file
 from t2vrt.manifest_checks import graph_records
 
 RANGE_FIELDS = ("batch", "frames", "height", "width", "decode_chunk")
@@ -41,8 +43,8 @@ def summary(root: Path, m) -> dict:
     """What a person asks of an engine directory, as plain values (the --json output and the lines below)."""
     native = m.model.sample_size * m.model.vae_scale
     try:
-        scheduler = json.loads((root / m.scheduler_config).read_text()).get("_class_name", "?")
-    except (OSError, ValueError):
+        scheduler = read_json_file(root, m.scheduler_config, "scheduler config").get("_class_name", "?")
+    except T2VError:
         scheduler = "? (scheduler_config.json unreadable)"
     files = {}
     for name, entry in m.components.items():
@@ -55,7 +57,8 @@ def summary(root: Path, m) -> dict:
     return {"dir": str(root), "model": m.source, "native_size": [native, native], "default_frames": 16,
             "size_multiple": m.model.size_multiple, "scheduler": scheduler,
             "profile": {f: list(getattr(m.profile, f)) for f in RANGE_FIELDS},
-            "clip_skip": any(t["name"] == "hidden_states" for t in m.components.get("text_encoder", {}).get("io", {}).get("outputs", [])),
+            "clip_skip": any(t["name"] == "hidden_states"
+                             for t in m.components.get("text_encoder", {}).get("io", {}).get("outputs", [])),
             "components": list(m.components), "files": files, "engines": engines,
             "revision": m.extra.get("revision"), "variant": m.extra.get("variant")}
 
@@ -99,7 +102,8 @@ def text(s: dict) -> list[str]:
              f"sizes in multiples of {s['size_multiple']}",
              f"  scheduler  {s['scheduler']} (the model's own; generate --scheduler picks another)",
              f"  profile    {ranges(s['profile'])} (MIN:OPT:MAX)",
-             f"  clip_skip  {'served' if s['clip_skip'] else 'not served (exported before t2vrt exported hidden states)'}",
+             "  clip_skip  "
+             f"{'served' if s['clip_skip'] else 'not served (exported before t2vrt exported hidden states)'}",
              "  files"]
     for k, v in s["files"].items():
         checked = (f"  validated {k.split(' ', 1)[1]}: worst relative L2 {v['worst_rel_l2']:.1e} (tolerance "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -61,7 +60,8 @@ def _diffusers_config(cls, folder: Path):
         return cls.from_config(cls.load_config(folder)).config
 
 
-def load_model(model: str, dtype: str = "float32", revision: str | None = None, variant: str | None = None) -> LoadedModel:
+def load_model(model: str, dtype: str = "float32", revision: str | None = None,
+               variant: str | None = None) -> LoadedModel:
     """Read a TextToVideoSDPipeline-layout model's configs and tokenizer; no weights are loaded here.
     ``revision``: of a hub id; ``variant``: "fp16" reads *.fp16.safetensors (found alone, they are read anyway)."""
     from diffusers import AutoencoderKL, UNet3DConditionModel
@@ -72,13 +72,14 @@ def load_model(model: str, dtype: str = "float32", revision: str | None = None, 
     variant = pick_variant(root, variant)
     missing = [s for s in SUBFOLDERS if not (root / s).is_dir()]
     if missing:
-        raise ExportError(f"{root} lacks the subfolders {missing}; expected {list(SUBFOLDERS)} (the ModelScope/Zeroscope layout)")
+        raise ExportError(f"{root} lacks the subfolders {missing}; expected {list(SUBFOLDERS)} (the "
+                          "ModelScope/Zeroscope layout)")
     log.info("reading %s", root)
     unet = _diffusers_config(UNet3DConditionModel, root / "unet")
     vae = _diffusers_config(AutoencoderKL, root / "vae")
     text = CLIPTextConfig.from_pretrained(root / "text_encoder")
     tok = CLIPTokenizer.from_pretrained(root / "tokenizer")
-    sched = json.loads((root / "scheduler" / "scheduler_config.json").read_text())
+    sched = _scheduler_config(root / "scheduler" / "scheduler_config.json")
     dims = ModelDims(
         latent_channels=unet["in_channels"],
         text_hidden=text.hidden_size,
@@ -107,3 +108,16 @@ def save_tokenizer(tokenizer, out: Path) -> dict:
         "bos_id": int(tokenizer.bos_token_id),
         "eos_id": int(tokenizer.eos_token_id),
     }
+
+
+def _scheduler_config(path: Path) -> dict:
+    """The model's scheduler config through the capped JSON reader; one ExportError line if it cannot be read."""
+    from t2vrt.jsonio import JSONError, read_json
+
+    try:
+        d = read_json(path)
+    except (OSError, JSONError) as e:
+        raise ExportError(f"scheduler config {path}: {e}; the model folder is damaged (download it again)") from None
+    if not isinstance(d, dict):
+        raise ExportError(f"scheduler config {path} is not a JSON object; the model folder is damaged")
+    return d

@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 
 from t2vrt.errors import InputError
-from t2vrt.serve.batch import Line, Renderer, Results, line_records
+from t2vrt.jsonio import loads
+from t2vrt.serve.batch import Line, Renderer, Results, line_records, to_render
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,11 @@ class RayOptions:
 class RenderActor:
     """Ray Data's callable class: built once per actor, called with batches of one task (a JSON string)."""
 
-    def __init__(self, engine_dir: str, outdir: str, fps: float, backend: str, precision: str | None):
-        self.render = Renderer(engine_dir, outdir, fps, backend, precision)
+    def __init__(self, engine_dir: str, outdir: str, fps: float, options, precision: str | None):
+        self.render = Renderer(engine_dir, outdir, fps, options, precision)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        records = [json.dumps(self.render(json.loads(str(task)))) for task in batch["task"]]
+        records = [json.dumps(self.render(loads(str(task), "a task"))) for task in batch["task"]]
         return {"record": np.array(records, dtype=object)}
 
 
@@ -66,20 +67,20 @@ def resources(ray, opts: RayOptions) -> tuple[int, float]:
     fit = int(gpus // per) if per else int(cpus)
     workers = opts.workers or (max(1, fit) if per else 1)
     if opts.workers is not None and (opts.workers < 1 or opts.workers > max(1, fit)):
-        raise InputError(f"--workers {opts.workers} but the cluster fits {fit} (GPUs {gpus:g}, CPUs {cpus:g}); give 1 to {max(1, fit)}")
+        raise InputError(f"--workers {opts.workers} but the cluster fits {fit} (GPUs {gpus:g}, CPUs {cpus:g}); give 1 "
+                         f"to {max(1, fit)}")
     return workers, per
 
 
-def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: float = 8.0, backend: str = "auto",
+def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: float = 8.0, options=None,
             precision: str | None = None, opts: RayOptions = RayOptions(),
             on_record: Callable[[dict], None] | None = None) -> Results:
     """Render the lines to do on Ray; the records match run_local's (plus the worker that rendered each)."""
     from tqdm.auto import tqdm
 
     results = Results(Path(outdir))
-    for record in line_records(lines):
-        results.add(record)
-    todo = {item.line: item for item in lines if item.error is None and item.skip is None}
+    line_records(lines, results)
+    todo = {item.key: item for item in to_render(lines)}
     if not todo:
         results.compact()
         return results
@@ -94,7 +95,8 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks)).map_batches(
             RenderActor, batch_size=1, batch_format="numpy", compute=pool, num_cpus=1, num_gpus=gpus,
-            fn_constructor_kwargs=dict(engine_dir=_abs(engine_dir), outdir=_abs(outdir), fps=fps, backend=backend, precision=precision),
+            fn_constructor_kwargs=dict(engine_dir=_abs(engine_dir), outdir=_abs(outdir), fps=fps, options=options,
+                                       precision=precision),
             max_restarts=-1, max_task_retries=opts.retries,  # a dead worker always restarts; its video is retried
         )
     log.info("batch on Ray: %d videos, %d workers, %g GPUs each", len(todo), workers, gpus)
@@ -105,8 +107,8 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
             # the next video is done.
             for batch in ds.iter_batches(batch_size=None, prefetch_batches=0, batch_format="numpy"):
                 for text in batch["record"]:
-                    record = json.loads(str(text))
-                    todo.pop(record["line"], None)
+                    record = loads(str(text), "a record")
+                    todo.pop(record["key"], None)
                     results.add(record)
                     bar.update()
                     if on_record:
@@ -116,8 +118,8 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
     why = error or (f"its worker died while rendering it, {opts.retries + 1} time(s) (--retries {opts.retries}); "
                     "run the batch again to retry it")
     for item in todo.values():
-        results.add({"line": item.line, "status": "failed", "prompt": item.request.prompt, "output": item.output,
-                     "seed": item.request.seed, "error": why})
+        results.add({"key": item.key, "prompts": item.prompts, "line": item.line, "status": "failed",
+                     "prompt": item.request.prompt, "output": item.output, "seed": item.request.seed, "error": why})
     results.compact()
     return results
 

@@ -29,6 +29,11 @@ def prompts(path, n, steps: dict[int, int] | None = None):
     return path
 
 
+def by_line(results) -> dict:
+    """Records by line number (results.jsonl keys them by prompt file, line and text)."""
+    return {r["line"]: r for r in results.records.values()}
+
+
 def kill_first_worker(killed):
     def on_record(record):
         if not killed:
@@ -43,15 +48,16 @@ def test_ray_batch_reports_exhausted_retries_resumes_and_gives_the_local_frames(
     p, out = prompts(tmp_path / "p.jsonl", 3, steps={2: 60}), tmp_path / "ray"
     local = run_local(tiny_engines, plan(tiny_engines, p, tmp_path / "local"), tmp_path / "local")
     # One worker, no retries: the video it was rendering when killed is reported, the others go on.
-    first = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=1, retries=0), on_record=kill_first_worker([]))
-    statuses = [r["status"] for _, r in sorted(first.records.items())]
+    first = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=1, retries=0),
+                    on_record=kill_first_worker([]))
+    statuses = [r["status"] for _, r in sorted(by_line(first).items())]
     assert statuses == ["ok", "failed", "ok", "invalid"]
-    assert "its worker died while rendering it, 1 time(s) (--retries 0)" in first.records[2]["error"]
+    assert "its worker died while rendering it, 1 time(s) (--retries 0)" in by_line(first)[2]["error"]
     again = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=2))  # resume: the rest
-    assert [r["status"] for _, r in sorted(again.records.items())].count("invalid") == 1
-    assert {again.records[n]["status"] for n in (1, 2, 3)} <= {"ok", "skipped"}
+    assert [r["status"] for r in again.records.values()].count("invalid") == 1
+    assert {by_line(again)[n]["status"] for n in (1, 2, 3)} == {"ok"}
     for n in (1, 2, 3):
-        a, b = local.records[n], again.records[n]
+        a, b = by_line(local)[n], by_line(again)[n]
         assert (a["output"], a["seed"]) == (b["output"], b["seed"])
         np.testing.assert_array_equal(read_video(out / b["output"]), read_video(tmp_path / "local" / a["output"]))
 
@@ -60,7 +66,7 @@ def test_a_worker_killed_mid_batch_is_retried(ray_cluster, tiny_engines, tmp_pat
     p, out, killed = prompts(tmp_path / "p.jsonl", 6), tmp_path / "out", []
     res = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=2, retries=2),
                   on_record=kill_first_worker(killed))
-    statuses = [r["status"] for _, r in sorted(res.records.items())]
+    statuses = [r["status"] for _, r in sorted(by_line(res).items())]
     assert statuses == ["ok"] * 6 + ["invalid"]
     assert len(killed) == 1 and len({r["worker"] for r in res.records.values() if r.get("worker")}) >= 2
     assert all((out / r["output"]).is_file() for r in res.records.values() if r["status"] == "ok")
@@ -81,7 +87,8 @@ def test_two_replicas_share_the_job_table(ray_cluster, tiny_engines, tmp_path):
     board = ray_serve.start(tiny_engines, out, port=port, replicas=2, cpus_per_replica=0.5, max_queued=2, grace_s=1)
     base = f"http://127.0.0.1:{port}"
     try:
-        ids = [call(base, "POST", "/v1/videos", {"prompt": f"p{i}", "seed": i, **SERVE_SMALL})[1]["id"] for i in range(3)]
+        ids = [call(base, "POST", "/v1/videos",
+                    {"prompt": f"p{i}", "seed": i, **SERVE_SMALL})[1]["id"] for i in range(3)]
         jobs = [wait_for(base, i, ("done", "failed"), timeout=60) for i in ids]
         assert [j["status"] for j in jobs] == ["done"] * 3
         status, mp4, headers = call(base, "GET", jobs[0]["content"])
