@@ -62,12 +62,22 @@ def directory_precisions(manifest: Manifest) -> tuple[str, ...]:
 
 def add_components(model: str, out: str | Path, options) -> Path:
     """Export ``options.components`` of ``model`` into the existing engine directory ``out`` (see module doc)."""
-    from t2vrt.export.exporter import _check_options, _export_component, estimate_bytes
-    from t2vrt.export.load import load_model
-    from t2vrt.export.workdir import check_space, disk_errors, temp_dir
+    from t2vrt.export.exporter import _check_options
+    from t2vrt.locks import dir_lock_path, exclusive
 
     out = Path(out).resolve()
     _check_options(options)
+    check_add(model, out, tuple(options.components))  # before the lock: a missing directory has none to take
+    with exclusive(dir_lock_path(out), f"engine directory {out}", {"kind": "export --add"}):  # as export and build
+        return _add_locked(model, out, options)
+
+
+def _add_locked(model: str, out: Path, options) -> Path:
+    """add_components' work, with the directory's writer lock held (checked again under it)."""
+    from t2vrt.export.exporter import _export_component, estimate_bytes
+    from t2vrt.export.load import load_model
+    from t2vrt.export.workdir import check_space, disk_errors, temp_dir
+
     manifest = check_add(model, out, tuple(options.components))
     options = replace(options, precisions=directory_precisions(manifest), profile=manifest.profile)
     loaded = load_model(model, revision=options.revision, variant=options.variant or manifest.extra.get("variant"))
