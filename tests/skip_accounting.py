@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 ALLOWED_REASONS = ("needs a CUDA GPU", "a GPU is visible", "this CPU has no AVX512_BF16 or AMX")
-GPU_ONLY_MODULES = ("tests/engines/test_tensorrt_runner_gpu.py", "tests/selftest/test_selftest_gpu.py")
+GPU_ONLY_MODULES = ("tests/engines/test_gpu_runners.py", "tests/selftest/test_selftest_gpu.py")
 _skips: list = []
 
 
