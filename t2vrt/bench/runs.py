@@ -75,6 +75,7 @@ def metrics(rec: Recorder, req: BenchRequest, memory: PeakMemory, rss_before: fl
     cuda = memory.cuda_peak_mb()
     if cuda is not None:
         out["cuda_max_allocated_mb"] = cuda
+        out["gpu_peak_used_mb"] = memory.gpu_peak_mb()
     return out
 
 
@@ -116,6 +117,7 @@ class OursRun(Measured):
         from t2vrt import Pipeline
 
         super().__init__(request, device)
+        self.requested_backend, self.precision = backend, precision
         rss = self.memory.current_mb()
         self.pipe = Pipeline.load(engines, backend=backend, precision=precision)
         for name in COMPONENTS:
@@ -159,13 +161,18 @@ class OursRun(Measured):
             record["seams"] = seam_metric(frames, window_schedule(self.request.num_frames, w, stride))
         return record, frames
 
+    def close(self) -> None:
+        """Release every runner (the sessions' weights) before another pipeline loads."""
+        self.pipe._close(*list(self.pipe._runners))
+
     def native_size(self) -> tuple[int, int]:
         m = self.pipe.manifest.model
         return m.sample_size * m.vae_scale, m.sample_size * m.vae_scale
 
 
 class DiffusersRun(Measured):
-    """diffusers' TextToVideoSDPipeline from the model folder; the model calls and the loop are timed by wrappers."""
+    """diffusers' TextToVideoSDPipeline from the model folder; the model calls and the loop are timed by wrappers.
+    ``precision``: the ``torch_dtype`` by name (float32, bfloat16, float16; fp32, bf16, fp16 say the same)."""
 
     name = "diffusers"
 
@@ -179,7 +186,10 @@ class DiffusersRun(Measured):
         if request.scheduler not in DIFFUSERS_SCHEDULERS:
             raise InputError(f"scheduler {request.scheduler!r} has no diffusers counterpart here; "
                              f"choose one of {', '.join(DIFFUSERS_SCHEDULERS)} or run without --diffusers")
-        dtype = torch.float16 if precision == "fp16" else torch.float32
+        from t2vrt.bench.flops import dtype_name
+
+        self.precision = dtype_name(precision)
+        dtype = getattr(torch, self.precision)
         pipe = TextToVideoSDPipeline.from_pretrained(str(model), torch_dtype=dtype).to(device)
         cls = getattr(diffusers, DIFFUSERS_SCHEDULERS[request.scheduler])
         pipe.scheduler = cls.from_config(pipe.scheduler.config)

@@ -1,0 +1,46 @@
+"""The benchmark scripts' harness: a phase past the budget is skipped or stopped with the JSON kept, a child's peak
+memory is sampled and a child past its time is killed."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from t2vrt.bench.harness import Phases, gpu_used_mb, last_json, run_child
+
+
+def test_phases_keep_json_skip_and_stop(tmp_path):
+    path = tmp_path / "out.json"
+    phases = Phases(path, budget_s=3.0, record={"what": "test"})
+    assert json.loads(path.read_text())["what"] == "test"  # written before any phase
+    assert phases("first", lambda: {"x": 1}) == {"x": 1}
+    assert json.loads(path.read_text())["first"] == {"x": 1}  # rewritten after the phase
+    assert phases("too_long", lambda: {"never": 1}, need_s=60) is None
+    t0 = time.perf_counter()
+    assert phases("runs_over", lambda: time.sleep(30)) is None
+    assert time.perf_counter() - t0 < 5  # stopped at the budget, not after 30 s
+    assert phases("after", lambda: 1) is None  # nothing is left
+    assert phases("failing", lambda: 1 / 0, need_s=0) is None
+    res = json.loads(path.read_text())
+    assert res["errors"]["too_long"].startswith("skipped: needs about 60 s")
+    assert res["errors"]["runs_over"] == "stopped at the end of the 3 s budget"
+    assert res["errors"]["after"].startswith("skipped") and "too_long" not in res and "runs_over" in res["phase_s"]
+    assert res["machine"]["cpu"] and res["wall_s"] >= 2.9
+
+
+def test_run_child_samples_peak_memory_and_kills_at_its_time(tmp_path):
+    grow = "import json, time; b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.5); print(json.dumps({'ok': 1}))"
+    rec = run_child([sys.executable, "-c", grow], period=0.02)
+    assert rec["rc"] == 0 and rec["peak_rss_mb"] > 250 and last_json(rec) == {"ok": 1}
+    slow = run_child([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "log.txt", timeout=1)
+    assert slow["killed"] == "past its 1 s" and slow["seconds"] < 10 and last_json(slow)["error"] == "past its 1 s"
+
+
+def test_gpu_memory_is_none_without_a_gpu():
+    import torch
+
+    if not torch.cuda.is_available():
+        assert gpu_used_mb() is None
+    else:
+        assert gpu_used_mb() > 0
