@@ -1,6 +1,6 @@
 """Throughput of `t2vrt batch`: plain in-process generate vs the local batch vs Ray Data on a local cluster.
 
-    PYTHONPATH=$PWD python benchmarks/batch_throughput.py ENGINE_DIR --videos 12 --workers 1 2 --json out.json
+    python -m benchmarks.batch_throughput ENGINE_DIR --videos 12 --workers 1 2 --json out.json
 
 Each video: one prompt, its own seed, the request given by --frames/--size/--steps. "plain" is Pipeline.load once
 and one call + mp4 write per video (the floor a batch can reach); the batch rows are wall-clock for the whole run,
@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from t2vrt.bench.machine import machine
+from t2vrt.bench.report import write_json
 
 
 def prompts_file(folder: Path, n: int, req: dict) -> Path:
@@ -81,7 +83,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     req = {"num_frames": a.frames, "height": a.size, "width": a.size, "num_inference_steps": a.steps}
-    out: dict = {"request": req, "videos": a.videos, "machine": platform.node(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    out: dict = {"request": req, "videos": a.videos, "machine": machine()}
     with tempfile.TemporaryDirectory(prefix="t2vrt-bench-") as tmp:
         tmp = Path(tmp)
         prompts = prompts_file(tmp, a.videos, req)
@@ -104,7 +106,7 @@ def main() -> None:
         ray.shutdown()
     print(json.dumps(out, indent=2))
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=2))
+        write_json(out, a.json)
 
 
 if __name__ == "__main__":

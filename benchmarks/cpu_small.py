@@ -1,6 +1,6 @@
 """CPU latency against diffusers: the "small" preset, 256x256, 16 frames, 25 DDIM steps.
 
-    PYTHONPATH=$PWD HF_HUB_OFFLINE=1 python benchmarks/cpu_small.py --json /tmp/cpu_small.json
+    python -m benchmarks.cpu_small --json /tmp/cpu_small.json
 
 builds the random-weight "small" model (t2vrt.presets PRESETS["small"], seed 0) and its engine directory
 once under --workdir, then runs ``t2vrt bench ENGINES --diffusers MODEL`` with the other arguments passed on

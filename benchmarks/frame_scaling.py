@@ -1,6 +1,6 @@
 """Frame scaling: time and peak memory of our generate at 8, 16, 32 and 64 frames (small preset).
 
-    PYTHONPATH=$PWD HF_HUB_OFFLINE=1 python benchmarks/frame_scaling.py --steps 5 --json /tmp/frames.json
+    python -m benchmarks.frame_scaling --steps 5 --json /tmp/frames.json
 
 Each frame count runs in a fresh process (ONNX Runtime's arenas keep what a larger run took): a first run, whose
 stages' growth above the RSS at their start is what each stage needs (text encoding, the denoising loop, the
@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import subprocess
 import sys
 from pathlib import Path
+
+from t2vrt.bench.harness import last_json
+from t2vrt.bench.harness import run_child as run_child_process
 
 
 log = logging.getLogger("frame-scaling")
@@ -66,25 +68,25 @@ def measure_diffusers_decode(model: Path, frames: int, args) -> dict:
 
 
 def child(args) -> int:
-    from cpu_small import small_engines
+    from benchmarks.cpu_small import small_engines
 
     model, engines = small_engines(args.workdir)
     if args.what == "ours":
         out = measure_ours(engines, args.one, args)
     else:
         out = measure_diffusers_decode(model, args.one, args)
-    print("RESULT " + json.dumps(out))
+    print(json.dumps(out))
     return 0
 
 
 def run_child(what: str, frames: int, argv: list[str]) -> dict | None:
-    cmd = [sys.executable, __file__, *argv, "--one", str(frames), "--what", what]
-    res = subprocess.run(cmd, capture_output=True, text=True)
-    lines = [x for x in res.stdout.splitlines() if x.startswith("RESULT ")]
-    if res.returncode or not lines:
-        log.error("%s at %d frames failed (exit %d):\n%s", what, frames, res.returncode, res.stderr[-3000:])
+    """One frame count in a fresh process (this script with --one): its JSON, or None when it failed."""
+    rec = run_child_process([sys.executable, "-m", "benchmarks.frame_scaling", *argv, "--one", str(frames), "--what", what])
+    out = last_json(rec)
+    if "error" in out:
+        log.error("%s at %d frames failed (%s):\n%s", what, frames, out["error"], (rec.get("stdout") or "")[-3000:])
         return None
-    return json.loads(lines[-1][len("RESULT "):])
+    return out
 
 
 def table(rows: dict) -> str:
@@ -123,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.one is not None:
         return child(args)
-    from cpu_small import small_engines
+    from benchmarks.cpu_small import small_engines
 
     from t2vrt.bench.machine import describe, machine
+    from t2vrt.bench.report import write_json
 
     small_engines(args.workdir)  # build once, before the children
     passed = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--diffusers-decode"]
@@ -139,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {"machine": info, "args": {k: v for k, v in vars(args).items() if k not in ("one", "what")}, "rows": rows}
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(data, indent=2))
+        write_json(data, args.json)
     print(describe(info))
     print(f"{args.steps} steps, {args.size}x{args.size}, {args.runs} run(s) after a first run, each frame count in a fresh "
           f"process, threads {args.threads or 'library defaults'}")

@@ -1,9 +1,9 @@
 """Peak memory on the CPU with ONNX Runtime, with and without the three memory savings.
 
-    python benchmarks/memory.py generate --preset small --frames 16 64 --size 128 --steps 2
-    python benchmarks/memory.py generate --preset modelscope-1.7b --frames 16 64 --size 64 --steps 1
-    python benchmarks/memory.py vae --size 256 --frames 16 --chunks 1 2 4 8   # the real-size VAE alone
-    python benchmarks/memory.py unet --preset modelscope-1.7b --frames 16 64 --size 64   # real-size UNet alone
+    python -m benchmarks.memory generate --preset small --frames 16 64 --size 128 --steps 2
+    python -m benchmarks.memory generate --preset modelscope-1.7b --frames 16 64 --size 64 --steps 1
+    python -m benchmarks.memory vae --size 256 --frames 16 --chunks 1 2 4 8   # the real-size VAE alone
+    python -m benchmarks.memory unet --preset modelscope-1.7b --frames 16 64 --size 64   # real-size UNet alone
 
 ``generate`` runs the whole pipeline in five configurations per frame count: none of the savings, each alone
 (low-memory mode, chunked VAE decode, feed-forward chunking at export), and all three. ``vae`` runs the real-size
@@ -20,14 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
-import resource
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from t2vrt.bench.harness import child_json
+from t2vrt.bench.machine import describe, machine
+from t2vrt.host import peak_rss_bytes, rss_bytes
 
 log = logging.getLogger("memory")
 MEM_PATTERN = False  # --mem-pattern
@@ -43,14 +43,12 @@ SAVINGS = {  # name: (low_memory, chunked decode, feed-forward chunking)
 
 
 def rss_mb() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
+    return rss_bytes() / 2**20
 
 
 def peak_mb() -> float:
-    """This process's peak resident set so far (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set so far."""
+    return peak_rss_bytes() / 2**20
 
 
 class StageSampler(threading.Thread):
@@ -204,38 +202,12 @@ CHILDREN = {"generate": child_generate, "component": child_component, "prepare":
 
 # -- parent -----------------------------------------------------------------------------------------------------------
 def spawn(kind: str, cfg: dict, max_gb: float) -> dict:
-    """Run one child; kill it if its RSS passes ``max_gb`` (this machine is shared), reporting that instead."""
-    import psutil
-
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), HF_HUB_OFFLINE="1")
-    cfg = dict(cfg, mem_pattern=MEM_PATTERN, no_trim=NO_TRIM)
-    proc = subprocess.Popen([sys.executable, __file__, "child", kind, json.dumps(cfg)], stdout=subprocess.PIPE, env=env, text=True)
-    ps, worst = psutil.Process(proc.pid), 0.0
-    while proc.poll() is None:
-        try:
-            worst = max(worst, ps.memory_info().rss / 2**30)
-        except psutil.NoSuchProcess:
-            break
-        if worst > max_gb:
-            proc.kill()
-            proc.wait()
-            return {"error": f"killed above {max_gb} GB"}
-        time.sleep(0.05)
-    out = proc.stdout.read().strip().splitlines()
-    if proc.returncode != 0 or not out:
-        return {"error": f"exit {proc.returncode}"}
-    return json.loads(out[-1])
-
-
-def machine() -> dict:
-    import psutil
-
-    from t2vrt.host import library_versions
-
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "platform": platform.platform(), "python": platform.python_version(), "versions": library_versions(),
-            "date": time.strftime("%Y-%m-%d")}
+    """Run one child; killed if its RSS passes ``max_gb`` (this machine is shared), reporting that instead."""
+    out = child_json("benchmarks.memory", dict(cfg, kind=kind, mem_pattern=MEM_PATTERN, no_trim=NO_TRIM),
+                     max_rss_gb=max_gb)
+    out.pop("child_seconds")
+    out.pop("child_peak_rss_mb")
+    return out
 
 
 def run_generate(args) -> list[dict]:
@@ -360,16 +332,16 @@ def with_memory_pattern() -> None:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["child"]:
+    if sys.argv[1:2] == ["--child"]:
         logging.basicConfig(level=logging.WARNING)
-        cfg = json.loads(sys.argv[3])
+        cfg = json.loads(sys.argv[2])
         if cfg.get("mem_pattern"):
             with_memory_pattern()
         if cfg.get("no_trim"):  # closing a runner leaves the freed heap with the C allocator, as before the trim was added
             import t2vrt.engines.onnxruntime as ortr
 
             ortr.return_freed_heap = lambda: None
-        print(json.dumps(CHILDREN[sys.argv[2]](cfg)))
+        print(json.dumps(CHILDREN[cfg["kind"]](cfg)))
         return
     global MEM_PATTERN, NO_TRIM
     args = build_parser().parse_args()
@@ -379,8 +351,8 @@ def main() -> None:
     keys = {"generate": ["preset", "frames", "size", "savings", "chunk"], "vae": ["component", "frames", "size", "chunk"],
             "unet": ["graph", "frames", "size"]}[args.mode]
     info = machine()
-    print(f"\n{info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; {info['platform']}; {info['versions']}")
-    print(f"command: python benchmarks/memory.py {' '.join(sys.argv[1:])}\n")
+    print("\n" + describe(info))
+    print(f"command: python -m benchmarks.memory {' '.join(sys.argv[1:])}\n")
     print(table(rows, keys))
     print(json.dumps({"machine": info, "argv": sys.argv[1:], "rows": rows}))
 

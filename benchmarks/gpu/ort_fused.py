@@ -1,4 +1,4 @@
-"""ort_cuda.py's phase ``cuda_fused``: the UNet with ONNX Runtime's CUDA fusions against the portable graph.
+"""extended.py's phase ``cuda_fused``: the UNet with ONNX Runtime's CUDA fusions against the portable graph.
 
 ONNX Runtime's own Stable Diffusion recipe (``onnxruntime.transformers.models.stable_diffusion``): the transformer
 optimizer (model type ``unet``, ``use_gpu=True``) fuses the **fp32** graph, then converts the result to fp16 with
@@ -30,7 +30,7 @@ from pathlib import Path
 from t2vrt.export.ort_fusion import CPU_FUSIONS, memory_shortfall, quiet, run_optimizer, save_fused
 
 log = logging.getLogger("gpu-ort")
-# FusionOptions attributes set for CUDA (every other fusion off). NhwcConv off by default (ort_cuda.py --fused-nhwc
+# FusionOptions attributes set for CUDA (every other fusion off). NhwcConv off by default (extended.py --fused-nhwc
 # turns it on): ONNX Runtime's Stable Diffusion notes recommend NHWC convolution for tensor cores in general, with no
 # Hopper measurement, and on our UNet3D it converts only the 2-D convolutions (tiny preset: 25 of 57 Conv; the
 # temporal ones are 5-D) while removing few layout Transposes (93 -> 86), so it is a separate, later question.

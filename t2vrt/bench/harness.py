@@ -262,3 +262,14 @@ def _nvml_handle(index: int) -> Any:
 
 def _has_nvml() -> bool:
     return _nvml_handle(0) is not None
+
+
+def child_json(module: str, cfg: dict, **kw) -> dict:
+    """``python -m module --child JSON`` (a benchmark script measuring one configuration in a fresh process): the
+    JSON it printed last, with the child's wall seconds and the peak RSS of its process tree (``run_child``'s
+    keywords: timeout, max_rss_gb, ...)."""
+    rec = run_child([sys.executable, "-m", module, "--child", json.dumps(cfg)], **kw)
+    out = last_json(rec)
+    if "error" in out:
+        log.error("%s %s failed (%s):\n%s", module, cfg, out["error"], (rec.get("stdout") or "")[-2000:])
+    return {**out, "child_seconds": rec["seconds"], "child_peak_rss_mb": rec["peak_rss_mb"]}

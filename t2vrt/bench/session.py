@@ -38,6 +38,7 @@ class BenchConfig:
     ours: tuple[tuple[str, str], ...] = ()  # (backend, precision) of each of our sides; empty: (backend, precision)
     torch_dtypes: tuple[str, ...] = ()  # diffusers' sides; empty: the one like our first side's precision
     efficiency: bool = True  # the UNet step's GFLOP/s against the matrix-product peak (needs the diffusers folder)
+    fp16_check: bool = True  # with one side of ours in fp16: one more (untimed) run of ours in fp32 to compare with
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -112,6 +113,19 @@ def unique(name: str, taken: list[str]) -> str:
 
 def _run(config: BenchConfig, request: BenchRequest) -> dict:
     sides, request = load_sides(config, request)
+    data, rounds = measure(config, request, sides)
+    if config.efficiency and config.diffusers and request.context_frames is None:
+        from t2vrt.bench.flops import add_efficiency
+
+        add_efficiency(data, config, request, sides)
+    ours = sides[0]
+    if config.fp16_check and len(config.our_sides()) == 1 and ours.precision == "fp16":
+        data["fp16_vs_fp32"] = fp16_against_fp32(config, request, ours, rounds[-1][ours.name][0])
+    return data
+
+
+def measure(config: BenchConfig, request: BenchRequest, sides: list) -> tuple[dict, list]:
+    """Warm-ups, then the measured rounds over loaded ``sides`` (ours first); the result and each round's frames."""
     warm: dict[str, list[dict]] = {p.name: [] for p in sides}
     for i in range(config.warmup):
         for p in sides:
@@ -126,15 +140,7 @@ def _run(config: BenchConfig, request: BenchRequest) -> dict:
             record, frames[p.name] = p.run()
             records[p.name].append(record)
         rounds.append({p.name: (frames[p.name], p.latents) for p in sides})
-    data = assemble(config, request, sides, records, warm, rounds)
-    if config.efficiency and config.diffusers and request.context_frames is None:
-        from t2vrt.bench.flops import add_efficiency
-
-        add_efficiency(data, config, request, sides)
-    ours = sides[0]
-    if len(config.our_sides()) == 1 and ours.precision == "fp16":
-        data["fp16_vs_fp32"] = fp16_against_fp32(config, request, ours, rounds[-1][ours.name][0])
-    return data
+    return assemble(config, request, sides, records, warm, rounds), rounds
 
 
 def reference(sides: list) -> object | None:
