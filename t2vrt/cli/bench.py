@@ -60,9 +60,13 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 
 def backend_names() -> tuple[str, ...]:
     """Every backend the engines know (the same list `generate --backend` offers)."""
-    from t2vrt.engines.loader import BACKENDS
+    try:
+        from t2vrt.engines.backends import backend_names as registry  # the engines' registry of Backend objects
+    except ImportError:
+        from t2vrt.engines.loader import BACKENDS
 
-    return tuple(BACKENDS)
+        return tuple(BACKENDS)
+    return registry()
 
 
 def our_side(text: str) -> tuple[str, str]:

@@ -44,3 +44,23 @@ def test_gpu_memory_is_none_without_a_gpu():
         assert gpu_used_mb() is None
     else:
         assert gpu_used_mb() > 0
+
+
+def test_gpu_peak_reads_the_device_used_memory_from_nvml(monkeypatch):
+    """A stand-in for nvidia-ml-py's pynvml: nvmlInit, nvmlDeviceGetHandleByIndex and nvmlDeviceGetMemoryInfo, whose
+    ``used`` is the device's used memory in bytes (NVML API reference, nvmlMemory_t); every process's and library's
+    allocations count in it, so ONNX Runtime's and TensorRT's do."""
+    import types
+
+    from t2vrt.bench import harness
+
+    used = iter([1 << 30, 3 << 30, 2 << 30] + [2 << 30] * 10_000)
+    fake = types.SimpleNamespace(nvmlInit=lambda: None, nvmlDeviceGetHandleByIndex=lambda i: ("gpu", i),
+                                 nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=next(used)))
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(harness, "_HANDLES", {})
+    peak = harness.GpuPeak(period=0.001)
+    assert peak.method == "NVML device used memory" and not peak.running
+    peak.start()
+    time.sleep(0.05)
+    assert peak.running and peak.stop() == 3072 and not peak.running
