@@ -58,7 +58,8 @@ def setup(args) -> dict:
         ort.preload_dlls()
     from t2vrt.engines.onnxruntime_cuda import ort_cuda_unusable
 
-    return {"version": ort.__version__, "providers": ort.get_available_providers(), "cuda_unusable": ort_cuda_unusable()}
+    return {"version": ort.__version__, "providers": ort.get_available_providers(),
+            "cuda_unusable": ort_cuda_unusable()}
 
 
 def choose_preset(args, seconds_left: float) -> dict:
@@ -116,7 +117,8 @@ def unet_feed(args, m, frames: int | None = None) -> dict:
             "encoder_hidden_states": text.to(args.device)}
 
 
-GPU_TIME = re.compile(r"GPU Compute Time: min = ([\d.]+) ms, max = ([\d.]+) ms, mean = ([\d.]+) ms, median = ([\d.]+) ms")
+GPU_TIME = re.compile(r"GPU Compute Time: min = ([\d.]+) ms, max = ([\d.]+) ms, mean = ([\d.]+) ms, "
+                      r"median = ([\d.]+) ms")
 
 
 def trtexec_times(text: str) -> dict | None:
@@ -139,9 +141,10 @@ def trtexec_commands(trtexec: str, onnx: Path, plan: Path, dims: dict, frames: t
         return f"sample:2x{c}x{f}x{lat}x{lat},encoder_hidden_states:2x{length}x{hidden}"  # timestep: static [1]
 
     timing = ["--useCudaGraph", "--noDataTransfers", "--useSpinWait", "--warmUp=500", "--iterations=20", "--duration=5"]
-    build = [trtexec, f"--onnx={onnx}", "--fp16", f"--minShapes={shapes(frames[0])}", f"--optShapes={shapes(frames[1])}",
-             f"--maxShapes={shapes(frames[2])}", "--tacticSources=-CUDNN,-CUBLAS,-CUBLAS_LT",
-             f"--builderOptimizationLevel={opt_level}", f"--saveEngine={plan}", f"--shapes={shapes(frames[1])}", *timing]
+    build = [trtexec, f"--onnx={onnx}", "--fp16", f"--minShapes={shapes(frames[0])}",
+             f"--optShapes={shapes(frames[1])}", f"--maxShapes={shapes(frames[2])}",
+             "--tacticSources=-CUDNN,-CUBLAS,-CUBLAS_LT", f"--builderOptimizationLevel={opt_level}",
+             f"--saveEngine={plan}", f"--shapes={shapes(frames[1])}", *timing]
     return [build] + [[trtexec, f"--loadEngine={plan}", f"--shapes={shapes(f)}", *timing] for f in time_at
                       if f != frames[1]]
 

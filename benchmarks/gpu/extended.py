@@ -133,7 +133,8 @@ def summary(res: dict) -> str:
     if res.get("cuda_fused"):
         lines += summary_lines(res["cuda_fused"])
     lines += trtexec_lines(res, "trtexec_range")
-    lines += ["", f"phase seconds: {res['phase_s']}", f"errors: {res['errors'] or 'none'}", f"wall {res['wall_s']:.0f} s"]
+    lines += ["", f"phase seconds: {res['phase_s']}", f"errors: {res['errors'] or 'none'}",
+              f"wall {res['wall_s']:.0f} s"]
     return "\n".join(lines)
 
 

@@ -65,7 +65,8 @@ def summary(res: dict) -> str:
     tests = res.get("gpu_tests")
     if tests:
         lines.append(f"gpu tests: {tests.get('skipped') or tests['tail'].strip().splitlines()[-1:]}")
-    lines += ["", f"phase seconds: {res['phase_s']}", f"errors: {res['errors'] or 'none'}", f"wall {res['wall_s']:.0f} s"]
+    lines += ["", f"phase seconds: {res['phase_s']}", f"errors: {res['errors'] or 'none'}",
+              f"wall {res['wall_s']:.0f} s"]
     return "\n".join(lines)
 
 

@@ -34,8 +34,9 @@ class PhaseStopped(Exception):
 class Phases:
     """Runs named phases in order, records each one's value, seconds or error, and rewrites ``path`` after each.
 
-    ``budget_s`` counts from ``started`` (a ``time.perf_counter()`` value; default: once the machine is described); ``phases(name, fn, need_s=...)`` skips a phase that says it needs more
-    than is left and stops one that runs past the end. One failed phase never costs the others."""
+    ``budget_s`` counts from ``started`` (a ``time.perf_counter()`` value; default: once the machine is
+    described); ``phases(name, fn, need_s=...)`` skips a phase that says it needs more than is left and stops one
+    that runs past the end. One failed phase never costs the others."""
 
     def __init__(self, path: str | Path, budget_s: float, record: dict | None = None, started: float | None = None):
         from t2vrt.bench.machine import machine

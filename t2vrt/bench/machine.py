@@ -65,8 +65,10 @@ def gpu_name() -> str | None:
 def git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parents[2]
-        res = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=5)
+        git = ["git", "-C", str(root)]
+        res = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=5)
         return (res.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")) or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -122,5 +124,6 @@ def describe(info: dict) -> str:
     """One paragraph for people, printed beside the numbers."""
     v = ", ".join(f"{k} {x}" for k, x in info["versions"].items())
     gpu = info["gpu"] or "no GPU"
-    return (f"{info['date']}  {info['cpu']}, {info['cores_logical']} logical / {info['cores_physical']} physical cores, "
+    return (f"{info['date']}  {info['cpu']}, {info['cores_logical']} logical / {info['cores_physical']} physical "
+            "cores, "
             f"{info['ram_gib']} GiB RAM, {gpu}, torch threads {info.get('torch_threads')}\n{v}  (git {info['git']})")

@@ -25,7 +25,8 @@ ROWS = (
 )
 
 
-def compare_frames(ours: np.ndarray, ref: np.ndarray, tol: float = FRAME_TOL, ours_latents=None, ref_latents=None) -> dict:
+def compare_frames(ours: np.ndarray, ref: np.ndarray, tol: float = FRAME_TOL, ours_latents=None,
+                   ref_latents=None) -> dict:
     """Both pipelines' float frames in [0, 1]; ok when the shapes agree, every value is within ``tol`` and no frame
     of ours holds a NaN. With the quality numbers of bench.quality (PSNR, SSIM, the final latents' relative L2,
     NaN and black frames).
@@ -116,7 +117,8 @@ def table(data: dict) -> str:
             continue
         cells = " | ".join(_cell(s["summary"].get(key), scale) for s in sides)
         ratio = (data["speedup"] or {}).get(key) if pair else None
-        lines.append(f"| {label} ({unit}) | {cells} |" + (f" {_cell(ratio, 1.0) + 'x' if ratio else ''} |" if pair else ""))
+        speed = f" {_cell(ratio, 1.0) + 'x' if ratio else ''} |" if pair else ""
+        lines.append(f"| {label} ({unit}) | {cells} |" + speed)
     return "\n".join(lines + memory_rows(data))
 
 
@@ -136,7 +138,8 @@ def headline(data: dict) -> str:
              "|---|---|" + "---|" * len(refs) + "---|---|---|---|---|---|"]
     for s in sides:
         ratios = [s["ratios"].get(r, {}).get("total_s") for r in refs]
-        vs = " | ".join("1.00x" if r == s["name"] else f"{x['median']:.2f}x" if x else "-" for r, x in zip(refs, ratios))
+        vs = " | ".join("1.00x" if r == s["name"] else f"{x['median']:.2f}x" if x else "-"
+                        for r, x in zip(refs, ratios))
         q, e = s.get("quality") or {}, s.get("efficiency") or {}
         psnr = "-" if "psnr_db" not in q else f"{q['psnr_db']:.1f}"
         bad = f"{q['nan_frames']} / {q['black_frames']}" if "nan_frames" in q else "-"

@@ -172,7 +172,8 @@ def assemble(config: BenchConfig, request: BenchRequest, sides: list, records: d
         entries.append(entry)
     ours = sides[0]
     likes = [e["quality"] for e in entries if e["kind"] == "t2vrt" and e.get("like_for_like")]
-    parity = {**max(likes, key=lambda q: q.get("max_abs", float("inf"))), "ok": all(q["ok"] for q in likes)} if likes else None
+    worst = max(likes, key=lambda q: q.get("max_abs", float("inf"))) if likes else None
+    parity = {**worst, "ok": all(q["ok"] for q in likes)} if likes else None
     first_ref = ref if ref is not None and like_for_like(ours, ref) else (refs[0] if refs else None)
     settings = {**config.to_json(), "backends": {p.name: p.backend for p in sides}, "memory": ours.memory.method,
                 "reference": ref.name if ref else None}

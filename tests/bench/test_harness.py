@@ -30,7 +30,8 @@ def test_phases_keep_json_skip_and_stop(tmp_path):
 
 
 def test_run_child_samples_peak_memory_and_kills_at_its_time(tmp_path):
-    grow = "import json, time; b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.5); print(json.dumps({'ok': 1}))"
+    grow = ("import json, time; b = bytearray(300 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.5); "
+            "print(json.dumps({'ok': 1}))")
     rec = run_child([sys.executable, "-c", grow], period=0.02)
     assert rec["rc"] == 0 and rec["peak_rss_mb"] > 250 and last_json(rec) == {"ok": 1}
     slow = run_child([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "log.txt", timeout=1)
