@@ -36,6 +36,8 @@ def parser(doc: str, budget: float) -> argparse.ArgumentParser:
     p.add_argument("--size", type=int, default=256, help="height and width in pixels")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads of torch and ONNX Runtime on the CPU; "
+                   "omitted: each library's default")
     p.add_argument("--budget", type=float, default=budget, help="seconds for all phases; a phase that would cross "
                    "it is not started, one that runs past it is stopped")
     p.add_argument("--trtexec", default=None, help="TensorRT 8.6's trtexec (../shared/gpu/trt): time a TensorRT UNet")
@@ -48,6 +50,8 @@ def setup(args) -> dict:
     ONNX Runtime offers, for the JSON."""
     import torch
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("diffusers", "transformers", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

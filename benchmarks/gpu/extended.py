@@ -37,9 +37,9 @@ def phase_fp16_vs_fp32(args, model: dict) -> dict:
     from t2vrt.bench.session import BenchConfig, fp16_against_fp32
 
     req = request(args, args.frames)
-    ours = OursRun(model["engines"], req, "onnxruntime", args.precision, args.device)
+    ours = OursRun(model["engines"], req, "onnxruntime", args.precision, args.device, args.threads)
     _, frames = ours.run()
-    config = BenchConfig(engines=model["engines"], precision=args.precision, device=args.device)
+    config = BenchConfig(engines=model["engines"], precision=args.precision, device=args.device, threads=args.threads)
     q = fp16_against_fp32(config, req, ours, frames)
     ours.close()
     return q
@@ -51,7 +51,7 @@ def phase_long(args, model: dict) -> dict:
     from t2vrt.bench.session import BenchConfig, measure
 
     req = request(args, args.frames_long)
-    ours = OursRun(model["engines"], req, "onnxruntime", args.precision, args.device)
+    ours = OursRun(model["engines"], req, "onnxruntime", args.precision, args.device, args.threads)
     ours.pipe.low_memory = True  # each stage's runner is opened when it starts and closed when it ends
     timed_runners(ours)
     ref = DiffusersRun(model["model"], req, args.device, args.precision)

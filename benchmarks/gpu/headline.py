@@ -33,7 +33,8 @@ def phase_main(args, model: dict) -> dict:
 
     request = BenchRequest(num_frames=args.frames, height=args.size, width=args.size, num_inference_steps=args.steps)
     config = BenchConfig(engines=model["engines"], diffusers=model["model"], runs=args.runs, warmup=1,
-                         backend="onnxruntime", precision=args.precision, device=args.device, fp16_check=False)
+                         backend="onnxruntime", precision=args.precision, device=args.device, fp16_check=False,
+                         threads=args.threads)
     return run_bench(config, request)
 
 

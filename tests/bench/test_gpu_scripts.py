@@ -25,7 +25,8 @@ def fake_trtexec(folder):
 def test_headline_command_runs_on_the_cpu(tiny_model, tiny_engines, tmp_path):
     out, trt = tmp_path / "out", fake_trtexec(tmp_path)
     rc = headline.main([str(out), "--device", "cpu", "--preset", "tiny", "--precision", "fp32", "--frames", "2",
-                        "--size", "32", "--steps", "2", "--runs", "1", "--budget", "300", "--work", str(tmp_path / "w"),
+                        "--size", "32", "--steps", "2", "--runs", "1", "--budget", "300", "--threads", "1",
+                        "--work", str(tmp_path / "w"),
                         "--model", str(tiny_model), "--engines", str(tiny_engines), "--trtexec", str(trt)])
     res = json.loads((out / "headline.json").read_text())
     assert rc == 0 and res["errors"] == {} and set(res["phase_s"]) == {"model", "main", "trtexec"}
