@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 MB = 1 << 20
 
 
-class PhaseStopped(Exception):
-    """Raised in the main thread when a phase reaches the end of the budget."""
+class PhaseStopped(BaseException):
+    """Raised in the main thread when a phase reaches the end of the budget. A BaseException, as KeyboardInterrupt
+    is, so that no ``except Exception`` in the code the phase runs can swallow it and run on past the budget."""
 
 
 class Phases:

@@ -65,3 +65,17 @@ def test_gpu_peak_reads_the_device_used_memory_from_nvml(monkeypatch):
     peak.start()
     time.sleep(0.05)
     assert peak.running and peak.stop() == 3072 and not peak.running
+
+
+def test_a_phase_that_swallows_exceptions_is_still_stopped(tmp_path):
+    def stubborn():
+        while True:
+            try:
+                time.sleep(30)
+            except Exception:  # library code often does this; the budget must still hold
+                pass
+
+    phases = Phases(tmp_path / "out.json", budget_s=1.0)
+    t0 = time.perf_counter()
+    assert phases("stubborn", stubborn) is None and time.perf_counter() - t0 < 5
+    assert json.loads((tmp_path / "out.json").read_text())["errors"]["stubborn"].startswith("stopped at the end")
