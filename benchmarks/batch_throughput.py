@@ -26,7 +26,9 @@ from t2vrt.bench.report import write_json
 
 def prompts_file(folder: Path, n: int, req: dict) -> Path:
     path = folder / "prompts.jsonl"
-    path.write_text("".join(json.dumps({"prompt": f"a test video number {i}", "seed": i, **req}) + "\n" for i in range(n)))
+    path.write_text(
+        "".join(json.dumps({"prompt": f"a test video number {i}", "seed": i, **req}) + "\n" for i in range(n))
+    )
     return path
 
 
@@ -50,14 +52,23 @@ def timed_batch(run, engine_dir, prompts, outdir) -> dict:
     by_worker: dict[str, list[dict]] = {}
     for r in records:
         by_worker.setdefault(r["worker"], []).append(r)
-    gaps = [b["started"] - a["finished"] for rs in by_worker.values() for a, b in zip(sorted(rs, key=lambda r: r["started"]), sorted(rs, key=lambda r: r["started"])[1:])]
+    gaps = [
+        b["started"] - a["finished"]
+        for rs in by_worker.values()
+        for a, b in zip(sorted(rs, key=lambda r: r["started"]), sorted(rs, key=lambda r: r["started"])[1:])
+    ]
     delays = [t - r["finished"] for t, r in zip(received, records)]
     render = statistics.median(r["seconds"]["total"] for r in records[1:] or records)
     steady = (max(received) - min(received)) / (n - 1) if n > 1 else float("nan")
-    return {"wall_s": round(wall, 2), "videos_per_min": round(60 * n / wall, 1), "steady_videos_per_min": round(60 / steady, 1),
-            "workers": len(by_worker), "render_s_median": round(render, 3),
-            "gap_between_videos_s_median": round(statistics.median(gaps), 4) if gaps else None,
-            "delivery_s_median": round(statistics.median(delays), 4)}
+    return {
+        "wall_s": round(wall, 2),
+        "videos_per_min": round(60 * n / wall, 1),
+        "steady_videos_per_min": round(60 / steady, 1),
+        "workers": len(by_worker),
+        "render_s_median": round(render, 3),
+        "gap_between_videos_s_median": round(statistics.median(gaps), 4) if gaps else None,
+        "delivery_s_median": round(statistics.median(delays), 4),
+    }
 
 
 def plain(engine_dir, n: int, req: dict, outdir: Path) -> dict:
@@ -100,7 +111,9 @@ def main() -> None:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         out["ray_init_s"] = round(time.perf_counter() - t0, 2)
         for w in a.workers:
-            run = lambda e, lines, o, on_record, w=w: run_ray(e, lines, o, opts=RayOptions(workers=w), on_record=on_record)
+            def run(e, lines, o, on_record, w=w):
+                return run_ray(e, lines, o, opts=RayOptions(workers=w), on_record=on_record)
+
             out[f"ray_{w}_workers"] = timed_batch(run, a.engines, prompts, tmp / f"ray{w}")
             shutil.rmtree(tmp / f"ray{w}")
         ray.shutdown()

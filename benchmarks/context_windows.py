@@ -37,23 +37,35 @@ def child(cfg: dict) -> dict:
         pipe.runner(name)
     loaded = rss_bytes() / 2**20
     unet, calls, seconds = pipe._runners["unet"], [], {}
-    pipe._runners["unet"] = type("Counted", (), {"infer": lambda self, feed: (calls.append(feed["sample"].shape[2]), unet.infer(feed))[1]})()
+    pipe._runners["unet"] = type(
+        "Counted", (), {"infer": lambda self, feed: (calls.append(feed["sample"].shape[2]), unet.infer(feed))[1]}
+    )()
     for stage in ("denoise", "decode"):
         real = getattr(pipe, stage)
         setattr(pipe, stage, lambda *a, _real=real, _stage=stage, **k: _timed(seconds, _stage, _real, *a, **k))
     f, w, s = cfg["frames"], cfg["context_frames"], cfg["context_stride"]
     ctx = {} if w is None else dict(context_frames=w, context_stride=s, free_noise=cfg["free_noise"])
     # warm-up (ONNX Runtime's first calls allocate and plan): one step at one window's frames, not measured
-    pipe(PROMPT, num_frames=min(f, w or f), height=cfg["size"], width=cfg["size"], num_inference_steps=1, progress=False)
+    pipe(
+        PROMPT, num_frames=min(f, w or f), height=cfg["size"], width=cfg["size"], num_inference_steps=1, progress=False
+    )
     calls.clear()
     t0 = time.perf_counter()
     video = pipe(PROMPT, num_frames=f, height=cfg["size"], width=cfg["size"], num_inference_steps=cfg["steps"], seed=0,
                  scheduler="ddim", progress=False, **ctx)
     total = time.perf_counter() - t0
-    out = {"seconds": total, "per_frame_ms": 1000 * total / f, "denoise_s": seconds["denoise"], "decode_s": seconds["decode"],
-           "unet_calls_per_step": len(calls) / cfg["steps"], "unet_max_frames": max(calls), "loaded_mb": loaded,
-           "peak_mb": peak_rss_bytes() / 2**20, "latents_mb": video.latents.nbytes / 2**20,
-           "frames_mb": video.images.nbytes / 2**20}
+    out = {
+        "seconds": total,
+        "per_frame_ms": 1000 * total / f,
+        "denoise_s": seconds["denoise"],
+        "decode_s": seconds["decode"],
+        "unet_calls_per_step": len(calls) / cfg["steps"],
+        "unet_max_frames": max(calls),
+        "loaded_mb": loaded,
+        "peak_mb": peak_rss_bytes() / 2**20,
+        "latents_mb": video.latents.nbytes / 2**20,
+        "frames_mb": video.images.nbytes / 2**20,
+    }
     if w is not None:
         out["formula_calls_per_step"] = unet_calls_per_evaluation(f, w, s)
         out["seams"] = seam_metric(video.images, window_schedule(f, w, s))
@@ -76,17 +88,24 @@ def run_child(cfg: dict) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| frames | windows | UNet calls per step (formula) | total (s) | per frame (ms) | denoise (s) | decode (s) "
-             "| peak RSS (MB) | RSS after load (MB) | seams: edge / inside |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| frames | windows | UNet calls per step (formula) | total (s) | per frame (ms) | denoise (s) | decode (s) "
+        "| peak RSS (MB) | RSS after load (MB) | seams: edge / inside |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         c, m = r["config"], r["result"]
         win = f"W={c['context_frames']} S={c['context_stride']}" if c["context_frames"] else "none"
-        calls = f"{m['unet_calls_per_step']:.0f}" + (f" ({m['formula_calls_per_step']})" if "formula_calls_per_step" in m else "")
+        calls = f"{m['unet_calls_per_step']:.0f}" + (
+            f" ({m['formula_calls_per_step']})" if "formula_calls_per_step" in m else ""
+        )
         seams = m.get("seams")
         seam = f"{seams['boundary']:.4f} / {seams['inside']:.4f}" if seams else "-"
-        lines.append(f"| {c['frames']} | {win} | {calls} | {m['seconds']:.1f} | {m['per_frame_ms']:.0f} | {m['denoise_s']:.1f} | "
-                     f"{m['decode_s']:.1f} | {m['peak_mb']:.0f} | {m['loaded_mb']:.0f} | {seam} |")
+        lines.append(
+            f"| {c['frames']} | {win} | {calls} | {m['seconds']:.1f} | {m['per_frame_ms']:.0f} | "
+            f"{m['denoise_s']:.1f} | "
+            f"{m['decode_s']:.1f} | {m['peak_mb']:.0f} | {m['loaded_mb']:.0f} | {seam} |"
+        )
     return "\n".join(lines)
 
 
@@ -98,9 +117,13 @@ def main() -> None:
     ap.add_argument("--context-frames", type=int, default=16)
     ap.add_argument("--context-stride", type=int, default=4)
     ap.add_argument("--free-noise", action="store_true")
-    ap.add_argument("--size", type=int, default=64, help="height and width in pixels (multiples of 64 for the small preset)")
+    ap.add_argument(
+        "--size", type=int, default=64, help="height and width in pixels (multiples of 64 for the small preset)"
+    )
     ap.add_argument("--steps", type=int, default=2)
-    ap.add_argument("--plain-max", type=int, default=64, help="also run without windows up to this many frames (the profile's max)")
+    ap.add_argument(
+        "--plain-max", type=int, default=64, help="also run without windows up to this many frames (the profile's max)"
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     if args.child:
@@ -115,7 +138,9 @@ def main() -> None:
             cfg = dict(dir=str(engines), frames=f, context_frames=w, context_stride=args.context_stride if w else None,
                        free_noise=args.free_noise and w is not None, size=args.size, steps=args.steps)
             t0 = time.strftime("%H:%M:%S", time.gmtime())
-            rows.append({"config": cfg, "result": run_child(cfg), "started_utc": t0, "load_average": list(os.getloadavg())})
+            rows.append(
+                {"config": cfg, "result": run_child(cfg), "started_utc": t0, "load_average": list(os.getloadavg())}
+            )
             print(table(rows[-1:]).splitlines()[-1], flush=True)
     print(table(rows))
     doc = {"machine": machine(), "args": vars(args), "rows": rows}

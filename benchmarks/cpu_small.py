@@ -17,7 +17,9 @@ from pathlib import Path
 
 log = logging.getLogger("cpu-small")
 # Frames up to 64 and sizes up to 512 so the frame-scaling benchmark uses the same engines.
-PROFILE = dict(batch=(1, 1, 2), frames=(1, 16, 64), height=(64, 256, 512), width=(64, 256, 512), decode_chunk=(1, 8, 16))
+PROFILE = dict(
+    batch=(1, 1, 2), frames=(1, 16, 64), height=(64, 256, 512), width=(64, 256, 512), decode_chunk=(1, 8, 16)
+)
 
 
 def small_engines(workdir: str | Path, preset: str = "small") -> tuple[Path, Path]:

@@ -4,7 +4,8 @@
 
 Each frame count runs in a fresh process (ONNX Runtime's arenas keep what a larger run took): a first run, whose
 stages' growth above the RSS at their start is what each stage needs (text encoding, the denoising loop, the
-chunked VAE decode), then --runs measured runs for the times and the process's peak RSS. ``--diffusers-decode`` adds, for
+chunked VAE decode), then --runs measured runs for the times and the process's peak RSS. ``--diffusers-decode`` adds,
+for
 contrast, diffusers' decode_latents (the VAE over all frames in one batch) at the same frame counts, up to
 --diffusers-max-frames.
 """
@@ -81,7 +82,9 @@ def child(args) -> int:
 
 def run_child(what: str, frames: int, argv: list[str]) -> dict | None:
     """One frame count in a fresh process (this script with --one): its JSON, or None when it failed."""
-    rec = run_child_process([sys.executable, "-m", "benchmarks.frame_scaling", *argv, "--one", str(frames), "--what", what])
+    rec = run_child_process(
+        [sys.executable, "-m", "benchmarks.frame_scaling", *argv, "--one", str(frames), "--what", what]
+    )
     out = last_json(rec)
     if "error" in out:
         log.error("%s at %d frames failed (%s):\n%s", what, frames, out["error"], (rec.get("stdout") or "")[-3000:])
@@ -90,9 +93,12 @@ def run_child(what: str, frames: int, argv: list[str]) -> dict | None:
 
 
 def table(rows: dict) -> str:
-    lines = ["| frames | end to end (s) | UNet per step (s) | UNet per step per frame (ms) | VAE per frame (ms) | peak RSS (MB) "
-             "| first run, loop: RSS growth (MB) | first run, decode: RSS growth (MB) | diffusers decode: RSS growth (MB) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| frames | end to end (s) | UNet per step (s) | UNet per step per frame (ms) | VAE per frame (ms) "
+        "| peak RSS (MB) "
+        "| first run, loop: RSS growth (MB) | first run, decode: RSS growth (MB) | diffusers decode: RSS growth (MB) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for f, r in rows.items():
         o, d = r.get("ours"), r.get("diffusers_decode")
         if o is None:
@@ -101,21 +107,27 @@ def table(rows: dict) -> str:
         g = o["cold_stage_rss_growth_mb"]
         dd = f"{d['decode_rss_growth_mb']:.0f}" if d else "-"
         unet = o["unet_per_step_s"]["median"]
-        lines.append(f"| {f} | {o['total_s']['median']:.1f} | {unet:.2f} | {1e3 * unet / int(f):.0f} | "
-                     f"{1e3 * o['vae_per_frame_s']['median']:.0f} | {o['peak_rss_mb']['median']:.0f} | {g.get('loop', 0):.0f} | "
-                     f"{g.get('decode', 0):.0f} | {dd} |")
+        lines.append(
+            f"| {f} | {o['total_s']['median']:.1f} | {unet:.2f} | {1e3 * unet / int(f):.0f} | "
+            f"{1e3 * o['vae_per_frame_s']['median']:.0f} | {o['peak_rss_mb']['median']:.0f} | {g.get('loop', 0):.0f} | "
+            f"{g.get('decode', 0):.0f} | {dd} |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--workdir", default="/tmp/t2vrt-bench", help="where the small model and engines are (built if missing)")
+    p.add_argument(
+        "--workdir", default="/tmp/t2vrt-bench", help="where the small model and engines are (built if missing)"
+    )
     p.add_argument("--frames", type=int, nargs="+", default=[8, 16, 32, 64])
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt (8)")
-    p.add_argument("--threads", type=int, default=None, help="intra-op threads of ONNX Runtime and torch; omitted: defaults")
+    p.add_argument(
+        "--threads", type=int, default=None, help="intra-op threads of ONNX Runtime and torch; omitted: defaults"
+    )
     p.add_argument("--diffusers-decode", action="store_true", help="also diffusers' one-batch VAE decode")
     p.add_argument("--diffusers-max-frames", type=int, default=32, help="largest frame count for --diffusers-decode")
     p.add_argument("--json", default=None)
@@ -144,8 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_json(data, args.json)
     print(describe(info))
-    print(f"{args.steps} steps, {args.size}x{args.size}, {args.runs} run(s) after a first run, each frame count in a fresh "
-          f"process, threads {args.threads or 'library defaults'}")
+    print(
+        f"{args.steps} steps, {args.size}x{args.size}, {args.runs} run(s) after a first run, each frame count in a "
+        "fresh "
+        f"process, threads {args.threads or 'library defaults'}"
+    )
     print(table(rows))
     return 0 if all(r.get("ours") for r in rows.values()) else 1
 

@@ -42,7 +42,9 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--threads", type=int, default=None, help="intra-op threads; omitted: ONNX Runtime's default")
     a = p.parse_args(argv)
-    sessions = [ort.InferenceSession(g, session_options(a.threads), providers=["CPUExecutionProvider"]) for g in a.graphs]
+    sessions = [
+        ort.InferenceSession(g, session_options(a.threads), providers=["CPUExecutionProvider"]) for g in a.graphs
+    ]
     feed = feed_for(sessions[0], a.frames, a.size // 8)
     outs = [s.run(None, feed)[0] for s in sessions]  # also the warm-up
     times: list[list[float]] = [[] for _ in sessions]
@@ -54,7 +56,10 @@ def main(argv=None) -> int:
     print(describe(machine()))
     for g, o, t in zip(a.graphs, outs, times):
         diff = float(np.linalg.norm(o - outs[0]) / np.linalg.norm(outs[0]))
-        print(f"{g}: median {statistics.median(t):.3f} s, calls {[round(x, 3) for x in t]}, rel. L2 from the first {diff:.2g}")
+        print(
+            f"{g}: median {statistics.median(t):.3f} s, calls {[round(x, 3) for x in t]}, "
+            f"rel. L2 from the first {diff:.2g}"
+        )
     return 0
 
 

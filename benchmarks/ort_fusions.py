@@ -28,7 +28,13 @@ import numpy as np
 
 log = logging.getLogger("ort-fusions")
 MODEL_TYPES = {"unet": "unet", "text_encoder": "clip", "vae_decoder": "vae"}
-CUDA_ONLY = ("enable_group_norm", "enable_skip_group_norm", "enable_bias_splitgelu", "enable_bias_add", "enable_nhwc_conv")
+CUDA_ONLY = (
+    "enable_group_norm",
+    "enable_skip_group_norm",
+    "enable_bias_splitgelu",
+    "enable_bias_add",
+    "enable_nhwc_conv",
+)
 # name -> FusionOptions attributes set (everything else off, so each row measures one idea)
 OPTION_SETS = {
     "none (optimizer, no fusion)": {},
@@ -149,8 +155,11 @@ def main(argv=None) -> int:
         if "error" in r:
             print(f"| {r['component']} | {r['option']} | {r.get('fused_ops', '-')} | fails: {r['error']} | | | | no |")
             continue
-        print(f"| {r['component']} | {r['option']} | {r['fused_ops'] or '-'} | {r['rel_l2_vs_torch']:.1e} | "
-              f"{1e3 * r['unfused_s']:.1f} | {1e3 * r['fused_s']:.1f} | {r['speedup']:.2f}x | {'yes' if r['keep'] else 'no'} |")
+        print(
+            f"| {r['component']} | {r['option']} | {r['fused_ops'] or '-'} | {r['rel_l2_vs_torch']:.1e} | "
+            f"{1e3 * r['unfused_s']:.1f} | {1e3 * r['fused_s']:.1f} | {r['speedup']:.2f}x | "
+            f"{'yes' if r['keep'] else 'no'} |"
+        )
     return 0
 
 
