@@ -13,7 +13,7 @@ import logging
 from dataclasses import asdict, dataclass, replace
 
 from t2vrt.bench.machine import machine
-from t2vrt.bench.report import FRAME_TOL, compare_frames, merge_parity, ratios, result
+from t2vrt.bench.report import FRAME_TOL, compare_frames, merge_parity, ratios, result, summarize
 from t2vrt.bench.runs import BenchRequest, DiffusersRun, OursRun
 from t2vrt.errors import InputError
 from t2vrt.runtime.checks import check_positive
@@ -174,7 +174,7 @@ def assemble(config: BenchConfig, request: BenchRequest, sides: list, records: d
     likes = [e["quality"] for e in entries if e["kind"] == "t2vrt" and e.get("like_for_like")]
     worst = max(likes, key=lambda q: q.get("max_abs", float("inf"))) if likes else None
     parity = {**worst, "ok": all(q["ok"] for q in likes)} if likes else None
-    first_ref = ref if ref is not None and like_for_like(ours, ref) else (refs[0] if refs else None)
+    first_ref = next((r for r in refs if like_for_like(ours, r)), ref)  # "diffusers" of the earlier keys: like ours
     settings = {**config.to_json(), "backends": {p.name: p.backend for p in sides}, "memory": ours.memory.method,
                 "reference": ref.name if ref else None}
     extra = {p.name: {"load_rss_mb": p.load_rss_mb, "warmup": warm[p.name]} for p in sides}
@@ -182,15 +182,9 @@ def assemble(config: BenchConfig, request: BenchRequest, sides: list, records: d
                   records[first_ref.name] if first_ref else [], parity or {},
                   {"t2vrt": extra[ours.name], "diffusers": extra[first_ref.name] if first_ref else {}})
     for entry in entries:
-        entry["runs"], entry["summary"] = records[entry["name"]], summarize_runs(records[entry["name"]])
+        entry["runs"], entry["summary"] = records[entry["name"]], summarize(records[entry["name"]])
     data["sides"] = entries
     return data
-
-
-def summarize_runs(runs: list[dict]) -> dict:
-    from t2vrt.bench.report import summarize
-
-    return summarize(runs)
 
 
 def fp16_against_fp32(config: BenchConfig, request: BenchRequest, ours: OursRun, frames16) -> dict:
