@@ -51,8 +51,8 @@ def phase_long(args, model: dict) -> dict:
     from t2vrt.bench.session import BenchConfig, measure
 
     req = request(args, args.frames_long)
-    ours = OursRun(model["engines"], req, "onnxruntime", args.precision, args.device, args.threads)
-    ours.pipe.low_memory = True  # each stage's runner is opened when it starts and closed when it ends
+    # low-memory mode: each stage's runner is opened when it starts and closed when it ends
+    ours = OursRun(model["engines"], req, "onnxruntime", args.precision, args.device, args.threads, low_memory=True)
     timed_runners(ours)
     ref = DiffusersRun(model["model"], req, args.device, args.precision)
     ref.pipe.unet.enable_forward_chunking(chunk_size=1, dim=1)

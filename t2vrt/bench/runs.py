@@ -113,13 +113,13 @@ class OursRun(Measured):
     name = "t2vrt"
 
     def __init__(self, engines: str | Path, request: BenchRequest, backend: str = "onnxruntime", precision: str = "fp32",
-                 device: str = "cpu", threads: int | None = None):
+                 device: str = "cpu", threads: int | None = None, low_memory: bool = False):
         from t2vrt import Pipeline
 
         super().__init__(request, device)
         self.requested_backend, self.precision = backend, precision
         rss = self.memory.current_mb()
-        self.pipe = Pipeline.load(engines, backend=backend, precision=precision)
+        self.pipe = Pipeline.load(engines, backend=backend, precision=precision, low_memory=low_memory)
         for name in COMPONENTS:
             self.pipe._runners[name] = TimedRunner(self._open(name, threads), name, self.recorder)
         self.load_rss_mb = self.memory.current_mb() - rss
