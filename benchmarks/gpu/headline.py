@@ -13,8 +13,8 @@ started, one that runs past the end is stopped) and OUT_DIR/headline.json rewrit
      matrix-product peak (`t2vrt bench`'s session);
   3. trtexec: TensorRT 8.6's fp16 engine of that UNet at exactly that shape (batch 2, 16 frames: a static build is
      the quickest), its step timed with CUDA graphs, beside phase 2's UNet steps;
-  4. gpu_tests: the `gpu`-marked tests of tests/engines (real TensorRT / ONNX Runtime CUDA runners) when pytest
-     is installed, killed at the budget.
+  4. gpu_tests: the `gpu`-marked tests (real TensorRT / ONNX Runtime CUDA runners) when pytest is installed (its
+     wheels travel in .whl), killed at the budget.
 The same command on the CPU, for a check before any GPU time: ``--device cpu --preset tiny --precision fp32
 --frames 2 --size 32 --steps 2 --runs 1`` (tests/bench/test_gpu_scripts.py runs it).
 """
@@ -44,7 +44,7 @@ def phase_gpu_tests(args, phases) -> dict:
 
     if importlib.util.find_spec("pytest") is None:
         return {"skipped": "pytest is not installed here"}
-    rec = phases.child([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "tests/engines"])
+    rec = phases.child([sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "tests"])
     text = rec.pop("stdout") or ""
     return {**rec, "tail": text[-3000:]}
 
