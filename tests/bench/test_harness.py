@@ -12,7 +12,7 @@ from t2vrt.bench.harness import Phases, gpu_used_mb, last_json, run_child
 
 def test_phases_keep_json_skip_and_stop(tmp_path):
     path = tmp_path / "out.json"
-    phases = Phases(path, budget_s=3.0, record={"what": "test"})
+    phases = Phases(path, budget_s=2.0, record={"what": "test"})
     assert json.loads(path.read_text())["what"] == "test"  # written before any phase
     assert phases("first", lambda: {"x": 1}) == {"x": 1}
     assert json.loads(path.read_text())["first"] == {"x": 1}  # rewritten after the phase
@@ -24,9 +24,9 @@ def test_phases_keep_json_skip_and_stop(tmp_path):
     assert phases("failing", lambda: 1 / 0, need_s=0) is None
     res = json.loads(path.read_text())
     assert res["errors"]["too_long"].startswith("skipped: needs about 60 s")
-    assert res["errors"]["runs_over"] == "stopped at the end of the 3 s budget"
+    assert res["errors"]["runs_over"] == "stopped at the end of the 2 s budget"
     assert res["errors"]["after"].startswith("skipped") and "too_long" not in res and "runs_over" in res["phase_s"]
-    assert res["machine"]["cpu"] and res["wall_s"] >= 2.9
+    assert res["machine"]["cpu"] and res["wall_s"] >= 1.9
 
 
 def test_run_child_samples_peak_memory_and_kills_at_its_time(tmp_path):
