@@ -113,6 +113,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--workdir", default="/tmp/t2vrt-bench", help="cpu_small.py's work folder (engines reused)")
+    ap.add_argument("--preset", default="small", help="the random-weight preset (tiny for a quick check)")
     ap.add_argument("--frames", type=int, nargs="+", default=[16, 32, 64, 128, 256])
     ap.add_argument("--context-frames", type=int, default=16)
     ap.add_argument("--context-stride", type=int, default=4)
@@ -131,7 +132,7 @@ def main() -> None:
         return
     from benchmarks.cpu_small import small_engines
 
-    _, engines = small_engines(args.workdir)
+    _, engines = small_engines(args.workdir, args.preset)
     rows = []
     for f in args.frames:
         for w in ([args.context_frames] + ([None] if f <= args.plain_max and f > args.context_frames else [])):

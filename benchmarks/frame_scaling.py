@@ -71,7 +71,7 @@ def measure_diffusers_decode(model: Path, frames: int, args) -> dict:
 def child(args) -> int:
     from benchmarks.cpu_small import small_engines
 
-    model, engines = small_engines(args.workdir)
+    model, engines = small_engines(args.workdir, args.preset)
     if args.what == "ours":
         out = measure_ours(engines, args.one, args)
     else:
@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--workdir", default="/tmp/t2vrt-bench", help="where the small model and engines are (built if missing)"
     )
+    p.add_argument("--preset", default="small", help="the random-weight preset (tiny for a quick check)")
     p.add_argument("--frames", type=int, nargs="+", default=[8, 16, 32, 64])
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--size", type=int, default=256)
@@ -142,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     from t2vrt.bench.machine import describe, machine
     from t2vrt.bench.report import write_json
 
-    small_engines(args.workdir)  # build once, before the children
+    small_engines(args.workdir, args.preset)  # build once, before the children
     passed = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--diffusers-decode"]
     rows = {}
     for f in args.frames:
