@@ -119,9 +119,9 @@ class OursRun(Measured):
         super().__init__(request, device)
         self.requested_backend, self.precision = backend, precision
         rss = self.memory.current_mb()
-        self.pipe = Pipeline.load(engines, backend=backend, precision=precision, low_memory=low_memory)
+        self.pipe = Pipeline.load(engines, backend=backend, precision=precision, low_memory=low_memory, threads=threads)
         for name in COMPONENTS:
-            self.pipe._runners[name] = TimedRunner(self._open(name, threads), name, self.recorder)
+            self.pipe._runners[name] = TimedRunner(self.pipe.runner(name), name, self.recorder)
         self.load_rss_mb = self.memory.current_mb() - rss
         wrap_stage(self.pipe, "embed", "encode", self.recorder)
         wrap_stage(self.pipe, "denoise", "loop", self.recorder)
@@ -131,15 +131,6 @@ class OursRun(Measured):
         graph = getattr(unet, "path", None)  # ONNX Runtime: which UNet graph ran (the CPU-fused one where exported)
         if graph is not None and Path(graph).name != "model.onnx":
             self.backend += f", UNet graph {Path(graph).name}"
-
-    def _open(self, name: str, threads: int | None):
-        """The pipeline's own runner; with ``threads``, the same ONNX Runtime runner with that many intra-op threads."""
-        if threads is None or self.pipe.backend != "onnxruntime":
-            return self.pipe.runner(name)
-        from t2vrt.engines.loader import open_runner
-
-        p = self.pipe
-        return open_runner(p.root, p.manifest, name, p.backend, p.precision, p.providers, threads)
 
     def generate(self) -> np.ndarray:
         r = self.request
