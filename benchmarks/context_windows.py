@@ -23,6 +23,7 @@ from t2vrt.bench.harness import child_json
 from t2vrt.bench.machine import describe, machine
 from t2vrt.bench.report import write_json
 from t2vrt.host import peak_rss_bytes, rss_bytes
+from t2vrt.runtime.stages import StageSeconds
 
 PROMPT = "a panda eating bamboo on a rock"
 
@@ -36,19 +37,15 @@ def child(cfg: dict) -> dict:
     for name in ("text_encoder", "unet", "vae_decoder"):
         pipe.runner(name)
     loaded = rss_bytes() / 2**20
-    unet, calls, seconds = pipe._runners["unet"], [], {}
-    pipe._runners["unet"] = type(
-        "Counted", (), {"infer": lambda self, feed: (calls.append(feed["sample"].shape[2]), unet.infer(feed))[1]}
-    )()
-    for stage in ("denoise", "decode"):
-        real = getattr(pipe, stage)
-        setattr(pipe, stage, lambda *a, _real=real, _stage=stage, **k: _timed(seconds, _stage, _real, *a, **k))
+    counter = pipe.add_observer(UNetCalls({"unet": "denoise", "vae_decoder": "decode"}))
+    calls, seconds = counter.frames, counter.seconds
     f, w, s = cfg["frames"], cfg["context_frames"], cfg["context_stride"]
     ctx = {} if w is None else dict(context_frames=w, context_stride=s, free_noise=cfg["free_noise"])
     # warm-up (ONNX Runtime's first calls allocate and plan): one step at one window's frames, not measured
     pipe(
         PROMPT, num_frames=min(f, w or f), height=cfg["size"], width=cfg["size"], num_inference_steps=1, progress=False
     )
+    counter.clear()
     calls.clear()
     t0 = time.perf_counter()
     video = pipe(PROMPT, num_frames=f, height=cfg["size"], width=cfg["size"], num_inference_steps=cfg["steps"], seed=0,
@@ -72,12 +69,24 @@ def child(cfg: dict) -> dict:
     return out
 
 
-def _timed(seconds: dict, stage: str, fn, *a, **k):
-    t0 = time.perf_counter()
-    try:
-        return fn(*a, **k)
-    finally:
-        seconds[stage] = time.perf_counter() - t0
+class UNetCalls(StageSeconds):
+    """Seconds per stage (the pipeline's stage seam) and the frames of every UNet call (how many windows ran)."""
+
+    def __init__(self, names: dict[str, str]):
+        super().__init__(names)
+        self.frames: list[int] = []
+
+    def wrap_runner(self, stage: str, runner):
+        if stage != "unet":
+            return runner
+        frames = self.frames
+
+        class Counted:
+            def infer(self, feed):
+                frames.append(feed["sample"].shape[2])
+                return runner.infer(feed)
+
+        return Counted()
 
 
 def run_child(cfg: dict) -> dict:

@@ -14,7 +14,6 @@ import logging
 import sys
 from pathlib import Path
 
-
 log = logging.getLogger("cpu-small")
 # Frames up to 64 and sizes up to 512 so the frame-scaling benchmark uses the same engines.
 PROFILE = dict(

@@ -21,7 +21,6 @@ from pathlib import Path
 from t2vrt.bench.harness import last_json
 from t2vrt.bench.harness import run_child as run_child_process
 
-
 log = logging.getLogger("frame-scaling")
 
 
@@ -139,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.one is not None:
         return child(args)
     from benchmarks.cpu_small import small_engines
-
     from t2vrt.bench.machine import describe, machine
     from t2vrt.bench.report import write_json
 

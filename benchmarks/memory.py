@@ -72,20 +72,19 @@ class StageSampler(threading.Thread):
 # -- children: one configuration each -------------------------------------------------------------------------------
 def child_generate(cfg: dict) -> dict:
     from t2vrt import Pipeline
+    from t2vrt.runtime.stages import StageObserver
 
     base = rss_mb()
     sampler = StageSampler()
     sampler.start()
 
-    class Probe(Pipeline):  # each stage opens its runner first: name the stage the samples belong to
-        def runner(self, name):
-            if name not in self._runners and self.low_memory:
-                self._close(*self._runners)  # the stage before gives its memory back under its own name
-            sampler.stage = {"text_encoder": "text", "vae_decoder": "decode"}.get(name, name)
-            return super().runner(name)
+    class Probe(StageObserver):  # a stage starts before its runner opens: the samples from then on are its own
+        def stage_started(self, stage):
+            sampler.stage = {"text_encoder": "text", "vae_decoder": "decode"}.get(stage, stage)
 
     t0 = time.perf_counter()
-    pipe = Probe.load(cfg["dir"], low_memory=cfg["low_memory"])
+    pipe = Pipeline.load(cfg["dir"], low_memory=cfg["low_memory"])
+    pipe.add_observer(Probe())
     video = pipe(
         PROMPT,
         num_frames=cfg["frames"],

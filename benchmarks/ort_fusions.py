@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 log = logging.getLogger("ort-fusions")
 MODEL_TYPES = {"unet": "unet", "text_encoder": "clip", "vae_decoder": "vae"}
 CUDA_ONLY = (
@@ -54,7 +53,6 @@ OPTION_SETS = {
 # the optimizer call, its options and its NumPy >= 2.4 workaround are the library's (what the export uses)
 from t2vrt.export.ort_fusion import fusion_options, optimize, patch_numpy2  # noqa: E402,F401
 
-
 NOISE = 1.10  # a speed-up under this is not told apart from the machine's noise (the "none" rows, same work, vary so)
 
 
@@ -76,8 +74,8 @@ def measure(name: str, folder: str, root: Path, sizes: dict, runs: int, options:
     import onnxruntime as ort
 
     from t2vrt.engines.onnxruntime import session_options
-    from t2vrt.export.modules import module_for
     from t2vrt.export.load import load_model
+    from t2vrt.export.modules import module_for
     from t2vrt.export.onnx import sample_inputs
     from t2vrt.export.validate import reference_outputs, rel_l2
     from t2vrt.manifest import load_manifest

@@ -12,11 +12,10 @@ and the one MIN:OPT:MAX parser.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Union
 
 from t2vrt.errors import InputError
 
-Dim = Union[int, str, tuple[str, int]]
+Dim = int | str | tuple[str, int]
 Range = tuple[int, int, int]
 
 COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
@@ -32,7 +31,8 @@ PROFILE_FIELDS = {
     "vae_encoder": ("decode_chunk", "height", "width"),
 }
 SYMBOL_FIELDS = {"b": "batch", "f": "frames", "h": "height", "w": "width", "n": "decode_chunk"}
-FLAGS = {"batch": "--batch", "frames": "--frames", "height": "--height", "width": "--width", "decode_chunk": "--decode-chunk"}
+FLAGS = {"batch": "--batch", "frames": "--frames", "height": "--height", "width": "--width",
+         "decode_chunk": "--decode-chunk"}
 
 
 @dataclass(frozen=True)
@@ -55,13 +55,15 @@ class TensorSpec:
 
     def dynamic_axes(self) -> dict[int, str]:
         """ONNX dynamic axes: axis -> symbol name (scaled dims get their own name, e.g. "8h")."""
-        return {i: (d if isinstance(d, str) else f"{d[1]}{d[0]}") for i, d in enumerate(self.dims) if not isinstance(d, int)}
+        return {i: (d if isinstance(d, str) else f"{d[1]}{d[0]}") for i,
+                d in enumerate(self.dims) if not isinstance(d, int)}
 
     def to_json(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "dims": [list(d) if isinstance(d, tuple) else d for d in self.dims]}
+        return {"name": self.name, "dtype": self.dtype,
+                "dims": [list(d) if isinstance(d, tuple) else d for d in self.dims]}
 
     @classmethod
-    def from_json(cls, d: dict) -> "TensorSpec":
+    def from_json(cls, d: dict) -> TensorSpec:
         return cls(d["name"], d["dtype"], tuple(tuple(x) if isinstance(x, list) else x for x in d["dims"]))
 
 
@@ -84,7 +86,7 @@ class ComponentSpec:
         return {"inputs": [t.to_json() for t in self.inputs], "outputs": [t.to_json() for t in self.outputs]}
 
     @classmethod
-    def from_json(cls, name: str, d: dict) -> "ComponentSpec":
+    def from_json(cls, name: str, d: dict) -> ComponentSpec:
         return cls(name, tuple(map(TensorSpec.from_json, d["inputs"])), tuple(map(TensorSpec.from_json, d["outputs"])))
 
 
@@ -118,7 +120,8 @@ def component_specs(m: ModelDims, dtype: str = "float32") -> dict[str, Component
             (TensorSpec("input_ids", "int64", ("b", m.max_length)),),
             (TensorSpec("last_hidden_state", dtype, ("b", m.max_length, m.text_hidden)),)
             # clip_skip: every hidden state (embeddings, then each layer) through the final layer norm
-            + ((TensorSpec("hidden_states", dtype, ("b", m.text_layers + 1, m.max_length, m.text_hidden)),) if m.text_layers else ()),
+            + ((TensorSpec("hidden_states", dtype, ("b", m.text_layers + 1, m.max_length, m.text_hidden)),
+                ) if m.text_layers else ()),
         ),
         "unet": ComponentSpec(
             "unet",
@@ -158,7 +161,7 @@ class Profile:
         return {k: list(v) for k, v in asdict(self).items()}
 
     @classmethod
-    def from_json(cls, d: dict) -> "Profile":
+    def from_json(cls, d: dict) -> Profile:
         return cls(**{k: tuple(v) for k, v in d.items()})
 
     def symbol_ranges(self, component: str, m: ModelDims) -> dict[str, tuple[int, int, int]]:
@@ -181,7 +184,8 @@ class Profile:
 def check_range_order(name: str, r: tuple[int, ...]) -> Range:
     """``r`` as a Range; InputError unless it is MIN:OPT:MAX with 1 <= MIN <= OPT <= MAX."""
     if len(r) != 3 or not 1 <= r[0] <= r[1] <= r[2]:
-        raise InputError(f"{name + ' ' if name else ''}range {':'.join(map(str, r))} must be MIN:OPT:MAX with 1 <= MIN <= OPT <= MAX")
+        raise InputError(f"{name + ' ' if name else ''}range {':'.join(map(str, r))} must be MIN:OPT:MAX with 1 <= MIN "
+                         "<= OPT <= MAX")
     return tuple(r)
 
 
@@ -200,7 +204,8 @@ def parse_range(text: str, name: str = "") -> Range:
 
 def range_flags(**ranges: Range) -> str:
     """``--frames 8:16:64 --batch 2``: the options that ask for these Profile field ranges."""
-    return " ".join(f"{FLAGS[k]} {v[2]}" if k == "batch" else f"{FLAGS[k]} {':'.join(map(str, v))}" for k, v in ranges.items())
+    return " ".join(f"{FLAGS[k]} {v[2]}" if k == "batch" else f"{FLAGS[k]} {':'.join(map(str, v))}" for k,
+                    v in ranges.items())
 
 
 def export_command(root: str = "DIR", **ranges: Range) -> str:

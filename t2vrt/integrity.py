@@ -98,7 +98,9 @@ def require_intact(root: str | Path, m: Manifest, components=None, precisions=No
     """Raise the first problem as a ManifestError line, naming `t2vrt verify` for a full check."""
     problems = check_files(root, hashed_files(m, components, precisions, engines))
     if problems:
-        more = f" (and {len(problems) - 1} more problem(s): `t2vrt verify {root}` lists them)" if len(problems) > 1 else ""
+        more = ""
+        if len(problems) > 1:
+            more = f" (and {len(problems) - 1} more problem(s): `t2vrt verify {root}` lists them)"
         raise ManifestError(problems[0] + more)
 
 
@@ -121,7 +123,8 @@ def readable_problems(root: Path, m: Manifest) -> list[str]:
     from t2vrt.runtime.tokenizer import ClipTokenizer
 
     problems = []
-    for load in (lambda: ClipTokenizer(root, m.tokenizer), lambda: read_json_file(root, m.scheduler_config, "scheduler config")):
+    for load in (lambda: ClipTokenizer(root, m.tokenizer),
+                 lambda: read_json_file(root, m.scheduler_config, "scheduler config")):
         try:
             load()
         except ManifestError as e:
@@ -143,13 +146,14 @@ def verify(root: str | Path) -> tuple[list[str], int, int]:
     return problems, len(files), sum(rec["bytes"] for _, rec, _ in files)
 
 
-def check_for_pipeline(root: Path, m: Manifest, backend: str, precision: str | None, needed=("text_encoder", "unet")) -> None:
-    """What a Pipeline checks at load: the components it needs are there, and the files it will run are intact."""
+def check_for_pipeline(root: Path, m: Manifest, backend, precision: str | None,
+                       needed=("text_encoder", "unet")) -> None:
+    """What a Pipeline checks at load: the components it needs are there, and the files it will run are intact
+    (``backend``, an engines.backends.Backend, says which: ``intact_files``)."""
     missing = [c for c in needed if c not in m.components]
     if missing:
-        raise ManifestError(f"engine directory {str(root)!r} has no {', '.join(missing)}, which generation needs; it has "
-                            f"{sorted(m.components)}: re-export with `t2vrt export MODEL -o DIR --components text_encoder unet vae_decoder`")
-    if backend == "tensorrt":
-        require_intact(root, m, precisions=(), engines=True)
-    else:
-        require_intact(root, m, precisions=(precision or "fp32",), engines=False)
+        raise ManifestError(f"engine directory {str(root)!r} has no {', '.join(missing)}, which generation needs; it "
+                            "has "
+                            f"{sorted(m.components)}: re-export with `t2vrt export MODEL -o DIR --components "
+                            "text_encoder unet vae_decoder`")
+    require_intact(root, m, **backend.intact_files(precision))

@@ -50,7 +50,8 @@ class Manifest:
         entry = self.components[name]["onnx"]
         if precision not in entry:
             raise ManifestError(
-                f"component {name!r} has no {precision} ONNX graph; it has {sorted(entry)} (re-export with --precision {precision})"
+                f"component {name!r} has no {precision} ONNX graph; it has {sorted(entry)} (re-export with --precision "
+                f"{precision})"
             )
         return confined(root, entry[precision]["path"], f"the {precision} ONNX graph of {name}")
 
@@ -79,7 +80,7 @@ class Manifest:
         }
 
     @classmethod
-    def from_json(cls, d: dict) -> "Manifest":
+    def from_json(cls, d: dict) -> Manifest:
         try:
             extra = dict(d.get("extra", {}))
             return cls(
@@ -95,14 +96,16 @@ class Manifest:
                 extra=extra,
             )
         except (KeyError, TypeError, ValueError) as e:
-            raise ManifestError(f"manifest.json is missing or has a malformed field ({e}); re-export the model") from None
+            raise ManifestError(f"manifest.json is missing or has a malformed field ({e}); re-export the "
+                                "model") from None
 
 
 def load_manifest(root: str | Path) -> Manifest:
     """Read and check DIR/manifest.json; every failure is a one-line ManifestError."""
     root = Path(root)
     if not root.is_dir():
-        raise ManifestError(f"engine directory {str(root)!r} does not exist; create one with `t2vrt export MODEL -o {root}`")
+        raise ManifestError(f"engine directory {str(root)!r} does not exist; create one with `t2vrt export MODEL -o "
+                            f"{root}`")
     partial = _PARTIAL.match(root.resolve().name)
     if partial:
         raise ManifestError(
@@ -111,16 +114,19 @@ def load_manifest(root: str | Path) -> Manifest:
         )
     path = root / MANIFEST
     if not path.is_file():
-        raise ManifestError(f"{str(root)!r} has no {MANIFEST}: it is not a t2vrt engine directory (or its export did not finish)")
+        raise ManifestError(f"{str(root)!r} has no {MANIFEST}: it is not a t2vrt engine directory (or its export did "
+                            "not finish)")
     try:
         d = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ManifestError(f"{path} is corrupt ({e.__class__.__name__}: {e}); re-export the model") from None
     if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise ManifestError(f"{path} is not a t2vrt manifest (format {d.get('format') if isinstance(d, dict) else None!r})")
+        raise ManifestError(f"{path} is not a t2vrt manifest (format "
+                            f"{d.get('format') if isinstance(d, dict) else None!r})")
     if d.get("version") != VERSION:
         raise ManifestError(
-            f"{path} has manifest version {d.get('version')!r}; this t2vrt reads version {VERSION}: re-export with this version"
+            f"{path} has manifest version {d.get('version')!r}; this t2vrt reads version {VERSION}: re-export with "
+            "this version"
         )
     check_structure(d, path)
     check_paths(root, d)

@@ -14,9 +14,11 @@ REEXPORT = "re-export the model (`t2vrt export MODEL -o DIR --overwrite`)"
 
 
 def _need(d, key: str, kind, where: str, manifest: Path):
-    if not isinstance(d, dict) or key not in d or not isinstance(d[key], kind) or isinstance(d[key], bool) and kind is not bool:
+    if not isinstance(d, dict) or key not in d or not isinstance(d[key],
+                                                                 kind) or isinstance(d[key], bool) and kind is not bool:
         kinds = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
-        raise ManifestError(f"{manifest}: {where}{key} is missing or a malformed field (expected a {kinds}); {REEXPORT}")
+        raise ManifestError(f"{manifest}: {where}{key} is missing or a malformed field (expected a {kinds}); "
+                            f"{REEXPORT}")
     return d[key]
 
 
@@ -87,7 +89,8 @@ def confined(root: str | Path, rel: str, what: str, under: str = "") -> Path:
 
 def recorded_paths(d: dict) -> list[tuple[str, str, str]]:
     """(path, what it is, the folder it must lie under) for every path a checked manifest dict names."""
-    out = [(d["tokenizer"]["path"], "the tokenizer", ""), (d.get("scheduler_config", "scheduler_config.json"), "the scheduler config", "")]
+    out = [(d["tokenizer"]["path"], "the tokenizer", ""),
+           (d.get("scheduler_config", "scheduler_config.json"), "the scheduler config", "")]
     for name, entry in d["components"].items():
         for _, label, rec in graph_records(entry):
             out.append((rec["path"], f"the {label} ONNX graph of {name}", ""))

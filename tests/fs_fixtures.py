@@ -19,9 +19,11 @@ def small_fs(tmp_path):
             pytest.skip("no mount command here; the disk-full tests need a tmpfs of their own")
         d = tmp_path / f"fs{kib}k"
         d.mkdir()
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(d)], capture_output=True, text=True)
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(d)], capture_output=True,
+                           text=True)
         if r.returncode:
-            pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): the disk-full tests need root or CAP_SYS_ADMIN")
+            pytest.skip(f"cannot mount a tmpfs here ({r.stderr.strip() or r.returncode}): the disk-full tests need "
+                        "root or CAP_SYS_ADMIN")
         mounted.append(d)
         return d
 

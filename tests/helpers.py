@@ -10,7 +10,8 @@ import pytest
 
 # What the session's tiny engine directory declares; parity tests use other shapes than the export's trace
 # (b=2, f=5, 32x48 pixels).
-TINY_PROFILE = dict(batch=(1, 1, 2), frames=(1, 8, 16), height=(32, 64, 128), width=(32, 64, 128), decode_chunk=(1, 4, 8))
+TINY_PROFILE = dict(batch=(1, 1, 2), frames=(1, 8, 16), height=(32, 64, 128), width=(32, 64, 128),
+                    decode_chunk=(1, 4, 8))
 # Every component and precision the session export holds: one export serves text-to-video, video-to-video and fp16.
 TINY_COMPONENTS = ("text_encoder", "unet", "vae_decoder", "vae_encoder")
 TINY_PRECISIONS = ("fp32", "fp16")
@@ -39,7 +40,9 @@ def reshape_graph(path: Path) -> None:
     import onnx
     from onnx import TensorProto, helper
 
-    c = lambda name, v: helper.make_node("Constant", [], [name], value=helper.make_tensor(name, TensorProto.INT64, [len(v)], v))  # noqa: E731
+    def c(name, v):
+        return helper.make_node("Constant", [], [name], value=helper.make_tensor(name, TensorProto.INT64, [len(v)], v))
+
     nodes = [
         helper.make_node("Shape", ["x"], ["s"]),
         c("i0", [0]), c("two", [2]), c("rest", [4, 6]), c("placeholder", [0, -1]),

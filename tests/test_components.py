@@ -6,8 +6,19 @@ import sys
 import pytest
 
 from t2vrt.components import (
-    COMPONENTS, PROFILE_FIELDS, SYMBOL_FIELDS, TEXT_TO_VIDEO, VIDEO_TO_VIDEO, ModelDims, Profile, build_command,
-    check_field, check_range_order, component_specs, export_command, parse_range,
+    COMPONENTS,
+    PROFILE_FIELDS,
+    SYMBOL_FIELDS,
+    TEXT_TO_VIDEO,
+    VIDEO_TO_VIDEO,
+    ModelDims,
+    Profile,
+    build_command,
+    check_field,
+    check_range_order,
+    component_specs,
+    export_command,
+    parse_range,
 )
 from t2vrt.errors import InputError
 

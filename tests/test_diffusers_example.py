@@ -19,7 +19,6 @@ import torch
 
 from t2vrt import Pipeline
 from t2vrt.components import Profile
-
 from tests.helpers import TINY_PROFILE
 
 PROFILE = Profile(**TINY_PROFILE)

@@ -11,8 +11,6 @@ from pathlib import Path
 
 from t2vrt.host import library_versions
 
-
-
 # /proc/cpuinfo flags that change what a benchmark measures (matrix units and their precisions), in that order
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
              "amx_int8", "amx_fp16")

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator, Mapping
 
 from t2vrt.errors import T2VError
 from t2vrt.host import rss_bytes
+from t2vrt.runtime.stages import StageObserver
 
 MB = 1 << 20
 
@@ -202,8 +203,30 @@ class TimedRunner:
         return getattr(self.inner, attr)
 
 
+class StageRecorder(StageObserver):
+    """Bench's observer of a Pipeline's stages: each stage named in ``names`` is timed with its own peak memory
+    (Recorder.stage), and every runner's ``infer`` is timed under its component's name (TimedRunner)."""
+
+    def __init__(self, recorder: Recorder, names: Mapping[str, str]):
+        self.recorder, self.names, self.open = recorder, dict(names), {}
+
+    def stage_started(self, stage: str) -> None:
+        if stage in self.names:
+            self.open[stage] = self.recorder.stage(self.names[stage])
+            self.open[stage].__enter__()
+
+    def stage_ended(self, stage: str, seconds: float, error: BaseException | None) -> None:
+        timing = self.open.pop(stage, None)
+        if timing is not None:
+            timing.__exit__(None, None, None)
+
+    def wrap_runner(self, stage: str, runner: Any) -> Any:
+        return TimedRunner(runner, stage, self.recorder)
+
+
 def wrap_stage(obj: Any, attr: str, name: str, recorder: Recorder) -> None:
-    """Replace ``obj.attr`` (on the instance only) by the same callable timed as stage ``name``."""
+    """Replace ``obj.attr`` (on the instance only) by the same callable timed as stage ``name`` (for diffusers'
+    pipeline; ours is observed through its stages: StageRecorder)."""
     inner = getattr(obj, attr)
 
     @functools.wraps(inner)  # keeps the signature for callers that inspect it

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from t2vrt.bench.measure import PeakMemory, Recorder, TimedRunner, load_average, sync_for, wrap_calls, wrap_stage
+from t2vrt.bench.measure import PeakMemory, Recorder, StageRecorder, load_average, sync_for, wrap_calls, wrap_stage
 from t2vrt.components import TEXT_TO_VIDEO as COMPONENTS
 from t2vrt.errors import InputError
 
@@ -45,8 +45,8 @@ class BenchRequest:
         return dict(context_frames=self.context_frames, context_stride=self.context_stride, free_noise=self.free_noise)
 
     def common(self) -> dict:
-        return dict(negative_prompt=self.negative_prompt, num_frames=self.num_frames, height=self.height, width=self.width,
-                    num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale)
+        return dict(negative_prompt=self.negative_prompt, num_frames=self.num_frames, height=self.height,
+                    width=self.width, num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale)
 
 
 def metrics(rec: Recorder, req: BenchRequest, memory: PeakMemory, rss_before: float) -> dict:
@@ -108,24 +108,25 @@ class Measured:
 
 
 class OursRun(Measured):
-    """Our Pipeline with every runner behind a timing proxy and its stages timed; the code path is unchanged."""
+    """Our Pipeline, observed: its stages timed and every runner behind a timing proxy (StageRecorder); the code path
+    is unchanged. ``threads``: ONNX Runtime's intra-op threads (LoadOptions.threads)."""
 
     name = "t2vrt"
 
-    def __init__(self, engines: str | Path, request: BenchRequest, backend: str = "onnxruntime", precision: str = "fp32",
-                 device: str = "cpu", threads: int | None = None, low_memory: bool = False):
-        from t2vrt import Pipeline
+    def __init__(self, engines: str | Path, request: BenchRequest, backend: str = "onnxruntime",
+                 precision: str = "fp32", device: str = "cpu", threads: int | None = None, low_memory: bool = False):
+        from t2vrt import LoadOptions, Pipeline
 
         super().__init__(request, device)
         self.requested_backend, self.precision = backend, precision
         rss = self.memory.current_mb()
-        self.pipe = Pipeline.load(engines, backend=backend, precision=precision, low_memory=low_memory, threads=threads)
-        for name in COMPONENTS:
-            self.pipe._runners[name] = TimedRunner(self.pipe.runner(name), name, self.recorder)
+        options = LoadOptions(backend=backend, precision=precision, threads=threads, low_memory=low_memory)
+        self.pipe = Pipeline.load(engines, options)
+        for name in COMPONENTS:  # loaded before the runs, so the load is not in the first run's times
+            self.pipe.runner(name)
         self.load_rss_mb = self.memory.current_mb() - rss
-        wrap_stage(self.pipe, "embed", "encode", self.recorder)
-        wrap_stage(self.pipe, "denoise", "loop", self.recorder)
-        wrap_stage(self.pipe, "decode", "decode", self.recorder)
+        self.pipe.add_observer(StageRecorder(self.recorder, {"text_encoder": "encode", "unet": "loop",
+                                                             "vae_decoder": "decode"}))
         unet = self.pipe.runner("unet")
         self.backend = f"{self.pipe.backend} {getattr(unet, 'providers', '')}".strip()
         graph = getattr(unet, "path", None)  # ONNX Runtime: which UNet graph ran (the CPU-fused one where exported)
@@ -154,7 +155,7 @@ class OursRun(Measured):
 
     def close(self) -> None:
         """Release every runner (the sessions' weights) before another pipeline loads."""
-        self.pipe._close(*list(self.pipe._runners))
+        self.pipe.close()
 
     def native_size(self) -> tuple[int, int]:
         m = self.pipe.manifest.model

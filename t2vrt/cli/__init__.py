@@ -1,4 +1,4 @@
-"""The t2vrt command line: export, build, generate, upscale, batch, serve, bench, inspect, verify, demo.
+"""The t2vrt command line: export, build, generate, upscale, batch, serve, bench, inspect, verify, selftest, demo.
 
 One module per command (its parser and its run), the option groups they share in options.py.
 """
@@ -15,14 +15,15 @@ __all__ = ["build_parser", "main"]
 
 def build_parser() -> argparse.ArgumentParser:
     """Every command's parser; the command modules import only what their own options need."""
-    from t2vrt.cli import batch, bench, build, demo, export, generate, inspect, serve, upscale, verify
+    from t2vrt.cli import batch, bench, build, demo, export, generate, inspect, selftest, serve, upscale, verify
     from t2vrt.cli.console import add_verbosity
     from t2vrt.cli.options import HELP
 
     parser = argparse.ArgumentParser(prog="t2vrt", description=__doc__.splitlines()[0], formatter_class=HELP)
     add_verbosity(parser, top=True)
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (export, build, generate, upscale, batch, serve, bench, inspect, verify, demo):  # `t2vrt --help`'s order
+    # `t2vrt --help`'s order
+    for command in (export, build, generate, upscale, batch, serve, bench, inspect, verify, selftest, demo):
         command.add_parser(sub)
     for p in sub.choices.values():
         add_verbosity(p)

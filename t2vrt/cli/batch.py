@@ -8,7 +8,7 @@ import json
 import sys
 import time
 
-from t2vrt.cli.options import BACKEND_HELP, BACKENDS, HELP, NEGATIVE_HELP, PRECISION_HELP
+from t2vrt.cli.options import HELP, NEGATIVE_HELP, add_load_args, load_options
 from t2vrt.serve.request import VideoRequest
 
 
@@ -28,21 +28,24 @@ def add_request_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
     g = p.add_argument_group("runtime")
     g.add_argument("--fps", type=float, default=8.0, help="frames per second of the written videos")
-    g.add_argument("--backend", default="auto", choices=BACKENDS, help=BACKEND_HELP)
-    g.add_argument("--precision", default=None, choices=["fp32", "fp16"], help=PRECISION_HELP)
+    add_load_args(g)
 
 
 def add_ray_args(p: argparse.ArgumentParser, what: str) -> None:
     g = p.add_argument_group("Ray (needs the ray extra: pip install 't2vrt[ray]')")
     g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help=f"run {what} on the Ray cluster at ADDRESS (e.g. ray://head:10001 or auto); alone: a local cluster")
-    g.add_argument("--workers", type=int, default=None, help="Ray workers (each loads the model once); default: one per GPU, 1 without GPUs")
+                   help=f"run {what} on the Ray cluster at ADDRESS (e.g. ray://head:10001 or auto); alone: a local "
+                   "cluster")
+    g.add_argument("--workers", type=int, default=None,
+                   help="Ray workers (each loads the model once); default: one per GPU, 1 without GPUs")
     g.add_argument("--gpus-per-worker", type=float, default=None, help="default: 1 when the cluster has GPUs, else 0")
 
 
 def request_defaults(args) -> VideoRequest:
-    return VideoRequest(negative_prompt=args.negative_prompt, seed=args.seed, num_frames=args.frames, height=args.height,
-                        width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance, scheduler=args.scheduler)
+    return VideoRequest(negative_prompt=args.negative_prompt, seed=args.seed, num_frames=args.frames,
+                        height=args.height,
+                        width=args.width, num_inference_steps=args.steps, guidance_scale=args.guidance,
+                        scheduler=args.scheduler)
 
 
 def ray_options(args):
@@ -62,7 +65,7 @@ def run(args) -> int:
         if item.error:
             print(f"{args.prompts}:{item.line}: {item.error} (skipped)", file=sys.stderr)
     t0 = time.perf_counter()
-    runtime = dict(fps=args.fps, backend=args.backend, precision=args.precision)
+    runtime = dict(fps=args.fps, options=load_options(args))
     if args.ray:
         from t2vrt.serve.ray_batch import run_ray
 
@@ -74,7 +77,8 @@ def run(args) -> int:
         if r["status"] == "failed":
             print(f"{args.prompts}:{n}: failed: {r['error']}", file=sys.stderr)
     if args.json:
-        print(json.dumps({"counts": counts, "results": str(results.path), "seconds": round(time.perf_counter() - t0, 2)}))
+        print(json.dumps({"counts": counts, "results": str(results.path),
+                          "seconds": round(time.perf_counter() - t0, 2)}))
     else:
         print(f"batch: {', '.join(f'{v} {k}' for k, v in sorted(counts.items()))} in {time.perf_counter() - t0:.1f} s; "
               f"records in {results.path}")

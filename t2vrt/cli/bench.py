@@ -7,6 +7,7 @@ import logging
 import sys
 
 from t2vrt.cli.options import HELP
+from t2vrt.engines.backends import backend_names
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        description=__doc__)
     p.add_argument("dir", help="engine directory")
     p.add_argument("--diffusers", metavar="MODEL", default=None,
-                   help="the diffusers model folder DIR was exported from: run TextToVideoSDPipeline alternately and check the frames agree")
+                   help="the diffusers model folder DIR was exported from: run TextToVideoSDPipeline alternately and "
+                   "check the frames agree")
     p.add_argument("--runs", type=int, default=3, help="measured runs of each pipeline (after the warm-up)")
     p.add_argument("--warmup", type=int, default=1, help="unmeasured runs of each pipeline first")
     p.add_argument("--prompt", default=d.prompt, help="prompt of both pipelines")
@@ -32,13 +34,15 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=d.num_inference_steps, help="inference steps")
     p.add_argument("--guidance", type=float, default=d.guidance_scale, help="classifier-free guidance scale")
     p.add_argument("--seed", type=int, default=d.seed, help="seed of both pipelines (torch.Generator('cpu'))")
-    p.add_argument("--scheduler", default=d.scheduler, choices=sorted(DIFFUSERS_SCHEDULERS), help="sampler of both pipelines")
+    p.add_argument("--scheduler", default=d.scheduler, choices=sorted(DIFFUSERS_SCHEDULERS),
+                   help="sampler of both pipelines")
     p.add_argument("--decode-chunk", type=int, default=None, help="our VAE frames per call; omitted: the profile's opt")
     p.add_argument("--context-frames", type=int, default=None, metavar="W",
-                   help="ours only: denoise in windows of W frames (a video longer than the UNet's range); reports the seams")
+                   help="ours only: denoise in windows of W frames (a video longer than the UNet's range); reports the "
+                   "seams")
     p.add_argument("--context-stride", type=int, default=None, help="frames between windows; omitted: W // 4")
     p.add_argument("--free-noise", action="store_true", help="FreeNoise's initial noise (with --context-frames)")
-    p.add_argument("--backend", default="onnxruntime", choices=backend_names(), help="our backend")
+    p.add_argument("--backend", default="onnxruntime", choices=backend_names(auto=False), help="our backend")
     p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="our precision")
     p.add_argument("--torch-dtype", nargs="+", default=None, choices=TORCH_DTYPES, metavar="DTYPE",
                    help="diffusers' torch_dtype, one pipeline each (float32, bfloat16, float16); omitted: the one like "
@@ -49,7 +53,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device of diffusers (cpu, cuda)")
     p.add_argument("--threads", type=int, default=None,
                    help="intra-op threads of torch and ONNX Runtime alike; omitted: each library's default")
-    p.add_argument("--tolerance", type=float, default=FRAME_TOL, help="largest allowed frame difference (frames in [0, 1])")
+    p.add_argument("--tolerance", type=float, default=FRAME_TOL,
+                   help="largest allowed frame difference (frames in [0, 1])")
     p.add_argument("--json", metavar="PATH", default=None, help="also write every run and the summary as JSON")
     p.set_defaults(func=run)
     return p
@@ -58,24 +63,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
-def backend_names() -> tuple[str, ...]:
-    """Every backend the engines know (the same list `generate --backend` offers)."""
-    try:
-        from t2vrt.engines.backends import backend_names as registry  # the engines' registry of Backend objects
-    except ImportError:
-        from t2vrt.engines.loader import BACKENDS
-
-        return tuple(BACKENDS)
-    return registry()
-
-
 def our_side(text: str) -> tuple[str, str]:
     """``BACKEND:PRECISION`` (precision fp32 when omitted) -> (backend, precision)."""
     backend, _, precision = text.partition(":")
     precision = precision or "fp32"
-    if backend not in backend_names() or precision not in PRECISIONS:
+    names = backend_names(auto=False)
+    if backend not in names or precision not in PRECISIONS:
         raise argparse.ArgumentTypeError(f"{text!r}: expected BACKEND:PRECISION with BACKEND one of "
-                                         f"{', '.join(backend_names())} and PRECISION one of {', '.join(PRECISIONS)}")
+                                         f"{', '.join(names)} and PRECISION one of {', '.join(PRECISIONS)}")
     return backend, precision
 
 
@@ -117,7 +112,8 @@ def summary_text(data: dict) -> str:
     loads = [run["load_average"][0] for run in data["ours"]["runs"] if run["load_average"]]
     return "\n".join([
         describe(data["machine"]),
-        f"request: {r['num_frames']} frames {r['width']}x{r['height']}, {r['num_inference_steps']} steps {r['scheduler']}, "
+        f"request: {r['num_frames']} frames {r['width']}x{r['height']}, {r['num_inference_steps']} steps "
+        f"{r['scheduler']}, "
         f"guidance {r['guidance_scale']}, seed {r['seed']}; {c['runs']} runs after {c['warmup']} warm-up; "
         f"threads {c['threads'] or 'library defaults'}",
         "backends: " + "; ".join(f"{k}: {v}" for k, v in c["backends"].items()) + f"; peak memory by {c['memory']}",
@@ -127,7 +123,8 @@ def summary_text(data: dict) -> str:
         "",
     ] + ([headline(data), ""] if any(s["kind"] == "diffusers" for s in data["sides"]) else []) + [
         parity_line(data["parity"]),
-    ] + ([quality_line("fp16 against fp32 (ours, same backend)", data["fp16_vs_fp32"])] if "fp16_vs_fp32" in data else [])
+    ] + ([quality_line("fp16 against fp32 (ours, same backend)",
+                       data["fp16_vs_fp32"])] if "fp16_vs_fp32" in data else [])
       + seam_lines(data))
 
 

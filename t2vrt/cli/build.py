@@ -35,8 +35,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "build", help="build TensorRT engines for an engine directory", formatter_class=HELP,
         description="Build strongly typed TensorRT engines: one optimization profile per size bucket (--sizes), frames "
-                    "and batch dynamic inside each, or one profile over --height/--width ranges. Ranges are MIN:OPT:MAX "
-                    "('export': the range the model was exported with). A build whose inputs did not change is skipped.",
+                    "and batch dynamic inside each, or one profile over --height/--width ranges. Ranges are "
+                    "MIN:OPT:MAX "
+                    "('export': the range the model was exported with). A build whose inputs did not change is "
+                    "skipped.",
     )
     p.add_argument("dir", help="engine directory made by `t2vrt export`")
     p.add_argument("--frames", type=_range_or_export, default="export", metavar="MIN:OPT:MAX", help="frames per video")
@@ -47,7 +49,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
                    help="one plan per size bucket instead of one engine with a profile per bucket (done by itself, "
                         "with a warning, when TensorRT cannot build the buckets into one engine)")
     p.add_argument("--height", type=_size_range, default=None, metavar="MIN:OPT:MAX",
-                   help="a height range in pixels, one profile over it, instead of --sizes ('export': the export range)")
+                   help="a height range in pixels, one profile over it, instead of --sizes ('export': the export "
+                   "range)")
     p.add_argument("--width", type=_size_range, default=None, metavar="MIN:OPT:MAX",
                    help="a width range in pixels, one profile over it, instead of --sizes ('export': the export range)")
     p.add_argument("--batch", type=lambda v: None if v == "export" else int(v), default="export", metavar="N",
@@ -61,7 +64,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp16", "fp32"), default="fp16", help="graph precision to build from")
     p.add_argument("--opt-level", type=int, choices=range(6), default=3, help="builder optimization level")
     p.add_argument("--max-workspace", type=int, default=None, metavar="MIB",
-                   help="limit TensorRT's scratch memory per layer (the GPU's memory if omitted); a tactic needing more is skipped")
+                   help="limit TensorRT's scratch memory per layer (the GPU's memory if omitted); a tactic needing "
+                   "more is skipped")
     p.add_argument("--components", default=",".join(TEXT_TO_VIDEO), metavar="NAME[,NAME...]",
                    help="components to build, comma separated")
     add_json(p, "each engine's record (path, cached, seconds)")

@@ -21,13 +21,13 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from t2vrt import Pipeline
-    from t2vrt.bench.measure import Recorder, wrap_stage
+    from t2vrt.bench.measure import Recorder
     from t2vrt.components import Profile
     from t2vrt.export import ExportOptions, export_model
     from t2vrt.export.random_model import build_model
     from t2vrt.manifest import load_manifest
-
     from t2vrt.runtime.media.video import check_output_path
+    from t2vrt.runtime.stages import StageSeconds
 
     check_output_path(args.output, 8)  # before the model is built
     work, rec = Path(args.workdir), Recorder()
@@ -38,15 +38,15 @@ def run(args) -> int:
         engines = export_model(str(model), work / "engines", ExportOptions(profile=profile, overwrite=True))
     with rec.time("generate"):
         pipe = Pipeline.load(engines)
-        for stage, name in (("embed", "encode_prompt"), ("denoise", "denoise"), ("decode", "decode")):
-            wrap_stage(pipe, stage, name, rec)
+        stages = pipe.add_observer(StageSeconds({"text_encoder": "encode_prompt", "unet": "denoise",
+                                                 "vae_decoder": "decode"}))
         video = pipe(args.prompt, num_frames=args.frames, height=args.size, width=args.size,
                      num_inference_steps=args.steps, seed=0)
     with rec.time("write video"):
         video.save(args.output, fps=8)
     print(f"wrote {args.output}: {args.frames} frames {args.size}x{args.size} from a random-weight {args.preset} model")
     export = load_manifest(engines).extra.get("export_seconds", {})
-    s = rec.seconds
+    s = {**rec.seconds, **stages.seconds}
     print("  " + ", ".join(f"{k} {s[k]:.1f} s" for k in ("build model", "export", "generate", "write video")))
     print("  export: " + ", ".join(f"{k} {v:.1f} s" for k, v in export.items()))
     print(f"  generate: text encoding {s['encode_prompt']:.2f} s, denoising {s['denoise'] / args.steps:.3f} s per step "

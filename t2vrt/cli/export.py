@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
     add_profile_args(p)
     p.add_argument("--revision", default=None, help="of a hub id: a branch, tag or commit; omitted: main")
     p.add_argument("--variant", default=None, choices=["fp16"],
-                   help="read the *.fp16.safetensors weights (as diffusers' variant='fp16'); a folder holding only those is read without it")
+                   help="read the *.fp16.safetensors weights (as diffusers' variant='fp16'); a folder holding only "
+                   "those is read without it")
     p.add_argument("--precision", nargs="+", default=["fp32"], choices=["fp32", "fp16"], help="graph precisions")
     p.add_argument("--components", nargs="+", default=list(TEXT_TO_VIDEO), choices=COMPONENTS,
                    help="components to export; add vae_encoder for video-to-video (upscale)")
@@ -32,11 +33,13 @@ def add_parser(sub) -> None:
                    help="validation shapes; auto: small for components over 250 M parameters (the real UNet on a CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing engine directory")
     p.add_argument("--ff-chunking", type=int, nargs="?", const=FF_SLICES, default=0, metavar="SLICES",
-                   help=f"compute the UNet's feed-forward layers in SLICES pieces (alone: {FF_SLICES}) to lower its peak memory")
+                   help=f"compute the UNet's feed-forward layers in SLICES pieces (alone: {FF_SLICES}) to lower its "
+                   "peak memory")
     p.add_argument("--ort-fusion", action=argparse.BooleanOptionalAction, default=None,
                    help="also write a UNet graph with ONNX Runtime's attention fusion, which the onnxruntime backend "
                         "runs on the CPU (4-8%% faster; TensorRT and CUDA read the portable graph); default: when the "
-                        "fp32 UNet's weights fit inline (under 1 GiB), not for the real-size UNet (5.6 GB more on disk, "
+                        "fp32 UNet's weights fit inline (under 1 GiB), not for the real-size UNet (5.6 GB more on "
+                        "disk, "
                         "about 31 GiB of memory while it is made)")
     p.add_argument("--random-weights", action="store_true",
                    help=f"MODEL is a preset ({', '.join(PRESETS)}) built with random weights")

@@ -5,8 +5,15 @@ from __future__ import annotations
 import time
 
 from t2vrt.cli.console import add_json, report
-from t2vrt.cli.options import (HELP, add_context_args, add_run_args, add_video_args, context_kwargs, load_options,
-                               quiet_bars)
+from t2vrt.cli.options import (
+    HELP,
+    add_context_args,
+    add_run_args,
+    add_video_args,
+    context_kwargs,
+    load_options,
+    quiet_bars,
+)
 
 
 def add_parser(sub) -> None:
@@ -29,7 +36,8 @@ def generate_kwargs(args) -> dict:
     return dict(
         negative_prompt=args.negative_prompt, num_frames=args.frames, height=args.height, width=args.width,
         num_inference_steps=args.steps, guidance_scale=args.guidance, eta=args.eta, seed=args.seed,
-        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk, free_noise=args.free_noise, **context_kwargs(args),
+        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk, free_noise=args.free_noise,
+        **context_kwargs(args),
     )
 
 
@@ -43,7 +51,7 @@ def run(args) -> int:
         return run_chained(args, generate_kwargs(args))
     t0 = time.perf_counter()
     check_output_path(args.output, args.fps, args.overwrite)  # before any model runs: suffix, fps, nothing replaced
-    pipe = quiet_bars(Pipeline.load(args.dir, **load_options(args)), args)
+    pipe = quiet_bars(Pipeline.load(args.dir, load_options(args)), args)
     video = pipe(args.prompt, **generate_kwargs(args))
     path = video.save(args.output, fps=args.fps, overwrite=args.overwrite)
     _, f, h, w, _ = video.images.shape

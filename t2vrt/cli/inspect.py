@@ -55,7 +55,8 @@ def summary(root: Path, m) -> dict:
     return {"dir": str(root), "model": m.source, "native_size": [native, native], "default_frames": 16,
             "size_multiple": m.model.size_multiple, "scheduler": scheduler,
             "profile": {f: list(getattr(m.profile, f)) for f in RANGE_FIELDS},
-            "clip_skip": any(t["name"] == "hidden_states" for t in m.components.get("text_encoder", {}).get("io", {}).get("outputs", [])),
+            "clip_skip": any(t["name"] == "hidden_states"
+                             for t in m.components.get("text_encoder", {}).get("io", {}).get("outputs", [])),
             "components": list(m.components), "files": files, "engines": engines,
             "revision": m.extra.get("revision"), "variant": m.extra.get("variant")}
 
@@ -99,7 +100,8 @@ def text(s: dict) -> list[str]:
              f"sizes in multiples of {s['size_multiple']}",
              f"  scheduler  {s['scheduler']} (the model's own; generate --scheduler picks another)",
              f"  profile    {ranges(s['profile'])} (MIN:OPT:MAX)",
-             f"  clip_skip  {'served' if s['clip_skip'] else 'not served (exported before t2vrt exported hidden states)'}",
+             "  clip_skip  "
+             f"{'served' if s['clip_skip'] else 'not served (exported before t2vrt exported hidden states)'}",
              "  files"]
     for k, v in s["files"].items():
         checked = (f"  validated {k.split(' ', 1)[1]}: worst relative L2 {v['worst_rel_l2']:.1e} (tolerance "

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 
 from t2vrt.components import Profile, parse_range
+from t2vrt.engines.backends import PRECISIONS, LoadOptions, backend_names
 from t2vrt.errors import InputError
 
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
+BACKENDS = backend_names()  # the one list of backend names (t2vrt.engines.backends.REGISTRY), "auto" first
 
 
 class HELP(argparse.ArgumentDefaultsHelpFormatter):
@@ -31,11 +32,13 @@ def add_profile_args(p: argparse.ArgumentParser) -> None:
     """`export`'s ranges: what the engine directory will serve."""
     d = Profile()
     native = "omitted: from the model's native size N = sample_size x VAE scale (N/2:N:4N, e.g. 128:256:1024)"
-    p.add_argument("--frames", type=range_arg, default=None, metavar="MIN:OPT:MAX", help="frame counts served; omitted: 8:16:64")
+    p.add_argument("--frames", type=range_arg, default=None, metavar="MIN:OPT:MAX",
+                   help="frame counts served; omitted: 8:16:64")
     p.add_argument("--height", type=range_arg, default=None, metavar="MIN:OPT:MAX", help=f"heights in pixels; {native}")
     p.add_argument("--width", type=range_arg, default=None, metavar="MIN:OPT:MAX", help=f"widths in pixels; {native}")
     p.add_argument("--batch", type=int, default=d.batch[2], help="most prompts per call")
-    p.add_argument("--decode-chunk", type=range_arg, default=d.decode_chunk, metavar="MIN:OPT:MAX", help="VAE frames per call")
+    p.add_argument("--decode-chunk", type=range_arg, default=d.decode_chunk, metavar="MIN:OPT:MAX",
+                   help="VAE frames per call")
 
 
 def profile_from(args) -> dict:
@@ -52,7 +55,8 @@ def add_video_args(p: argparse.ArgumentParser, output: str, size: str, fps: floa
     p.add_argument("--width", type=int, default=None, help=f"width in pixels; omitted: {size}")
     p.add_argument("--fps", type=float, default=fps, help=fps_help)
     p.add_argument("--overwrite", action="store_true",
-                   help="replace a png-frame folder an earlier run wrote (a file is replaced only once the new one is complete)")
+                   help="replace a png-frame folder an earlier run wrote (a file is replaced only once the new one is "
+                   "complete)")
 
 
 NEGATIVE_HELP = "what to steer away from; omitted: the empty prompt, as diffusers"
@@ -65,15 +69,24 @@ def add_run_args(p: argparse.ArgumentParser, guidance: float, steps_help: str = 
     from t2vrt.runtime.schedulers import SCHEDULERS
 
     p.add_argument("--negative-prompt", default=None, help=NEGATIVE_HELP)
-    p.add_argument("--steps", type=int, default=50, help=f"{steps_help} (diffusers' and Pipeline's default; 25 often suffices)")
+    p.add_argument("--steps", type=int, default=50,
+                   help=f"{steps_help} (diffusers' and Pipeline's default; 25 often suffices)")
     p.add_argument("--guidance", type=float, default=guidance, help="classifier-free guidance scale (<= 1 disables it)")
     p.add_argument("--eta", type=float, default=0.0, help="DDIM eta")
-    p.add_argument("--seed", type=int, default=0, help="seed (same noise as diffusers with torch.Generator('cpu').manual_seed)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed (same noise as diffusers with torch.Generator('cpu').manual_seed)")
     p.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
     p.add_argument("--decode-chunk", type=int, default=None, help="VAE frames per call; omitted: the profile's opt")
+    add_load_args(p)
+
+
+def add_load_args(p) -> None:
+    """How the model loads (LoadOptions): --backend, --precision, --low-memory, --providers, --threads; shared by
+    generate, upscale, batch and serve (``p``: a parser or an argument group)."""
     p.add_argument("--backend", default="auto", choices=BACKENDS, help=BACKEND_HELP)
-    p.add_argument("--precision", default=None, choices=["fp32", "fp16"], help=PRECISION_HELP)
-    p.add_argument("--low-memory", action="store_true", help="load each component only while it runs (slower, lower peak)")
+    p.add_argument("--precision", default=None, choices=PRECISIONS, help=PRECISION_HELP)
+    p.add_argument("--low-memory", action="store_true",
+                   help="load each component only while it runs (slower, lower peak)")
     p.add_argument("--providers", nargs="+", default=None, metavar="EP",
                    help="ONNX Runtime execution providers in order, e.g. CUDAExecutionProvider CPUExecutionProvider; "
                         "omitted: CUDA where available, else CPU")
@@ -81,12 +94,12 @@ def add_run_args(p: argparse.ArgumentParser, guidance: float, steps_help: str = 
                    help="ONNX Runtime intra-op threads per session; omitted: ONNX Runtime's choice (one per core)")
 
 
-def load_options(args) -> dict:
-    """Pipeline.load's keyword arguments from add_run_args' options."""
+def load_options(args) -> LoadOptions:
+    """LoadOptions from add_load_args' options."""
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads {args.threads} must be at least 1 (omit it for ONNX Runtime's choice)")
-    return dict(backend=args.backend, precision=args.precision, low_memory=args.low_memory, providers=args.providers,
-                threads=args.threads)
+    return LoadOptions(backend=args.backend, precision=args.precision, low_memory=args.low_memory,
+                       providers=args.providers, threads=args.threads)
 
 
 def quiet_bars(pipe, args):
@@ -101,13 +114,17 @@ def add_context_args(p: argparse.ArgumentParser, free_noise: bool = True) -> Non
 
     g = p.add_argument_group("long videos", "denoise --frames in overlapping windows of W frames, so a video may "
                              "be longer than the engine's frame range")
-    g.add_argument("--context-frames", type=int, default=None, metavar="W", help="window length in frames (within the engine's frame range)")
-    g.add_argument("--context-stride", type=int, default=None, metavar="S", help="frames between window starts, 1..W; omitted: W // 4")
-    g.add_argument("--context-mode", default="clamped", choices=MODES, help="cyclic: the last windows wrap to the first frames (a looping video)")
+    g.add_argument("--context-frames", type=int, default=None, metavar="W",
+                   help="window length in frames (within the engine's frame range)")
+    g.add_argument("--context-stride", type=int, default=None, metavar="S",
+                   help="frames between window starts, 1..W; omitted: W // 4")
+    g.add_argument("--context-mode", default="clamped", choices=MODES,
+                   help="cyclic: the last windows wrap to the first frames (a looping video)")
     g.add_argument("--context-weighting", default="taper", choices=WEIGHTINGS, help="how overlapping windows blend")
     if free_noise:  # text-to-video only: video-to-video starts from the input video, not from pure noise
         g.add_argument("--free-noise", action="store_true",
-                       help="FreeNoise: later windows reuse the first window's noise, reordered (more coherent, less varied)")
+                       help="FreeNoise: later windows reuse the first window's noise, reordered (more coherent, less "
+                       "varied)")
 
 
 def context_kwargs(args) -> dict:

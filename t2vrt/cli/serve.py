@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from t2vrt.cli.batch import add_ray_args, add_request_args, ray_options, request_defaults
-from t2vrt.cli.options import HELP
+from t2vrt.cli.options import HELP, load_options
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("serve", help="HTTP video job API (POST /v1/videos), standalone or on Ray Serve", formatter_class=HELP)
+    p = sub.add_parser("serve", help="HTTP video job API (POST /v1/videos), standalone or on Ray Serve",
+                       formatter_class=HELP)
     p.add_argument("dir", help="engine directory")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
@@ -34,8 +35,8 @@ def run(args) -> int:
 
     defaults = request_defaults(args)  # checked once here: a request that leaves a key out gets this default
     RequestChecker(args.dir)(replace(defaults, prompt="defaults"))
-    common = dict(host=args.host, port=args.port, max_queued=args.max_queued, fps=args.fps, backend=args.backend,
-                  precision=args.precision, defaults=defaults)
+    common = dict(host=args.host, port=args.port, max_queued=args.max_queued, fps=args.fps,
+                  options=load_options(args), defaults=defaults)
     if not args.ray:
         from t2vrt.serve.http import Service
 
@@ -57,8 +58,10 @@ def serve_on_ray(args, common: dict) -> int:
     from t2vrt.serve import ray_serve
     from t2vrt.serve.http import wait_for_signal
 
-    board = ray_serve.start(args.dir, args.output_dir, replicas=workers, gpus_per_replica=gpus, grace_s=args.grace, **common)
-    print(f"serving at http://{args.host}:{args.port}/v1/videos on {workers} Ray Serve replicas (Ctrl-C stops)", flush=True)
+    board = ray_serve.start(args.dir, args.output_dir, replicas=workers, gpus_per_replica=gpus, grace_s=args.grace,
+                            **common)
+    print(f"serving at http://{args.host}:{args.port}/v1/videos on {workers} Ray Serve replicas (Ctrl-C stops)",
+          flush=True)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

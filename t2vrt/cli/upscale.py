@@ -11,8 +11,15 @@ import argparse
 import time
 
 from t2vrt.cli.console import report
-from t2vrt.cli.options import (HELP, add_context_args, add_run_args, add_video_args, context_kwargs, load_options,
-                               quiet_bars)
+from t2vrt.cli.options import (
+    HELP,
+    add_context_args,
+    add_run_args,
+    add_video_args,
+    context_kwargs,
+    load_options,
+    quiet_bars,
+)
 from t2vrt.errors import InputError
 
 UPSCALE_GUIDANCE = 15.0  # diffusers' VideoToVideoSDPipeline default, which the Zeroscope XL card uses
@@ -27,7 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--strength", type=float, default=0.6, help="how much to change the input, in (0, 1]")
     add_video_args(p, "upscaled.mp4", "the input's (resized to it when given)", None,
                    "frames per second written; omitted: the input's (8 for images)")
-    add_run_args(p, guidance=UPSCALE_GUIDANCE, steps_help="inference steps of the full schedule (strength runs the last part)")
+    add_run_args(p, guidance=UPSCALE_GUIDANCE,
+                 steps_help="inference steps of the full schedule (strength runs the last part)")
     add_context_args(p, free_noise=False)
     p.set_defaults(func=run)
 
@@ -37,8 +45,10 @@ def add_chain_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("upscale stage", "re-render the generated video with a video-to-video engine directory; "
                              "it uses generate's prompt, --negative-prompt, --steps, --seed, --scheduler, --eta, "
                              "--decode-chunk, --backend and --precision")
-    g.add_argument("--upscale-with", metavar="DIR", default=None, help="engine directory with a vae_encoder (e.g. Zeroscope XL)")
-    g.add_argument("--upscale-strength", type=float, default=0.6, help="how much the second stage changes the video, in (0, 1]")
+    g.add_argument("--upscale-with", metavar="DIR", default=None,
+                   help="engine directory with a vae_encoder (e.g. Zeroscope XL)")
+    g.add_argument("--upscale-strength", type=float, default=0.6,
+                   help="how much the second stage changes the video, in (0, 1]")
     g.add_argument("--upscale-height", type=int, default=None, help="second stage height; omitted: the first stage's")
     g.add_argument("--upscale-width", type=int, default=None, help="second stage width; omitted: the first stage's")
     g.add_argument("--upscale-guidance", type=float, default=UPSCALE_GUIDANCE, help="second stage guidance scale")
@@ -48,7 +58,7 @@ def add_chain_args(p: argparse.ArgumentParser) -> None:
 def _load(path: str, args):
     from t2vrt.runtime.video2video import VideoToVideoPipeline
 
-    return quiet_bars(VideoToVideoPipeline.load(path, **load_options(args)), args)
+    return quiet_bars(VideoToVideoPipeline.load(path, load_options(args)), args)
 
 
 def run(args) -> int:
@@ -70,32 +80,32 @@ def run(args) -> int:
 
 
 def run_chained(args, generate_kwargs: dict) -> int:
-    """generate, then upscale the frames in memory; every check of both stages comes first."""
-    from t2vrt.runtime.context import context_plan
+    """generate, then upscale the frames in memory; both stages are planned (every check) before the first runs."""
+    import numpy as np
+
     from t2vrt.runtime.pipeline import Pipeline
 
     if args.upscale_with is None:
-        raise InputError("--keep-intermediate needs --upscale-with DIR: without a second stage there is no intermediate video")
+        raise InputError("--keep-intermediate needs --upscale-with DIR: without a second stage there is no "
+                         "intermediate video")
     t0 = time.perf_counter()
     check_chain_outputs(args)
-    base = quiet_bars(Pipeline.load(args.dir, **load_options(args)), args)
+    base = quiet_bars(Pipeline.load(args.dir, load_options(args)), args)
     up = _load(args.upscale_with, args)
-    m = base.manifest.model
-    height, width = args.height or m.sample_size * m.vae_scale, args.width or m.sample_size * m.vae_scale  # as Pipeline's
-    plan = context_plan(base.manifest.profile.frames, args.frames, free_noise=args.free_noise, root=args.dir, **context_kwargs(args))
-    base.check_sizes(1, args.frames if plan is None else plan.unet_frames, height, width)  # the first stage's size is the second's default
-    up_kw = dict(
-        height=args.upscale_height or height, width=args.upscale_width or width,
-        strength=args.upscale_strength, num_inference_steps=args.steps, eta=args.eta,
-        scheduler=args.scheduler, decode_chunk_size=args.decode_chunk, **context_kwargs(args),
-    )
-    up.check(args.frames, **up_kw)  # fail before the first stage runs, not after it
-    first = base(args.prompt, **generate_kwargs)
+    first_plan = base.plan(args.prompt, **generate_kwargs)
+    # The second stage planned on a stand-in of the first stage's frames (same count and size, no memory): every
+    # check of both stages fails here, before the first stage runs; the plan gets the real frames after it.
+    stand_in = np.broadcast_to(np.zeros((), np.uint8), (first_plan.num_frames, first_plan.height, first_plan.width, 3))
+    up_plan = up.plan(args.prompt, stand_in, negative_prompt=args.negative_prompt, guidance_scale=args.upscale_guidance,
+                      seed=args.seed, height=args.upscale_height or first_plan.height,
+                      width=args.upscale_width or first_plan.width, strength=args.upscale_strength,
+                      num_inference_steps=args.steps, eta=args.eta, scheduler=args.scheduler,
+                      decode_chunk_size=args.decode_chunk, **context_kwargs(args))
+    first = base.run(first_plan)
     if args.keep_intermediate is not None:
         first.save(args.keep_intermediate, fps=args.fps, overwrite=args.overwrite)
     mid = first.uint8[0]  # uint8 [f, H, W, 3]: what a lossless intermediate file would hold
-    video = up(args.prompt, mid, negative_prompt=args.negative_prompt, guidance_scale=args.upscale_guidance,
-               seed=args.seed, **up_kw)
+    video = up.run(up_plan.with_frames(mid))
     path = video.save(args.output, fps=args.fps, overwrite=args.overwrite)
     _, f, h, w, _ = video.images.shape
     seconds = round(time.perf_counter() - t0, 2)

@@ -50,7 +50,8 @@ def check_feed(spec: ComponentSpec, feed: Mapping[str, Array]) -> None:
         if dtype_name(a) != t.dtype:
             raise InputError(f"{spec.name}: input {name!r} has dtype {dtype_name(a)}; expected {t.dtype}")
         if len(a.shape) != len(t.dims):
-            raise InputError(f"{spec.name}: input {name!r} has shape {tuple(a.shape)}; expected rank {len(t.dims)} {t.dims}")
+            raise InputError(f"{spec.name}: input {name!r} has shape {tuple(a.shape)}; expected rank {len(t.dims)} "
+                             f"{t.dims}")
         for axis, (n, d) in enumerate(zip(a.shape, t.dims)):
             if isinstance(d, int) and n != d:
                 raise InputError(f"{spec.name}: input {name!r} has {n} on axis {axis}; expected {d}")

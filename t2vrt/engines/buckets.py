@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Iterable, Mapping, NamedTuple, Sequence
 
-from t2vrt.errors import InputError
 from t2vrt.components import ModelDims, Profile
+from t2vrt.errors import InputError
 
 SIZE_FIELDS = ("height", "width")
 

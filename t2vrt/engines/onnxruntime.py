@@ -33,19 +33,28 @@ def session_options(threads: int | None = None):
     return so
 
 
+def check_providers(providers) -> None:
+    """Unknown ONNX Runtime providers, refused in one line naming the available ones."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    unknown = [p for p in providers or () if p not in available]
+    if unknown:
+        raise EngineError(f"ONNX Runtime providers {unknown} are not available; available providers are: {available}")
+
+
 class OrtRunner:
     """Runs one ONNX graph; ``providers`` defaults to CUDA where available, else CPU."""
 
     backend = "onnxruntime"
 
-    def __init__(self, path: str | Path, spec: ComponentSpec, providers: list[str] | None = None, threads: int | None = None):
+    def __init__(self, path: str | Path, spec: ComponentSpec, providers: list[str] | None = None,
+                 threads: int | None = None):
         import onnxruntime as ort
 
         available = ort.get_available_providers()
-        providers = providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
-        unknown = [p for p in providers if p not in available]
-        if unknown:
-            raise EngineError(f"ONNX Runtime providers {unknown} are not available; available providers are: {available}")
+        providers = list(providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available])
+        check_providers(providers)
         if not os.path.isfile(path):
             raise EngineError(f"{spec.name}: ONNX file {path} is missing; re-export the model")
         self.spec = spec

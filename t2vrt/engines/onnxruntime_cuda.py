@@ -20,10 +20,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from t2vrt.components import ComponentSpec
 from t2vrt.engines.base import Array, check_feed
 from t2vrt.engines.buckets import feed_symbols
 from t2vrt.errors import EngineError
-from t2vrt.components import ComponentSpec
 
 log = logging.getLogger(__name__)
 CUDA_EP = "CUDAExecutionProvider"

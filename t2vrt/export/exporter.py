@@ -202,5 +202,6 @@ def _file_record(root: Path, rel: Path) -> dict:
     data = path.with_name(path.name + ".data")
     rec = {"path": str(rel), "sha256": sha256_file(path), "bytes": path.stat().st_size}
     if data.exists():
-        rec["external_data"] = {"path": str(rel.with_name(data.name)), "sha256": sha256_file(data), "bytes": data.stat().st_size}
+        rec["external_data"] = {"path": str(rel.with_name(data.name)), "sha256": sha256_file(data),
+                                "bytes": data.stat().st_size}
     return rec

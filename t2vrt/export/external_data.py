@@ -39,7 +39,8 @@ def gather_external_data(path: Path, threshold: int | None = None) -> None:
     data = path.with_name(path.name + ".data")
     if external and {_info(t)["location"] for t in external} == {data.name}:
         return  # already gathered
-    inline = [t for t in _get_initializer_tensors(model) if not uses_external_data(t) and len(t.raw_data) >= SIZE_THRESHOLD]
+    inline = [t for t in _get_initializer_tensors(model)
+              if not uses_external_data(t) and len(t.raw_data) >= SIZE_THRESHOLD]
     pending = Counter(_info(t)["location"] for t in external)
     with open(data, "wb") as out:
         for t in external:
@@ -53,7 +54,8 @@ def gather_external_data(path: Path, threshold: int | None = None) -> None:
             t.ClearField("raw_data")
     _relocate(external + inline, data.name)
     path.write_bytes(model.SerializeToString())
-    log.info("%s: %d weights gathered in %s (%.1f MB)", path.name, len(external) + len(inline), data.name, data.stat().st_size / 1e6)
+    log.info("%s: %d weights gathered in %s (%.1f MB)", path.name, len(external) + len(inline), data.name,
+             data.stat().st_size / 1e6)
 
 
 def _info(tensor) -> dict[str, str]:
@@ -100,7 +102,8 @@ def _copy_external(tensor, base: Path, out) -> None:
     if expected is not None and length != expected or src.stat().st_size < offset + length:
         if shutil.disk_usage(base).free < max(length, expected or 0):
             raise OSError(errno.ENOSPC, "No space left on device", str(src))
-        raise ExportError(f"{src.name}: external data of {tensor.name!r} is {src.stat().st_size - offset} bytes; expected {expected or length}")
+        raise ExportError(f"{src.name}: external data of {tensor.name!r} is {src.stat().st_size - offset} bytes; "
+                          f"expected {expected or length}")
     with open(src, "rb") as f:
         f.seek(offset)
         left = length

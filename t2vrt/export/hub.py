@@ -29,7 +29,8 @@ def resolve(model: str, revision: str | None = None, variant: str | None = None)
             log.warning("revision %r is ignored: %s is a local folder", revision, model)
         return path
     if not is_hub_id(model):
-        raise ExportError(f"model path {model!r} does not exist (give a diffusers folder or a hub id like damo-vilab/text-to-video-ms-1.7b)")
+        raise ExportError(f"model path {model!r} does not exist (give a diffusers folder or a hub id like "
+                          "damo-vilab/text-to-video-ms-1.7b)")
     return download(model, revision, variant)
 
 
@@ -53,10 +54,12 @@ def hub_error(model: str, revision: str | None, e: Exception, http_error: type =
     if name == "RevisionNotFoundError":
         return f"{model!r} has no revision {revision!r} on the Hugging Face Hub; pass a branch, tag or commit it has"
     if name in ("LocalEntryNotFoundError", "OfflineModeIsEnabled") or not isinstance(e, http_error):
-        offline = "HF_HUB_OFFLINE is set" if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0") else "the hub is unreachable"
-        return (f"cannot fetch {model!r}{at}: {offline} and it is not in the local hub cache; download it where the hub "
-                f"is reachable (`hf download {model}`) and pass the folder, or unset HF_HUB_OFFLINE")
-    return f"could not fetch {model!r}{at} from the Hugging Face Hub ({name}: {str(e).splitlines()[0][:160]}); pass a local model folder"
+        offline_set = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+        offline = "HF_HUB_OFFLINE is set" if offline_set else "the hub is unreachable"
+        return (f"cannot fetch {model!r}{at}: {offline} and it is not in the local hub cache; download it where the "
+                f"hub is reachable (`hf download {model}`) and pass the folder, or unset HF_HUB_OFFLINE")
+    return (f"could not fetch {model!r}{at} from the Hugging Face Hub ({name}: {str(e).splitlines()[0][:160]}); "
+            "pass a local model folder")
 
 
 def weight_files(folder: Path, stem: str, variant: str | None) -> list[Path] | None:
@@ -82,7 +85,8 @@ def pick_variant(root: Path, variant: str | None) -> str | None:
     if variant is not None:
         missing = [s for s, stem in WEIGHT_SOURCES.items() if weight_files(root / s, stem, variant) is None]
         if missing:
-            raise ExportError(f"{root} has no {variant} weights for {missing} (e.g. {missing[0]}/{WEIGHT_SOURCES[missing[0]]}.{variant}.safetensors); "
+            raise ExportError(f"{root} has no {variant} weights for {missing} (e.g. "
+                              f"{missing[0]}/{WEIGHT_SOURCES[missing[0]]}.{variant}.safetensors); "
                               "export without --variant to read the plain weights")
         return variant
     if all(weight_files(root / s, stem, None) is not None for s, stem in WEIGHT_SOURCES.items()):

@@ -61,7 +61,8 @@ def _diffusers_config(cls, folder: Path):
         return cls.from_config(cls.load_config(folder)).config
 
 
-def load_model(model: str, dtype: str = "float32", revision: str | None = None, variant: str | None = None) -> LoadedModel:
+def load_model(model: str, dtype: str = "float32", revision: str | None = None,
+               variant: str | None = None) -> LoadedModel:
     """Read a TextToVideoSDPipeline-layout model's configs and tokenizer; no weights are loaded here.
     ``revision``: of a hub id; ``variant``: "fp16" reads *.fp16.safetensors (found alone, they are read anyway)."""
     from diffusers import AutoencoderKL, UNet3DConditionModel
@@ -72,7 +73,8 @@ def load_model(model: str, dtype: str = "float32", revision: str | None = None, 
     variant = pick_variant(root, variant)
     missing = [s for s in SUBFOLDERS if not (root / s).is_dir()]
     if missing:
-        raise ExportError(f"{root} lacks the subfolders {missing}; expected {list(SUBFOLDERS)} (the ModelScope/Zeroscope layout)")
+        raise ExportError(f"{root} lacks the subfolders {missing}; expected {list(SUBFOLDERS)} (the "
+                          "ModelScope/Zeroscope layout)")
     log.info("reading %s", root)
     unet = _diffusers_config(UNet3DConditionModel, root / "unet")
     vae = _diffusers_config(AutoencoderKL, root / "vae")

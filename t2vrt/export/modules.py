@@ -82,7 +82,8 @@ def feed_forward_chunking(module: torch.nn.Module, slices: int) -> Iterator[int]
     Yields the number of blocks changed; the original feed-forwards are put back on exit, so validation compares the
     sliced graph with diffusers' own forward. ``slices`` <= 1 changes nothing.
     """
-    blocks = [m for m in module.modules() if hasattr(m, "set_chunk_feed_forward") and isinstance(getattr(m, "ff", None), torch.nn.Module)]
+    blocks = [m for m in module.modules()
+              if hasattr(m, "set_chunk_feed_forward") and isinstance(getattr(m, "ff", None), torch.nn.Module)]
     blocks = blocks if slices > 1 else []
     originals = [b.ff for b in blocks]
     try:
@@ -144,5 +145,6 @@ SOURCES = {"text_encoder": "text_encoder", "unet": "unet", "vae_decoder": "vae",
 
 
 def module_for(name: str, loaded) -> torch.nn.Module:
-    """The wrapper module for component ``name``, its weights freshly loaded from a LoadedModel (the caller frees it)."""
+    """The wrapper module for component ``name``, its weights freshly loaded from a LoadedModel (the caller frees
+    it)."""
     return WRAPPERS[name](loaded.module(SOURCES[name])).eval()

@@ -40,7 +40,8 @@ def sample_inputs(spec: ComponentSpec, sizes: dict[str, int], seed: int = 0, voc
     return tuple(out)
 
 
-def export_onnx(module, spec: ComponentSpec, sizes: dict[str, int], path: Path, opset: int = OPSET, vocab: int = 1000) -> Path:
+def export_onnx(module, spec: ComponentSpec, sizes: dict[str, int], path: Path, opset: int = OPSET,
+                vocab: int = 1000) -> Path:
     """Trace ``module`` at ``sizes`` with every symbolic axis dynamic; weights over 1 GiB go to one ``.data`` file."""
     import torch
 

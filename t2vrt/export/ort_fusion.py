@@ -86,7 +86,8 @@ def quiet():
 
 
 def run_optimizer(src: Path, model_type: str, on: dict, use_gpu: bool = False, **kwargs):
-    """``onnxruntime.transformers.optimizer.optimize_model`` on ``src`` with only the fusions in ``on``; the OnnxModel."""
+    """``onnxruntime.transformers.optimizer.optimize_model`` on ``src`` with only the fusions in ``on``; the
+    OnnxModel."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     patch_numpy2()

@@ -79,7 +79,8 @@ def write_tokenizer(folder: Path, preset: ModelPreset) -> int:
     vocab, merges = make_clip_vocab(preset.vocab_merges, 49408 if preset.real_tokenizer_size else None)
     (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-    special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>", "pad_token": "!"}
+    special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>",
+               "pad_token": "!"}
     (folder / "special_tokens_map.json").write_text(json.dumps(special, indent=2))
     config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True, **special}
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
@@ -159,7 +160,8 @@ def build_model(out: str | Path, preset: str | ModelPreset = "tiny", seed: int =
     out.mkdir(parents=True, exist_ok=True)
     vocab_size = write_tokenizer(out / "tokenizer", p)
     torch.manual_seed(seed)  # one stream in a fixed order: unet, vae, text_encoder
-    makers = (("unet", lambda: make_unet(p)), ("vae", lambda: make_vae(p)), ("text_encoder", lambda: make_text_encoder(p, vocab_size)))
+    makers = (("unet", lambda: make_unet(p)), ("vae", lambda: make_vae(p)),
+              ("text_encoder", lambda: make_text_encoder(p, vocab_size)))
     for name, make in makers:
         module = make()
         module.save_pretrained(out / name)

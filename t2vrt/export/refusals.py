@@ -6,15 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from t2vrt.errors import ExportError
 from t2vrt.components import FLAGS, ModelDims, Profile, check_range_order
+from t2vrt.errors import ExportError
 
 UNET_CLASS = "UNet3DConditionModel"
 WEIGHT_FOLDERS = ("unet", "vae", "text_encoder")
 
 
 def check_profile(p: Profile, m: ModelDims) -> None:
-    """Every range is MIN <= OPT <= MAX from 1 (components' one check), and sizes are multiples of the model's factor."""
+    """Every range is MIN <= OPT <= MAX from 1 (components' one check), and sizes are multiples of the model's
+    factor."""
     for name, flag in FLAGS.items():
         check_range_order(f"{name} ({flag})", tuple(getattr(p, name)))
     k = m.size_multiple
@@ -22,7 +23,8 @@ def check_profile(p: Profile, m: ModelDims) -> None:
         bad = [v for v in getattr(p, name) if v % k or v < k]
         if bad:
             lo, opt, hi = (max(k, round(v / k) * k) for v in getattr(p, name))
-            raise ExportError(f"{name} {':'.join(map(str, getattr(p, name)))} (--{name}) has {bad[0]}, not a multiple of {k} "
+            raise ExportError(f"{name} {':'.join(map(str, getattr(p, name)))} (--{name}) has {bad[0]}, not a multiple "
+                              f"of {k} "
                               f"(this model's vae scale x unet downsampling); e.g. --{name} {lo}:{opt}:{hi}")
 
 
@@ -41,8 +43,10 @@ def check_ff_chunks(slices: int, p: Profile | None = None, m: ModelDims | None =
         return
     most = max_ff_slices(p, m)
     if slices > most:
-        raise ExportError(f"ff_chunks={slices} (--ff-chunking) is more than the {most} tokens the UNet's deepest level has at "
-                          f"this profile's smallest request; give at most {most} (or raise the profile's minimum sizes)")
+        raise ExportError(f"ff_chunks={slices} (--ff-chunking) is more than the {most} tokens the UNet's deepest level "
+                          "has at "
+                          f"this profile's smallest request; give at most {most} (or raise the profile's minimum "
+                          "sizes)")
 
 
 def _class_name(path: Path) -> str | None:

@@ -54,8 +54,8 @@ def plan(perm: list[int]) -> tuple[list[int], list[list[int]], list[int]] | None
 def split_gather_transposes(model) -> int:
     """Rewrite every Transpose of ``model`` that ``is_gather`` into Transpose -> Reshape -> Transpose -> Reshape;
     returns how many were rewritten."""
-    from onnx import helper, numpy_helper
     import numpy as np
+    from onnx import helper, numpy_helper
 
     graph, done, new_nodes = model.graph, 0, []
     for node in graph.node:
@@ -65,7 +65,8 @@ def split_gather_transposes(model) -> int:
             new_nodes.append(node)
             continue
         first, groups, order = steps
-        x, y, p = node.input[0], node.output[0], f"{node.name or y}/split"
+        x, y = node.input[0], node.output[0]
+        p = f"{node.name or y}/split"
         const = lambda name, v: new_nodes.append(helper.make_node(  # noqa: E731
             "Constant", [], [name], value=numpy_helper.from_array(np.array(v, dtype=np.int64), name)))
         new_nodes.append(helper.make_node("Shape", [x], [f"{p}/shape"], name=f"{p}/shape"))

@@ -37,8 +37,10 @@ def reference_outputs(module, spec: ComponentSpec, shapes: list[dict[str, int]],
     return refs
 
 
-def compare(spec: ComponentSpec, onnx_path: Path, refs: list[tuple], precision: str = "fp32", tolerance: float | None = None) -> dict:
-    """Run the graph in ONNX Runtime on each reference's inputs; raise ExportError naming the worst output if over tolerance.
+def compare(spec: ComponentSpec, onnx_path: Path, refs: list[tuple], precision: str = "fp32",
+            tolerance: float | None = None) -> dict:
+    """Run the graph in ONNX Runtime on each reference's inputs; raise ExportError naming the worst output if over
+    tolerance.
 
     Returns the manifest's validation record: the tolerance and, per shape, each output's errors.
     """
@@ -61,13 +63,16 @@ def _check_outputs(spec: ComponentSpec, sizes: dict, got: dict, ref: list, preci
     for t, r in zip(spec.outputs, ref):
         g = got[t.name].astype(np.float32)
         if g.shape != r.shape:
-            raise ExportError(f"{spec.name}: output {t.name!r} has shape {g.shape} at {sizes}; torch gives {r.shape} (an axis became static?)")
+            raise ExportError(f"{spec.name}: output {t.name!r} has shape {g.shape} at {sizes}; torch gives {r.shape} "
+                              "(an axis became static?)")
         err = rel_l2(g, r)
         rec["outputs"][t.name] = {"rel_l2": err, "max_abs": float(np.max(np.abs(g - r)))}
         if not err <= tol:
             raise ExportError(
-                f"{spec.name} ({precision}): output {t.name!r} differs from PyTorch by {err:.3g} relative L2 at {sizes}; tolerance {tol:g}"
+                f"{spec.name} ({precision}): output {t.name!r} differs from PyTorch by {err:.3g} relative L2 at "
+                f"{sizes}; tolerance {tol:g}"
             )
-    log.info("%s %s at %s: %s", spec.name, precision, sizes, {n: f"{o['rel_l2']:.2e}" for n, o in rec["outputs"].items()})
+    log.info("%s %s at %s: %s", spec.name, precision, sizes,
+             {n: f"{o['rel_l2']:.2e}" for n, o in rec["outputs"].items()})
     return rec
 

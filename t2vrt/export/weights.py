@@ -53,7 +53,8 @@ def load_diffusers(cls, folder: Path, dtype, variant: str | None = None):
 
     files = checkpoint_files(folder, variant=variant)
     if files is None:
-        log.warning("%s: no %s.safetensors/.bin; loading with from_pretrained (two copies of the weights in memory)", folder, WEIGHTS)
+        log.warning("%s: no %s.safetensors/.bin; loading with from_pretrained (two copies of the weights in memory)",
+                    folder, WEIGHTS)
         return cls.from_pretrained(folder, torch_dtype=dtype, variant=variant).eval()
     with torch.device("meta"):
         model = cls.from_config(cls.load_config(folder))
@@ -64,14 +65,17 @@ def load_diffusers(cls, folder: Path, dtype, variant: str | None = None):
             model._fix_state_dict_keys_on_load(state)  # old attention-block names, as from_pretrained does
         unexpected = sorted(set(state) - expected)
         if unexpected:
-            log.warning("%s: %d weights of the checkpoint are not in %s and are ignored, e.g. %s", f.name, len(unexpected), cls.__name__, unexpected[:3])
-        state = {k: v.to(dtype) if v.is_floating_point() and v.dtype != dtype else v for k, v in state.items() if k in expected}
+            log.warning("%s: %d weights of the checkpoint are not in %s and are ignored, e.g. %s", f.name,
+                        len(unexpected), cls.__name__, unexpected[:3])
+        state = {k: v.to(dtype) if v.is_floating_point() and v.dtype != dtype else v for k,
+                 v in state.items() if k in expected}
         model.load_state_dict(state, strict=False, assign=True)
         seen |= set(state)
         del state
     missing = sorted(expected - seen)
     if missing:
-        raise ExportError(f"{folder}: the checkpoint lacks {len(missing)} weights of {cls.__name__}, e.g. {missing[:3]}; is it the right model?")
+        raise ExportError(f"{folder}: the checkpoint lacks {len(missing)} weights of {cls.__name__}, e.g. "
+                          f"{missing[:3]}; is it the right model?")
     if any(t.is_meta for t in list(model.parameters()) + list(model.buffers())):
         log.warning("%s: tensors left unset; loading with from_pretrained instead", folder)
         del model

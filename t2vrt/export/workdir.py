@@ -71,7 +71,8 @@ def check_space(folder: Path, needed: int, what: str) -> None:
     """Fail before writing anything when the filesystem of ``folder`` has less than ``needed`` bytes free."""
     free = shutil.disk_usage(folder).free
     if needed > free:
-        raise ExportError(f"not enough space on {folder} for {what}: {gib(needed)} needed, {gib(free)} free; free some or choose another -o")
+        raise ExportError(f"not enough space on {folder} for {what}: {gib(needed)} needed, {gib(free)} free; free some "
+                          "or choose another -o")
 
 
 @dataclass

@@ -23,7 +23,8 @@ class StepCallbacks:
     def __init__(self, callback: Callable | None = None, callback_steps: int = 1, on_step_end: Callable | None = None,
                  tensor_inputs: Sequence[str] = ("latents",), pipe: Any = None):
         if callback is not None and not callable(callback):
-            raise InputError(f"callback={callback!r} is not callable; pass a function callback(step, timestep, latents)")
+            raise InputError(f"callback={callback!r} is not callable; pass a function callback(step, timestep, "
+                             "latents)")
         if not isinstance(callback_steps, int) or isinstance(callback_steps, bool) or callback_steps < 1:
             raise InputError(f"callback_steps={callback_steps!r} must be a positive integer")
         if on_step_end is not None and not callable(on_step_end):
@@ -32,18 +33,20 @@ class StepCallbacks:
         tensor_inputs = list(getattr(on_step_end, "tensor_inputs", None) or tensor_inputs or ())
         unknown = [k for k in tensor_inputs if k not in CALLBACK_TENSOR_INPUTS]
         if unknown:
-            raise InputError(f"callback_on_step_end_tensor_inputs has {unknown}; choose from {list(CALLBACK_TENSOR_INPUTS)}")
+            raise InputError(f"callback_on_step_end_tensor_inputs has {unknown}; choose from "
+                             f"{list(CALLBACK_TENSOR_INPUTS)}")
         self.callback, self.callback_steps, self.on_step_end = callback, callback_steps, on_step_end
         self.tensor_inputs, self.pipe = tensor_inputs, pipe
         self.sampler, self.start = None, 0
 
-    def begin(self, sampler: Any, start: int = 0) -> "StepCallbacks":
+    def begin(self, sampler: Any, start: int = 0) -> StepCallbacks:
         """The loop runs model evaluations ``start`` to ``len(sampler.timesteps) - 1``."""
         self.sampler, self.start = sampler, start
         return self
 
     def __call__(self, i: int, x: Any, emb: Any, guided: bool) -> tuple[Any, Any]:
-        """After the sampler step of evaluation ``i``: (latents, embeddings), replaced where callback_on_step_end says."""
+        """After the sampler step of evaluation ``i``: (latents, embeddings), replaced where callback_on_step_end
+        says."""
         if self.sampler is None or (self.callback is None and self.on_step_end is None):
             return x, emb
         j, t = i - self.start, self.sampler.timesteps[i]

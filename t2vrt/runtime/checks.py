@@ -18,9 +18,10 @@ from t2vrt.manifest import Manifest
 
 WHERE = "this engine directory's range"
 SEED_RANGE = (-(2**63), 2**64)  # what torch.Generator.manual_seed accepts (negative seeds wrap modulo 2**64)
-# DDIM (Song et al. 2020, eq. 12): sqrt(1 - alpha_prev - sigma_t^2) is real while eta <= sqrt(min_t (1 - a_t) / (1 - a_t / a_prev)),
-# which is >= 1 for every schedule: exactly 1 when the final alpha is 1 (set_alpha_to_one), 1.011 / 1.023 for ModelScope's
-# scaled-linear betas at 25 / 50 steps without it. So [0, 1] is the range every schedule supports (diffusers' docs say the same).
+# DDIM (Song et al. 2020, eq. 12): sqrt(1 - alpha_prev - sigma_t^2) is real while
+# eta <= sqrt(min_t (1 - a_t) / (1 - a_t / a_prev)), which is >= 1 for every schedule: exactly 1 when the final alpha
+# is 1 (set_alpha_to_one), 1.011 / 1.023 for ModelScope's scaled-linear betas at 25 / 50 steps without it. So [0, 1]
+# is the range every schedule supports (diffusers' docs say the same).
 ETA_RANGE = (0.0, 1.0)
 
 
@@ -33,7 +34,8 @@ def check_request(m: Manifest, batch: int, num_frames: int, height: int, width: 
     check_field("frames", num_frames, p.frames, WHERE, root=root, name="num_frames")
     for name, v, rng in (("height", height, p.height), ("width", width, p.width)):
         if v % mult:
-            raise InputError(f"{name}={v} is not a multiple of {mult} (this model needs multiples of {mult}); try {max(mult, round(v / mult) * mult)}")
+            raise InputError(f"{name}={v} is not a multiple of {mult} (this model needs multiples of {mult}); try "
+                             f"{max(mult, round(v / mult) * mult)}")
         check_field(name, v, rng, WHERE, root=root)
 
 
@@ -47,7 +49,8 @@ def check_positive(name: str, value: float, allow_zero: bool = False) -> None:
         raise InputError(f"{name}={value} must be {'>= 0' if allow_zero else '> 0'}")
 
 
-def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None, none_ok: bool = False, why: str = "") -> None:
+def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = None, none_ok: bool = False,
+              why: str = "") -> None:
     """A real integer (Python or NumPy; bool, float and str refused) in [lo, hi]."""
     if value is None and none_ok:
         return
@@ -58,7 +61,8 @@ def check_int(name: str, value: Any, lo: int | None = None, hi: int | None = Non
         raise InputError(f"{name}={value} must be {bounds}{why}")
 
 
-def check_real(name: str, value: Any, lo: float | None = None, hi: float | None = None, none_ok: bool = False, why: str = "") -> None:
+def check_real(name: str, value: Any, lo: float | None = None, hi: float | None = None, none_ok: bool = False,
+               why: str = "") -> None:
     """A finite real number (int or float, Python or NumPy; bool and str refused) in [lo, hi]."""
     if value is None and none_ok:
         return
@@ -105,7 +109,8 @@ def _check_steps(args: dict, train_steps: int) -> None:
         check_int("num_inference_steps", args["num_inference_steps"], lo=1, hi=train_steps,
                   why=f" (1 to the model's {train_steps} training timesteps)")
     if "eta" in args:
-        check_real("eta", args["eta"], *ETA_RANGE, why=" (DDIM: 0 deterministic, 1 as DDPM; above 1 the step's variance exceeds "
+        check_real("eta", args["eta"], *ETA_RANGE,
+                   why=" (DDIM: 0 deterministic, 1 as DDPM; above 1 the step's variance exceeds "
                    "1 - alpha_prev and its square root is complex)")
 
 
@@ -146,7 +151,8 @@ def check_call(pipe, args: dict) -> None:
         if name in args:
             check_real(name, args[name])
     if "seed" in args:
-        check_int("seed", args["seed"], SEED_RANGE[0], SEED_RANGE[1] - 1, none_ok=True, why=" (torch.Generator's seed range)")
+        check_int("seed", args["seed"], SEED_RANGE[0], SEED_RANGE[1] - 1, none_ok=True,
+                  why=" (torch.Generator's seed range)")
     _check_arrays(args)
     output_type = args.get("output_type", "np")
     check_output_type(output_type)  # "np", "pil", "pt" or "latent", as diffusers

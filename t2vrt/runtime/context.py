@@ -220,9 +220,11 @@ def check_context(frames_range: tuple[int, int, int], num_frames: int, context_f
                 raise
             w = min(max(opt, lo), hi)
             raise InputError(f"{e}, or denoise it in overlapping windows with context_frames={w}, context_stride="
-                             f"{default_stride(w)} (CLI: --context-frames {w} --context-stride {default_stride(w)})") from None
+                             f"{default_stride(w)} (CLI: --context-frames {w} --context-stride "
+                             f"{default_stride(w)})") from None
         if context_stride is not None or free_noise:
-            raise InputError("context_stride and free_noise need context_frames (the window length in frames); give it too")
+            raise InputError("context_stride and free_noise need context_frames (the window length in frames); give it "
+                             "too")
         return
     check_field("frames", context_frames, frames_range, WHERE, root=root, name="context_frames")
     if context_stride is not None and not 1 <= context_stride <= context_frames:

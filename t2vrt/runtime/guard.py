@@ -24,13 +24,14 @@ def all_finite(x: Any) -> bool:
 
 
 def precision_name(pipe) -> str:
-    return pipe.precision or ("fp32" if pipe.backend == "onnxruntime" else "the built engines' precision")
+    return pipe.backend_impl.precision_label(pipe.precision)
 
 
 def fail(pipe, component: str, where: str) -> None:
     prec = precision_name(pipe)
     hint = ("fp32 is already used: check the model's weights (t2vrt verify DIR) and the inputs" if prec == "fp32" else
-            f"run in fp32 (precision='fp32', --precision fp32), or keep {component} in fp32; fp16 overflow is the usual cause")
+            f"run in fp32 (precision='fp32', --precision fp32), or keep {component} in fp32; fp16 overflow is the "
+            "usual cause")
     raise NumericalError(f"the {component} output became NaN or infinite {where} ({prec} on {pipe.backend}); {hint}")
 
 

@@ -1,10 +1,13 @@
-"""Thread safety of a Pipeline: one lock over its runner table, and whole calls serialized where runners are shared state.
+"""Thread safety of a Pipeline: one lock over its runner table, and whole calls serialized where runners are shared
+state.
 
-- onnxruntime, runners kept (the default): calls run concurrently. ``InferenceSession.run`` is thread-safe, and the
+- a backend whose runners may be shared (``Backend.shares_runners``: onnxruntime), runners kept (the default): calls
+  run concurrently. ``InferenceSession.run`` is thread-safe, and the
   runner table is only changed under ``Pipeline._lock`` (two threads never open the same component twice).
 - low_memory=True: each stage opens and closes runners, so one call would close the runner another is using;
   calls are serialized (a second thread waits for the first call to end).
-- tensorrt: an execution context and its bound buffers serve one call at a time; calls are serialized.
+- other backends (tensorrt: an execution context and its bound buffers serve one call at a time): calls are
+  serialized.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ def serialized(call):
 
     @functools.wraps(call)
     def wrapper(self, *args, **kwargs):
-        guard = self._call_lock if (self.low_memory or self.backend != "onnxruntime") else contextlib.nullcontext()
+        shared = self.low_memory or not self.backend_impl.shares_runners
+        guard = self._call_lock if shared else contextlib.nullcontext()
         with guard:
             return call(self, *args, **kwargs)
 

@@ -36,7 +36,8 @@ class Noise:
         if isinstance(self.generator, (list, tuple)):
             if len(self.generator) != shape[0]:
                 raise InputError(f"generator is a list of {len(self.generator)}; this draw has batch {shape[0]}: "
-                                 "give one generator per prompt (a list serves the initial latents only, as in diffusers)")
+                                 "give one generator per prompt (a list serves the initial latents only, as in "
+                                 "diffusers)")
             return np.concatenate([_randn(g, (1, *shape[1:])) for g in self.generator])
         if self.generator is not None:
             return _randn(self.generator, shape)

@@ -25,7 +25,8 @@ def check_output_type(output_type: str) -> None:
         try:
             import torch  # noqa: F401
         except ImportError:
-            raise InputError("output_type='pt' needs torch, which is not installed; use 'np' or install torch") from None
+            raise InputError("output_type='pt' needs torch, which is not installed; use 'np' or install "
+                             "torch") from None
 
 
 def postprocess(images: np.ndarray | None, latents: Any, output_type: str) -> Any:
@@ -59,7 +60,7 @@ class Video:
     images: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, images: np.ndarray | None, latents: Any, seed: int | None, output_type: str = "np") -> "Video":
+    def build(cls, images: np.ndarray | None, latents: Any, seed: int | None, output_type: str = "np") -> Video:
         images = None if images is None else np.asarray(images, dtype=np.float32)
         return cls(postprocess(images, latents, output_type), latents, seed, images)
 

@@ -52,8 +52,10 @@ def cache_key(model: str, root: Path, options: Any) -> str:
     profile = options.profile.to_json() if hasattr(options.profile, "to_json") else options.profile
     from t2vrt import __version__
 
-    key = {"t2vrt": __version__, "model": identity, "fingerprint": model_fingerprint(root), "variant": options.variant, "profile": profile,
-           "precisions": list(options.precisions), "components": list(options.components), "ff_chunks": options.ff_chunks,
+    key = {"t2vrt": __version__, "model": identity, "fingerprint": model_fingerprint(root), "variant": options.variant,
+           "profile": profile,
+           "precisions": list(options.precisions), "components": list(options.components),
+           "ff_chunks": options.ff_chunks,
            "split_geglu": getattr(options, "split_geglu", True), "ort_fusion": getattr(options, "ort_fusion", None)}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
@@ -94,7 +96,8 @@ def explain_not_engine_dir(path: str | Path) -> None:
                             f"Pipeline.from_pretrained({str(path)!r}, export=True), or `t2vrt export {path} -o DIR` "
                             "then Pipeline.load(DIR)")
     if not p.exists() and str(path).count("/") == 1 and not str(path).startswith((".", "/", "~")):
-        raise ManifestError(f"{str(path)!r} does not exist here: for a hub id use Pipeline.from_pretrained({str(path)!r}, "
+        raise ManifestError(f"{str(path)!r} does not exist here: for a hub id use "
+                            f"Pipeline.from_pretrained({str(path)!r}, "
                             f"export=True); for an engine directory, create it with `t2vrt export MODEL -o {path}`")
 
 
@@ -111,7 +114,8 @@ def export_options(components: tuple[str, ...], revision: str | None, variant: s
             raise InputError(f"torch_dtype={torch_dtype}; choose torch.float16 or torch.float32 (or precision='fp16')")
         precision = precision or ("fp16" if name == "float16" else None)
     precisions = ("fp32", "fp16") if precision == "fp16" else ("fp32",)
-    extra = {k: v for k, v in extra.items() if k != "use_safetensors"}  # a diffusers habit: t2vrt reads safetensors first
+    # a diffusers habit: t2vrt reads safetensors first
+    extra = {k: v for k, v in extra.items() if k != "use_safetensors"}
     unknown = set(extra) - {"validate", "validation", "ff_chunks", "opset", "ort_fusion"}
     if unknown:
         raise InputError(f"from_pretrained got unexpected arguments {sorted(unknown)}; export options are profile, "

@@ -40,7 +40,8 @@ def read_prompts(prompt: Any, negative_prompt: Any, prompt_embeds: Any, negative
         raise InputError("give negative_prompt or negative_prompt_embeds, not both")
     prompts = None
     if prompt is not None:
-        if not (isinstance(prompt, str) or (isinstance(prompt, (list, tuple)) and all(isinstance(p, str) for p in prompt))):
+        if not (isinstance(prompt,
+                           str) or (isinstance(prompt, (list, tuple)) and all(isinstance(p, str) for p in prompt))):
             raise InputError(f"prompt must be a string or a list of strings; got {type(prompt).__name__}")
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         if not prompts:
@@ -49,7 +50,8 @@ def read_prompts(prompt: Any, negative_prompt: Any, prompt_embeds: Any, negative
     ne = _embeds("negative_prompt_embeds", negative_prompt_embeds, embed_shape)
     batch = len(prompts) if prompts is not None else len(pe)
     if ne is not None and len(ne) != batch:
-        raise InputError(f"negative_prompt_embeds has batch {len(ne)}; the prompt batch is {batch}: give one per prompt")
+        raise InputError(f"negative_prompt_embeds has batch {len(ne)}; the prompt batch is {batch}: give one per "
+                         "prompt")
     guided = guidance_scale > 1.0
     negatives = negative_list(negative_prompt, batch) if guided and ne is None else None
     return Prompts(prompts, negatives, pe, ne, guided)
@@ -60,7 +62,8 @@ def negative_list(negative_prompt: Any, n: int) -> list[str]:
         return [""] * n
     negs = [negative_prompt] * n if isinstance(negative_prompt, str) else list(negative_prompt)
     if len(negs) != n:
-        raise InputError(f"negative_prompt has {len(negs)} entries; prompt has {n}: give one per prompt or a single string")
+        raise InputError(f"negative_prompt has {len(negs)} entries; prompt has {n}: give one per prompt or a single "
+                         "string")
     return negs
 
 
@@ -69,7 +72,8 @@ def _embeds(name: str, a: Any, embed_shape: tuple[int, int]) -> np.ndarray | Non
         return None
     a = to_numpy(a)
     if a.ndim != 3 or tuple(a.shape[1:]) != tuple(embed_shape) or len(a) < 1:
-        raise InputError(f"{name} has shape {tuple(a.shape)}; this model takes [batch, {embed_shape[0]}, {embed_shape[1]}]")
+        raise InputError(f"{name} has shape {tuple(a.shape)}; this model takes [batch, {embed_shape[0]}, "
+                         f"{embed_shape[1]}]")
     return a
 
 

@@ -11,6 +11,7 @@ import logging
 from typing import Any, Callable, Sequence
 
 from t2vrt.components import VIDEO_TO_VIDEO
+from t2vrt.engines.backends import LoadOptions
 from t2vrt.errors import InputError, ManifestError
 from t2vrt.runtime.arrays import cat, from_numpy, permute
 from t2vrt.runtime.callbacks import StepCallbacks
@@ -18,11 +19,12 @@ from t2vrt.runtime.checks import check_call
 from t2vrt.runtime.context import context_plan
 from t2vrt.runtime.guard import check_stage
 from t2vrt.runtime.locking import serialized
+from t2vrt.runtime.media.frames import load_frames, resize_frames, to_encoder_input
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.output import Video, check_output_type
 from t2vrt.runtime.pipeline import Pipeline
+from t2vrt.runtime.plan import CallPlan, planned_call
 from t2vrt.runtime.prompts import read_prompts
-from t2vrt.runtime.media.frames import load_frames, resize_frames, to_encoder_input
 
 log = logging.getLogger(__name__)
 REEXPORT = "--components " + " ".join(VIDEO_TO_VIDEO)
@@ -47,35 +49,24 @@ class VideoToVideoPipeline(Pipeline):
 
     COMPONENTS = VIDEO_TO_VIDEO  # what from_pretrained exports
 
-    def __init__(self, root, backend: str = "auto", precision: str | None = None, providers: list[str] | None = None,
-                 low_memory: bool = False, threads: int | None = None):
-        super().__init__(root, backend, precision, providers, low_memory, threads)
+    def __init__(self, root, options: LoadOptions | str | None = None, **load_kw: Any):
+        super().__init__(root, options, **load_kw)
         if "vae_encoder" not in self.manifest.components:
             raise ManifestError(
                 f"engine directory {str(self.root)!r} has no vae_encoder, which video-to-video needs; "
                 f"re-export it with `t2vrt export MODEL -o DIR {REEXPORT}`"
             )
 
-    def check(self, num_frames: int, height: int, width: int, strength: float = 0.6, num_inference_steps: int = 50,
-              eta: float = 0.0, scheduler: str | None = None, output_type: str = "np",
-              decode_chunk_size: int | None = None, **context: Any) -> tuple[Any, int, int]:
-        """The size, step and output checks of a call, before any backend runs: (sampler, start index, VAE chunk).
-        ``context``: the context_* arguments of ``__call__``."""
-        plan = context_plan(self.manifest.profile.frames, num_frames, **context, root=str(self.root))
-        self.check_sizes(1, num_frames if plan is None else plan.unet_frames, height, width)
-        check_output_type(output_type)
-        sampler = self.sampler(scheduler, num_inference_steps, eta)
-        start = start_index(num_inference_steps, strength, getattr(sampler, "order", 1))
-        return sampler, start, self._chunk(decode_chunk_size, num_frames)
-
     def encode_video(self, frames, chunk: int, noise: Noise, progress: bool | None = None) -> Any:
         """Frames [f, H, W, 3] -> scaled latents [f, c, h, w] = (mean + std * n) * scaling_factor, the encoder
         run ``chunk`` frames at a time; n is drawn once for all frames, as diffusers' latent_dist.sample."""
         from tqdm.auto import tqdm
 
-        vae = self.runner("vae_encoder")
-        starts = tqdm(range(0, len(frames), chunk), desc="vae encoder", unit="chunk", disable=not self._progress(progress), leave=False)
-        outs = [vae.infer({"image": to_encoder_input(frames[i : i + chunk])}) for i in starts]
+        starts = tqdm(range(0, len(frames), chunk), desc="vae encoder", unit="chunk",
+                      disable=not self._progress(progress),
+                      leave=False)
+        with self.stage("vae_encoder") as vae:
+            outs = [vae.infer({"image": to_encoder_input(frames[i : i + chunk])}) for i in starts]
         mean, std = cat([o["latent_mean"] for o in outs]), cat([o["latent_std"] for o in outs])
         check_stage(self, "vae_encoder", mean), check_stage(self, "vae_encoder", std)
         n = from_numpy(noise.randn(tuple(mean.shape)), mean)
@@ -93,48 +84,65 @@ class VideoToVideoPipeline(Pipeline):
                 )
         return height or h0, width or w0
 
-    @serialized
-    def __call__(self, prompt: str | list[str] | None = None, video: Any = None, strength: float = 0.6,
-                 num_inference_steps: int = 50, guidance_scale: float = 15.0,
-                 negative_prompt: str | list[str] | None = None, eta: float = 0.0, generator: Any = None,
-                 latents: Any = None, prompt_embeds: Any = None, negative_prompt_embeds: Any = None,
-                 output_type: str = "np", return_dict: bool = True, callback: Callable | None = None,
-                 callback_steps: int = 1, cross_attention_kwargs: dict | None = None, clip_skip: int | None = None, *,
-                 callback_on_step_end: Callable | None = None,
-                 callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",), height: int | None = None,
-                 width: int | None = None, seed: int | None = None, scheduler: str | None = None,
-                 decode_chunk_size: int | None = None, progress: bool | None = None, context_frames: int | None = None,
-                 context_stride: int | None = None, context_mode: str = "clamped",
-                 context_weighting: str = "taper") -> Video | tuple:
+    def plan(self, prompt: str | list[str] | None = None, video: Any = None, strength: float = 0.6,
+             num_inference_steps: int = 50, guidance_scale: float = 15.0,
+             negative_prompt: str | list[str] | None = None, eta: float = 0.0, generator: Any = None,
+             latents: Any = None, prompt_embeds: Any = None, negative_prompt_embeds: Any = None,
+             output_type: str = "np", return_dict: bool = True, callback: Callable | None = None,
+             callback_steps: int = 1, cross_attention_kwargs: dict | None = None, clip_skip: int | None = None, *,
+             callback_on_step_end: Callable | None = None,
+             callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",), height: int | None = None,
+             width: int | None = None, seed: int | None = None, scheduler: str | None = None,
+             decode_chunk_size: int | None = None, progress: bool | None = None, context_frames: int | None = None,
+             context_stride: int | None = None, context_mode: str = "clamped",
+             context_weighting: str = "taper") -> CallPlan:
         """diffusers' VideoToVideoSDPipeline.__call__ (its order and defaults). Keyword-only extras: those of
         Pipeline.__call__, and ``height``/``width`` (resize the input; default its own size); ``context_*`` re-render
-        a video longer than the UNet's frame range window by window, as Pipeline's (runtime/context.py)."""
+        a video longer than the UNet's frame range window by window, as Pipeline's (runtime/context.py).
+        ``plan`` checks it all (reading the input video) and ``run(plan)`` renders, as Pipeline's."""
         check_call(self, locals())  # every argument, by name, before any backend runs
-        context = dict(context_frames=context_frames, context_stride=context_stride, context_mode=context_mode,
-                       context_weighting=context_weighting)
-        p = read_prompts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, guidance_scale, self.embed_shape)
+        p = read_prompts(prompt, negative_prompt, prompt_embeds, negative_prompt_embeds, guidance_scale,
+                         self.embed_shape)
         if p.batch != 1:
             raise InputError(f"video-to-video takes one prompt per video; got {p.batch} prompts")
         if latents is not None:
-            raise InputError("latents are not used by video-to-video (diffusers ignores them): the input video sets the start")
+            raise InputError("latents are not used by video-to-video (diffusers ignores them): the input video sets "
+                             "the start")
         if video is None:
             raise InputError("give the input video: frames [f, H, W, 3], a list of frames, or a file path")
         # a file longer than the profile is refused after decoding max + 1 frames; with windows any length serves
         frames = load_frames(video, max_frames=self.manifest.profile.frames[2] if context_frames is None else None)
         height, width = self._size(frames, height, width)
-        sampler, start, chunk = self.check(len(frames), height, width, strength, num_inference_steps, eta, scheduler,
-                                           output_type, decode_chunk_size, **context)
-        plan = context_plan(self.manifest.profile.frames, len(frames), **context, root=str(self.root))
+        num_frames = len(frames)
+        context = context_plan(self.manifest.profile.frames, num_frames, context_frames, context_stride, context_mode,
+                               context_weighting, root=str(self.root))
+        self.check_sizes(1, num_frames if context is None else context.unet_frames, height, width)
+        check_output_type(output_type)
+        sampler = self.sampler(scheduler, num_inference_steps, eta)
+        start = start_index(num_inference_steps, strength, getattr(sampler, "order", 1))
+        chunk = self._chunk(decode_chunk_size, num_frames)
         self.check_unsupported(cross_attention_kwargs, clip_skip)
         steps = StepCallbacks(callback, callback_steps, callback_on_step_end, callback_on_step_end_tensor_inputs, self)
-        frames = resize_frames(frames, height, width)
-        noise = Noise(seed, generator[0] if isinstance(generator, (list, tuple)) and len(generator) == 1 else generator)
-        log.info("video-to-video: %d frames %dx%d, strength %g: %d of %d model evaluations", len(frames), width, height,
-                 strength, len(sampler.timesteps) - start, len(sampler.timesteps))
-        emb = self.embed(p, clip_skip)
-        x0 = self.encode_video(frames, chunk, noise, progress)
+        generator = generator[0] if isinstance(generator, (list, tuple)) and len(generator) == 1 else generator
+        seed = Noise(seed, generator).seed
+        m = self.manifest.model
+        shape = (1, m.latent_channels, num_frames, height // m.vae_scale, width // m.vae_scale)
+        return CallPlan(p, num_frames, height, width, shape, sampler, start, guidance_scale, context, chunk, seed,
+                        generator, None, False, clip_skip, steps, output_type, return_dict, progress, frames, strength)
+
+    @serialized
+    def run(self, plan: CallPlan) -> Video | tuple:
+        """Re-render the input video of ``plan`` (``plan = pipe.plan(...)``, the arguments of ``__call__``)."""
+        frames = resize_frames(plan.frames, plan.height, plan.width)
+        noise, sampler, start = Noise(plan.seed, plan.generator), plan.sampler, plan.start
+        log.info("video-to-video: %d frames %dx%d, strength %g: %d of %d model evaluations", len(frames), plan.width,
+                 plan.height, plan.strength, len(sampler.timesteps) - start, len(sampler.timesteps))
+        emb = self.embed(plan.prompts, plan.clip_skip)
+        x0 = self.encode_video(frames, plan.decode_chunk, noise, plan.progress)
         x = sampler.add_noise(x0, from_numpy(noise.randn(tuple(x0.shape)), x0), start)  # diffusers' second draw
         x = permute(x.reshape(1, *x.shape), (0, 2, 1, 3, 4))  # [f, c, h, w] -> [1, c, f, h, w]
-        x = self.denoise(x, emb, sampler, guidance_scale, noise, start=start, callbacks=steps, progress=progress,
-                         context=plan)
-        return self.result(x, chunk, noise.seed, output_type, return_dict, progress)
+        x = self.denoise(x, emb, sampler, plan.guidance_scale, noise, start=start, callbacks=plan.callbacks,
+                         progress=plan.progress, context=plan.context)
+        return self.result(x, plan.decode_chunk, noise.seed, plan.output_type, plan.return_dict, plan.progress)
+
+    __call__ = planned_call(plan)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from t2vrt.engines.backends import LoadOptions
 from t2vrt.errors import InputError, T2VError
 from t2vrt.serve.request import RequestChecker, VideoRequest, output_inside, parse_request
 
@@ -44,7 +45,8 @@ def read_lines(path: str | Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, text) for each non-blank line that is not a # comment."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"prompt file {str(path)!r} does not exist; write one JSON object per line, e.g. {{\"prompt\": \"a cat\"}}")
+        raise InputError(f"prompt file {str(path)!r} does not exist; write one JSON object per line, e.g. "
+                         f"{{\"prompt\": \"a cat\"}}")
     with path.open(encoding="utf-8") as f:
         for n, text in enumerate(f, 1):
             if text.strip() and not text.lstrip().startswith("#"):
@@ -64,7 +66,8 @@ def check_outdir(outdir: Path) -> None:
         raise InputError(f"output folder {str(outdir)!r} is not writable; choose another with -o")
 
 
-def plan(engine_dir: str | Path, prompts: str | Path, outdir: str | Path, defaults: VideoRequest = VideoRequest()) -> list[Line]:
+def plan(engine_dir: str | Path, prompts: str | Path, outdir: str | Path,
+         defaults: VideoRequest = VideoRequest()) -> list[Line]:
     """Check every line (no model loads): parse, range checks against the manifest, output path inside ``outdir``,
     no two lines writing one file, and whether an earlier run already made it."""
     outdir = Path(outdir)
@@ -94,14 +97,16 @@ def _json(text: str) -> object:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise InputError(f"not valid JSON ({e.msg} at column {e.colno}); write one object per line, e.g. {{\"prompt\": \"a cat\"}}") from None
+        raise InputError(f"not valid JSON ({e.msg} at column {e.colno}); write one object per line, e.g. "
+                         f"{{\"prompt\": \"a cat\"}}") from None
 
 
 def _already_done(record: dict | None, req: VideoRequest, name: str, target: Path) -> dict | None:
     """The earlier record if ``target`` is this line's finished video; InputError if ``target`` exists otherwise."""
     if not target.exists():
         return None
-    if record and record.get("status") in DONE and record.get("output") == name and record.get("fingerprint") == req.fingerprint():
+    finished = record and record.get("status") in DONE
+    if finished and record.get("output") == name and record.get("fingerprint") == req.fingerprint():
         return record
     raise InputError(f"output {name!r} already exists and {RESULTS} has no finished record of it for these arguments; "
                      "move it away or give this line another \"output\" (nothing is overwritten)")
@@ -141,14 +146,16 @@ def load_results(outdir: str | Path) -> dict[int, dict]:
 
 
 class Renderer:
-    """One loaded Pipeline rendering tasks into ``outdir``; the same object runs locally and inside a Ray actor."""
+    """One loaded Pipeline rendering tasks into ``outdir``; the same object runs locally and inside a Ray actor.
+    ``options``: how the model loads (LoadOptions, or a backend name); ``precision`` replaces its precision."""
 
-    def __init__(self, engine_dir: str | Path, outdir: str | Path, fps: float = 8.0, backend: str = "auto",
+    def __init__(self, engine_dir: str | Path, outdir: str | Path, fps: float = 8.0,
+                 options: LoadOptions | str | None = None,
                  precision: str | None = None):
         from t2vrt import Pipeline
         from t2vrt.serve.render import StageClock
 
-        self.pipe = Pipeline.load(engine_dir, backend=backend, precision=precision)
+        self.pipe = Pipeline.load(engine_dir, LoadOptions.of(options, precision=precision))
         self.clock = StageClock(self.pipe)
         self.outdir, self.fps = Path(outdir), fps
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -161,7 +168,8 @@ class Renderer:
         from t2vrt.serve.render import render
 
         req = VideoRequest(**task["request"])
-        record = {"line": task["line"], "prompt": req.prompt, "output": task["output"], "fingerprint": req.fingerprint()}
+        record = {"line": task["line"], "prompt": req.prompt, "output": task["output"],
+                  "fingerprint": req.fingerprint()}
         try:
             started = time.time()
             done = render(self.pipe, self.clock, req, self.outdir / task["output"], self.fps)
@@ -171,7 +179,8 @@ class Renderer:
             return record | {"status": "failed", "seed": req.seed, "error": str(e), "worker": self.worker}
         except Exception as e:  # a backend failure: one line with its type, never a traceback in the results
             first = (str(e).strip().splitlines() or [""])[0][:300]
-            return record | {"status": "failed", "seed": req.seed, "error": f"{type(e).__name__}: {first}", "worker": self.worker}
+            return record | {"status": "failed", "seed": req.seed, "error": f"{type(e).__name__}: {first}",
+                             "worker": self.worker}
 
 
 def line_records(lines: Iterable[Line]) -> Iterator[dict]:
@@ -183,7 +192,8 @@ def line_records(lines: Iterable[Line]) -> Iterator[dict]:
             yield item.skip | {"status": "skipped"}
 
 
-def run_local(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: float = 8.0, backend: str = "auto",
+def run_local(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: float = 8.0,
+              options: LoadOptions | str | None = None,
               precision: str | None = None, on_record: Callable[[dict], None] | None = None) -> Results:
     """Render the lines to do in this process, one Pipeline loaded once, with a progress bar and ETA."""
     from tqdm.auto import tqdm
@@ -195,7 +205,7 @@ def run_local(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps
     if not todo:
         results.compact()
         return results
-    renderer = Renderer(engine_dir, outdir, fps, backend, precision)
+    renderer = Renderer(engine_dir, outdir, fps, options, precision)
     try:
         for item in tqdm(todo, desc="batch", unit="video"):
             record = renderer(item.task())

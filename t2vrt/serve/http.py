@@ -54,7 +54,7 @@ class Service:
     """The standalone service: HTTP server thread + worker thread over one JobStore and one Pipeline."""
 
     def __init__(self, engine_dir: str | Path, outdir: str | Path, host: str = "127.0.0.1", port: int = 8000,
-                 max_queued: int = 16, fps: float = 8.0, backend: str = "auto", precision: str | None = None,
+                 max_queued: int = 16, fps: float = 8.0, options=None, precision: str | None = None,
                  defaults: VideoRequest = VideoRequest()):
         from t2vrt.serve.batch import Renderer, check_outdir
 
@@ -64,12 +64,13 @@ class Service:
         try:  # the address before the model: a port in use fails in a second, not after a load
             self.server = ThreadingHTTPServer((host, port), make_handler(self.api))
         except OSError as e:
-            raise InputError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port or --host") from None
-        self.worker = Worker(self.store, Renderer(engine_dir, outdir, fps, backend, precision))
+            raise InputError(f"cannot listen on {host}:{port} ({e.strerror}); choose another --port or "
+                             "--host") from None
+        self.worker = Worker(self.store, Renderer(engine_dir, outdir, fps, options, precision))
         self.server.daemon_threads = True
         self.url = f"http://{host}:{self.server.server_address[1]}"
 
-    def start(self) -> "Service":
+    def start(self) -> Service:
         self.worker.start()
         threading.Thread(target=self.server.serve_forever, name="t2vrt-http", daemon=True).start()
         log.info("serving videos at %s/v1/videos", self.url)

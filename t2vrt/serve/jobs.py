@@ -45,7 +45,8 @@ class JobStore:
             if len(self.queue) >= self.max_queued:
                 raise QueueFull(f"the queue is full ({self.max_queued} jobs waiting); retry later")
             job = {"id": uuid.uuid4().hex, "status": "queued", "progress": 0.0, "request": request,
-                   "created": time.time(), "started": None, "finished": None, "seconds": None, "error": None, "cancel": False}
+                   "created": time.time(), "started": None, "finished": None, "seconds": None, "error": None,
+                   "cancel": False}
             self.jobs[job["id"]] = job
             self.queue.append(job["id"])
             self._forget_old()
@@ -105,7 +106,8 @@ class JobStore:
         with self.cond:
             self.closed = True
             while self.queue:
-                self.jobs[self.queue.popleft()].update(status="cancelled", finished=time.time(), error="the service shut down")
+                self.jobs[self.queue.popleft()].update(status="cancelled", finished=time.time(),
+                                                       error="the service shut down")
             self.cond.notify_all()
             return [j["id"] for j in self.jobs.values() if j["status"] == "running"]
 
@@ -150,7 +152,8 @@ class Worker(threading.Thread):
 
         r, self.current = self.renderer, job["id"]
         try:
-            out = render(r.pipe, r.clock, VideoRequest(**job["request"]), video_path(r.outdir, job["id"]), r.fps, on_step)
+            out = render(r.pipe, r.clock, VideoRequest(**job["request"]), video_path(r.outdir, job["id"]), r.fps,
+                         on_step)
             self.store.finish(job["id"], "done", seconds=out["seconds"], seed=out["seed"])
         except Cancelled:
             self.store.finish(job["id"], "cancelled", error="cancelled")
@@ -158,7 +161,8 @@ class Worker(threading.Thread):
             self.store.finish(job["id"], "failed", error=str(e))
         except Exception as e:  # a backend failure: one line for the client, the traceback in the log
             log.exception("job %s failed", job["id"])
-            self.store.finish(job["id"], "failed", error=f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}")
+            self.store.finish(job["id"], "failed",
+                              error=f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}")
         finally:
             self.current = None
 

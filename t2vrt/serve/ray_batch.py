@@ -35,8 +35,8 @@ class RayOptions:
 class RenderActor:
     """Ray Data's callable class: built once per actor, called with batches of one task (a JSON string)."""
 
-    def __init__(self, engine_dir: str, outdir: str, fps: float, backend: str, precision: str | None):
-        self.render = Renderer(engine_dir, outdir, fps, backend, precision)
+    def __init__(self, engine_dir: str, outdir: str, fps: float, options, precision: str | None):
+        self.render = Renderer(engine_dir, outdir, fps, options, precision)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         records = [json.dumps(self.render(json.loads(str(task)))) for task in batch["task"]]
@@ -66,11 +66,12 @@ def resources(ray, opts: RayOptions) -> tuple[int, float]:
     fit = int(gpus // per) if per else int(cpus)
     workers = opts.workers or (max(1, fit) if per else 1)
     if opts.workers is not None and (opts.workers < 1 or opts.workers > max(1, fit)):
-        raise InputError(f"--workers {opts.workers} but the cluster fits {fit} (GPUs {gpus:g}, CPUs {cpus:g}); give 1 to {max(1, fit)}")
+        raise InputError(f"--workers {opts.workers} but the cluster fits {fit} (GPUs {gpus:g}, CPUs {cpus:g}); give 1 "
+                         f"to {max(1, fit)}")
     return workers, per
 
 
-def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: float = 8.0, backend: str = "auto",
+def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: float = 8.0, options=None,
             precision: str | None = None, opts: RayOptions = RayOptions(),
             on_record: Callable[[dict], None] | None = None) -> Results:
     """Render the lines to do on Ray; the records match run_local's (plus the worker that rendered each)."""
@@ -94,7 +95,8 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks)).map_batches(
             RenderActor, batch_size=1, batch_format="numpy", compute=pool, num_cpus=1, num_gpus=gpus,
-            fn_constructor_kwargs=dict(engine_dir=_abs(engine_dir), outdir=_abs(outdir), fps=fps, backend=backend, precision=precision),
+            fn_constructor_kwargs=dict(engine_dir=_abs(engine_dir), outdir=_abs(outdir), fps=fps, options=options,
+                                       precision=precision),
             max_restarts=-1, max_task_retries=opts.retries,  # a dead worker always restarts; its video is retried
         )
     log.info("batch on Ray: %d videos, %d workers, %g GPUs each", len(todo), workers, gpus)

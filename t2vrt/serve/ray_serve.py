@@ -51,10 +51,10 @@ class RemoteStore:
 class VideoReplica:
     """One replica: one model load, one worker thread, the job API over the shared board."""
 
-    def __init__(self, engine_dir: str, outdir: str, board, fps: float, backend: str, precision: str | None,
+    def __init__(self, engine_dir: str, outdir: str, board, fps: float, options, precision: str | None,
                  defaults: dict, grace_s: float):
         self.store, self.grace_s = RemoteStore(board), grace_s
-        renderer = Renderer(engine_dir, outdir, fps, backend, precision)
+        renderer = Renderer(engine_dir, outdir, fps, options, precision)
         self.worker = Worker(self.store, renderer, name=f"{socket.gethostname()}:{os.getpid()}")
         self.worker.start()
         self.api = VideoAPI(self.store, RequestChecker(engine_dir), outdir, VideoRequest(**defaults))
@@ -67,7 +67,8 @@ class VideoReplica:
         return Response(reply.body, status_code=reply.status, headers=reply.headers)
 
     def __del__(self):
-        """Ray Serve calls this when the replica stops: its running job gets ``grace_s`` to finish, then is cancelled."""
+        """Ray Serve calls this when the replica stops: its running job gets ``grace_s`` to finish, then is
+        cancelled."""
         worker = getattr(self, "worker", None)
         if worker is not None:
             worker.stop(self.grace_s)
@@ -75,7 +76,7 @@ class VideoReplica:
 
 def start(engine_dir: str | Path, outdir: str | Path, host: str = "127.0.0.1", port: int = 8000, replicas: int = 1,
           gpus_per_replica: float = 0.0, cpus_per_replica: float = 1.0, max_queued: int = 16, fps: float = 8.0,
-          backend: str = "auto", precision: str | None = None, defaults: VideoRequest = VideoRequest(),
+          options=None, precision: str | None = None, defaults: VideoRequest = VideoRequest(),
           grace_s: float = 30.0):
     """Deploy the service on the connected Ray cluster; returns the board (close it, then ``stop``)."""
     from t2vrt.serve.batch import check_outdir
@@ -88,7 +89,7 @@ def start(engine_dir: str | Path, outdir: str | Path, host: str = "127.0.0.1", p
         graceful_shutdown_timeout_s=grace_s + 10, max_ongoing_requests=32,
     )
     paths = str(Path(engine_dir).resolve()), str(Path(outdir).resolve())  # replicas do not share our working directory
-    app = deployment.bind(*paths, board, fps, backend, precision, asdict(defaults), grace_s)
+    app = deployment.bind(*paths, board, fps, options, precision, asdict(defaults), grace_s)
     serve.start(http_options={"host": host, "port": port})
     serve.run(app, name=APP, route_prefix="/")
     log.info("serving videos at http://%s:%d/v1/videos on %d replicas", host, port, replicas)

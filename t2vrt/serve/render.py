@@ -6,33 +6,23 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from t2vrt.runtime.stages import StageSeconds
 from t2vrt.serve.request import VideoRequest
 
-# The pipeline method timed -> its name in results (the text encoding is reported as diffusers names it).
-STAGES = {"embed": "encode_prompt", "denoise": "denoise", "decode": "decode"}
+# The pipeline's stage -> its name in results (the text encoding is reported as diffusers names it).
+STAGES = {"text_encoder": "encode_prompt", "unet": "denoise", "vae_decoder": "decode"}
 
 
 class Cancelled(Exception):
     """Raised from the step callback when a job is cancelled; nothing is written."""
 
 
-class StageClock:
-    """Wraps a pipeline's stage methods once, on the instance, and keeps the seconds of the last call's stages."""
+class StageClock(StageSeconds):
+    """The seconds of the last call's stages, as results name them: an observer of the pipeline's stages."""
 
     def __init__(self, pipe):
-        self.seconds: dict[str, float] = {}
-        for method, stage in STAGES.items():
-            setattr(pipe, method, self._timed(stage, getattr(pipe, method)))
-
-    def _timed(self, stage: str, fn: Callable) -> Callable:
-        def run(*args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return fn(*args, **kwargs)
-            finally:
-                self.seconds[stage] = round(time.perf_counter() - t0, 4)
-
-        return run
+        super().__init__(STAGES)
+        pipe.add_observer(self)
 
 
 def save_atomic(video, path: Path, fps: float) -> Path:
@@ -46,7 +36,7 @@ def render(pipe, clock: StageClock, req: VideoRequest, path: Path, fps: float,
     """Generate ``req`` and write it to ``path``; returns {"seed", "seconds": {stage: s, "write": s, "total": s}}.
     ``on_step(done, total)`` runs after each denoising step and may raise Cancelled."""
     t0 = time.perf_counter()
-    clock.seconds.clear()
+    clock.clear()
     steps = req.num_inference_steps
     callback = None if on_step is None else (lambda step, timestep, latents: on_step(step + 1, steps))
     video = pipe(req.prompt, progress=False, callback=callback, **req.call_kwargs())

@@ -51,7 +51,8 @@ FIELDS = tuple(f.name for f in fields(VideoRequest))
 def parse_request(obj: object, defaults: VideoRequest = VideoRequest()) -> VideoRequest:
     """A JSON object -> VideoRequest over ``defaults``; InputError (one line) for a wrong key, type or value."""
     if not isinstance(obj, dict):
-        raise InputError(f"expected a JSON object like {{\"prompt\": \"a cat\", \"seed\": 1}}; got {type(obj).__name__}")
+        raise InputError(f"expected a JSON object like {{\"prompt\": \"a cat\", \"seed\": 1}}; got "
+                         f"{type(obj).__name__}")
     unknown = sorted(set(obj) - set(FIELDS))
     if unknown:
         raise InputError(f"unknown key {unknown[0]!r}; allowed keys: {', '.join(FIELDS)}")
@@ -75,7 +76,8 @@ def _check_type(key: str, v: object) -> None:
         raise InputError(f"{key}={v!r} must be a string or null")
 
 
-def check_video_request(m: Manifest, req: VideoRequest, root: str = "DIR", scheduler_config: dict | None = None) -> None:
+def check_video_request(m: Manifest, req: VideoRequest, root: str = "DIR",
+                        scheduler_config: dict | None = None) -> None:
     """The runtime's own checks, run on the manifest alone (no model loads): sizes against the engine directory's
     profile, the step count, the scheduler name, the seed. Raises InputError with the runtime's message."""
     from t2vrt.runtime import checks

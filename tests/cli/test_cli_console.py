@@ -31,7 +31,8 @@ def test_inspect_for_people_and_programs(tiny_engines, capsys):
     assert main(["inspect", str(tiny_engines)]) == 0
     out = capsys.readouterr().out
     assert "native     256x256 (width x height), 16 frames" in out and "scheduler  DDIMScheduler" in out
-    assert "profile    batch 1:1:2, frames 1:8:16, height 32:64:128, width 32:64:128, decode_chunk 1:4:8 (MIN:OPT:MAX)" in out
+    assert ("profile    batch 1:1:2, frames 1:8:16, height 32:64:128, width 32:64:128, decode_chunk 1:4:8 "
+            "(MIN:OPT:MAX)") in out
     assert "integrity  no problems found" in out
     assert "ModelDims(" not in out and "{" not in out and max(map(len, out.splitlines())) < 160
     assert main(["inspect", str(tiny_engines), "--json"]) == 0
@@ -62,7 +63,8 @@ def test_threads_and_providers_refused_in_one_line(tiny_engines, tmp_path, capsy
     base = ["generate", str(tiny_engines), "a cat", "--frames", "2", "--height", "32", "--width", "32", "--steps", "1",
             "-o", str(tmp_path / "v.gif")]
     assert main(base + ["--threads", "0"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --threads 0 must be at least 1 (omit it for ONNX Runtime's choice)"
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --threads 0 must be at least 1 (omit it for ONNX Runtime's choice)"
     assert main(base + ["--providers", "NoSuchExecutionProvider", "-q"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "NoSuchExecutionProvider" in err[0] and "available providers are" in err[0]
@@ -86,7 +88,8 @@ def test_keep_model_refusals_before_anything_is_built(tiny_engines, tmp_path, ca
     assert "--keep-model keeps the folder --random-weights builds" in capsys.readouterr().err
     assert main(["export", "tiny", "--random-weights", "--keep-model", str(tmp_path), "-o", str(tmp_path / "e")]) == 2
     assert "exists; give a new folder (nothing is replaced)" in capsys.readouterr().err
-    assert main(["export", "tiny", "--random-weights", "--keep-model", str(tmp_path / "m"), "-o", str(tiny_engines)]) == 2
+    assert main(["export", "tiny", "--random-weights", "--keep-model", str(tmp_path / "m"), "-o",
+                 str(tiny_engines)]) == 2
     assert "already exists; pass --overwrite" in capsys.readouterr().err and not (tmp_path / "m").exists()
 
 
@@ -100,7 +103,8 @@ def test_keep_model_keeps_a_diffusers_folder(tmp_path):
 
 def test_chained_generate_reports_json(tiny_v2v_engines, tmp_path, capsys):
     d = str(tiny_v2v_engines)
-    argv = ["generate", d, "a cat", "--frames", "2", "--height", "32", "--width", "32", "--steps", "2", "--upscale-with", d,
+    argv = ["generate", d, "a cat", "--frames", "2", "--height", "32", "--width", "32", "--steps", "2",
+            "--upscale-with", d,
             "--upscale-height", "48", "--upscale-width", "32", "-o", str(tmp_path / "v.gif"), "--json", "-q"]
     assert main(argv) == 0
     record = json.loads(capsys.readouterr().out)

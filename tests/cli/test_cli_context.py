@@ -21,7 +21,8 @@ def test_generate_a_long_video_in_windows(tiny_engines, tmp_path, capsys):
     (["--frames", "40"], "num_frames=40 is outside this engine directory's range [1, 16]; re-export with `t2vrt export "
                          "MODEL -o {dir} --overwrite --frames 1:8:40`, or denoise it in overlapping windows with "
                          "context_frames=8, context_stride=2 (CLI: --context-frames 8 --context-stride 2)"),
-    (["--frames", "40", "--context-frames", "20"], "context_frames=20 is outside this engine directory's range [1, 16]"),
+    (["--frames", "40", "--context-frames", "20"],
+     "context_frames=20 is outside this engine directory's range [1, 16]"),
     (["--frames", "40", "--context-frames", "8", "--context-stride", "9"], "context_stride=9 must be in [1, 8]"),
     (["--frames", "8", "--free-noise"], "need context_frames"),
 ])
@@ -34,7 +35,8 @@ def test_bad_long_requests_get_one_line(tiny_engines, tmp_path, capsys, extra, m
 
 def test_upscale_takes_the_window_options(tiny_v2v_engines, tmp_path, capsys):
     src = tmp_path / "src"
-    assert main(["generate", str(tiny_v2v_engines), "a robot", "--frames", "20", "--context-frames", "8", "-o", str(src), *SMALL]) == 0
+    assert main(["generate", str(tiny_v2v_engines), "a robot", "--frames", "20", "--context-frames", "8", "-o",
+                 str(src), *SMALL]) == 0
     out = tmp_path / "up"
     assert main(["upscale", str(tiny_v2v_engines), str(src), "a robot", "--steps", "2", "--context-frames", "8",
                  "--context-stride", "4", "-o", str(out)]) == 0

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from t2vrt.cli import main
-from t2vrt.runtime.pipeline import Pipeline
 from t2vrt.runtime.media.video import read_fps, read_video, write_video
+from t2vrt.runtime.pipeline import Pipeline
 
 FAST = ["--steps", "2", "--seed", "1"]
 
@@ -75,7 +75,8 @@ def test_upscale_errors(tiny_v2v_engines, tiny_engines_without_encoder, tmp_path
     one_line_error(code, capsys, "error: width=40 is not a multiple of 16")
     code = main(["upscale", d, str(tmp_path / "in.gif"), "a cat", "-o", str(tmp_path / "out.avi")])
     one_line_error(code, capsys, "error: cannot write 'out.avi': supported outputs are")
-    err = one_line_error(main(["upscale", str(tiny_engines_without_encoder), str(tmp_path / "in.gif"), "a cat", "-o", out]), capsys, "error: ")
+    err = one_line_error(main(["upscale", str(tiny_engines_without_encoder), str(tmp_path / "in.gif"), "a cat", "-o",
+                               out]), capsys, "error: ")
     assert "--components text_encoder unet vae_decoder vae_encoder" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.gif"]
 
@@ -100,14 +101,18 @@ def test_chain_checks_the_second_stage_first(tiny_v2v_engines, tmp_path, capsys,
 def test_chain_checks_the_first_stage_first(tiny_v2v_engines, tmp_path, capsys, no_backend):
     """The model's native size (256 for the tiny model) is outside this profile: say so for the first stage."""
     d = str(tiny_v2v_engines)
-    code = main(["generate", d, "a cat", "--frames", "2", "--upscale-with", d, "--upscale-height", "32", "-o", str(tmp_path / "o.mp4")])
-    err = one_line_error(code, capsys, "error: height=256 is outside this engine directory's range [32, 128]; re-export with `t2vrt export MODEL -o ")
+    code = main(["generate", d, "a cat", "--frames", "2", "--upscale-with", d, "--upscale-height", "32", "-o",
+                 str(tmp_path / "o.mp4")])
+    err = one_line_error(code, capsys,
+                         "error: height=256 is outside this engine directory's range [32, 128]; re-export with `t2vrt "
+                         "export MODEL -o ")
     assert err.endswith(f"{d} --overwrite --height 32:64:256`")
 
 
 def test_chain_needs_a_vae_encoder_and_a_second_stage(tiny_engines_without_encoder, tmp_path, capsys, no_backend):
     d = str(tiny_engines_without_encoder)
-    err = one_line_error(main(["generate", d, "a cat", "--upscale-with", d, "-o", str(tmp_path / "o.mp4")]), capsys, "error: ")
+    err = one_line_error(main(["generate", d, "a cat", "--upscale-with", d, "-o", str(tmp_path / "o.mp4")]), capsys,
+                         "error: ")
     assert "has no vae_encoder" in err and "--components text_encoder unet vae_decoder vae_encoder" in err
     code = main(["generate", d, "a cat", "--keep-intermediate", str(tmp_path / "m.mp4"), "-o", str(tmp_path / "o.mp4")])
     one_line_error(code, capsys, "error: --keep-intermediate needs --upscale-with DIR")

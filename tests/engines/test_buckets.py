@@ -2,11 +2,18 @@
 
 import pytest
 
+from t2vrt.components import ModelDims, Profile, component_specs
 from t2vrt.engines.buckets import (
-    Size, bucket_profiles, check_sizes, default_sizes, feed_symbols, no_bucket_message, parse_sizes, select_profile,
+    Size,
+    bucket_profiles,
+    check_sizes,
+    default_sizes,
+    feed_symbols,
+    no_bucket_message,
+    parse_sizes,
+    select_profile,
 )
 from t2vrt.errors import InputError
-from t2vrt.components import ModelDims, Profile, component_specs
 
 MODELSCOPE = ModelDims(4, 1024, 77, 8, 8, 32)
 
@@ -44,7 +51,8 @@ def test_select_profile_is_pure_and_picks_the_holder():
                 {"frames": [8, 16, 64], "height": [320] * 3, "width": [576] * 3},
                 {"frames": [1, 16, 128], "height": [128, 256, 1024], "width": [128, 256, 1024]}]
     assert select_profile(profiles, {"frames": 16, "height": 320, "width": 576}) == 1
-    assert select_profile(profiles, {"frames": 16, "height": 256, "width": 256, "batch": 7}) == 0  # tightest; batch unconstrained
+    # tightest; batch unconstrained
+    assert select_profile(profiles, {"frames": 16, "height": 256, "width": 256, "batch": 7}) == 0
     assert select_profile(profiles, {"frames": 100, "height": 256, "width": 256}) == 2
     assert select_profile(profiles[:2], {"frames": 16, "height": 512, "width": 512}) is None
 
@@ -66,7 +74,8 @@ def test_myelin_failure_on_a_range_offers_the_per_bucket_build():
     from t2vrt.engines.tensorrt.build import _build_failed
 
     msg = ("IBuilder::buildSerializedNetwork: Error Code 1: Myelin ([myelin_graph.h:1295: attachExceptionMsgToGraph] "
-           "MyelinCheckException: runtime_fusion_codegen.cpp:77: CHECK(!mvmf_cudnn.empty()) failed. empty runtime-fusion "
+           "MyelinCheckException: runtime_fusion_codegen.cpp:77: CHECK(!mvmf_cudnn.empty()) failed. empty "
+           "runtime-fusion "
            "MVMF for '__myl_Fc' In compileGraph at /_src/optimizer/myelin/codeGenerator.cpp:2012)")
     err = str(_build_failed("unet", [("ERROR", msg)], per_bucket="t2vrt build d --sizes 80x48"))
     assert err.endswith("both dynamic: build per size bucket with `t2vrt build d --sizes 80x48`") and "\n" not in err

@@ -10,10 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from t2vrt.engines import loader, onnxruntime_cuda  # noqa: E402
-from t2vrt.engines.onnxruntime_cuda import MAX_GRAPHS, OrtBoundRunner, bind_and_run, ort_cuda_unusable  # noqa: E402
-from t2vrt.errors import EngineError  # noqa: E402
 from t2vrt.components import ComponentSpec, TensorSpec  # noqa: E402
+from t2vrt.engines import loader, onnxruntime_backend, onnxruntime_cuda  # noqa: E402
+from t2vrt.engines.onnxruntime_cuda import MAX_GRAPHS, OrtBoundRunner, bind_and_run, ort_cuda_unusable  # noqa: E402
+from t2vrt.engines.tensorrt.backend import TensorRT  # noqa: E402
+from t2vrt.errors import EngineError  # noqa: E402
 
 SPEC = ComponentSpec("toy", (TensorSpec("x", "float32", ("b", 3)),), (TensorSpec("y", "float32", ("b", 3)),))
 
@@ -39,7 +40,8 @@ def test_bound_outputs_are_written_in_place(toy):
     x = torch.arange(6, dtype=torch.float32).reshape(2, 3)
     y = r.infer({"x": x})["y"]
     assert isinstance(y, torch.Tensor) and torch.equal(y, 2 * x + 1)
-    assert torch.equal(r.infer({"x": np.ones((5, 3), np.float32)})["y"], torch.full((5, 3), 3.0))  # NumPy: copied at the edge
+    # NumPy: copied at the edge
+    assert torch.equal(r.infer({"x": np.ones((5, 3), np.float32)})["y"], torch.full((5, 3), 3.0))
     assert r.providers == ["CPUExecutionProvider"]
     r.close()
     with pytest.raises(EngineError, match="this runner was closed"):
@@ -54,7 +56,8 @@ def test_binding_names_device_type_and_pointer():
     dev = types.SimpleNamespace(type="cuda", index=1)
     fake = lambda ptr: types.SimpleNamespace(device=dev, dtype=torch.float16, shape=(2, 4), data_ptr=lambda: ptr)  # noqa: E731
     b = bind_and_run(session, {"x": fake(100)}, {"y": fake(200)})
-    assert calls == [("in", "x", "cuda", 1, np.dtype("float16"), [2, 4], 100), ("out", "y", "cuda", 1, np.dtype("float16"), [2, 4], 200), "run"]
+    assert calls == [("in", "x", "cuda", 1, np.dtype("float16"), [2, 4], 100),
+                     ("out", "y", "cuda", 1, np.dtype("float16"), [2, 4], 200), "run"]
     bind_and_run(session, {}, {}, b)  # a kept binding (CUDA-graph replay) is run again, not bound again
     assert calls[-2:] == ["run", "run"] and len(calls) == 4
 
@@ -93,13 +96,14 @@ def test_missing_onnxruntime_gpu_or_cuda_are_one_line(monkeypatch):
                                         "onnxruntime; it must match your CUDA major version))")
     with pytest.raises(EngineError, match=r"^CUDAExecutionProvider was asked for but cannot run here: onnxruntime .* "
                                           r"or use providers=\['CPUExecutionProvider'\]$"):
-        loader.ort_device(["CUDAExecutionProvider"])
-    assert loader.ort_device(None) == "cpu" and loader.ort_device(["CPUExecutionProvider"]) == "cpu"
+        onnxruntime_backend.ort_device(["CUDAExecutionProvider"])
+    assert onnxruntime_backend.ort_device(None) == "cpu"
+    assert onnxruntime_backend.ort_device(["CPUExecutionProvider"]) == "cpu"
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert ort_cuda_unusable() == f"no CUDA GPU is visible to torch {torch.__version__}"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert ort_cuda_unusable() == "" and loader.ort_device(None) == "cuda"
+    assert ort_cuda_unusable() == "" and onnxruntime_backend.ort_device(None) == "cuda"
 
 
 @pytest.mark.parametrize("trt_ok, cuda_why, expected", [
@@ -108,7 +112,7 @@ def test_missing_onnxruntime_gpu_or_cuda_are_one_line(monkeypatch):
     (False, "no GPU", "backend: onnxruntime on CPU; CUDA not used: no GPU (tensorrt not used: no engines)"),
 ])
 def test_auto_order_says_which_and_why(monkeypatch, caplog, trt_ok, cuda_why, expected):
-    monkeypatch.setattr(loader, "_tensorrt_unusable", lambda m: "" if trt_ok else "no engines")
+    monkeypatch.setattr(TensorRT, "unusable", lambda self, m: "" if trt_ok else "no engines")
     monkeypatch.setattr(onnxruntime_cuda, "ort_cuda_unusable", lambda: cuda_why)
     with caplog.at_level(logging.INFO, logger="t2vrt.engines.loader"):
         backend = loader.resolve_backend("auto", None)
@@ -121,7 +125,7 @@ def test_cuda_runner_takes_the_fp16_graph(tiny_engines, monkeypatch):
     from t2vrt.manifest import load_manifest
 
     opened = []
-    monkeypatch.setattr(loader, "ort_device", lambda providers: "cuda")
+    monkeypatch.setattr(onnxruntime_backend, "ort_device", lambda providers: "cuda")
     monkeypatch.setattr(onnxruntime_cuda, "OrtBoundRunner", lambda path, spec, device, cuda_graphs: opened.append(path))
     m = load_manifest(tiny_engines)
     m.components["unet"]["onnx"].pop("fp16", None)

@@ -10,16 +10,17 @@ import pytest
 trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx is not installed (pip install 't2vrt[tensorrt-rtx]')")
 pytest.importorskip("diffusers")
 
+from t2vrt.components import Profile  # noqa: E402
 from t2vrt.engines.buckets import Size, record_sizes  # noqa: E402
 from t2vrt.engines.tensorrt.build import BuildOptions, build_engines  # noqa: E402
 from t2vrt.engines.tensorrt.records import check_profile  # noqa: E402
 from t2vrt.errors import InputError  # noqa: E402
 from t2vrt.export import ExportOptions, export_model  # noqa: E402
 from t2vrt.export.random_model import build_model  # noqa: E402
-from t2vrt.components import Profile  # noqa: E402
 
 # The failing case: frames 4:9:24, height 32:48:128, width 32:80:128 (fp16 Myelin fails with size dynamic).
-EXPORTED = Profile(batch=(1, 1, 1), frames=(4, 9, 24), height=(32, 48, 128), width=(32, 80, 128), decode_chunk=(1, 2, 4))
+EXPORTED = Profile(batch=(1, 1, 1), frames=(4, 9, 24), height=(32, 48, 128), width=(32, 80, 128),
+                   decode_chunk=(1, 2, 4))
 SIZES = (Size(80, 48), Size(64, 64))
 pytestmark = pytest.mark.slow
 
@@ -71,7 +72,8 @@ def test_one_plan_per_bucket_for_real(built, monkeypatch):
     from t2vrt.engines.tensorrt.records import check_plans, find_engines
 
     root, records = built
-    r = build_engines(root, BuildOptions(sizes=SIZES, frames=(4, 9, 24), flavour="tensorrt-rtx", compute_capability=("sm89",),
+    r = build_engines(root,
+                      BuildOptions(sizes=SIZES, frames=(4, 9, 24), flavour="tensorrt-rtx", compute_capability=("sm89",),
                                          components=("vae_decoder",), plan_per_bucket=True))["vae_decoder"]
     engines = json.loads((root / "manifest.json").read_text())["engines"]
     plans = [engines[p["key"]] for p in r["plans"]]
@@ -82,5 +84,6 @@ def test_one_plan_per_bucket_for_real(built, monkeypatch):
     vae, _ = find_engines(engines, "vae_decoder")
     assert [p["path"] for p in vae] == [p["path"] for p in plans]
     assert check_plans(vae, {"decode_chunk": 3, "height": 64, "width": 64}) == (plans[1], 0)
-    with pytest.raises(InputError, match=r"^size 64x48 is in no size bucket of the vae_decoder engine \(buckets: 80x48, 64x64\)"):
+    with pytest.raises(InputError,
+                       match=r"^size 64x48 is in no size bucket of the vae_decoder engine \(buckets: 80x48, 64x64\)"):
         check_plans(vae, {"decode_chunk": 2, "height": 48, "width": 64})

@@ -45,7 +45,8 @@ def test_build_is_clean_and_records_the_profile(engine_dir, first_build):
         bad = [m for s, m in r["messages"] if s != "WARNING" or not any(a in m for a in ALLOWED_WARNINGS)]
         assert bad == [], name
     unet = next(r for r in _engines(engine_dir).values() if r["component"] == "unet")
-    assert unet["profile"] == {"batch": [1, 1, 1], "frames": [1, 16, 64], "height": [64, 128, 256], "width": [64, 128, 256]}
+    assert unet["profile"] == {"batch": [1, 1, 1], "frames": [1, 16, 64], "height": [64, 128, 256],
+                               "width": [64, 128, 256]}
     assert unet["shapes"]["sample"] == [[1, 4, 1, 8, 8], [2, 4, 16, 16, 16], [2, 4, 64, 32, 32]]
     assert (unet["precision"], unet["flavour"], unet["compute_capability"]) == ("fp16", "tensorrt-rtx", list(TARGET))
 

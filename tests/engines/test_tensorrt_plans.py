@@ -8,10 +8,10 @@ import types
 import pytest
 
 from t2vrt.components import ModelDims, Profile, component_specs
+from t2vrt.engines.buckets import Size, bucket_profiles, record_sizes
 from t2vrt.engines.tensorrt import build as tb
 from t2vrt.engines.tensorrt import env as env
 from t2vrt.engines.tensorrt import runner as tensorrt_runner
-from t2vrt.engines.buckets import Size, bucket_profiles, record_sizes
 from t2vrt.engines.tensorrt.records import check_plans, find_engines
 from t2vrt.errors import EngineError, InputError
 from t2vrt.manifest import Manifest
@@ -81,7 +81,8 @@ def test_a_builder_failure_on_several_buckets_falls_back_in_one_warning(tmp_path
     with caplog.at_level(logging.INFO, logger="t2vrt.engines.tensorrt.build"):
         r = _build(tmp_path, m, o)
     warnings = [x.getMessage() for x in caplog.records if x.levelno == logging.WARNING]
-    assert warnings == [f"unet: one engine with 2 size buckets failed to build (TensorRT could not build unet: {MYELIN}); "
+    assert warnings == ["unet: one engine with 2 size buckets failed to build (TensorRT could not build unet: "
+                        f"{MYELIN}); "
                         f"built one plan per size bucket instead (as --plan-per-bucket does)"]
     assert builds.calls == [2, 1, 1] and len(r["plans"]) == 2 and r["plan_per_bucket"].startswith("fallback: TensorRT")
     assert [x["plan_per_bucket"] for x in _unet(m)] == [r["plan_per_bucket"]] * 2
@@ -102,7 +103,8 @@ def test_what_falls_back_and_what_stands(tmp_path, builds):
     with pytest.raises(EngineError, match="unet has no fp32 ONNX graph"):  # not the builder's failure: no fallback
         _build(tmp_path, m, tb.BuildOptions(**{**PER_BUCKET.__dict__, "plan_per_bucket": False, "precision": "fp32"}))
     assert builds.calls == [2, 1, 1] and m.engines == {}
-    with pytest.raises(InputError, match=r"^--plan-per-bucket builds one plan per size bucket \(--sizes\); it does not"):
+    with pytest.raises(InputError,
+                       match=r"^--plan-per-bucket builds one plan per size bucket \(--sizes\); it does not"):
         tb._check_options(tb.BuildOptions(plan_per_bucket=True, height=(128, 256, 512)))
 
 
@@ -184,7 +186,8 @@ def test_inspect_shows_buckets_and_plans_per_bucket(tmp_path, builds):
     _build(tmp_path, m, tb.BuildOptions(**{**PER_BUCKET.__dict__, "plan_per_bucket": False, "precision": "fp32"}))
     _build(tmp_path, m)
     lines = [engine_line(engine_summary(r)) for r in m.engines.values()]
-    assert lines[0].startswith("  engine     unet fp32 tensorrt-rtx 1.7.1.116 sm89 0.0 MiB size buckets 256x256, 576x320; ")
+    assert lines[0].startswith("  engine     unet fp32 tensorrt-rtx 1.7.1.116 sm89 0.0 MiB size buckets 256x256, "
+                               "576x320; ")
     assert lines[0].endswith("; batch 1:1:2, frames 8:16:64")
     assert lines[2].endswith("size bucket 576x320 (one plan per bucket, as asked); batch 1:1:2, frames 8:16:64")
 

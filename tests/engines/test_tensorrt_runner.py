@@ -17,7 +17,8 @@ RTX = types.SimpleNamespace(__version__="1.7.1.116")
 
 
 def _record(component="unet", **kw):
-    return {"component": component, "path": f"engines/{component}/k.plan", "precision": "fp16", "flavour": "tensorrt-rtx",
+    return {"component": component, "path": f"engines/{component}/k.plan", "precision": "fp16",
+            "flavour": "tensorrt-rtx",
             "trt_version": RTX.__version__, "compute_capability": ["sm89"], "profile": {"frames": [1, 16, 64]}, **kw}
 
 
@@ -97,7 +98,8 @@ def test_runner_checks_sizes_against_the_built_ranges():
     runner.record = _record("vae_decoder", ranges={"n": [1, 8, 16], "h": [8, 16, 32], "w": [8, 16, 32]},
                             profile={"decode_chunk": [1, 8, 16], "height": [64, 128, 256], "width": [64, 128, 256]})
     assert runner._check_shapes({"latent": np.zeros((16, 4, 32, 8), np.float32)}) == 0
-    with pytest.raises(InputError, match=r"^vae_decoder: h=40 \(height 320 px\) is outside this engine's range \[8, 32\]; "
+    with pytest.raises(InputError,
+                       match=r"^vae_decoder: h=40 \(height 320 px\) is outside this engine's range \[8, 32\]; "
                                          r"rebuild with `t2vrt build DIR --height 64:128:320`$"):
         runner._check_shapes({"latent": np.zeros((1, 4, 40, 8), np.float32)})
 

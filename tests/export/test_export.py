@@ -7,10 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from t2vrt.components import Profile
 from t2vrt.errors import ExportError
-from t2vrt.export import ExportOptions, export_model
-from t2vrt.export import exporter
+from t2vrt.export import ExportOptions, export_model, exporter
 from t2vrt.manifest import VERSION, load_manifest, sha256_file
 
 
@@ -21,7 +19,7 @@ def test_manifest(tiny_engines):
     assert set(m.components) == {"text_encoder", "unet", "vae_decoder", "vae_encoder"}
     assert m.profile.frames == (1, 8, 16)
     assert {"torch", "diffusers", "onnx", "onnxruntime"} <= set(m.versions)
-    for name, entry in m.components.items():
+    for entry in m.components.values():
         onnx = entry["onnx"]["fp32"]
         assert sha256_file(tiny_engines / onnx["path"]) == onnx["sha256"]
         v = entry["validation"]["fp32"]
@@ -54,7 +52,9 @@ def test_over_tolerance_fails_with_component_and_error(tiny_model, tmp_path, mon
     from t2vrt.export import validate
 
     monkeypatch.setitem(validate.TOLERANCE, "fp32", 1e-12)
-    with pytest.raises(ExportError, match=r"text_encoder \(fp32\): output 'last_hidden_state' differs from PyTorch by .* relative L2 at .*; tolerance 1e-12"):
+    with pytest.raises(ExportError,
+                       match=r"text_encoder \(fp32\): output 'last_hidden_state' differs from PyTorch by .* relative "
+                       r"L2 at .*; tolerance 1e-12"):
         export_model(str(tiny_model), tmp_path / "out", ExportOptions(components=("text_encoder",)))
     assert list(tmp_path.iterdir()) == []  # nothing half-written
 
@@ -92,5 +92,6 @@ def test_tiny_model_is_deterministic(tmp_path):
     from t2vrt.export.random_model import build_model
 
     a, b = build_model(tmp_path / "a", seed=1), build_model(tmp_path / "b", seed=1)
-    wa, wb = load_file(a / "unet" / "diffusion_pytorch_model.safetensors"), load_file(b / "unet" / "diffusion_pytorch_model.safetensors")
+    weights = "unet/diffusion_pytorch_model.safetensors"
+    wa, wb = load_file(a / weights), load_file(b / weights)
     assert all(np.array_equal(wa[k], wb[k]) for k in wa)

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 
 from t2vrt.errors import ExportError
-from t2vrt.export import ExportOptions, export_model
-from t2vrt.export import external_data
+from t2vrt.export import ExportOptions, export_model, external_data
 from t2vrt.export.external_data import ALIGN, gather_external_data
 from t2vrt.manifest import load_manifest, sha256_file
 
@@ -32,7 +31,8 @@ def _scatter(src, folder):
 
     folder.mkdir()
     model = onnx.load(str(src))
-    onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=False, size_threshold=0)
+    onnx.save_model(model, str(folder / "model.onnx"), save_as_external_data=True, all_tensors_to_one_file=False,
+                    size_threshold=0)
     return folder / "model.onnx"
 
 
@@ -52,7 +52,8 @@ def unet_graph(tiny_engines):
 @pytest.fixture
 def unet_feed():
     rng = np.random.default_rng(0)
-    return {"sample": rng.standard_normal((2, 4, 3, 16, 32), dtype=np.float32), "timestep": np.array([500.0], np.float32),
+    return {"sample": rng.standard_normal((2, 4, 3, 16, 32), dtype=np.float32),
+            "timestep": np.array([500.0], np.float32),
             "encoder_hidden_states": rng.standard_normal((2, 77, 32), dtype=np.float32)}
 
 
@@ -84,7 +85,8 @@ def test_short_loose_file_is_an_error(unet_graph, tmp_path):
 def test_lowered_threshold_exports_through_the_gather_path(tiny_model, tmp_path, monkeypatch, unet_feed, unet_graph):
     """The tiny export with a threshold of 0: every graph takes the path a 1.4 GB text encoder takes."""
     monkeypatch.setattr(external_data, "EXTERNAL_THRESHOLD", 0)
-    out = export_model(str(tiny_model), tmp_path / "engines", ExportOptions(components=("text_encoder", "unet"), ort_fusion=False))
+    out = export_model(str(tiny_model), tmp_path / "engines",
+                       ExportOptions(components=("text_encoder", "unet"), ort_fusion=False))
     m = load_manifest(out)
     for name in ("text_encoder", "unet"):
         rec = m.components[name]["onnx"]["fp32"]

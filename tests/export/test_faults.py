@@ -50,7 +50,8 @@ def test_sigkill_midway_leaves_nothing_that_loads(tiny_model, tmp_path):
     assert not out.exists()
     [partial] = _partials(out)
     assert partial.name == f".engines.partial-{proc.pid}"
-    with pytest.raises(ManifestError, match=r"is the working directory of an export that did not finish \(process \d+\)"):
+    with pytest.raises(ManifestError,
+                       match=r"is the working directory of an export that did not finish \(process \d+\)"):
         Pipeline.load(partial)
     with pytest.raises(ManifestError, match="does not exist"):
         Pipeline.load(out)
@@ -70,7 +71,8 @@ def test_partial_dir_with_a_manifest_is_refused(tiny_engines, tmp_path):
 
 def test_only_dead_exports_are_cleaned(tiny_model, tmp_path):
     out = tmp_path / "engines"
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True)
     dead = tmp_path / f".engines.partial-{int(done.stdout)}"
     alive = tmp_path / ".engines.partial-1"  # pid 1 is always running
     other = tmp_path / ".other.partial-999999"  # another output's: not ours to touch
@@ -95,7 +97,9 @@ def test_disk_full_midway(tiny_model, tiny_engines, small_fs, monkeypatch):
     total = _export_bytes(tiny_engines)
     fs = small_fs(max(64, total // 2 // 1024))  # room for the tokenizer and some of the graphs, not all
     monkeypatch.setattr(exporter, "check_space", lambda *a: None)
-    with pytest.raises(ExportError, match=r"^no space left on device while writing onnx/\w+/model\.onnx(\.data)?; [\d.]+ MB needed, [\d.]+ MB free$"):
+    with pytest.raises(ExportError,
+                       match=r"^no space left on device while writing onnx/\w+/model\.onnx(\.data)?; [\d.]+ MB needed, "
+                       r"[\d.]+ MB free$"):
         export_model(str(tiny_model), fs / "engines", ExportOptions(validate=False, ort_fusion=False))
     assert list(fs.iterdir()) == []  # the partial output is gone
 
@@ -107,7 +111,9 @@ def test_not_enough_space_up_front(tiny_model, small_fs, monkeypatch):
         raise AssertionError("a component was exported before the space check")
 
     monkeypatch.setattr(exporter, "_export_all", no_export)
-    with pytest.raises(ExportError, match=r"not enough space on .* for the export of text_encoder, unet, vae_decoder: [\d.]+ MB needed, [\d.]+ MB free"):
+    with pytest.raises(ExportError,
+                       match=r"not enough space on .* for the export of text_encoder, unet, vae_decoder: [\d.]+ MB "
+                       r"needed, [\d.]+ MB free"):
         export_model(str(tiny_model), fs / "engines", ExportOptions(ort_fusion=False))
     assert list(fs.iterdir()) == []
 

@@ -56,7 +56,8 @@ def test_external_weights_in_one_file(exported, tmp_path, monkeypatch):
     src = tmp_path / "fp32" / "model.onnx"
     src.parent.mkdir()
     model = onnx.load(str(exported / "onnx" / "vae_decoder" / "model.onnx"))
-    onnx.save_model(model, str(src), save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx.data")
+    onnx.save_model(model, str(src), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="model.onnx.data")
     monkeypatch.setattr(fp16, "EXTERNAL_THRESHOLD", 1)
     dst = tmp_path / "fp16" / "model_fp16.onnx"
     export_fp16(src, dst, "vae_decoder")

@@ -41,12 +41,13 @@ def test_the_cpu_runner_runs_the_fused_graph_and_cuda_never_would(tiny_export):
     r = open_runner(tiny_export, m, "unet", "onnxruntime", "fp32", ["CPUExecutionProvider"])
     assert r.path == tiny_export / FUSED
     assert m.onnx_path(tiny_export, "unet", "fp32").name == "model.onnx"  # what fp16, build and CUDA read
-    assert open_runner(tiny_export, m, "vae_decoder", "onnxruntime", "fp32", ["CPUExecutionProvider"]).path.name == "model.onnx"
+    assert open_runner(tiny_export, m, "vae_decoder", "onnxruntime", "fp32",
+                       ["CPUExecutionProvider"]).path.name == "model.onnx"
 
 
 def test_a_fused_graph_that_does_not_load_falls_back_with_a_warning(tiny_export, monkeypatch, caplog):
     from t2vrt.engines import onnxruntime as ort_runner
-    from t2vrt.engines.loader import open_cpu_runner
+    from t2vrt.engines.onnxruntime_backend import open_cpu_runner
 
     real = ort_runner.OrtRunner
 
@@ -80,7 +81,8 @@ def test_a_fused_graph_that_does_not_validate_is_not_kept(tmp_path, monkeypatch,
     monkeypatch.setattr(validate, "compare", lambda *a, **k: (_ for _ in ()).throw(ExportError("unet: 3e-2 > 1e-4")))
     (tmp_path / "onnx/unet").mkdir(parents=True)
     with caplog.at_level(logging.WARNING):
-        assert ort_fusion.fused_entry("unet", None, tmp_path, Path("onnx/unet/model.onnx"), [("refs",)], _record) is None
+        assert ort_fusion.fused_entry("unet", None, tmp_path, Path("onnx/unet/model.onnx"), [("refs",)],
+                                      _record) is None
     assert not (tmp_path / FUSED).exists() and "does not match PyTorch" in caplog.text
 
 
@@ -126,7 +128,8 @@ def test_a_graph_the_optimizer_cannot_hold_is_skipped_in_one_line(tmp_path, monk
         assert ort_fusion.fused_entry("unet", None, tmp_path, Path("onnx/unet/model.onnx"), [], _record) is None
     assert not (tmp_path / FUSED).exists()
     line = [r.getMessage() for r in caplog.records]
-    assert len(line) == 1 and "needs about" in line[0] and "GiB is available; the portable graph serves the CPU" in line[0]
+    assert len(line) == 1 and "needs about" in line[0]
+    assert "GiB is available; the portable graph serves the CPU" in line[0]
     monkeypatch.setattr(host, "available_memory_bytes", lambda: None)  # unknown: the fusion is tried
     monkeypatch.setattr(ort_fusion, "optimize", _fake_optimize({}))
     assert ort_fusion.fused_entry("unet", None, tmp_path, Path("onnx/unet/model.onnx"), [], _record) is None

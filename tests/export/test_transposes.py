@@ -29,7 +29,8 @@ def _model(perm, rank):
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [f"d{i}" for i in range(rank)])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [f"e{i}" for i in range(rank)])
-    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=list(perm), name="T"), helper.make_node("Relu", ["t"], ["y"])]
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=list(perm), name="T"),
+             helper.make_node("Relu", ["t"], ["y"])]
     return helper.make_model(helper.make_graph(nodes, "g", [x], [y]), opset_imports=[helper.make_opsetid("", 17)])
 
 

@@ -50,7 +50,8 @@ def test_missing_weights_are_an_error(tiny_model, tmp_path):
     state = load_file(f)
     del state["decoder.conv_out.weight"]
     save_file(state, f)
-    with pytest.raises(ExportError, match=r"the checkpoint lacks 1 weights of AutoencoderKL, e.g. \['decoder.conv_out.weight'\]"):
+    with pytest.raises(ExportError,
+                       match=r"the checkpoint lacks 1 weights of AutoencoderKL, e.g. \['decoder.conv_out.weight'\]"):
         load_diffusers(AutoencoderKL, tmp_path / "vae", torch.float32)
 
 
@@ -83,7 +84,8 @@ def test_real_size_preset_matches_the_reference():
     assert unet.config.block_out_channels == (320, 640, 1280, 1280) and unet.config.cross_attention_dim == 1024
     assert unet.config.attention_head_dim == 64 and unet.config.layers_per_block == 2 and unet.config.sample_size == 32
     c = text.config
-    assert (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size, c.vocab_size) == (1024, 23, 16, 4096, 49408)
+    assert (c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size,
+            c.vocab_size) == (1024, 23, 16, 4096, 49408)
     assert (c.hidden_act, c.max_position_embeddings) == ("gelu", 77)
     assert vae.config.block_out_channels == (128, 256, 512, 512) and vae.config.layers_per_block == 2
     assert vae.config.scaling_factor == 0.18215 and vae.config.latent_channels == 4

@@ -45,7 +45,8 @@ def no_backend(pipe, monkeypatch):
     (dict(negative_prompt=[None]), r"^negative_prompt must be a string or a list of strings"),
     (dict(latents=np.full((1, 4, 2, 4, 4), np.nan, np.float32)), r"^latents contain NaN or infinite values"),
     # the diffusers-style parameters (issue 13) and the context windows (issue 15), checked by name too
-    (dict(prompt=None, prompt_embeds=np.full((1, 77, 32), np.inf, np.float32)), r"^prompt_embeds contain NaN or infinite values; give finite"),
+    (dict(prompt=None, prompt_embeds=np.full((1, 77, 32), np.inf, np.float32)),
+     r"^prompt_embeds contain NaN or infinite values; give finite"),
     (dict(negative_prompt_embeds=np.full((1, 77, 32), np.nan, np.float32)), r"^negative_prompt_embeds contain NaN"),
     (dict(context_frames=2.5), r"^context_frames=2.5 must be an integer, not float"),
     (dict(context_stride=0), r"^context_stride=0 must be >= 1"),
@@ -104,7 +105,9 @@ def test_nan_guard_stops_at_the_step(pipe, monkeypatch):
     calls = _poison(pipe, monkeypatch, "unet", at_call=2)
     decode = []
     monkeypatch.setattr(pipe, "decode", lambda *a: decode.append(1))
-    with pytest.raises(NumericalError, match=r"^the unet output became NaN or infinite at step 2 of 4 \(fp32 on onnxruntime\); fp32 is already"):
+    with pytest.raises(NumericalError,
+                       match=r"^the unet output became NaN or infinite at step 2 of 4 \(fp32 on onnxruntime\); fp32 is "
+                       r"already"):
         pipe("a cat", **{**CALL, "num_inference_steps": 4})
     assert len(calls) == 2 and decode == []  # stopped at once: no further step, no decode
 
@@ -116,8 +119,10 @@ def test_nan_guard_on_the_decoder(pipe, monkeypatch):
 
 
 def test_nan_guard_suggests_fp32_when_in_fp16():
+    from t2vrt.engines.backends import get_backend
+
     class Fp16:
-        precision, backend = "fp16", "tensorrt"
+        precision, backend, backend_impl = "fp16", "tensorrt", get_backend("tensorrt")
 
     with pytest.raises(NumericalError, match=r"at step 3 of 9 \(fp16 on tensorrt\); run in fp32 .*keep unet in fp32"):
         guard.check_step(Fp16(), 2, 9, np.array([np.inf]), np.array([np.nan]))

@@ -57,7 +57,8 @@ def test_existing_file_without_suffix(tiny_engines, tmp_path, capsys, no_load):
     (["--seed", str(2**64)], "seed=18446744073709551616 must be in"),
 ])
 def test_generate_numbers(tiny_engines, tmp_path, capsys, extra, match):
-    one_line_error(capsys, ["generate", str(tiny_engines), "a", "-o", str(tmp_path / "v.mp4"), "--steps", "2", *extra], match)
+    one_line_error(capsys, ["generate", str(tiny_engines), "a", "-o", str(tmp_path / "v.mp4"), "--steps", "2", *extra],
+                   match)
     assert not (tmp_path / "v.mp4").exists()
 
 
@@ -75,7 +76,8 @@ def test_bench_json_checked_first(tiny_engines, tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(session, "run_bench", lambda *a: pytest.fail("the benchmark ran"))
     one_line_error(capsys, ["bench", str(tiny_engines), "--json", str(tmp_path)], "supported outputs are .json")
-    one_line_error(capsys, ["bench", str(tiny_engines), "--json", str(tmp_path / "x" / ".." / "r.txt")], "supported outputs are .json")
+    one_line_error(capsys, ["bench", str(tiny_engines), "--json", str(tmp_path / "x" / ".." / "r.txt")],
+                   "supported outputs are .json")
 
 
 def test_verify_and_inspect(tiny_engines, tmp_path, capsys):
@@ -96,6 +98,8 @@ def test_verify_and_inspect(tiny_engines, tmp_path, capsys):
 
 
 def test_export_refusals_on_the_cli(tiny_model, tmp_path, capsys):
-    one_line_error(capsys, ["export", str(tiny_model), "-o", str(tmp_path / "e"), "--batch", "0"], "must be MIN:OPT:MAX")
-    one_line_error(capsys, ["export", str(tiny_model), "-o", str(tmp_path / "e"), "--ff-chunking", "100000"], "--ff-chunking")
+    one_line_error(capsys, ["export", str(tiny_model), "-o", str(tmp_path / "e"), "--batch", "0"],
+                   "must be MIN:OPT:MAX")
+    one_line_error(capsys, ["export", str(tiny_model), "-o", str(tmp_path / "e"), "--ff-chunking", "100000"],
+                   "--ff-chunking")
     assert not (tmp_path / "e").exists()

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from t2vrt import ManifestError, Pipeline
-from t2vrt import integrity
+from t2vrt import ManifestError, Pipeline, integrity
 from t2vrt.integrity import STAMP, verify
 from t2vrt.manifest import Manifest, load_manifest
 
@@ -39,7 +38,8 @@ def test_flipped_bytes_are_found_before_generation(engines):
     data = bytearray(path.read_bytes())
     data[len(data) // 2 : len(data) // 2 + 16] = bytes(b ^ 0xFF for b in data[len(data) // 2 : len(data) // 2 + 16])
     path.write_bytes(bytes(data))
-    with pytest.raises(ManifestError, match=rf"{path.name} does not match its sha256 in the manifest .*; re-export the model"):
+    with pytest.raises(ManifestError,
+                       match=rf"{path.name} does not match its sha256 in the manifest .*; re-export the model"):
         Pipeline.load(engines)
     problems, _, _ = verify(engines)
     assert len(problems) == 1 and path.name in problems[0]
@@ -49,7 +49,8 @@ def test_truncated_graph(engines):
     path = unet_weights(engines)
     size = path.stat().st_size
     os.truncate(path, size // 3)
-    with pytest.raises(ManifestError, match=rf"{path.name} has {size // 3} bytes, the manifest records {size} \(truncated"):
+    with pytest.raises(ManifestError,
+                       match=rf"{path.name} has {size // 3} bytes, the manifest records {size} \(truncated"):
         Pipeline.load(engines)
 
 
@@ -83,10 +84,12 @@ def test_bad_tokenizer_and_scheduler_json(engines):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d["components"]["unet"]["onnx"]["fp32"].pop("sha256"), r"components\.unet\.onnx\.fp32\.sha256 is missing"),
+    (lambda d: d["components"]["unet"]["onnx"]["fp32"].pop("sha256"),
+     r"components\.unet\.onnx\.fp32\.sha256 is missing"),
     (lambda d: d["components"]["unet"].pop("io"), r"components\.unet\.io is missing"),
     (lambda d: d["tokenizer"].pop("pad_id"), r"tokenizer\.pad_id is missing"),
-    (lambda d: d["components"]["unet"]["io"]["inputs"][0].pop("dims"), r"components\.unet\.io\.inputs\[0\]\.dims is missing"),
+    (lambda d: d["components"]["unet"]["io"]["inputs"][0].pop("dims"),
+     r"components\.unet\.io\.inputs\[0\]\.dims is missing"),
 ])
 def test_missing_nested_keys(engines, change, message):
     edit_manifest(engines, change)

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
+from t2vrt.components import Profile
 from t2vrt.errors import ExportError, T2VError
 from t2vrt.export import ExportOptions, export_model, exporter
-from t2vrt.components import Profile
 
 
 @pytest.fixture()
@@ -32,7 +32,8 @@ def test_profiles_that_serve_nothing(tiny_model, tmp_path, no_export, profile, m
 
 def test_ff_chunking_bounded_by_the_model(tiny_model, tmp_path, no_export):
     profile = Profile(frames=(1, 8, 16), height=(32, 64, 128), width=(32, 64, 128))  # deepest level: 1 x 2 x 2 tokens
-    with pytest.raises(ExportError, match=r"^ff_chunks=100000 \(--ff-chunking\) is more than the 4 tokens .*give at most 4"):
+    with pytest.raises(ExportError,
+                       match=r"^ff_chunks=100000 \(--ff-chunking\) is more than the 4 tokens .*give at most 4"):
         export_model(str(tiny_model), tmp_path / "out", ExportOptions(profile=profile, ff_chunks=100000))
     assert list(tmp_path.iterdir()) == []
 
@@ -42,7 +43,8 @@ def test_not_a_unet3d_model(tiny_model, tmp_path):
     (other / "unet").mkdir(parents=True)
     (other / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     (other / "unet" / "config.json").write_text(json.dumps({"_class_name": "UNet2DConditionModel"}))
-    with pytest.raises(ExportError, match=r"is StableDiffusionPipeline \(unet: UNet2DConditionModel\); t2vrt exports UNet3D"):
+    with pytest.raises(ExportError,
+                       match=r"is StableDiffusionPipeline \(unet: UNet2DConditionModel\); t2vrt exports UNet3D"):
         export_model(str(other), tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -52,7 +54,8 @@ def test_pickle_refused_unless_allowed(tiny_model, tmp_path, no_export):
     shutil.copytree(tiny_model, model)
     for f in (model / "unet").glob("*.safetensors"):
         f.rename(f.with_suffix(".bin"))  # the content does not matter: nothing is loaded before the refusal
-    with pytest.raises(ExportError, match=r"unet has only pickle \(\.bin\) weights, which can run code .*--allow-pickle"):
+    with pytest.raises(ExportError,
+                       match=r"unet has only pickle \(\.bin\) weights, which can run code .*--allow-pickle"):
         export_model(str(model), tmp_path / "out")
     from t2vrt.export.refusals import check_pickle
 

@@ -23,7 +23,8 @@ def test_long_video_refused_after_max_plus_one_frames(tmp_path, monkeypatch):
             yield frame
 
     monkeypatch.setattr(iio, "imiter", counting)
-    with pytest.raises(InputError, match=r"long\.mp4' has more than 16 frames; this engine directory serves at most 16"):
+    with pytest.raises(InputError,
+                       match=r"long\.mp4' has more than 16 frames; this engine directory serves at most 16"):
         read_video(path, max_frames=16)
     assert len(decoded) == 17
     assert read_video(path, max_frames=40).shape == (40, 32, 32, 3)

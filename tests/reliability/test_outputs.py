@@ -11,7 +11,8 @@ from t2vrt.runtime.media.paths import FRAMES_MARK, check_output, write_text_atom
 from t2vrt.runtime.media.video import write_video
 from tests.fs_fixtures import fill, small_fs  # noqa: F401 (a fixture)
 
-NO_SPACE = r"^no space left on device while writing .*; [\d.]+ MB needed, [\d.]+ MB free; the previous file is untouched$"
+NO_SPACE = (r"^no space left on device while writing .*; [\d.]+ MB needed, [\d.]+ MB free; "
+            r"the previous file is untouched$")
 
 
 def frames(f=6, h=32, w=48, seed=0):

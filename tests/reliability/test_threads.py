@@ -30,7 +30,8 @@ def test_runner_opened_once_under_races(tiny_engines, monkeypatch):
 
     opened = []
     real = pipeline_module.open_runner
-    monkeypatch.setattr(pipeline_module, "open_runner", lambda root, m, name, *a: opened.append(name) or real(root, m, name, *a))
+    monkeypatch.setattr(pipeline_module, "open_runner", lambda root, m, name,
+                        *a: opened.append(name) or real(root, m, name, *a))
     pipe = Pipeline.load(tiny_engines)
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda _: pipe.runner("unet"), range(16)))

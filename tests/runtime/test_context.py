@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 from t2vrt.errors import InputError
-from t2vrt.runtime.context import (ContextPlan, blend_weights, check_context, context_plan, free_noise_order,
-                                   unet_calls_per_evaluation, window_schedule, windowed)
+from t2vrt.runtime.context import (
+    ContextPlan,
+    blend_weights,
+    check_context,
+    context_plan,
+    free_noise_order,
+    unet_calls_per_evaluation,
+    window_schedule,
+    windowed,
+)
 
 CASES = [(256, 16, 4), (24, 16, 4), (17, 16, 16), (40, 8, 3), (9, 8, 1), (8, 8, 4), (5, 8, 2), (33, 16, 5)]
 

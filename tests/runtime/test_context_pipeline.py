@@ -82,7 +82,8 @@ def test_free_noise_every_window_starts_from_the_first_windows_noise(pipe, spy):
 
 
 def test_above_the_profile_without_windows_suggests_them(pipe):
-    with pytest.raises(InputError, match=r"num_frames=17 is outside .*\[1, 16\]; .*--context-frames 8 --context-stride 2"):
+    with pytest.raises(InputError,
+                       match=r"num_frames=17 is outside .*\[1, 16\]; .*--context-frames 8 --context-stride 2"):
         pipe(PROMPT, num_frames=17, **SMALL)
     with pytest.raises(InputError, match=r"context_frames=17 is outside this engine directory's range \[1, 16\]"):
         pipe(PROMPT, num_frames=40, context_frames=17, **SMALL)
@@ -101,10 +102,11 @@ def test_256_frames_on_an_engine_for_16(pipe, spy):
 @pytest.mark.slow
 def test_256_frames_on_an_engine_exported_for_8_16_24(tiny_model, tmp_path_factory):
     """The issue's own setting: an engine directory whose UNet takes 8 to 24 frames makes a 256-frame video."""
-    from t2vrt.export import ExportOptions, export_model
     from t2vrt.components import Profile
+    from t2vrt.export import ExportOptions, export_model
 
-    profile = Profile(batch=(1, 1, 1), frames=(8, 16, 24), height=(32, 32, 64), width=(32, 32, 64), decode_chunk=(1, 8, 8))
+    profile = Profile(batch=(1, 1, 1), frames=(8, 16, 24), height=(32, 32, 64), width=(32, 32, 64),
+                      decode_chunk=(1, 8, 8))
     out = export_model(str(tiny_model), tmp_path_factory.mktemp("engines") / "tiny-8-16-24",
                        ExportOptions(profile=profile, validate=False, ort_fusion=False))
     p = Pipeline.load(out)

@@ -47,7 +47,8 @@ def test_output_types_and_return_dict(ours, diffusers_pipe):
     assert (pt - ref_pt).abs().max() < FRAME_TOL
     pil = ours(PROMPT, generator=gen(2), output_type="pil", **kw).frames
     ref_pil = diffusers_pipe(PROMPT, generator=gen(2), output_type="pil", **kw).frames
-    assert len(pil) == len(ref_pil) == 1 and len(pil[0]) == len(ref_pil[0]) == 2 and pil[0][0].size == ref_pil[0][0].size
+    assert len(pil) == len(ref_pil) == 1 and len(pil[0]) == len(ref_pil[0]) == 2
+    assert pil[0][0].size == ref_pil[0][0].size
     assert np.abs(np.asarray(pil[0][1], np.int16) - np.asarray(ref_pil[0][1], np.int16)).max() <= 1
     (latents,) = ours(PROMPT, generator=gen(2), output_type="latent", return_dict=False, **kw)
     (ref_latents,) = diffusers_pipe(PROMPT, generator=gen(2), output_type="latent", return_dict=False, **kw)
@@ -76,8 +77,10 @@ def test_export_to_video_writes_the_same_video(ours, diffusers_pipe, tmp_path):
 def test_callback_steps_and_timesteps(ours, diffusers_pipe):
     kw = dict(height=32, width=32, num_frames=2, num_inference_steps=4, callback_steps=3)
     seen, ref = [], []
-    ours(PROMPT, generator=gen(4), output_type="latent", callback=lambda i, t, x: seen.append((i, int(t), x.copy())), **kw)
-    diffusers_pipe(PROMPT, generator=gen(4), output_type="latent", callback=lambda i, t, x: ref.append((i, int(t), x.clone())), **kw)
+    ours(PROMPT, generator=gen(4), output_type="latent", callback=lambda i, t, x: seen.append((i, int(t), x.copy())),
+         **kw)
+    diffusers_pipe(PROMPT, generator=gen(4), output_type="latent", callback=lambda i, t,
+                   x: ref.append((i, int(t), x.clone())), **kw)
     assert [s[:2] for s in seen] == [r[:2] for r in ref] and [s[0] for s in seen] == [0, 3]
     for s, r in zip(seen, ref):
         assert rel_l2(s[2], r[2].numpy()) < LATENT_TOL
@@ -105,7 +108,8 @@ def test_prompt_embeds_match_diffusers(ours, diffusers_pipe):
     assert rel_l2(a, ref) < LATENT_TOL
     b = ours("a dog", negative_prompt="blurry", generator=gen(5), **kw).latents
     assert rel_l2(b, ref) < LATENT_TOL
-    c = ours(prompt_embeds=pos.numpy(), negative_prompt="blurry", generator=gen(5), **kw).latents  # mixed: encodes the negative
+    # mixed: encodes the negative
+    c = ours(prompt_embeds=pos.numpy(), negative_prompt="blurry", generator=gen(5), **kw).latents
     assert rel_l2(c, ref) < LATENT_TOL
 
 
@@ -122,13 +126,16 @@ def test_a_generator_per_prompt(ours, diffusers_pipe):
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(cross_attention_kwargs={"scale": 0.5}), r"cross_attention_kwargs=\{'scale': 0.5\} is not supported: .*fuse a LoRA"),
+        (dict(cross_attention_kwargs={"scale": 0.5}),
+         r"cross_attention_kwargs=\{'scale': 0.5\} is not supported: .*fuse a LoRA"),
         (dict(clip_skip=-1), r"clip_skip=-1 must be a non-negative integer"),
         (dict(callback_steps=0), r"callback_steps=0 must be a positive integer"),
         (dict(callback_on_step_end=print, callback_on_step_end_tensor_inputs=["noise"]),
-         r"callback_on_step_end_tensor_inputs has \['noise'\]; choose from \['latents', 'prompt_embeds', 'negative_prompt_embeds'\]"),
+         r"callback_on_step_end_tensor_inputs has \['noise'\]; choose from \['latents', 'prompt_embeds', "
+         r"'negative_prompt_embeds'\]"),
         (dict(prompt_embeds=np.zeros((1, 77, 32), np.float32)), r"^give prompt or prompt_embeds, not both$"),
-        (dict(prompt=None, prompt_embeds=np.zeros((1, 7, 32), np.float32)), r"prompt_embeds has shape \(1, 7, 32\); this model takes \[batch, 77, "),
+        (dict(prompt=None, prompt_embeds=np.zeros((1, 7, 32), np.float32)),
+         r"prompt_embeds has shape \(1, 7, 32\); this model takes \[batch, 77, "),
         (dict(prompt=None), r"give a prompt \(a string or a list of strings\) or prompt_embeds"),
         (dict(generator=[gen(0), gen(1)]), r"generator is a list of 2; this draw has batch 1"),
         (dict(seed=1, generator=gen(0)), r"give seed or generator, not both"),
@@ -166,7 +173,8 @@ def test_clip_skip_refused_by_an_older_engine_directory(ours, monkeypatch):
     io = dict(ours.manifest.components["text_encoder"]["io"])
     io["outputs"] = io["outputs"][:1]  # what exports before clip_skip wrote
     monkeypatch.setitem(ours.manifest.components["text_encoder"], "io", io)
-    with pytest.raises(InputError, match=r"^clip_skip needs the text encoder's hidden states, .*re-export it with `t2vrt export"):
+    with pytest.raises(InputError,
+                       match=r"^clip_skip needs the text encoder's hidden states, .*re-export it with `t2vrt export"):
         ours(PROMPT, height=32, width=32, num_frames=2, clip_skip=1)
     with pytest.raises(InputError, match=r"clip_skip=3 is more than the text encoder's 2 layers; choose 0 to 2"):
         monkeypatch.undo()

@@ -19,12 +19,16 @@ def pipe(tiny_engines):
 @pytest.mark.parametrize(
     "kwargs,message",
     [
-        (dict(num_frames=17), r"num_frames=17 is outside this engine directory's range \[1, 16\]; re-export with `t2vrt export MODEL -o \S+ --overwrite --frames 1:8:17`, or denoise it in overlapping windows with context_frames=8, context_stride=2 \(CLI: --context-frames 8 --context-stride 2\)$"),
+        (dict(num_frames=17),
+         r"num_frames=17 is outside this engine directory's range \[1, 16\]; re-export with `t2vrt export MODEL -o \S+ "
+         r"--overwrite --frames 1:8:17`, or denoise it in overlapping windows with context_frames=8, context_stride=2 "
+         r"\(CLI: --context-frames 8 --context-stride 2\)$"),
         (dict(num_frames=0), r"num_frames=0 is outside .*\[1, 16\]"),
         (dict(height=40), r"height=40 is not a multiple of 16"),
         (dict(width=36), r"width=36 is not a multiple of 16"),
         (dict(height=256), r"height=256 is outside this engine directory's range \[32, 128\]"),
-        (dict(decode_chunk_size=0), r"decode_chunk_size=0 is outside this engine directory's range \[1, 8\]; it must be at least 1$"),
+        (dict(decode_chunk_size=0),
+         r"decode_chunk_size=0 is outside this engine directory's range \[1, 8\]; it must be at least 1$"),
         (dict(output_type="uint8"), r"output_type='uint8'; choose one of np, pil, pt, latent \(the result's \.uint8"),
         (dict(num_inference_steps=0), r"num_inference_steps=0 must be in \[1, 1000\]"),
         (dict(scheduler="nope"), r"unknown scheduler 'nope'; available: .*ddim"),
@@ -34,7 +38,8 @@ def pipe(tiny_engines):
 def test_bad_arguments(pipe, kwargs, message, monkeypatch):
     forbid_backends(pipe, monkeypatch)
     args = dict(num_frames=2, height=32, width=32, num_inference_steps=2, progress=False) | kwargs
-    with pytest.raises(InputError, match=message) if "scheduler" not in kwargs else pytest.raises(ValueError, match=message):
+    with pytest.raises(InputError,
+                       match=message) if "scheduler" not in kwargs else pytest.raises(ValueError, match=message):
         pipe("a cat", **args)
 
 
@@ -110,8 +115,11 @@ def test_tensorrt_profile_checked_before_any_engine_runs(tiny_engines, monkeypat
 
     record = {"component": "unet", "precision": "fp16", "path": "engines/unet/x.plan",
               "profile": {"frames": [8, 16, 24], "height": [32, 64, 128], "width": [32, 64, 128], "batch": [1, 1, 2]}}
-    monkeypatch.setattr(tensorrt_records, "find_engines", lambda engines, name, precision=None, root="DIR": ([record] if name == "unet" else [], ""))
+    monkeypatch.setattr(tensorrt_records, "find_engines", lambda engines, name, precision=None,
+                        root="DIR": ([record] if name == "unet" else [], ""))
     pipe = Pipeline.load(tiny_engines, backend="tensorrt")
     monkeypatch.setattr(pipe, "runner", lambda name: pytest.fail("an engine ran before the check"))
-    with pytest.raises(InputError, match=r"frames=4 is outside the unet engine's profile \[8, 24\]; rebuild with `t2vrt build .* --frames 4:16:24"):
+    with pytest.raises(InputError,
+                       match=r"frames=4 is outside the unet engine's profile \[8, 24\]; rebuild with `t2vrt build .* "
+                       r"--frames 4:16:24"):
         pipe("a cat", num_frames=4, height=32, width=32)

@@ -12,10 +12,10 @@ from t2vrt.cli import main
 from t2vrt.components import ModelDims, Profile
 from t2vrt.export.defaults import native_profile
 from t2vrt.export.hub import hub_error, pick_variant, resolve
-
 from tests.helpers import TINY_PROFILE
 
-MODELSCOPE = ModelDims(latent_channels=4, text_hidden=1024, max_length=77, vae_scale=8, unet_downsample=8, sample_size=32)
+MODELSCOPE = ModelDims(latent_channels=4, text_hidden=1024, max_length=77, vae_scale=8, unet_downsample=8,
+                       sample_size=32)
 
 
 @pytest.fixture
@@ -50,8 +50,11 @@ def test_load_says_what_serves_a_diffusers_folder_or_hub_id(tiny_model):
     with pytest.raises(ManifestError, match=r"is a diffusers model folder, not a t2vrt engine directory: use "
                                             r"Pipeline.from_pretrained\(.*, export=True\), or `t2vrt export "):
         Pipeline.load(tiny_model)
-    with pytest.raises(ManifestError, match=r"^'org/model' does not exist here: for a hub id use Pipeline.from_pretrained\('org/model', "
-                                            r"export=True\); for an engine directory, create it with `t2vrt export MODEL -o org/model`$"):
+    with pytest.raises(ManifestError,
+                       match=r"^'org/model' does not exist here: for a hub id use "
+                       r"Pipeline.from_pretrained\('org/model', "
+                                            r"export=True\); for an engine directory, create it with `t2vrt export "
+                                            r"MODEL -o org/model`$"):
         Pipeline.load("org/model")
 
 
@@ -83,7 +86,8 @@ def test_fp16_variant_folders(tiny_model, tmp_path):
 
 def test_unreachable_hub_is_one_plain_line(monkeypatch, capsys, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ExportError, match=r"^cannot fetch 'nobody/no-such-model': HF_HUB_OFFLINE is set and it is not in "
+    with pytest.raises(ExportError,
+                       match=r"^cannot fetch 'nobody/no-such-model': HF_HUB_OFFLINE is set and it is not in "
                                           r"the local hub cache; download it where the hub is reachable"):
         resolve("nobody/no-such-model")
     assert main(["export", "nobody/no-such-model", "-o", str(tmp_path / "out"), "--revision", "v1"]) == 2
@@ -100,4 +104,5 @@ def test_torch_dtype_and_unknown_options(tiny_model, exports, tmp_path):
                                     profile=Profile(**TINY_PROFILE))
     assert pipe.precision == "fp16" and exports[0][1].precisions == ("fp32", "fp16")
     with pytest.raises(InputError, match=r"from_pretrained got unexpected arguments \['controlnet'\]"):
-        Pipeline.from_pretrained(str(tiny_model), export=True, controlnet=None, use_safetensors=True, cache_dir=tmp_path)
+        Pipeline.from_pretrained(str(tiny_model), export=True, controlnet=None, use_safetensors=True,
+                                 cache_dir=tmp_path)

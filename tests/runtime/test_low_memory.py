@@ -137,7 +137,9 @@ def test_chunked_calls_and_padding(tiny_engines, monkeypatch):
 
 @pytest.mark.parametrize("chunk,message", [
     (0, r"^decode_chunk_size=0 is outside this engine directory's range \[1, 8\]; it must be at least 1$"),
-    (9, r"^decode_chunk_size=9 is outside this engine directory's range \[1, 8\]; re-export with `t2vrt export MODEL -o \S+ --overwrite --decode-chunk 1:4:9`$"),
+    (9,
+     r"^decode_chunk_size=9 is outside this engine directory's range \[1, 8\]; re-export with `t2vrt export MODEL -o "
+     r"\S+ --overwrite --decode-chunk 1:4:9`$"),
 ])
 def test_bad_chunk(tiny_engines, chunk, message):
     from t2vrt import InputError
@@ -194,7 +196,8 @@ def test_negative_ff_chunks_is_refused(tiny_model, tmp_path):
     from t2vrt.errors import ExportError
     from t2vrt.export import ExportOptions, export_model
 
-    with pytest.raises(ExportError, match=r"ff_chunks=-2 \(--ff-chunking\) must be >= 0; 0 or 1 keeps the feed-forward whole"):
+    with pytest.raises(ExportError,
+                       match=r"ff_chunks=-2 \(--ff-chunking\) must be >= 0; 0 or 1 keeps the feed-forward whole"):
         export_model(str(tiny_model), tmp_path / "out", ExportOptions(ff_chunks=-2))
     assert not (tmp_path / "out").exists()
 

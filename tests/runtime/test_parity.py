@@ -77,7 +77,8 @@ def test_chunked_decode_equals_whole(ours):
 def test_same_seed_same_video_and_reuse(ours):
     kw = dict(num_frames=2, height=32, width=32, num_inference_steps=2, progress=False)
     runners = dict(ours._runners)
-    a, b = ours(PROMPT, seed=9, **kw), ours(PROMPT, seed=9, num_frames=3, height=32, width=32, num_inference_steps=2, progress=False)
+    a, b = ours(PROMPT, seed=9, **kw), ours(PROMPT, seed=9, num_frames=3, height=32, width=32, num_inference_steps=2,
+                                            progress=False)
     c = ours(PROMPT, seed=9, **kw)
     np.testing.assert_array_equal(a.frames, c.frames)
     assert b.frames.shape[:2] == (1, 3)

@@ -18,6 +18,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+from t2vrt.runtime.schedulers import make_sampler
+from t2vrt.runtime.schedulers.config import SchedulerConfig
+from t2vrt.runtime.schedulers.tables import alphas_cumprod, betas, torch_linspace_f32
 from tests.runtime.scheduler_cases import (
     CASES,
     SEED,
@@ -31,10 +35,6 @@ from tests.runtime.scheduler_cases import (
     start_latents,
     upcast_tables,
 )
-
-from t2vrt.runtime.schedulers import make_sampler
-from t2vrt.runtime.schedulers.config import SchedulerConfig
-from t2vrt.runtime.schedulers.tables import alphas_cumprod, betas, torch_linspace_f32
 
 # diffusers' own deprecation noise (numpy 2 __array__ copy keyword; LMS asks for scale_model_input)
 pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),

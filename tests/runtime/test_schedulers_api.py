@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler
-from tests.runtime.scheduler_cases import CASES, Case, config, model_np, noise_source, run_ours, start_latents
 
 from t2vrt.errors import SchedulerError
 from t2vrt.presets import SCHEDULER_CONFIG
 from t2vrt.runtime.schedulers import SCHEDULERS, default_scheduler, make_sampler
 from t2vrt.runtime.schedulers.config import SWITCHES, SchedulerConfig
+from tests.runtime.scheduler_cases import CASES, Case, config, model_np, noise_source, run_ours, start_latents
 
 # diffusers' own deprecation noise (numpy 2 __array__ copy keyword; LMS asks for scale_model_input)
 pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),

@@ -1,4 +1,3 @@
-import pytest
 from transformers import CLIPTokenizer
 
 from t2vrt.manifest import load_manifest

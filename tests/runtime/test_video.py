@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 
 from t2vrt import InputError
-from t2vrt.runtime.output import Video
 from t2vrt.runtime.media.video import write_video
+from t2vrt.runtime.output import Video
 
 
 def probe(path) -> str:
     """ffmpeg's description of a file's streams (ffprobe is not always installed)."""
-    res = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True, text=True)
+    res = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                         text=True)
     return res.stderr
 
 

@@ -41,7 +41,8 @@ def reference_pipe(tiny_model):
 
 
 def reference(pipe, video, seed, output_type, **kw):
-    out = pipe(PROMPT, video=video, generator=torch.Generator("cpu").manual_seed(seed), output_type=output_type, **kw).frames
+    out = pipe(PROMPT, video=video, generator=torch.Generator("cpu").manual_seed(seed), output_type=output_type,
+               **kw).frames
     return out.numpy() if output_type == "latent" else out
 
 
@@ -85,7 +86,8 @@ def test_input_kinds_agree(ours, tmp_path):
     write_video(frames, tmp_path / "pngs")
     kw = dict(strength=0.6, num_inference_steps=3, seed=2, output_type="latent", progress=False)
     want = ours(PROMPT, frames, **kw).latents
-    for video in ([Image.fromarray(f) for f in frames], frames.astype(np.float32) / 255, tmp_path / "pngs", str(tmp_path / "pngs")):
+    for video in ([Image.fromarray(f) for f in frames], frames.astype(np.float32) / 255, tmp_path / "pngs",
+                  str(tmp_path / "pngs")):
         np.testing.assert_array_equal(ours(PROMPT, video, **kw).latents, want)
 
 
@@ -104,7 +106,8 @@ def test_strength_truncates_the_schedule(ours, monkeypatch, strength, evaluation
     unet = ours.runner("unet")
     real = unet.infer
     monkeypatch.setattr(unet, "infer", lambda feed: timesteps.append(float(feed["timestep"][0])) or real(feed))
-    ours(PROMPT, moving_pattern(2, 32, 32), strength=strength, num_inference_steps=4, seed=0, output_type="latent", progress=False)
+    ours(PROMPT, moving_pattern(2, 32, 32), strength=strength, num_inference_steps=4, seed=0, output_type="latent",
+         progress=False)
     assert timesteps == [751.0, 501.0, 251.0, 1.0][4 - evaluations :]
     assert start_index(4, strength) == 4 - evaluations and start_index(4, strength, order=2) == 2 * (4 - evaluations)
 

@@ -30,14 +30,24 @@ def frames(f=2, h=32, w=32):
         (frames(), dict(strength=0), r"^strength=0 is outside \(0, 1\]; 1 ignores the input video"),
         (frames(), dict(strength=-0.1), r"^strength=-0.1 is outside \(0, 1\]"),
         (frames(), dict(strength=1.5), r"^strength=1.5 is outside \(0, 1\]"),
-        (frames(), dict(strength=0.1), r"strength=0.1 with num_inference_steps=4 leaves no denoising step .*raise strength or"),
+        (frames(), dict(strength=0.1),
+         r"strength=0.1 with num_inference_steps=4 leaves no denoising step .*raise strength or"),
         (frames(), dict(height=40), r"^height=40 is not a multiple of 16 .*; try 32$"),
         (frames(), dict(height=256), r"^height=256 is outside this engine directory's range \[32, 128\]"),
-        (frames(h=36, w=52), {}, r"^the input video is 52x36: its height 36 is not a multiple of 16, as this model needs; pass height \(e.g. 32\) to resize it$"),
-        (frames(h=32, w=52), dict(height=32), r"^the input video is 52x32: its width 52 is not a multiple of 16, .*; pass width \(e.g. 48\)"),
-        (frames(h=32, w=48), dict(height=40), r"^height=40 is not a multiple of 16 .*; try 32$"),  # given: no input hint
-        (frames(17), {}, r"^num_frames=17 is outside this engine directory's range \[1, 16\]; re-export with `t2vrt export MODEL -o \S+ --overwrite --frames 1:8:17`, or denoise it in overlapping windows with context_frames=8, context_stride=2 \(CLI: --context-frames 8 --context-stride 2\)$"),
-        (frames(), dict(decode_chunk_size=9), r"^decode_chunk_size=9 is outside this engine directory's range \[1, 8\]; re-export with `t2vrt export MODEL -o \S+ --overwrite --decode-chunk 1:4:9`$"),
+        (frames(h=36, w=52), {},
+         r"^the input video is 52x36: its height 36 is not a multiple of 16, as this model needs; pass height \(e.g. "
+         r"32\) to resize it$"),
+        (frames(h=32, w=52), dict(height=32),
+         r"^the input video is 52x32: its width 52 is not a multiple of 16, .*; pass width \(e.g. 48\)"),
+        # given: no input hint
+        (frames(h=32, w=48), dict(height=40), r"^height=40 is not a multiple of 16 .*; try 32$"),
+        (frames(17), {},
+         r"^num_frames=17 is outside this engine directory's range \[1, 16\]; re-export with `t2vrt export MODEL -o "
+         r"\S+ --overwrite --frames 1:8:17`, or denoise it in overlapping windows with context_frames=8, "
+         r"context_stride=2 \(CLI: --context-frames 8 --context-stride 2\)$"),
+        (frames(), dict(decode_chunk_size=9),
+         r"^decode_chunk_size=9 is outside this engine directory's range \[1, 8\]; re-export with `t2vrt export MODEL "
+         r"-o \S+ --overwrite --decode-chunk 1:4:9`$"),
         (frames(), dict(output_type="gif"), r"^output_type='gif'; choose one of np, pil, pt, latent$"),
         (frames(), dict(num_inference_steps=0), r"^num_inference_steps=0 must be in \[1, 1000\]"),
         (frames(), dict(eta=-1.0), r"^eta=-1 must be in \[0, 1\]"),
@@ -76,4 +86,5 @@ def test_engine_directory_without_vae_encoder(tiny_engines_without_encoder):
         VideoToVideoPipeline.load(tiny_engines_without_encoder)
     msg = str(e.value)
     assert "has no vae_encoder, which video-to-video needs" in msg and "\n" not in msg
-    assert msg.endswith("re-export it with `t2vrt export MODEL -o DIR --components text_encoder unet vae_decoder vae_encoder`")
+    assert msg.endswith("re-export it with `t2vrt export MODEL -o DIR --components text_encoder unet vae_decoder "
+                        "vae_encoder`")

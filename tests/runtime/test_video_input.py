@@ -1,4 +1,5 @@
-"""Reading input videos and turning frames into VAE encoder input (t2vrt.runtime.media.video.read_video, video_input)."""
+"""Reading input videos and turning frames into VAE encoder input (t2vrt.runtime.media.video.read_video,
+video_input)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 from PIL import Image
 
 from t2vrt import InputError
-from t2vrt.runtime.media.video import read_fps, read_video, write_video
 from t2vrt.runtime.media.frames import load_frames, resize_frames, to_encoder_input
+from t2vrt.runtime.media.video import read_fps, read_video, write_video
 
 
 def frames(f=4, h=32, w=48, k=0.2):
@@ -48,7 +49,8 @@ def test_grey_rgba_and_single_image(tmp_path):
     "make,message",
     [
         (lambda p: p / "missing.mp4", r"input video '.*missing.mp4' does not exist"),
-        (lambda p: (p / "bad.mp4").write_text("not a video") and p / "bad.mp4", r"cannot read '.*bad.mp4' as a video or image \("),
+        (lambda p: (p / "bad.mp4").write_text("not a video") and p / "bad.mp4",
+         r"cannot read '.*bad.mp4' as a video or image \("),
         (lambda p: (p / "empty").mkdir() or p / "empty", r"folder '.*empty' holds no images"),
     ],
 )

@@ -17,7 +17,8 @@ sys.meta_path.insert(0, NoRay())
 
 
 def run_without_ray(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK_RAY + textwrap.dedent(code)], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-c", BLOCK_RAY + textwrap.dedent(code)], capture_output=True, text=True,
+                          timeout=120)
 
 
 def test_runtime_and_serve_import_without_ray():
@@ -35,7 +36,8 @@ def test_runtime_and_serve_import_without_ray():
 
 def test_ray_option_without_the_extra_says_what_to_install(tiny_engines, tmp_path):
     prompts = tmp_path / "p.jsonl"
-    prompts.write_text(json.dumps({"prompt": "a cat", "num_frames": 2, "height": 32, "width": 32, "num_inference_steps": 1}) + "\n")
+    prompts.write_text(json.dumps({"prompt": "a cat", "num_frames": 2, "height": 32, "width": 32,
+                                   "num_inference_steps": 1}) + "\n")
     res = run_without_ray(f"""
         from t2vrt.cli import main
         sys.exit(main(["batch", {str(tiny_engines)!r}, {str(prompts)!r}, "-o", {str(tmp_path / "out")!r}, "--ray"]))

@@ -40,7 +40,8 @@ def test_ray_batch_reports_exhausted_retries_resumes_and_gives_the_local_frames(
     p, out = prompts(tmp_path / "p.jsonl", 3), tmp_path / "ray"
     local = run_local(tiny_engines, plan(tiny_engines, p, tmp_path / "local"), tmp_path / "local")
     # One worker, no retries: the video it was rendering when killed is reported, the others go on.
-    first = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=1, retries=0), on_record=kill_first_worker([]))
+    first = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=1, retries=0),
+                    on_record=kill_first_worker([]))
     statuses = [r["status"] for _, r in sorted(first.records.items())]
     assert statuses.count("failed") <= 1 and statuses[-1] == "invalid" and statuses.count("ok") >= 2
     assert all("worker died" in r["error"] for r in first.records.values() if r["status"] == "failed")
@@ -78,7 +79,8 @@ def test_two_replicas_share_the_job_table(ray_cluster, tiny_engines, tmp_path):
     board = ray_serve.start(tiny_engines, out, port=port, replicas=2, cpus_per_replica=0.5, max_queued=2, grace_s=1)
     base = f"http://127.0.0.1:{port}"
     try:
-        ids = [call(base, "POST", "/v1/videos", {"prompt": f"p{i}", "seed": i, **SERVE_SMALL})[1]["id"] for i in range(3)]
+        ids = [call(base, "POST", "/v1/videos",
+                    {"prompt": f"p{i}", "seed": i, **SERVE_SMALL})[1]["id"] for i in range(3)]
         jobs = [wait_for(base, i, ("done", "failed"), timeout=60) for i in ids]
         assert [j["status"] for j in jobs] == ["done"] * 3
         status, mp4, headers = call(base, "GET", jobs[0]["content"])

@@ -69,14 +69,17 @@ def build_profile(manifest: Manifest, o: BuildOptions) -> Profile:
 def _compute_targets(trt, flavour: str, requested: tuple[str, ...]) -> tuple[str, ...]:
     """Resolve "current" to the visible GPU ("sm89"); tensorrt builds only for the GPU it runs on."""
     here = gpu_compute_capability()
-    targets = tuple(here if t == "current" and here else t.lower().replace(".", "").replace("sm_", "sm") for t in requested)
+    targets = tuple(here if t == "current" and here else t.lower().replace(".", "").replace("sm_", "sm")
+                    for t in requested)
     targets = tuple(t if t.startswith(("sm", "current")) else f"sm{t}" for t in targets)
     if flavour == "tensorrt":
         if here is None:
-            raise EngineError("tensorrt builds on the GPU it targets and none is visible here; use --flavour tensorrt-rtx "
+            raise EngineError("tensorrt builds on the GPU it targets and none is visible here; use --flavour "
+                              "tensorrt-rtx "
                               "with --compute-capability to build without a GPU")
         if set(targets) != {here}:
-            raise EngineError(f"tensorrt builds only for this GPU ({here}); for {', '.join(targets)} use --flavour tensorrt-rtx")
+            raise EngineError(f"tensorrt builds only for this GPU ({here}); for {', '.join(targets)} use --flavour "
+                              "tensorrt-rtx")
         return targets
     known = [n.lower() for n in trt.ComputeCapability.__members__ if n.startswith("SM")]
     if "current" in targets and _torch_without_gpu():
@@ -179,8 +182,10 @@ def _build_failed(component: str, messages, per_bucket: str = "") -> BuilderFail
     elif any("Myelin" in m for m in errors) and per_bucket:
         # fp16 graphs with frames and size both dynamic: "empty runtime-fusion MVMF" on a tiny UNet, bad_alloc on
         # the real one (benchmarks/RESULTS.md); fixed sizes build
-        hint = f"; Myelin fails this way when frames and height/width are both dynamic: build per size bucket with `{per_bucket}`"
-    elif any("Myelin" in m and "bad_alloc" in m for m in errors):  # a garbage-size request, not RAM (benchmarks/RESULTS.md)
+        hint = ("; Myelin fails this way when frames and height/width are both dynamic: build per size bucket with "
+                f"`{per_bucket}`")
+    # a garbage-size request, not RAM (benchmarks/RESULTS.md)
+    elif any("Myelin" in m and "bad_alloc" in m for m in errors):
         hint = ("; TensorRT-RTX's code generator fails this way on the real-size UNet when frames and height/width are "
                 "both dynamic: fix one of them, e.g. --height 512:512:512 --width 512:512:512 or --frames 16:16:16")
     return BuilderFailed(f"TensorRT could not build {component}: {errors[-1] if errors else 'no error message'}{hint}")
@@ -188,6 +193,21 @@ def _build_failed(component: str, messages, per_bucket: str = "") -> BuilderFail
 
 def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, shapes, root: Path, component: str,
                 per_bucket: str = ""):
+    """``_build_serialized``, whose failure's one line ends with a `polygraphy convert` command that reproduces it
+    outside t2vrt: the same ONNX file, profiles and flags (tensorrt/repro.py)."""
+    try:
+        return _build_serialized(trt, flavour, onnx_path, o, targets, shapes, root, component, per_bucket)
+    except EngineError as e:
+        from t2vrt.engines.tensorrt.repro import convert_command
+
+        typed = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+        again = convert_command(onnx_path, shapes, flavour, targets, o.opt_level, typed, o.max_workspace_mb,
+                                out=f"{component.split()[0]}.plan")
+        raise type(e)(f"{e}; reproduce with `{again}`") from None
+
+
+def _build_serialized(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, shapes, root: Path,
+                      component: str, per_bucket: str = ""):
     """Build one serialized plan; returns it and the logger's messages."""
     logger = make_logger(trt)
     builder = trt.Builder(logger)
@@ -319,7 +339,8 @@ def _check_options(options: BuildOptions) -> None:
     if options.max_workspace_mb is not None and options.max_workspace_mb < 1:
         raise InputError(f"--max-workspace {options.max_workspace_mb} MiB must be at least 1")
     if options.sizes and (options.height or options.width):
-        raise InputError("give either --sizes (one profile per size) or --height/--width ranges (one profile), not both")
+        raise InputError("give either --sizes (one profile per size) or --height/--width ranges (one profile), not "
+                         "both")
     if options.plan_per_bucket and (options.height or options.width):
         raise InputError("--plan-per-bucket builds one plan per size bucket (--sizes); it does not apply to "
                          "--height/--width ranges (one profile): drop one of them")

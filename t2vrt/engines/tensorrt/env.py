@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 FLAVOURS = ("auto", "tensorrt", "tensorrt-rtx")
 MODULES = {"tensorrt": "tensorrt", "tensorrt-rtx": "tensorrt_rtx"}
 MIN_TENSORRT = (10, 12)
-INSTALL_HINT = "pip install 't2vrt[tensorrt-rtx]' (RTX GPUs; builds without a GPU) or 't2vrt[tensorrt]' (TensorRT >= 10.12)"
+INSTALL_HINT = ("pip install 't2vrt[tensorrt-rtx]' (RTX GPUs; builds without a GPU) or 't2vrt[tensorrt]' "
+                "(TensorRT >= 10.12)")
 
 
 def try_import(name: str):
@@ -50,7 +51,8 @@ def import_tensorrt(flavour: str = "auto"):
     if trt is None:
         raise EngineError(f"{MODULES[flavour]} is not installed; pip install 't2vrt[{flavour}]'")
     if flavour == "tensorrt" and tuple(int(x) for x in trt.__version__.split(".")[:2]) < MIN_TENSORRT:
-        raise EngineError(f"TensorRT {trt.__version__} is too old; t2vrt needs >= 10.12: pip install -U 't2vrt[tensorrt]'")
+        raise EngineError(f"TensorRT {trt.__version__} is too old; t2vrt needs >= 10.12: pip install -U "
+                          "'t2vrt[tensorrt]'")
     return trt, flavour
 
 

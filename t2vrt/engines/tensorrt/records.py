@@ -17,8 +17,14 @@ def check_profile(record: Mapping, sizes: Mapping[str, int], root: str = "DIR") 
     (``frames``, ``height``, ``width``, ``batch``, ``decode_chunk``); fields the engine does not depend on are
     ignored, so the pipeline can pass the same sizes to every component. A size in no bucket gets the buckets and
     the command that adds one; a frame count or batch outside a bucket's range, the command that widens it."""
-    from t2vrt.engines.buckets import (Size, no_bucket_message, profile_size, record_profiles, record_sizes,
-                                       select_profile)
+    from t2vrt.engines.buckets import (
+        Size,
+        no_bucket_message,
+        profile_size,
+        record_profiles,
+        record_sizes,
+        select_profile,
+    )
 
     profiles = [p["profile"] for p in record_profiles(record)]
     index = select_profile(profiles, sizes)
@@ -77,7 +83,8 @@ def find_engine(engines: Mapping[str, Mapping], component: str, precision: str |
     for record in sorted(records, key=lambda r: r["precision"] != "fp16"):
         trt = env.try_import(env.MODULES[record["flavour"]])
         if trt is None:
-            reasons.append(f"{record['path']} needs {env.MODULES[record['flavour']]}: pip install 't2vrt[{record['flavour']}]'")
+            reasons.append(f"{record['path']} needs {env.MODULES[record['flavour']]}: pip install "
+                           f"'t2vrt[{record['flavour']}]'")
             continue
         try:
             check_target(record, trt, record["flavour"], root)
@@ -96,5 +103,6 @@ def find_engines(engines: Mapping[str, Mapping], component: str, precision: str 
     if record is None:
         return [], why
     same = ("precision", "flavour", "trt_version", "compute_capability")
-    plans = [r for r in engines.values() if r["component"] == component and all(r.get(k) == record.get(k) for k in same)]
+    plans = [r for r in engines.values()
+             if r["component"] == component and all(r.get(k) == record.get(k) for k in same)]
     return plans, ""

@@ -26,7 +26,8 @@ def torch_cuda():
     try:
         import torch
     except ImportError:
-        raise EngineError("the tensorrt backend needs PyTorch with CUDA for its GPU buffers: pip install torch") from None
+        raise EngineError("the tensorrt backend needs PyTorch with CUDA for its GPU buffers: pip install "
+                          "torch") from None
     if not torch.cuda.is_available():
         raise EngineError(f"the tensorrt backend needs a CUDA GPU and torch {torch.__version__} sees none; "
                           "use backend='onnxruntime'")
@@ -67,7 +68,8 @@ class TrtRunner:
     root = "DIR"  # the engine directory, as error messages name it
     profile_index = 0  # the context's optimization profile (one per size bucket)
 
-    def __init__(self, plan: str | Path, spec: ComponentSpec, record: Mapping, cuda_graphs: bool = False, root: str = "DIR"):
+    def __init__(self, plan: str | Path, spec: ComponentSpec, record: Mapping, cuda_graphs: bool = False,
+                 root: str = "DIR"):
         self.torch = torch_cuda()
         trt, flavour = import_tensorrt(record["flavour"])
         check_target(record, trt, flavour, root)

@@ -50,14 +50,17 @@ def check_output(path: str | os.PathLike, fps=None, overwrite: bool = False, suf
         check_fps(fps)
     if p.is_dir():
         if suffix or not is_frame_folder(p):
-            raise OutputError(f"{str(p)!r} is an existing directory that t2vrt did not write; it is never replaced: choose another -o")
+            raise OutputError(f"{str(p)!r} is an existing directory that t2vrt did not write; it is never replaced: "
+                              "choose another -o")
         if not overwrite:
-            raise OutputError(f"{str(p)!r} holds png frames of an earlier run; pass --overwrite to replace them, or choose another -o")
+            raise OutputError(f"{str(p)!r} holds png frames of an earlier run; pass --overwrite to replace them, or "
+                              "choose another -o")
     elif p.exists() or p.is_symlink():
         if not p.is_file():
             raise OutputError(f"{str(p)!r} exists and is not a regular file; choose another -o")
         if not suffix:
-            raise OutputError(f"{str(p)!r} is an existing file; png frames need a new folder (or give a .mp4 or .gif path)")
+            raise OutputError(f"{str(p)!r} is an existing file; png frames need a new folder (or give a .mp4 or .gif "
+                              "path)")
     _check_parent(p)
     return p
 

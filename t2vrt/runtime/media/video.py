@@ -1,4 +1,5 @@
-"""The result of a generation and the files people can play (mp4 H.264 yuv420p, gif, png frames), and reading them back."""
+"""The result of a generation and the files people can play (mp4 H.264 yuv420p, gif, png frames), and reading them
+back."""
 
 from __future__ import annotations
 
@@ -31,10 +32,12 @@ def write_video(frames: np.ndarray, path: str | Path, fps: float = 8, overwrite:
     f, h, w, _ = frames.shape
     if suffix == ".mp4" and (h % 2 or w % 2):
         raise InputError(f"mp4 (yuv420p) needs an even width and height; got {w}x{h}")
-    writers = {".mp4": (_write_mp4, _verify_mp4, frames.nbytes // 8), ".gif": (_write_gif, _verify_gif, frames.nbytes // 3),
+    writers = {".mp4": (_write_mp4, _verify_mp4, frames.nbytes // 8),
+               ".gif": (_write_gif, _verify_gif, frames.nbytes // 3),
                "": (_write_pngs, _verify_pngs, frames.nbytes)}
     write, verify, needed = writers[suffix]
-    return write_atomic(Path(path), lambda tmp: write(frames, tmp, fps), lambda tmp: verify(tmp, f), needed + (64 << 10))
+    return write_atomic(Path(path), lambda tmp: write(frames, tmp, fps), lambda tmp: verify(tmp, f),
+                        needed + (64 << 10))
 
 
 def _write_mp4(frames: np.ndarray, path: Path, fps: float) -> None:
@@ -57,7 +60,8 @@ def _verify_mp4(path: Path, f: int) -> None:
     try:
         n = imageio_ffmpeg.count_frames_and_secs(str(path))[0]
     except Exception as e:  # ffmpeg cannot read it at all
-        raise OutputError(f"the written mp4 does not decode ({str(e).strip().splitlines()[-1][:160] if str(e).strip() else e.__class__.__name__})") from None
+        why = str(e).strip().splitlines()[-1][:160] if str(e).strip() else e.__class__.__name__
+        raise OutputError(f"the written mp4 does not decode ({why})") from None
     if n != f:
         raise OutputError(f"the written mp4 decodes to {n} frames, not {f}")
 
@@ -126,7 +130,8 @@ def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
 def check_frame_count(what, n: int, max_frames: int | None, more: bool = False) -> None:
     if max_frames is not None and n > max_frames:
         raise InputError(
-            f"the input video {str(what)!r} has {'more than ' if more else ''}{n - 1 if more else n} frames; this engine directory "
+            f"the input video {str(what)!r} has {'more than ' if more else ''}{n - 1 if more else n} frames; this "
+            "engine directory "
             f"serves at most {max_frames}: trim it, re-render it in overlapping windows (context_frames, CLI: "
             f"--context-frames), or re-export with a larger --frames MIN:OPT:MAX"
         )

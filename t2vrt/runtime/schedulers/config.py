@@ -57,7 +57,7 @@ class SchedulerConfig:
     disable_corrector: tuple[int, ...] = ()  # UniPC
 
     @classmethod
-    def from_dict(cls, d: dict, defaults: dict | None = None) -> "SchedulerConfig":
+    def from_dict(cls, d: dict, defaults: dict | None = None) -> SchedulerConfig:
         """Read a diffusers scheduler config dict; keys it lacks take ``defaults`` (the target class's)."""
         names = {f.name for f in fields(cls)}
         defaulted = set(d.get("_use_default_values", ()))
