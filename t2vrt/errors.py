@@ -31,3 +31,7 @@ class OutputError(T2VError):
 
 class NumericalError(T2VError, FloatingPointError):
     """A model output or the latents became NaN or infinite (an fp16 overflow is the usual cause)."""
+
+
+class BusyError(T2VError):
+    """Another process is writing the same target now (it holds the target's lock)."""

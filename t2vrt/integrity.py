@@ -46,8 +46,10 @@ def _stat_key(st: os.stat_result) -> list[int]:
 
 
 def _read_stamp(root: Path) -> dict:
+    from t2vrt.jsonio import read_json
+
     try:
-        d = json.loads((root / STAMP).read_text())
+        d = read_json(root / STAMP)
         return d if isinstance(d, dict) else {}
     except (OSError, ValueError):
         return {}  # missing or damaged: every file is hashed again
@@ -76,7 +78,13 @@ def file_problem(root: Path, rel: str, rec: dict, repair: str, stamp: dict, full
     if not full and stamp.get(rel) == key + [rec["sha256"]]:
         return None
     log.info("checking %s (%.1f MB) against its sha256", rel, st.st_size / 1e6)
-    if sha256_file(path) != rec["sha256"]:
+    try:
+        digest = sha256_file(path)
+    except OSError as e:  # unreadable (mode 000): one line, never a traceback
+        from t2vrt.jsonio import cannot_read
+
+        return cannot_read(path, e)
+    if digest != rec["sha256"]:
         stamp.pop(rel, None)
         return f"{path} does not match its sha256 in the manifest (corrupt or changed); {repair}"
     stamp[rel] = key + [rec["sha256"]]
@@ -106,13 +114,17 @@ def require_intact(root: str | Path, m: Manifest, components=None, precisions=No
 
 def read_json_file(root: Path, rel: str, what: str) -> dict:
     """A JSON object from the engine directory, or one ManifestError line naming the file."""
+    from t2vrt.jsonio import JSONError, read_json
+
     path = Path(root) / rel
     try:
-        d = json.loads(path.read_text())
+        d = read_json(path)
     except FileNotFoundError:
         raise ManifestError(f"{what} {path} is missing; {REEXPORT}") from None
-    except (OSError, ValueError) as e:
-        raise ManifestError(f"{what} {path} is not valid JSON ({str(e)[:120]}); {REEXPORT}") from None
+    except JSONError as e:
+        if str(e).startswith("cannot read"):
+            raise ManifestError(str(e)) from None
+        raise ManifestError(f"{what} {e}; {REEXPORT}") from None
     if not isinstance(d, dict):
         raise ManifestError(f"{what} {path} is not a JSON object; {REEXPORT}")
     return d

@@ -113,13 +113,7 @@ def load_manifest(root: str | Path) -> Manifest:
             "re-run `t2vrt export`, which removes it"
         )
     path = root / MANIFEST
-    if not path.is_file():
-        raise ManifestError(f"{str(root)!r} has no {MANIFEST}: it is not a t2vrt engine directory (or its export did "
-                            "not finish)")
-    try:
-        d = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ManifestError(f"{path} is corrupt ({e.__class__.__name__}: {e}); re-export the model") from None
+    d = read_manifest_json(root)
     if not isinstance(d, dict) or d.get("format") != FORMAT:
         raise ManifestError(f"{path} is not a t2vrt manifest (format "
                             f"{d.get('format') if isinstance(d, dict) else None!r})")
@@ -133,6 +127,22 @@ def load_manifest(root: str | Path) -> Manifest:
     return Manifest.from_json(d)
 
 
+def read_manifest_json(root: Path) -> object:
+    """DIR/manifest.json through the capped reader (a regular file, size and depth capped); one ManifestError line."""
+    from t2vrt.jsonio import JSONError, read_json
+
+    path = Path(root) / MANIFEST
+    try:
+        return read_json(path)
+    except FileNotFoundError:
+        raise ManifestError(f"{str(root)!r} has no {MANIFEST}: it is not a t2vrt engine directory (or its export "
+                            "did not finish)") from None
+    except JSONError as e:
+        if str(e).startswith("cannot read"):
+            raise ManifestError(str(e)) from None
+        raise ManifestError(f"{path} is corrupt ({e}); re-export the model") from None
+
+
 def engine_file(root: Path, manifest: Manifest, key: str) -> Path:
     """The plan file of engine ``key``: only ever a path under DIR/engines/ that the manifest records."""
     return confined(root, manifest.engines[key]["path"], f"engine {key}", under="engines")
@@ -140,13 +150,28 @@ def engine_file(root: Path, manifest: Manifest, key: str) -> Path:
 
 def write_json_atomic(path: Path, data: dict) -> None:
     """Write JSON to a temporary file beside ``path`` and rename it into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def save_manifest(root: Path, manifest: Manifest) -> None:
     write_json_atomic(Path(root) / MANIFEST, manifest.to_json())
+
+
+def update_engines(root: Path, manifest: Manifest, component: str) -> None:
+    """Record ``manifest``'s engines of ``component`` by read-modify-write: the manifest on disk is read again and
+    only that component's engine records are replaced, so a build of other components that wrote meanwhile keeps
+    its records (the caller holds the directory's lock: t2vrt.locks). ``manifest`` is updated to the result."""
+    current = load_manifest(root)
+    current.engines = {k: r for k, r in current.engines.items() if r.get("component") != component}
+    current.engines.update({k: r for k, r in manifest.engines.items() if r.get("component") == component})
+    save_manifest(root, current)
+    manifest.engines = dict(current.engines)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:

@@ -6,6 +6,8 @@ directory (no absolute path, no ``..``, no symlink leaving it). Each violation i
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from t2vrt.errors import ManifestError
@@ -102,5 +104,24 @@ def recorded_paths(d: dict) -> list[tuple[str, str, str]]:
 
 
 def check_paths(root: str | Path, d: dict) -> None:
+    """Every recorded path stays inside ``root`` and, where it exists, is a regular file this process can read (a
+    FIFO, socket or device is refused from its ``stat``, never opened: reading one would block or never end)."""
     for rel, what, under in recorded_paths(d):
-        confined(root, rel, what, under)
+        check_file(confined(root, rel, what, under), what)
+
+
+def check_file(path: Path, what: str) -> None:
+    """ManifestError if ``path`` exists but is not a readable regular file; a missing one is the caller's to report."""
+    from t2vrt.jsonio import file_kind
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise ManifestError(f"cannot read {path} ({what}): {(e.strerror or str(e)).lower()}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ManifestError(f"{path} ({what}) is a {file_kind(st.st_mode)}, not a regular file; {REEXPORT}")
+    if not os.access(path, os.R_OK):
+        raise ManifestError(f"cannot read {path} ({what}): permission denied; give this user read access "
+                            f"(`chmod a+r {path}`)")

@@ -33,7 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command: its exit code; a T2VError is one line on stderr and exit code 2 (as argparse's errors)."""
     from t2vrt.cli.console import console
+    from t2vrt.textcheck import utf8_problem
 
+    for i, arg in enumerate(sys.argv[1:] if argv is None else argv, 1):  # before argparse, before anything loads
+        why = utf8_problem(arg)
+        if why:
+            print(f"error: argument {i} ({arg.encode('utf-8', 'backslashreplace').decode()[:60]!r}): {why}; "
+                  "give text that encodes as UTF-8", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     with console(args.verbosity):
         try:

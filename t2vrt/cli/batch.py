@@ -57,10 +57,17 @@ def ray_options(args):
 
 def run(args) -> int:
     from t2vrt.runtime.media.paths import check_fps
-    from t2vrt.serve.batch import plan, run_local, summary
+    from t2vrt.serve.batch import writing
 
     check_fps(args.fps)  # before any line is planned or any model runs
-    lines = plan(args.dir, args.prompts, args.output, request_defaults(args))  # every line checked: no model yet
+    with writing(args.output):  # one writer per folder: a second batch is refused at once
+        return _run(args)
+
+
+def _run(args) -> int:
+    from t2vrt.serve.batch import messages, plan, run_local, summary
+
+    lines = plan(args.dir, args.prompts, args.output, request_defaults(args), overwrite=args.overwrite)  # no model yet
     for item in lines:
         if item.error:
             print(f"{args.prompts}:{item.line}: {item.error} (skipped)", file=sys.stderr)
@@ -73,9 +80,8 @@ def run(args) -> int:
     else:
         results = run_local(args.dir, lines, args.output, **runtime)
     counts = summary(results, lines)
-    for n, r in sorted(results.records.items()):
-        if r["status"] == "failed":
-            print(f"{args.prompts}:{n}: failed: {r['error']}", file=sys.stderr)
+    for n, text in messages(results, lines):
+        print(f"{args.prompts}:{n}: {text}", file=sys.stderr)
     if args.json:
         print(json.dumps({"counts": counts, "results": str(results.path),
                           "seconds": round(time.perf_counter() - t0, 2)}))
@@ -94,6 +100,8 @@ def add_parser(sub) -> None:
     p.add_argument("prompts", help="JSON-lines file, one request per line (# comments and blank lines ignored)")
     p.add_argument("-o", "--output", required=True, help="output folder: the videos and results.jsonl")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--overwrite", action="store_true",
+                   help="render lines whose output exists (made by another request or other arguments) over it")
     add_request_args(p)
     add_ray_args(p, "the batch")
     p.add_argument("--retries", type=int, default=2, help="with --ray: retries of a video whose worker died")

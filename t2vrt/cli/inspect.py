@@ -8,6 +8,8 @@ from pathlib import Path
 
 from t2vrt.cli.console import add_json
 from t2vrt.cli.options import HELP
+from t2vrt.errors import T2VError
+from t2vrt.integrity import read_json_file
 from t2vrt.manifest_checks import graph_records
 
 RANGE_FIELDS = ("batch", "frames", "height", "width", "decode_chunk")
@@ -41,8 +43,8 @@ def summary(root: Path, m) -> dict:
     """What a person asks of an engine directory, as plain values (the --json output and the lines below)."""
     native = m.model.sample_size * m.model.vae_scale
     try:
-        scheduler = json.loads((root / m.scheduler_config).read_text()).get("_class_name", "?")
-    except (OSError, ValueError):
+        scheduler = read_json_file(root, m.scheduler_config, "scheduler config").get("_class_name", "?")
+    except T2VError:
         scheduler = "? (scheduler_config.json unreadable)"
     files = {}
     for name, entry in m.components.items():

@@ -61,7 +61,8 @@ def add_video_args(p: argparse.ArgumentParser, output: str, size: str, fps: floa
 
 NEGATIVE_HELP = "what to steer away from; omitted: the empty prompt, as diffusers"
 BACKEND_HELP = "auto: TensorRT where engines are built for this GPU, else ONNX Runtime (the log says why)"
-PRECISION_HELP = "omitted: fp32 ONNX on onnxruntime, the best built engine (fp16 first) on tensorrt"
+PRECISION_HELP = ("omitted: fp32 on the CPU (diffusers-exact), the best built engine (fp16 first) on tensorrt; "
+                  "bf16: openvino on a CPU with AVX512_BF16 or AMX")
 
 
 def add_run_args(p: argparse.ArgumentParser, guidance: float, steps_help: str = "inference steps") -> None:

@@ -27,10 +27,11 @@ from t2vrt.manifest import Manifest
 # name -> "module:Class", in auto's order of preference (the last one is the fallback that runs everywhere).
 REGISTRY: dict[str, str] = {
     "tensorrt": "t2vrt.engines.tensorrt.backend:TensorRT",
+    "openvino": "t2vrt.engines.openvino_backend:OpenVino",
     "onnxruntime": "t2vrt.engines.onnxruntime_backend:OnnxRuntime",
 }
 AUTO = "auto"
-PRECISIONS = ("fp32", "fp16")  # what --precision offers; a backend refuses what it cannot run when it loads
+PRECISIONS = ("fp32", "fp16", "bf16")  # what --precision offers; a backend refuses what it cannot run when it loads
 
 
 def backend_names(auto: bool = True) -> tuple[str, ...]:
@@ -62,10 +63,11 @@ class LoadOptions:
     renderers and the benchmarks.
 
     - ``backend``: "auto" or a name of ``backend_names()``.
-    - ``precision``: "fp32" or "fp16"; None: the backend's default (fp32 ONNX on the CPU, the built engines'
-      precision on TensorRT).
+    - ``precision``: "fp32", "fp16" (GPUs) or "bf16" (openvino, on a CPU with bf16); None: the backend's default
+      (fp32 ONNX on the CPU, the built engines' precision on TensorRT).
     - ``providers``: ONNX Runtime execution providers in order (onnxruntime only); None: CUDA where available.
-    - ``threads``: ONNX Runtime intra-op threads per session; None: its own choice.
+    - ``threads``: intra-op threads per session (ONNX Runtime) or per compiled model (OpenVINO); None: its own
+      choice.
     - ``low_memory``: only the component in use is resident (slower, lower peak).
     """
 
@@ -120,8 +122,9 @@ class Backend:
     name = "?"
     shares_runners = False  # True: one runner may serve concurrent calls (else the pipeline serializes calls)
 
-    def unusable(self, manifest: Manifest | None) -> str:
-        """Why this backend cannot run ``manifest``'s directory here ("" when it can): ``auto`` skips it then."""
+    def unusable(self, manifest: Manifest | None, options: LoadOptions | None = None) -> str:
+        """Why this backend cannot run ``manifest``'s directory here with ``options`` (e.g. their precision) ("" when
+        it can): ``auto`` skips it then."""
         return ""
 
     def explain(self, options: LoadOptions) -> str:

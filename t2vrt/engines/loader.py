@@ -23,7 +23,7 @@ def resolve(backend: str | Backend, manifest: Manifest | None, options: LoadOpti
         return get_backend(backend)
     skipped = []
     for candidate in auto_order():
-        why = candidate.unusable(manifest)
+        why = candidate.unusable(manifest, options)
         if not why:
             passed = "; ".join(f"{name} not used: {reason}" for name, reason in skipped)
             log.info("backend: %s%s", candidate.explain(options or LoadOptions()), f" ({passed})" if passed else "")

@@ -69,6 +69,9 @@ class OnnxRuntime(Backend):
         return f"onnxruntime on CPU; CUDA not used: {no_cuda}" if no_cuda else "onnxruntime on CUDA"
 
     def check_options(self, options: LoadOptions) -> None:
+        if options.precision == "bf16":
+            raise EngineError("ONNX Runtime has no bf16 kernels for these operators on x86: bf16 runs on the openvino "
+                              "backend (--backend openvino, pip install 't2vrt[openvino]'); or use --precision fp32")
         check_providers(options.providers)
 
     def open(self, root: Path, manifest: Manifest, name: str, options: LoadOptions,

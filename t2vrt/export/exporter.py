@@ -13,8 +13,9 @@ from t2vrt.components import COMPONENTS, TEXT_TO_VIDEO, ModelDims, Profile, comp
 from t2vrt.errors import ExportError
 from t2vrt.export import ort_fusion, refusals
 from t2vrt.export.defaults import native_profile
-from t2vrt.export.workdir import Writing, check_space, disk_errors, replace_dir, temp_dir
+from t2vrt.export.workdir import NotPlaced, Writing, check_space, disk_errors, identity, place, temp_dir
 from t2vrt.host import library_versions, peak_rss_bytes, release_memory
+from t2vrt.locks import dir_lock_path, exclusive
 from t2vrt.manifest import MANIFEST, Manifest, save_manifest, sha256_file
 
 log = logging.getLogger(__name__)
@@ -104,11 +105,22 @@ def export_model(model: str, out: str | Path, options: ExportOptions = ExportOpt
     Components are exported one at a time, each loaded, traced, freed, then checked in ONNX Runtime, so peak
     memory is that of the largest component, not of the whole model.
     """
-    from t2vrt.export.load import load_model
-
     out = Path(out).resolve()
     _check_options(options)
-    _check_target(out, options.overwrite)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ExportError(f"cannot create the folder {out.parent} for -o: {e.strerror or e}; "
+                          "choose another -o") from None
+    with exclusive(dir_lock_path(out), f"engine directory {out}", {"kind": "export"}):  # a second writer: refused
+        expected = identity(out)  # what --overwrite may replace at the end: this directory, unchanged
+        _check_target(out, options.overwrite)
+        return _export_into(model, out, options, expected)
+
+
+def _export_into(model: str, out: Path, options: ExportOptions, expected: tuple | None) -> Path:
+    from t2vrt.export.load import load_model
+
     refusals.check_ff_chunks(options.ff_chunks)  # its type and sign, before any file is read
     loaded = load_model(model, revision=options.revision, variant=options.variant)
     profile = native_profile(loaded.dims, options.profile)
@@ -116,7 +128,6 @@ def export_model(model: str, out: str | Path, options: ExportOptions = ExportOpt
     refusals.check_ff_chunks(options.ff_chunks, profile, loaded.dims)
     refusals.check_pickle(loaded.root, options.allow_pickle)
     needed = estimate_bytes(loaded, options)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_dir(out)
     try:
         check_space(out.parent, needed, f"the export of {', '.join(options.components)}")
@@ -130,7 +141,9 @@ def export_model(model: str, out: str | Path, options: ExportOptions = ExportOpt
             )
             writing.what = MANIFEST
             save_manifest(tmp, manifest)  # written last: a directory without it never loads
-            replace_dir(tmp, out)
+        place(tmp, out, expected)  # never over a directory this export did not check at its start
+    except NotPlaced:
+        raise  # the finished export stays at its partial path, as the message says
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -80,7 +79,7 @@ def load_model(model: str, dtype: str = "float32", revision: str | None = None,
     vae = _diffusers_config(AutoencoderKL, root / "vae")
     text = CLIPTextConfig.from_pretrained(root / "text_encoder")
     tok = CLIPTokenizer.from_pretrained(root / "tokenizer")
-    sched = json.loads((root / "scheduler" / "scheduler_config.json").read_text())
+    sched = _scheduler_config(root / "scheduler" / "scheduler_config.json")
     dims = ModelDims(
         latent_channels=unet["in_channels"],
         text_hidden=text.hidden_size,
@@ -109,3 +108,16 @@ def save_tokenizer(tokenizer, out: Path) -> dict:
         "bos_id": int(tokenizer.bos_token_id),
         "eos_id": int(tokenizer.eos_token_id),
     }
+
+
+def _scheduler_config(path: Path) -> dict:
+    """The model's scheduler config through the capped JSON reader; one ExportError line if it cannot be read."""
+    from t2vrt.jsonio import JSONError, read_json
+
+    try:
+        d = read_json(path)
+    except (OSError, JSONError) as e:
+        raise ExportError(f"scheduler config {path}: {e}; the model folder is damaged (download it again)") from None
+    if not isinstance(d, dict):
+        raise ExportError(f"scheduler config {path} is not a JSON object; the model folder is damaged")
+    return d

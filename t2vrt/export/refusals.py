@@ -3,7 +3,6 @@ model's tokens, folders that are not UNet3D text-to-video models, and pickle che
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from t2vrt.components import FLAGS, ModelDims, Profile, check_range_order
@@ -50,8 +49,10 @@ def check_ff_chunks(slices: int, p: Profile | None = None, m: ModelDims | None =
 
 
 def _class_name(path: Path) -> str | None:
+    from t2vrt.jsonio import read_json
+
     try:
-        return json.loads(path.read_text()).get("_class_name")
+        return read_json(path).get("_class_name")
     except (OSError, ValueError, AttributeError):
         return None
 

@@ -76,12 +76,15 @@ def check_real(name: str, value: Any, lo: float | None = None, hi: float | None 
 
 
 def check_prompts(name: str, value: Any, none_ok: bool = False) -> None:
+    from t2vrt.textcheck import check_utf8
+
     if value is None and none_ok:
         return
     if isinstance(value, str):
-        return
+        return check_utf8(name, value)
     if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
         raise InputError(f"{name} must be a string or a list of strings; got {type(value).__name__}")
+    check_utf8(name, value)
 
 
 def check_finite_array(name: str, value: Any, hint: str = "give finite starting latents (or omit them)") -> None:

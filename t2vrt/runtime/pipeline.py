@@ -26,7 +26,7 @@ from t2vrt.runtime.locking import new_locks, serialized
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.output import Video
 from t2vrt.runtime.plan import CallPlan, planned_call
-from t2vrt.runtime.pretrained import cached_engine_dir, explain_not_engine_dir, export_options
+from t2vrt.runtime.pretrained import cached_engine_dir, dtype_precision, explain_not_engine_dir, export_options
 from t2vrt.runtime.prompts import Prompts, check_clip_skip, embeddings, read_prompts
 from t2vrt.runtime.schedulers import make_sampler
 from t2vrt.runtime.stages import StageObserver
@@ -102,8 +102,8 @@ class Pipeline:
         LoadOptions; the keyword arguments backend, precision, providers, low_memory and threads replace its values."""
         load = LoadOptions.of(options, backend=backend, precision=precision, providers=providers,
                               low_memory=low_memory, threads=threads)
-        if (Path(model).expanduser() / MANIFEST).is_file():
-            return cls.load(model, load)
+        if (Path(model).expanduser() / MANIFEST).is_file():  # torch_dtype picks the precision, as in diffusers
+            return cls.load(model, load, precision=dtype_precision(torch_dtype, load.precision))
         export_options_, run_precision = export_options(cls.COMPONENTS, revision, variant, profile, load.precision,
                                                         torch_dtype, export_kw)
         out = cached_engine_dir(str(model), export_options_, cache_dir, export)

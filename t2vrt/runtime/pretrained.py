@@ -101,18 +101,29 @@ def explain_not_engine_dir(path: str | Path) -> None:
                             f"export=True); for an engine directory, create it with `t2vrt export MODEL -o {path}`")
 
 
+def dtype_precision(torch_dtype: Any, precision: str | None) -> str | None:
+    """The precision a diffusers ``torch_dtype`` asks for (``precision``, when given, wins): float16 -> fp16,
+    bfloat16 -> bf16 (the openvino backend), float32 -> None (fp32)."""
+    from t2vrt.errors import InputError
+
+    if torch_dtype is None:
+        return precision
+    name = str(torch_dtype).removeprefix("torch.")
+    if name not in ("float16", "bfloat16", "float32"):
+        raise InputError(f"torch_dtype={torch_dtype}; choose torch.float16, torch.bfloat16 or torch.float32 "
+                         "(or precision='fp16' / 'bf16')")
+    return precision or {"float16": "fp16", "bfloat16": "bf16"}.get(name)
+
+
 def export_options(components: tuple[str, ...], revision: str | None, variant: str | None, profile: Any,
                    precision: str | None, torch_dtype: Any, extra: dict) -> tuple[Any, str | None]:
     """ExportOptions for from_pretrained, and the precision to run: ``torch_dtype=torch.float16`` (a diffusers
-    habit) or ``precision="fp16"`` export the fp16 graph beside the fp32 one and run it."""
+    habit) or ``precision="fp16"`` export the fp16 graph beside the fp32 one and run it; ``torch.bfloat16`` (or
+    ``precision="bf16"``) runs the fp32 graph in bf16 on the openvino backend."""
     from t2vrt.errors import InputError
     from t2vrt.export import ExportOptions
 
-    if torch_dtype is not None:
-        name = str(torch_dtype).removeprefix("torch.")
-        if name not in ("float16", "float32"):
-            raise InputError(f"torch_dtype={torch_dtype}; choose torch.float16 or torch.float32 (or precision='fp16')")
-        precision = precision or ("fp16" if name == "float16" else None)
+    precision = dtype_precision(torch_dtype, precision)
     precisions = ("fp32", "fp16") if precision == "fp16" else ("fp32",)
     # a diffusers habit: t2vrt reads safetensors first
     extra = {k: v for k, v in extra.items() if k != "use_safetensors"}

@@ -19,7 +19,8 @@ from typing import Callable
 import numpy as np
 
 from t2vrt.errors import InputError
-from t2vrt.serve.batch import Line, Renderer, Results, line_records
+from t2vrt.jsonio import loads
+from t2vrt.serve.batch import Line, Renderer, Results, line_records, to_render
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class RenderActor:
         self.render = Renderer(engine_dir, outdir, fps, options, precision)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        records = [json.dumps(self.render(json.loads(str(task)))) for task in batch["task"]]
+        records = [json.dumps(self.render(loads(str(task), "a task"))) for task in batch["task"]]
         return {"record": np.array(records, dtype=object)}
 
 
@@ -78,9 +79,8 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
     from tqdm.auto import tqdm
 
     results = Results(Path(outdir))
-    for record in line_records(lines):
-        results.add(record)
-    todo = {item.line: item for item in lines if item.error is None and item.skip is None}
+    line_records(lines, results)
+    todo = {item.key: item for item in to_render(lines)}
     if not todo:
         results.compact()
         return results
@@ -107,8 +107,8 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
             # the next video is done.
             for batch in ds.iter_batches(batch_size=None, prefetch_batches=0, batch_format="numpy"):
                 for text in batch["record"]:
-                    record = json.loads(str(text))
-                    todo.pop(record["line"], None)
+                    record = loads(str(text), "a record")
+                    todo.pop(record["key"], None)
                     results.add(record)
                     bar.update()
                     if on_record:
@@ -118,8 +118,8 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
     why = error or (f"its worker died while rendering it, {opts.retries + 1} time(s) (--retries {opts.retries}); "
                     "run the batch again to retry it")
     for item in todo.values():
-        results.add({"line": item.line, "status": "failed", "prompt": item.request.prompt, "output": item.output,
-                     "seed": item.request.seed, "error": why})
+        results.add({"key": item.key, "prompts": item.prompts, "line": item.line, "status": "failed",
+                     "prompt": item.request.prompt, "output": item.output, "seed": item.request.seed, "error": why})
     results.compact()
     return results
 

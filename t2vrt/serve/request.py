@@ -9,10 +9,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from types import SimpleNamespace
 
-from t2vrt.errors import InputError
+from t2vrt.errors import InputError, SchedulerError
 from t2vrt.manifest import Manifest
 from t2vrt.runtime.checks import check_positive, check_request
 from t2vrt.runtime.media.video import check_output_path
+from t2vrt.textcheck import check_utf8
 
 INTS = ("seed", "num_frames", "num_inference_steps")
 OPTIONAL_INTS = ("height", "width")
@@ -28,7 +29,7 @@ class VideoRequest:
     num_frames: int = 16
     height: int | None = None
     width: int | None = None
-    num_inference_steps: int = 25
+    num_inference_steps: int = 50  # generate's (and diffusers') default
     guidance_scale: float = 9.0
     scheduler: str | None = None
     output: str | None = None
@@ -72,6 +73,8 @@ def _check_type(key: str, v: object) -> None:
         raise InputError(f"guidance_scale={v!r} must be a finite number")
     if key in ("prompt",) and not isinstance(v, str):
         raise InputError(f"{key}={v!r} must be a string")
+    if isinstance(v, str):
+        check_utf8(key, v)  # a lone surrogate ("\ud800" in JSON): one line now, not a TypeError after loading
     if key in ("negative_prompt", "scheduler", "output") and not (v is None or isinstance(v, str)):
         raise InputError(f"{key}={v!r} must be a string or null")
 
@@ -94,6 +97,13 @@ def check_video_request(m: Manifest, req: VideoRequest, root: str = "DIR",
         raise InputError(f"scheduler={req.scheduler!r} is unknown; choose one of {', '.join(sorted(SCHEDULERS))}")
     if not -(2**63) <= req.seed < 2**64:
         raise InputError(f"seed={req.seed} must be in [-2**63, 2**64) (torch.Generator's seed range)")
+    if scheduler_config is not None:  # the sampler's own step limits (e.g. 'leading' spacing at 1000 steps)
+        from t2vrt.runtime.schedulers import make_sampler
+
+        try:
+            make_sampler(req.scheduler, scheduler_config, req.num_inference_steps)
+        except SchedulerError as e:
+            raise InputError(str(e)) from None
 
 
 def output_inside(outdir: Path, name: str) -> Path:
@@ -101,6 +111,10 @@ def output_inside(outdir: Path, name: str) -> Path:
     p = Path(name)
     if p.is_absolute() or ".." in p.parts or not p.parts:
         raise InputError(f"output={name!r} must be a relative path inside the output folder (no '..', not absolute)")
+    base, target = outdir.resolve(), (outdir / p).resolve()  # symlinks followed: a link may not lead out
+    if base not in target.parents:
+        raise InputError(f"output={name!r} leads outside the output folder through a symlink (to {target}); give a "
+                         "path inside it")
     # suffix, not a folder t2vrt did not write, a writable parent; an earlier run's frames: plan's _already_done decides
     check_output_path(outdir / p, overwrite=True)
     return outdir / p

@@ -12,11 +12,12 @@ from t2vrt.errors import EngineError, InputError
 
 
 def test_one_registry_feeds_names_and_auto():
-    assert backend_names() == ("auto", "onnxruntime", "tensorrt")
+    assert backend_names() == ("auto", "onnxruntime", "openvino", "tensorrt")
     assert backend_names(auto=False) == tuple(sorted(REGISTRY))
     assert [b.name for b in auto_order()] == list(REGISTRY)  # the registry's order is auto's
     assert get_backend("onnxruntime") is get_backend("onnxruntime")  # one object per backend
-    with pytest.raises(EngineError, match=r"^unknown backend 'ov'; choose one of auto, onnxruntime, tensorrt$"):
+    with pytest.raises(EngineError,
+                       match=r"^unknown backend 'ov'; choose one of auto, onnxruntime, openvino, tensorrt$"):
         get_backend("ov")
 
 
@@ -37,17 +38,18 @@ def test_a_registered_backend_joins_auto_and_the_names(monkeypatch, caplog):
     class Never(Backend):
         name = "never"
 
-        def unusable(self, manifest):
+        def unusable(self, manifest, options=None):
             return "not on this machine"
 
     monkeypatch.setattr(backends, "REGISTRY", {"never": "x:Never", **REGISTRY})
     monkeypatch.setitem(backends._INSTANCES, "never", Never())
-    monkeypatch.setattr(get_backend("tensorrt"), "unusable", lambda m: "no engines")
+    monkeypatch.setattr(get_backend("tensorrt"), "unusable", lambda m, o=None: "no engines")
+    monkeypatch.setattr(get_backend("openvino"), "unusable", lambda m, o=None: "not faster here")
     assert "never" in backend_names() and LoadOptions(backend="never").backend == "never"
     with caplog.at_level(logging.INFO, logger="t2vrt.engines.loader"):
         assert loader.resolve("auto", None).name == "onnxruntime"
-    assert caplog.records[-1].getMessage().endswith("(never not used: not on this machine; tensorrt not used: no "
-                                                    "engines)")
+    assert caplog.records[-1].getMessage().endswith(
+        "(never not used: not on this machine; tensorrt not used: no engines; openvino not used: not faster here)")
 
 
 def test_load_options_are_checked_and_merged():

@@ -108,11 +108,15 @@ def test_missing_onnxruntime_gpu_or_cuda_are_one_line(monkeypatch):
 
 @pytest.mark.parametrize("trt_ok, cuda_why, expected", [
     (True, "", "backend: tensorrt (engines built for this GPU)"),
-    (False, "", "backend: onnxruntime on CUDA (tensorrt not used: no engines)"),
-    (False, "no GPU", "backend: onnxruntime on CPU; CUDA not used: no GPU (tensorrt not used: no engines)"),
+    (False, "", "backend: onnxruntime on CUDA (tensorrt not used: no engines; openvino not used: slower)"),
+    (False, "no GPU", "backend: onnxruntime on CPU; CUDA not used: no GPU (tensorrt not used: no engines; "
+                      "openvino not used: slower)"),
 ])
 def test_auto_order_says_which_and_why(monkeypatch, caplog, trt_ok, cuda_why, expected):
-    monkeypatch.setattr(TensorRT, "unusable", lambda self, m: "" if trt_ok else "no engines")
+    from t2vrt.engines.openvino_backend import OpenVino
+
+    monkeypatch.setattr(TensorRT, "unusable", lambda self, m, o=None: "" if trt_ok else "no engines")
+    monkeypatch.setattr(OpenVino, "unusable", lambda self, m, o=None: "slower")
     monkeypatch.setattr(onnxruntime_cuda, "ort_cuda_unusable", lambda: cuda_why)
     with caplog.at_level(logging.INFO, logger="t2vrt.engines.loader"):
         backend = loader.resolve_backend("auto", None)

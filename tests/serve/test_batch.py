@@ -46,6 +46,10 @@ def test_bad_lines_are_reported_before_any_model_loads(tiny_engines, prompts, tm
     assert {r["status"] for r in res.records.values()} == {"invalid"}
 
 
+def by_line(records: dict) -> dict:
+    return {r["line"]: r for r in records.values()}
+
+
 def test_batch_writes_results_resumes_and_matches_generate(tiny_engines, prompts, tmp_path):
     from t2vrt.cli import main
 
@@ -53,7 +57,7 @@ def test_batch_writes_results_resumes_and_matches_generate(tiny_engines, prompts
     lines = plan(tiny_engines, prompts, out)
     results = run_local(tiny_engines, lines, out)
     assert summary(results, lines) == {"ok": 2, "invalid": 5}
-    records = load_results(out)
+    records = by_line(load_results(out))
     first = records[1]
     assert first["status"] == "ok" and first["seed"] == 1 and first["output"] == "00001-a-red-cube.mp4"
     assert set(first["seconds"]) == {"encode_prompt", "denoise", "decode", "write", "total"}
@@ -68,7 +72,8 @@ def test_batch_writes_results_resumes_and_matches_generate(tiny_engines, prompts
     again = plan(tiny_engines, prompts, out)
     assert [i.line for i in again if i.skip] == [1, 3]
     results = run_local(tiny_engines, again, out)
-    assert results.records[1]["status"] == "skipped" and (out / first["output"]).stat().st_mtime_ns == mtime
+    assert summary(results, again) == {"skipped": 2, "invalid": 5}
+    assert by_line(results.records)[1] == first and (out / first["output"]).stat().st_mtime_ns == mtime
 
 
 def test_existing_file_not_made_by_the_batch_is_not_overwritten(tiny_engines, tmp_path):
@@ -77,4 +82,6 @@ def test_existing_file_not_made_by_the_batch_is_not_overwritten(tiny_engines, tm
     (out / "mine.mp4").write_bytes(b"keep me")
     p = write_prompts(tmp_path / "p.jsonl", [{"prompt": "x", **SMALL, "output": "mine.mp4"}])
     (item,) = plan(tiny_engines, p, out)
-    assert "already exists" in item.error and (out / "mine.mp4").read_bytes() == b"keep me"
+    assert item.error is None and "already exists" in item.exists and "--overwrite" in item.exists
+    assert run_local(tiny_engines, [item], out).outcome[item.key] == "exists"
+    assert (out / "mine.mp4").read_bytes() == b"keep me"

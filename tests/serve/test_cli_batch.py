@@ -20,3 +20,5 @@ def test_batch_command(tiny_engines, tmp_path, capsys):
     prompts.write_text(json.dumps({"prompt": "a cat", **small}) + "\n")
     assert main(["batch", str(tiny_engines), str(prompts), "-o", str(out), "--steps", "2", "--seed", "5"]) == 0
     assert "1 skipped" in capsys.readouterr().out
+    records = [json.loads(t) for t in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["status"]) for r in records] == [(1, "ok"), (2, "invalid")]  # the rewritten file: kept

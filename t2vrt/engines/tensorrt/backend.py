@@ -39,7 +39,7 @@ class TensorRT(Backend):
     name = "tensorrt"
     shares_runners = False
 
-    def unusable(self, manifest: Manifest | None) -> str:
+    def unusable(self, manifest: Manifest | None, options: LoadOptions | None = None) -> str:
         return tensorrt_unusable(manifest)
 
     def explain(self, options: LoadOptions) -> str:

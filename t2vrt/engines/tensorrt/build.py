@@ -27,7 +27,7 @@ from t2vrt.components import PROFILE_FIELDS, TEXT_TO_VIDEO, Profile, Range, chec
 from t2vrt.engines.buckets import Size, bucket_profiles, check_sizes, default_sizes
 from t2vrt.engines.tensorrt.env import gpu_compute_capability, import_tensorrt, make_logger
 from t2vrt.errors import EngineError, InputError
-from t2vrt.manifest import Manifest, engine_file, load_manifest, save_manifest, sha256_file
+from t2vrt.manifest import Manifest, engine_file, load_manifest, sha256_file, update_engines
 
 log = logging.getLogger(__name__)
 KEY_VERSION = 1  # bump when the build code changes what a plan holds
@@ -363,10 +363,22 @@ def build_engines(engine_dir: str | Path, options: BuildOptions = BuildOptions()
     """Build every requested component's engine; returns {component: {key, path, cached, seconds, messages}}, or
     for one plan per size bucket {component: {plans: [{key, path, size, ...}, ...], cached, seconds, messages,
     plan_per_bucket}}."""
-    from tqdm.auto import tqdm
+    from t2vrt.locks import dir_lock_path, exclusive
 
     root = Path(engine_dir)
-    manifest = load_manifest(root)
+    load_manifest(root)  # an engine directory, before any lock is taken beside it
+    mine = list(options.components)
+    def others(holder: dict) -> bool:  # a build of other components: wait for it
+        return holder.get("kind") == "build" and not set(holder.get("components", mine)) & set(mine)
+
+    with exclusive(dir_lock_path(root), f"engine directory {root}", {"kind": "build", "components": mine}, wait=others):
+        return _build_locked(root, options)  # a build of other components waits; of the same ones, refused
+
+
+def _build_locked(root: Path, options: BuildOptions) -> dict:
+    from tqdm.auto import tqdm
+
+    manifest = load_manifest(root)  # read under the lock: what the build before us recorded
     _check_options(options)
     missing = [c for c in options.components if c not in manifest.components]
     if missing:
@@ -378,5 +390,5 @@ def build_engines(engine_dir: str | Path, options: BuildOptions = BuildOptions()
     for component in tqdm(options.components, desc=f"build ({flavour} {trt.__version__})", unit="engine"):
         results[component] = build_component(root, manifest, component, options, trt, flavour, targets, profiles,
                                              per_bucket)
-        save_manifest(root, manifest)  # after each engine: an interrupted build keeps what it finished
+        update_engines(root, manifest, component)  # after each engine: an interrupted build keeps what it finished
     return results

@@ -7,6 +7,7 @@ this tool wrote (it holds ``FRAMES_MARK``). On any failure the previous file is 
 
 from __future__ import annotations
 
+import errno
 import math
 import numbers
 import os
@@ -74,6 +75,20 @@ def _check_parent(p: Path) -> None:
         raise OutputError(f"cannot write {str(p)!r}: {str(anc)!r} is a file, not a folder")
     if not os.access(anc, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {str(p)!r}: no write permission in {str(anc)!r}")
+    probe = anc / f".t2vrt-probe-{os.getpid()}-{threading.get_ident()}"
+    try:  # what the filesystem says, not what the mode bits say (root, a read-only mount, sysfs)
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as e:
+        raise OutputError(f"cannot write {str(p)!r}: {cannot_create(e, anc)}; choose another -o") from None
+
+
+def cannot_create(e: OSError, folder: Path) -> str:
+    """The real cause of a file that cannot be created in ``folder``: permission, read-only filesystem, full disk."""
+    if is_disk_full(e):
+        return f"no space left on device in {str(folder)!r}"
+    why = {errno.EACCES: "permission denied", errno.EPERM: "permission denied", errno.EROFS: "read-only filesystem"}
+    return f"cannot create files in {str(folder)!r} ({why.get(e.errno, (e.strerror or str(e)).lower())})"
 
 
 def _fsync(path: Path) -> None:
@@ -114,8 +129,12 @@ def write_atomic(path: Path, write: Callable[[Path], None], verify: Callable[[Pa
         sync_tree(tmp)
         verify(tmp)
     except Exception as e:
-        full = is_disk_full(e) or free_bytes(path.parent) < max(needed, 1 << 20)
+        other = isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+        full = is_disk_full(e) or not other and free_bytes(path.parent) < max(needed, 1 << 20)
         _remove(tmp)
+        if other:
+            raise OutputError(f"cannot write {str(path)!r}: {cannot_create(e, path.parent)}; the previous file is "
+                              "untouched") from None
         if full:
             raise OutputError(no_space(path, needed, path.parent) + "; the previous file is untouched") from None
         cause = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:200]
@@ -150,3 +169,36 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
             raise OutputError(f"{str(path)!r}: short write")
 
     return write_atomic(Path(path), write, verify, len(data))
+
+
+_LEFTOVER = re.compile(r"^\..+\.partial-(\d+)(-\d+)?(\.[A-Za-z0-9]+)?$|^\.t2vrt-probe-(\d+)-\d+$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_partials(folder: str | os.PathLike) -> list[Path]:
+    """Remove what killed writers left in ``folder`` and below (symlinks not followed): ``.NAME.partial-PID[-TID].EXT``
+    files (videos, results, manifests) and png-frame folders whose process is gone. Returns what it removed. Call it
+    once when a run starts in an output folder (``t2vrt batch`` does; the service does at start-up)."""
+    removed = []
+    for top, dirs, files in os.walk(folder):
+        for name in [*files, *dirs]:
+            m = _LEFTOVER.match(name)
+            pid = m and int(m.group(1) or m.group(4))
+            if not m or pid == os.getpid() or _pid_alive(pid):
+                continue
+            p = Path(top) / name
+            if (p / "manifest.json").exists():  # a complete export refused its placement: t2vrt.export.workdir's
+                continue
+            _remove(p)
+            removed.append(p)
+        dirs[:] = [d for d in dirs if not _LEFTOVER.match(d)]
+    return removed

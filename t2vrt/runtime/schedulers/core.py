@@ -99,7 +99,32 @@ class Spec:
             require_choice(self.name, key, getattr(cfg, key), allowed)
         if not 1 <= steps <= cfg.num_train_timesteps:
             raise SchedulerError(f"num_inference_steps={steps} is outside [1, {cfg.num_train_timesteps}]")
-        return self.build(self, cfg, steps, **extras)
+        sampler, why = self._checked(cfg, steps, extras)
+        if why:
+            raise SchedulerError(self._limit_message(cfg, steps, extras, why))
+        return sampler
+
+    def _checked(self, cfg: SchedulerConfig, steps: int, extras: dict) -> tuple[Sampler | None, str]:
+        """The sampler and "" if it builds and runs ``steps`` steps to a finite result; else None and why not."""
+        try:
+            with np.errstate(divide="raise", invalid="raise", over="raise"):
+                sampler = self.build(self, cfg, steps, **extras)
+                return sampler, dry_run(sampler)
+        except (IndexError, ZeroDivisionError, FloatingPointError, OverflowError) as e:
+            return None, f"{type(e).__name__}: {e}"
+
+    def _limit_message(self, cfg: SchedulerConfig, steps: int, extras: dict, why: str) -> str:
+        """The one line for a step count this sampler cannot take with this config: the largest one below it that
+        works (the limit, lowered), and the spacing that takes any count."""
+        below = range(steps - 1, max(0, steps - 64), -1)
+        limit = next((n for n in below if not self._checked(cfg, n, extras)[1]), None)
+        spacing = cfg.timestep_spacing
+        fix = f"use at most {limit} steps" if limit else "use fewer steps"
+        if spacing != "trailing":
+            fix += ", or timestep_spacing='trailing'"
+        return (f"scheduler {self.name!r} cannot run num_inference_steps={steps} with timestep_spacing={spacing!r} "
+                f"(steps_offset {cfg.steps_offset}) on the model's {cfg.num_train_timesteps} training timesteps "
+                f"({why[:120]}); {fix}")
 
     def vp(self, cfg: SchedulerConfig, timesteps: np.ndarray, steps: int, solver: Solver,
            alphas: Iterable[float], **kw: Any) -> Sampler:
@@ -117,6 +142,21 @@ class Spec:
         forward, scale = tuple((1.0, s) for s in sig), tuple((s**2 + 1) ** 0.5 for s in sig)
         init = initial_sigma(sigmas, cfg.timestep_spacing)
         return Sampler(self.name, cfg, timesteps, steps, solver, forward, scale, init_noise_sigma=init, **kw)
+
+
+def dry_run(sampler: Sampler) -> str:
+    """Run every step of ``sampler`` on one number with a stand-in model (eps = x / 10, noise 0.5): "" when each
+    integer timestep lies in the training range and the result is finite, else why not (the sigma samplers'
+    float timesteps may pass the last one, as diffusers' do: the sigma is clamped). Catches schedules that index past
+    the training table or repeat a timestep (a zero step size), which would fail or give NaN mid-generation."""
+    t, last = np.asarray(sampler.timesteps), sampler.config.num_train_timesteps - 1
+    if t.size and t.dtype.kind == "i" and (t.min() < 0 or t.max() > last):  # integer: an index into the tables
+        bad = t.max() if t.max() > last else t.min()
+        return f"its schedule reaches timestep {bad:g}, outside the training timesteps 0..{last}"
+    x, state = np.ones(1) * sampler.init_noise_sigma, sampler.init_state()
+    for i in range(len(sampler.timesteps)):
+        x, state = sampler.step(i, x, sampler.scale_model_input(x, i) / 10, state, lambda a: np.full(a.shape, 0.5))
+    return "" if np.isfinite(x).all() else "the result is not finite"
 
 
 def clip_range(cfg: SchedulerConfig) -> float | None:

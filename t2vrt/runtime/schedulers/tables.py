@@ -78,7 +78,9 @@ def spaced_timesteps(cfg: SchedulerConfig, steps: int) -> np.ndarray:
         return np.linspace(0, n - 1, steps).round()[::-1].astype(np.int64)
     if cfg.timestep_spacing == "leading":
         return (np.arange(0, steps) * (n // steps)).round()[::-1].astype(np.int64) + cfg.steps_offset
-    return np.round(np.arange(n, 0, -n / steps)).astype(np.int64) - 1
+    # "trailing": diffusers' float arange can yield steps + 1 points (908 of 1000: a timestep -1); the first steps
+    # are diffusers' own wherever its schedule has steps points
+    return np.round(np.arange(n, 0, -n / steps))[:steps].astype(np.int64) - 1
 
 
 def sigma_timesteps(cfg: SchedulerConfig, steps: int) -> np.ndarray:
@@ -96,7 +98,7 @@ def multistep_timesteps(cfg: SchedulerConfig, steps: int, last: int) -> np.ndarr
     if cfg.timestep_spacing == "leading":
         ts = (np.arange(0, steps + 1) * (last // (steps + 1))).round()[::-1][:-1].astype(np.int64)
         return ts + cfg.steps_offset
-    return np.arange(last, 0, -n / steps).round().astype(np.int64) - 1
+    return np.arange(last, 0, -n / steps).round()[:steps].astype(np.int64) - 1  # [:steps]: as spaced_timesteps
 
 
 # -- sigmas ----------------------------------------------------------------------------------------------------
