@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
                    help="the model name clients send and /v1/models lists; default: the engine directory's name")
     p.add_argument("--max-queued", type=int, default=16, help="waiting jobs before POST answers 429")
     p.add_argument("--grace", type=float, default=30.0, help="seconds a running job gets to finish at shutdown")
-    add_request_args(p)
+    add_request_args(p, "request")
     add_ray_args(p, "the service's replicas")
     p.set_defaults(func=run, retries=0, seed=None)  # a request without a seed: --seed, else a random one
 

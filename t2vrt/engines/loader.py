@@ -26,10 +26,22 @@ def resolve(backend: str | Backend, manifest: Manifest | None, options: LoadOpti
         why = candidate.unusable(manifest, options)
         if not why:
             passed = "; ".join(f"{name} not used: {reason}" for name, reason in skipped)
-            log.info("backend: %s%s", candidate.explain(options or LoadOptions()), f" ({passed})" if passed else "")
+            line = candidate.explain(options or LoadOptions()) + (f" ({passed})" if passed else "")
+            if _machine_has_gpu():
+                log.info("backend: %s", line)
+            else:  # the CPU is no news there: why not CUDA or TensorRT only with -v
+                log.info("backend: %s", line.split(";")[0].split(" (")[0])
+                log.debug("backend: %s", line)
             return candidate
         skipped.append((candidate.name, why))
     raise EngineError("no backend can run this engine directory here: " + "; ".join(f"{n}: {w}" for n, w in skipped))
+
+
+def _machine_has_gpu() -> bool:
+    """An NVIDIA GPU is visible to torch or its driver is loaded (a CPU-only torch on a GPU machine counts)."""
+    from t2vrt.engines.tensorrt.env import cuda_available
+
+    return cuda_available() or Path("/dev/nvidiactl").exists()
 
 
 def resolve_backend(backend: str, manifest: Manifest | None) -> str:

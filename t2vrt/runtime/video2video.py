@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 from t2vrt.components import VIDEO_TO_VIDEO
 from t2vrt.engines.backends import LoadOptions
 from t2vrt.errors import InputError, ManifestError
+from t2vrt.manifest import add_command
 from t2vrt.runtime.arrays import cat, from_numpy, permute
 from t2vrt.runtime.callbacks import StepCallbacks
 from t2vrt.runtime.checks import check_call
@@ -27,7 +28,6 @@ from t2vrt.runtime.plan import CallPlan, planned_call
 from t2vrt.runtime.prompts import read_prompts
 
 log = logging.getLogger(__name__)
-REEXPORT = "--components " + " ".join(VIDEO_TO_VIDEO)
 
 
 def start_index(num_inference_steps: int, strength: float, order: int = 1) -> int:
@@ -53,8 +53,8 @@ class VideoToVideoPipeline(Pipeline):
         super().__init__(root, options, **load_kw)
         if "vae_encoder" not in self.manifest.components:
             raise ManifestError(
-                f"engine directory {str(self.root)!r} has no vae_encoder, which video-to-video needs; "
-                f"re-export it with `t2vrt export MODEL -o DIR {REEXPORT}`"
+                f"engine directory {str(self.root)!r} has no vae_encoder, which video-to-video needs; add it with "
+                f"`{add_command(self.manifest, self.root, ('vae_encoder',))}`"
             )
 
     def encode_video(self, frames, chunk: int, noise: Noise, progress: bool | None = None) -> Any:

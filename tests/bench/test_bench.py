@@ -96,12 +96,15 @@ def test_compare_frames():
 
 
 def test_fp16_against_fp32_compares_a_second_run_of_ours(tiny_engines):
-    """The wiring of the fp16-vs-fp32 numbers (here fp32 against fp32: the same frames, so PSNR is infinite)."""
+    """The fp16-vs-fp32 numbers: our fp16 run's frames and latents against a second run of ours in fp32. Equal
+    frames would mean the fp16 side was not what was measured; the bounds are the fp16 pipeline test's
+    (tests/runtime/test_fp16_pipeline.py: latents within 7e-3 relative L2, frames within 1e-2)."""
     from t2vrt.bench.runs import BenchRequest, OursRun
     from t2vrt.bench.session import BenchConfig, fp16_against_fp32
 
     request = BenchRequest(num_frames=2, height=32, width=32, num_inference_steps=2)
-    ours = OursRun(tiny_engines, request)
+    ours = OursRun(tiny_engines, request, precision="fp16")
     _, frames = ours.run()
     q = fp16_against_fp32(BenchConfig(engines=str(tiny_engines)), request, ours, frames)
-    assert q["psnr_db"] == float("inf") and q["ssim"] == pytest.approx(1.0) and q["latent_rel_l2"] == 0.0
+    assert 1e-4 < q["latent_rel_l2"] < 7e-3
+    assert 40 < q["psnr_db"] < float("inf") and 0.99 < q["ssim"] <= 1.0

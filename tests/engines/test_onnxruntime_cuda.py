@@ -118,10 +118,28 @@ def test_auto_order_says_which_and_why(monkeypatch, caplog, trt_ok, cuda_why, ex
     monkeypatch.setattr(TensorRT, "unusable", lambda self, m, o=None: "" if trt_ok else "no engines")
     monkeypatch.setattr(OpenVino, "unusable", lambda self, m, o=None: "slower")
     monkeypatch.setattr(onnxruntime_cuda, "ort_cuda_unusable", lambda: cuda_why)
+    monkeypatch.setattr(loader, "_machine_has_gpu", lambda: True)
     with caplog.at_level(logging.INFO, logger="t2vrt.engines.loader"):
         backend = loader.resolve_backend("auto", None)
     assert backend == ("tensorrt" if trt_ok else "onnxruntime")
     assert [r.getMessage() for r in caplog.records] == [expected]
+
+
+def test_on_a_machine_without_gpu_why_not_cuda_is_said_only_with_v(monkeypatch, caplog):
+    """A CPU machine is told the backend; why not CUDA or TensorRT is debug (-v) there, not news on every run."""
+    from t2vrt.engines.openvino_backend import OpenVino
+
+    monkeypatch.setattr(TensorRT, "unusable", lambda self, m, o=None: "no engines")
+    monkeypatch.setattr(OpenVino, "unusable", lambda self, m, o=None: "slower")
+    monkeypatch.setattr(onnxruntime_cuda, "ort_cuda_unusable", lambda: "no GPU")
+    monkeypatch.setattr(loader, "_machine_has_gpu", lambda: False)
+    with caplog.at_level(logging.DEBUG, logger="t2vrt.engines.loader"):
+        assert loader.resolve_backend("auto", None) == "onnxruntime"
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.INFO, "backend: onnxruntime on CPU"),
+        (logging.DEBUG, "backend: onnxruntime on CPU; CUDA not used: no GPU (tensorrt not used: no engines; "
+                        "openvino not used: slower)"),
+    ]
 
 
 def test_cuda_runner_takes_the_fp16_graph(tiny_engines, monkeypatch):

@@ -70,7 +70,7 @@ def test_find_engine_says_why_none_runs(monkeypatch):
 def test_auto_backend_without_gpu_is_onnxruntime(monkeypatch, caplog):
     monkeypatch.setattr(env, "cuda_available", lambda: False)
     engines = {c: _record(c) for c in ("text_encoder", "unet", "vae_decoder")}
-    with caplog.at_level(logging.INFO, logger="t2vrt.engines.loader"):
+    with caplog.at_level(logging.DEBUG, logger="t2vrt.engines.loader"):  # said with -v on a machine without GPU
         assert loader.resolve_backend("auto", _manifest(engines)) == "onnxruntime"
     assert "tensorrt not used: no CUDA GPU is visible to torch" in caplog.text
 

@@ -21,8 +21,10 @@ SERVE_SMALL = {"num_frames": 3, "size": "48x32", "num_inference_steps": 2}
 SLOW = {"num_frames": 16, "size": "64x64", "num_inference_steps": 400}
 
 
-def prompts(path, n):
-    rows = [{"prompt": f"prompt number {i}", "seed": 10 + i, **SMALL} for i in range(n)]
+def prompts(path, n, steps: dict[int, int] | None = None):
+    """n SMALL lines (then one bad line); ``steps``: line number (from 1) -> its num_inference_steps instead."""
+    rows = [{"prompt": f"prompt number {i}", "seed": 10 + i, **SMALL,
+             **({"num_inference_steps": steps[i + 1]} if i + 1 in (steps or {}) else {})} for i in range(n)]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + "{bad\n")
     return path
 
@@ -42,14 +44,15 @@ def kill_first_worker(killed):
 
 
 def test_ray_batch_reports_exhausted_retries_resumes_and_gives_the_local_frames(ray_cluster, tiny_engines, tmp_path):
-    p, out = prompts(tmp_path / "p.jsonl", 3), tmp_path / "ray"
+    # Line 2 takes 60 steps (seconds), so the kill after line 1's record lands while the one worker renders it.
+    p, out = prompts(tmp_path / "p.jsonl", 3, steps={2: 60}), tmp_path / "ray"
     local = run_local(tiny_engines, plan(tiny_engines, p, tmp_path / "local"), tmp_path / "local")
     # One worker, no retries: the video it was rendering when killed is reported, the others go on.
     first = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=1, retries=0),
                     on_record=kill_first_worker([]))
     statuses = [r["status"] for _, r in sorted(by_line(first).items())]
-    assert statuses.count("failed") <= 1 and statuses[-1] == "invalid" and statuses.count("ok") >= 2
-    assert all("worker died" in r["error"] for r in first.records.values() if r["status"] == "failed")
+    assert statuses == ["ok", "failed", "ok", "invalid"]
+    assert "its worker died while rendering it, 1 time(s) (--retries 0)" in by_line(first)[2]["error"]
     again = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=2))  # resume: the rest
     assert [r["status"] for r in again.records.values()].count("invalid") == 1
     assert {by_line(again)[n]["status"] for n in (1, 2, 3)} == {"ok"}
