@@ -11,8 +11,8 @@ import pytest
 from t2vrt.bench.report import compare_frames
 from t2vrt.cli import main
 
-ARGS = ["--runs", "2", "--warmup", "1", "--frames", "3", "--height", "48", "--width", "64", "--steps", "3", "--threads",
-        "1"]
+ARGS = ["--runs", "2", "--warmup", "1", "--frames", "3", "--height", "48", "--width", "64", "--steps", "3",
+        "--threads", "1"]
 STAGES = ("total_s", "text_encoder_s", "unet_per_step_s", "glue_per_step_s", "vae_per_frame_s", "outside_engines_pct",
           "peak_rss_mb")
 
@@ -67,21 +67,19 @@ def test_bench_catches_different_work(tiny_engines, tmp_path, capsys):
 
     other = build_model(tmp_path / "other", "tiny", seed=1)
     out = tmp_path / "bench.json"
-    assert main(["bench", str(tiny_engines), "--diffusers", str(other), "--json", str(out), *ARGS[:2], "--warmup", "0",
-                 *ARGS[6:]]) == 2
+    args = ["--diffusers", str(other), "--json", str(out), *ARGS[:2], "--warmup", "0", *ARGS[6:]]
+    assert main(["bench", str(tiny_engines), *args]) == 2
     parity = json.loads(out.read_text())["parity"]
     assert not parity["ok"] and parity["max_abs"] > 10 / 255
     captured = capsys.readouterr()
-    assert "DIFFERENT" in captured.out and captured.err.strip().endswith("error: the two pipelines produced different "
-                                                                         "frames, so their times do not compare the "
-                                                                         "same work")
+    assert "DIFFERENT" in captured.out and captured.err.strip().endswith(
+        "error: the two pipelines produced different frames, so their times do not compare the same work")
 
 
 def test_bench_ours_alone(tiny_engines, tmp_path):
     out = tmp_path / "bench.json"
     assert main(["bench", str(tiny_engines), "--json", str(out), "--runs", "1", "--warmup", "0", "--frames", "2",
-                 "--steps", "2",
-                 "--height", "32", "--width", "32"]) == 0
+                 "--steps", "2", "--height", "32", "--width", "32"]) == 0
     data = json.loads(out.read_text())
     assert data["diffusers"] is None and data["parity"] is None and len(data["ours"]["runs"]) == 1
     assert data["speedup"] is None
