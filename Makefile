@@ -12,7 +12,7 @@ $(BIN)/python:
 
 # torch==2.13.0 is pinned in the export extra: a looser pin pulls a multi-GB CUDA build on CPU machines.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[export,test,bench,tensorrt-rtx,ray,openvino]'
+	$(BIN)/python -m pip install -q -e '.[cpu,export,test,bench,tensorrt-rtx,ray,openvino,serve]'
 	touch $@
 
 setup: $(VENV)/.installed

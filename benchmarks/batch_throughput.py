@@ -1,6 +1,6 @@
 """Throughput of `t2vrt batch`: plain in-process generate vs the local batch vs Ray Data on a local cluster.
 
-    PYTHONPATH=$PWD python benchmarks/batch_throughput.py ENGINE_DIR --videos 12 --workers 1 2 --json out.json
+    python -m benchmarks.batch_throughput ENGINE_DIR --videos 12 --workers 1 2 --json out.json
 
 Each video: one prompt, its own seed, the request given by --frames/--size/--steps. "plain" is Pipeline.load once
 and one call + mp4 write per video (the floor a batch can reach); the batch rows are wall-clock for the whole run,
@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from t2vrt.bench.machine import machine
+from t2vrt.bench.report import write_json
+
 
 def prompts_file(folder: Path, n: int, req: dict) -> Path:
     path = folder / "prompts.jsonl"
-    path.write_text("".join(json.dumps({"prompt": f"a test video number {i}", "seed": i, **req}) + "\n" for i in range(n)))
+    path.write_text(
+        "".join(json.dumps({"prompt": f"a test video number {i}", "seed": i, **req}) + "\n" for i in range(n))
+    )
     return path
 
 
@@ -48,14 +52,23 @@ def timed_batch(run, engine_dir, prompts, outdir) -> dict:
     by_worker: dict[str, list[dict]] = {}
     for r in records:
         by_worker.setdefault(r["worker"], []).append(r)
-    gaps = [b["started"] - a["finished"] for rs in by_worker.values() for a, b in zip(sorted(rs, key=lambda r: r["started"]), sorted(rs, key=lambda r: r["started"])[1:])]
+    gaps = [
+        b["started"] - a["finished"]
+        for rs in by_worker.values()
+        for a, b in zip(sorted(rs, key=lambda r: r["started"]), sorted(rs, key=lambda r: r["started"])[1:])
+    ]
     delays = [t - r["finished"] for t, r in zip(received, records)]
     render = statistics.median(r["seconds"]["total"] for r in records[1:] or records)
     steady = (max(received) - min(received)) / (n - 1) if n > 1 else float("nan")
-    return {"wall_s": round(wall, 2), "videos_per_min": round(60 * n / wall, 1), "steady_videos_per_min": round(60 / steady, 1),
-            "workers": len(by_worker), "render_s_median": round(render, 3),
-            "gap_between_videos_s_median": round(statistics.median(gaps), 4) if gaps else None,
-            "delivery_s_median": round(statistics.median(delays), 4)}
+    return {
+        "wall_s": round(wall, 2),
+        "videos_per_min": round(60 * n / wall, 1),
+        "steady_videos_per_min": round(60 / steady, 1),
+        "workers": len(by_worker),
+        "render_s_median": round(render, 3),
+        "gap_between_videos_s_median": round(statistics.median(gaps), 4) if gaps else None,
+        "delivery_s_median": round(statistics.median(delays), 4),
+    }
 
 
 def plain(engine_dir, n: int, req: dict, outdir: Path) -> dict:
@@ -81,7 +94,7 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
     req = {"num_frames": a.frames, "height": a.size, "width": a.size, "num_inference_steps": a.steps}
-    out: dict = {"request": req, "videos": a.videos, "machine": platform.node(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    out: dict = {"request": req, "videos": a.videos, "machine": machine()}
     with tempfile.TemporaryDirectory(prefix="t2vrt-bench-") as tmp:
         tmp = Path(tmp)
         prompts = prompts_file(tmp, a.videos, req)
@@ -98,13 +111,15 @@ def main() -> None:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         out["ray_init_s"] = round(time.perf_counter() - t0, 2)
         for w in a.workers:
-            run = lambda e, lines, o, on_record, w=w: run_ray(e, lines, o, opts=RayOptions(workers=w), on_record=on_record)
+            def run(e, lines, o, on_record, w=w):
+                return run_ray(e, lines, o, opts=RayOptions(workers=w), on_record=on_record)
+
             out[f"ray_{w}_workers"] = timed_batch(run, a.engines, prompts, tmp / f"ray{w}")
             shutil.rmtree(tmp / f"ray{w}")
         ray.shutdown()
     print(json.dumps(out, indent=2))
     if a.json:
-        Path(a.json).write_text(json.dumps(out, indent=2))
+        write_json(out, a.json)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """CPU latency against diffusers: the "small" preset, 256x256, 16 frames, 25 DDIM steps.
 
-    PYTHONPATH=$PWD HF_HUB_OFFLINE=1 python benchmarks/cpu_small.py --json /tmp/cpu_small.json
+    python -m benchmarks.cpu_small --json /tmp/cpu_small.json
 
 builds the random-weight "small" model (t2vrt.presets PRESETS["small"], seed 0) and its engine directory
 once under --workdir, then runs ``t2vrt bench ENGINES --diffusers MODEL`` with the other arguments passed on
@@ -16,7 +16,9 @@ from pathlib import Path
 
 log = logging.getLogger("cpu-small")
 # Frames up to 64 and sizes up to 512 so the frame-scaling benchmark uses the same engines.
-PROFILE = dict(batch=(1, 1, 2), frames=(1, 16, 64), height=(64, 256, 512), width=(64, 256, 512), decode_chunk=(1, 8, 16))
+PROFILE = dict(
+    batch=(1, 1, 2), frames=(1, 16, 64), height=(64, 256, 512), width=(64, 256, 512), decode_chunk=(1, 8, 16)
+)
 
 
 def small_engines(workdir: str | Path, preset: str = "small") -> tuple[Path, Path]:

@@ -1,9 +1,9 @@
 """Peak memory on the CPU with ONNX Runtime, with and without the three memory savings.
 
-    python benchmarks/memory.py generate --preset small --frames 16 64 --size 128 --steps 2
-    python benchmarks/memory.py generate --preset modelscope-1.7b --frames 16 64 --size 64 --steps 1
-    python benchmarks/memory.py vae --size 256 --frames 16 --chunks 1 2 4 8   # the real-size VAE alone
-    python benchmarks/memory.py unet --preset modelscope-1.7b --frames 16 64 --size 64   # real-size UNet alone
+    python -m benchmarks.memory generate --preset small --frames 16 64 --size 128 --steps 2
+    python -m benchmarks.memory generate --preset modelscope-1.7b --frames 16 64 --size 64 --steps 1
+    python -m benchmarks.memory vae --size 256 --frames 16 --chunks 1 2 4 8   # the real-size VAE alone
+    python -m benchmarks.memory unet --preset modelscope-1.7b --frames 16 64 --size 64   # real-size UNet alone
 
 ``generate`` runs the whole pipeline in five configurations per frame count: none of the savings, each alone
 (low-memory mode, chunked VAE decode, feed-forward chunking at export), and all three. ``vae`` runs the real-size
@@ -20,14 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
-import resource
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from t2vrt.bench.harness import child_json
+from t2vrt.bench.machine import describe, machine
+from t2vrt.host import peak_rss_bytes, rss_bytes
 
 log = logging.getLogger("memory")
 MEM_PATTERN = False  # --mem-pattern
@@ -43,14 +43,12 @@ SAVINGS = {  # name: (low_memory, chunked decode, feed-forward chunking)
 
 
 def rss_mb() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**20
+    return rss_bytes() / 2**20
 
 
 def peak_mb() -> float:
-    """This process's peak resident set so far (ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident set so far."""
+    return peak_rss_bytes() / 2**20
 
 
 class StageSampler(threading.Thread):
@@ -74,22 +72,29 @@ class StageSampler(threading.Thread):
 # -- children: one configuration each -------------------------------------------------------------------------------
 def child_generate(cfg: dict) -> dict:
     from t2vrt import Pipeline
+    from t2vrt.runtime.stages import StageObserver
 
     base = rss_mb()
     sampler = StageSampler()
     sampler.start()
 
-    class Probe(Pipeline):  # each stage opens its runner first: name the stage the samples belong to
-        def runner(self, name):
-            if name not in self._runners and self.low_memory:
-                self._close(*self._runners)  # the stage before gives its memory back under its own name
-            sampler.stage = {"text_encoder": "text", "vae_decoder": "decode"}.get(name, name)
-            return super().runner(name)
+    class Probe(StageObserver):  # a stage starts before its runner opens: the samples from then on are its own
+        def stage_started(self, stage):
+            sampler.stage = {"text_encoder": "text", "vae_decoder": "decode"}.get(stage, stage)
 
     t0 = time.perf_counter()
-    pipe = Probe.load(cfg["dir"], low_memory=cfg["low_memory"])
-    video = pipe(PROMPT, num_frames=cfg["frames"], height=cfg["size"], width=cfg["size"], num_inference_steps=cfg["steps"],
-                 decode_chunk_size=cfg["chunk"], seed=0, progress=False)
+    pipe = Pipeline.load(cfg["dir"], low_memory=cfg["low_memory"])
+    pipe.add_observer(Probe())
+    video = pipe(
+        PROMPT,
+        num_frames=cfg["frames"],
+        height=cfg["size"],
+        width=cfg["size"],
+        num_inference_steps=cfg["steps"],
+        decode_chunk_size=cfg["chunk"],
+        seed=0,
+        progress=False,
+    )
     seconds = time.perf_counter() - t0
     stages = sampler.stop()
     return {"peak_mb": round(peak_mb()), "base_mb": round(base), "stages": stages, "seconds": round(seconds, 1),
@@ -112,12 +117,21 @@ def child_component(cfg: dict) -> dict:
                      rng.standard_normal(t.shape(cfg["sizes"]), dtype=np.float32)) for t in spec.inputs}
     n, chunk = cfg["sizes"].get("n", 1), cfg.get("chunk") or 1
     t0 = time.perf_counter()
-    calls = [runner.infer({k: v[i : i + chunk] for k, v in feed.items()}) for i in range(0, n, chunk)] if "n" in cfg["sizes"] else [runner.infer(feed)]
+    calls = (
+        [runner.infer({k: v[i : i + chunk] for k, v in feed.items()}) for i in range(0, n, chunk)]
+        if "n" in cfg["sizes"]
+        else [runner.infer(feed)]
+    )
     seconds = time.perf_counter() - t0
     del calls
     runner.close()  # what low-memory mode does between stages: the RSS left is what the next stage cannot use
-    return {"peak_mb": round(peak_mb()), "base_mb": round(base), "loaded_mb": round(loaded), "closed_mb": round(rss_mb()),
-            "seconds": round(seconds, 1)}
+    return {
+        "peak_mb": round(peak_mb()),
+        "base_mb": round(base),
+        "loaded_mb": round(loaded),
+        "closed_mb": round(rss_mb()),
+        "seconds": round(seconds, 1),
+    }
 
 
 def preset_specs(preset: str) -> dict:
@@ -126,7 +140,9 @@ def preset_specs(preset: str) -> dict:
     from t2vrt.presets import PRESETS
 
     p = PRESETS[preset]
-    return component_specs(ModelDims(4, p.text_hidden, 77, 2 ** (len(p.vae_channels) - 1), 2 ** (len(p.unet_channels) - 1), p.sample_size))
+    return component_specs(
+        ModelDims(4, p.text_hidden, 77, 2 ** (len(p.vae_channels) - 1), 2 ** (len(p.unet_channels) - 1), p.sample_size)
+    )
 
 
 def child_prepare(cfg: dict) -> dict:
@@ -140,7 +156,9 @@ def child_prepare(cfg: dict) -> dict:
     if not (model / "model_index.json").is_file():
         build_model(model, cfg["preset"])
     f, s = cfg["frames"], cfg["size"]
-    profile = Profile(frames=(1, min(f), max(f)), height=(s, s, s), width=(s, s, s), decode_chunk=(1, cfg["chunk"], max(f)))
+    profile = Profile(
+        frames=(1, min(f), max(f)), height=(s, s, s), width=(s, s, s), decode_chunk=(1, cfg["chunk"], max(f))
+    )
     for out, slices in ((cfg["plain"], 0), (cfg["ff"], cfg["ff_slices"])):
         if not (Path(out) / "manifest.json").is_file():
             export_model(str(model), out, ExportOptions(profile=profile, ff_chunks=slices, validate=cfg["validate"]))
@@ -187,63 +205,62 @@ def child_prepare_unet(cfg: dict) -> dict:
     spec = preset_specs(cfg["preset"])["unet"]
     torch.manual_seed(0)
     unet = UNet(make_unet(p)).eval()
-    args = sample_inputs(spec, trace_sizes(ModelDims(4, p.text_hidden, 77, 8, 2 ** (len(p.unet_channels) - 1), p.sample_size)))
+    args = sample_inputs(
+        spec, trace_sizes(ModelDims(4, p.text_hidden, 77, 8, 2 ** (len(p.unet_channels) - 1), p.sample_size))
+    )
     for path, slices in ((Path(cfg["plain"]), 0), (Path(cfg["ff"]), cfg["ff_slices"])):
         if path.is_file():
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         with torch.no_grad(), feed_forward_chunking(unet, slices):
-            torch.onnx.export(unet, args, str(path), input_names=[t.name for t in spec.inputs], output_names=["noise_pred"],
-                              dynamic_axes=spec.dynamic_axes(), opset_version=OPSET, do_constant_folding=False, dynamo=False)
+            torch.onnx.export(
+                unet,
+                args,
+                str(path),
+                input_names=[t.name for t in spec.inputs],
+                output_names=["noise_pred"],
+                dynamic_axes=spec.dynamic_axes(),
+                opset_version=OPSET,
+                do_constant_folding=False,
+                dynamo=False,
+            )
     return {}
 
 
-CHILDREN = {"generate": child_generate, "component": child_component, "prepare": child_prepare, "prepare_vae": child_prepare_vae,
-            "prepare_unet": child_prepare_unet}
+CHILDREN = {
+    "generate": child_generate,
+    "component": child_component,
+    "prepare": child_prepare,
+    "prepare_vae": child_prepare_vae,
+    "prepare_unet": child_prepare_unet,
+}
 
 
 # -- parent -----------------------------------------------------------------------------------------------------------
 def spawn(kind: str, cfg: dict, max_gb: float) -> dict:
-    """Run one child; kill it if its RSS passes ``max_gb`` (this machine is shared), reporting that instead."""
-    import psutil
-
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]), HF_HUB_OFFLINE="1")
-    cfg = dict(cfg, mem_pattern=MEM_PATTERN, no_trim=NO_TRIM)
-    proc = subprocess.Popen([sys.executable, __file__, "child", kind, json.dumps(cfg)], stdout=subprocess.PIPE, env=env, text=True)
-    ps, worst = psutil.Process(proc.pid), 0.0
-    while proc.poll() is None:
-        try:
-            worst = max(worst, ps.memory_info().rss / 2**30)
-        except psutil.NoSuchProcess:
-            break
-        if worst > max_gb:
-            proc.kill()
-            proc.wait()
-            return {"error": f"killed above {max_gb} GB"}
-        time.sleep(0.05)
-    out = proc.stdout.read().strip().splitlines()
-    if proc.returncode != 0 or not out:
-        return {"error": f"exit {proc.returncode}"}
-    return json.loads(out[-1])
-
-
-def machine() -> dict:
-    import psutil
-
-    from t2vrt.host import library_versions
-
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "platform": platform.platform(), "python": platform.python_version(), "versions": library_versions(),
-            "date": time.strftime("%Y-%m-%d")}
+    """Run one child; killed if its RSS passes ``max_gb`` (this machine is shared), reporting that instead."""
+    out = child_json("benchmarks.memory", dict(cfg, kind=kind, mem_pattern=MEM_PATTERN, no_trim=NO_TRIM),
+                     max_rss_gb=max_gb)
+    out.pop("child_seconds")
+    out.pop("child_peak_rss_mb")
+    return out
 
 
 def run_generate(args) -> list[dict]:
     work = Path(args.work) / args.preset
     tag = f"{args.size}px-{max(args.frames)}f-chunk{args.chunk}"  # what the profile holds
     plain, ff = work / f"engines-{tag}", work / f"engines-{tag}-ff{args.ff_slices}"
-    prep = dict(work=str(work), preset=args.preset, frames=args.frames, size=args.size, chunk=args.chunk, plain=str(plain),
-                ff=str(ff), ff_slices=args.ff_slices, validate=not args.no_validate)
+    prep = dict(
+        work=str(work),
+        preset=args.preset,
+        frames=args.frames,
+        size=args.size,
+        chunk=args.chunk,
+        plain=str(plain),
+        ff=str(ff),
+        ff_slices=args.ff_slices,
+        validate=not args.no_validate,
+    )
     t0 = time.perf_counter()
     res = spawn("prepare", prep, args.max_gb)
     if "error" in res:
@@ -272,8 +289,20 @@ def run_vae(args) -> list[dict]:
         for frames in args.frames:
             for chunk in (c for c in args.chunks if c <= frames):
                 sizes = {"n": frames, "h": args.size // 8, "w": args.size // 8}
-                cfg = dict(preset=args.preset, component=component, onnx=str(work / component / "model.onnx"), sizes=sizes, chunk=chunk)
-                row = {"component": component, "frames": frames, "size": args.size, "chunk": chunk, **spawn("component", cfg, args.max_gb)}
+                cfg = dict(
+                    preset=args.preset,
+                    component=component,
+                    onnx=str(work / component / "model.onnx"),
+                    sizes=sizes,
+                    chunk=chunk,
+                )
+                row = {
+                    "component": component,
+                    "frames": frames,
+                    "size": args.size,
+                    "chunk": chunk,
+                    **spawn("component", cfg, args.max_gb),
+                }
                 row["s_per_frame"] = round(row["seconds"] / frames, 2) if "seconds" in row else None
                 log.info("%s", row)
                 rows.append(row)
@@ -287,7 +316,11 @@ def run_unet(args) -> list[dict]:
     if not graphs:
         work = Path(args.work) / f"unet-{args.preset}"
         graphs = [str(work / "whole" / "model.onnx"), str(work / f"ff{args.ff_slices}" / "model.onnx")]
-        res = spawn("prepare_unet", dict(preset=args.preset, plain=graphs[0], ff=graphs[1], ff_slices=args.ff_slices), args.max_gb)
+        res = spawn(
+            "prepare_unet",
+            dict(preset=args.preset, plain=graphs[0], ff=graphs[1], ff_slices=args.ff_slices),
+            args.max_gb,
+        )
         if "error" in res:
             raise SystemExit(f"tracing the {args.preset} UNet failed: {res['error']}")
     rows = []
@@ -295,7 +328,13 @@ def run_unet(args) -> list[dict]:
         for onnx in graphs:
             sizes = {"b": 2, "f": frames, "h": args.size // 8, "w": args.size // 8}
             cfg = dict(preset=args.preset, component="unet", onnx=onnx, sizes=sizes)
-            row = {"component": "unet", "graph": onnx, "frames": frames, "size": args.size, **spawn("component", cfg, args.max_gb)}
+            row = {
+                "component": "unet",
+                "graph": onnx,
+                "frames": frames,
+                "size": args.size,
+                **spawn("component", cfg, args.max_gb),
+            }
             log.info("%s", row)
             rows.append(row)
     return rows
@@ -316,17 +355,25 @@ def build_parser() -> argparse.ArgumentParser:
     from t2vrt.components import Profile
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work", default="/tmp/t2vrt-memory", help="where models and engine directories are kept between runs")
+    p.add_argument(
+        "--work", default="/tmp/t2vrt-memory", help="where models and engine directories are kept between runs"
+    )
     p.add_argument("--max-gb", type=float, default=7.5, help="kill a configuration whose RSS passes this")
-    p.add_argument("--mem-pattern", action="store_true", help="with ONNX Runtime's memory pattern on (t2vrt's default: off)")
-    p.add_argument("--no-trim", action="store_true", help="closing a runner does not give the freed heap back (malloc_trim)")
+    p.add_argument(
+        "--mem-pattern", action="store_true", help="with ONNX Runtime's memory pattern on (t2vrt's default: off)"
+    )
+    p.add_argument(
+        "--no-trim", action="store_true", help="closing a runner does not give the freed heap back (malloc_trim)"
+    )
     sub = p.add_subparsers(dest="mode", required=True)
     g = sub.add_parser("generate", help="the whole pipeline, with and without each saving")
     g.add_argument("--preset", default="small", help="a t2vrt.presets preset")
     g.add_argument("--frames", type=int, nargs="+", default=[16, 64])
     g.add_argument("--size", type=int, default=128, help="height and width in pixels")
     g.add_argument("--steps", type=int, default=2)
-    g.add_argument("--chunk", type=int, default=Profile().decode_chunk[1], help="VAE frames per call when decode is chunked")
+    g.add_argument(
+        "--chunk", type=int, default=Profile().decode_chunk[1], help="VAE frames per call when decode is chunked"
+    )
     g.add_argument("--ff-slices", type=int, default=8, help="feed-forward pieces of the ff-chunked export")
     g.add_argument("--configs", nargs="+", default=list(SAVINGS), choices=list(SAVINGS))
     g.add_argument("--no-validate", action="store_true", help="export without the comparison with PyTorch")
@@ -335,9 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--size", type=int, default=256)
     v.add_argument("--frames", type=int, nargs="+", default=[16])
     v.add_argument("--chunks", type=int, nargs="+", default=[1, 2, 4, 8])
-    v.add_argument("--components", nargs="+", default=["vae_decoder", "vae_encoder"], choices=["vae_decoder", "vae_encoder"])
+    v.add_argument(
+        "--components", nargs="+", default=["vae_decoder", "vae_encoder"], choices=["vae_decoder", "vae_encoder"]
+    )
     u = sub.add_parser("unet", help="exported UNet graphs alone (e.g. the real-size one, whole and ff-chunked)")
-    u.add_argument("onnx", nargs="*", help="model.onnx of each UNet graph to compare; none: trace the preset's whole and sliced")
+    u.add_argument(
+        "onnx", nargs="*", help="model.onnx of each UNet graph to compare; none: trace the preset's whole and sliced"
+    )
     u.add_argument("--ff-slices", type=int, default=8, help="feed-forward pieces of the sliced trace")
     u.add_argument("--preset", default="modelscope-1.7b", help="the architecture the graphs were exported from")
     u.add_argument("--frames", type=int, nargs="+", default=[16, 64])
@@ -360,27 +411,32 @@ def with_memory_pattern() -> None:
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["child"]:
+    if sys.argv[1:2] == ["--child"]:
         logging.basicConfig(level=logging.WARNING)
-        cfg = json.loads(sys.argv[3])
+        cfg = json.loads(sys.argv[2])
         if cfg.get("mem_pattern"):
             with_memory_pattern()
-        if cfg.get("no_trim"):  # closing a runner leaves the freed heap with the C allocator, as before the trim was added
+        if cfg.get(
+            "no_trim"
+        ):  # closing a runner leaves the freed heap with the C allocator, as before the trim was added
             import t2vrt.engines.onnxruntime as ortr
 
             ortr.return_freed_heap = lambda: None
-        print(json.dumps(CHILDREN[sys.argv[2]](cfg)))
+        print(json.dumps(CHILDREN[cfg["kind"]](cfg)))
         return
     global MEM_PATTERN, NO_TRIM
     args = build_parser().parse_args()
     MEM_PATTERN, NO_TRIM = args.mem_pattern, args.no_trim
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     rows = {"generate": run_generate, "vae": run_vae, "unet": run_unet}[args.mode](args)
-    keys = {"generate": ["preset", "frames", "size", "savings", "chunk"], "vae": ["component", "frames", "size", "chunk"],
-            "unet": ["graph", "frames", "size"]}[args.mode]
+    keys = {
+        "generate": ["preset", "frames", "size", "savings", "chunk"],
+        "vae": ["component", "frames", "size", "chunk"],
+        "unet": ["graph", "frames", "size"],
+    }[args.mode]
     info = machine()
-    print(f"\n{info['cpu']}, {info['cores']} cores, {info['memory_gb']} GB; {info['platform']}; {info['versions']}")
-    print(f"command: python benchmarks/memory.py {' '.join(sys.argv[1:])}\n")
+    print("\n" + describe(info))
+    print(f"command: python -m benchmarks.memory {' '.join(sys.argv[1:])}\n")
     print(table(rows, keys))
     print(json.dumps({"machine": info, "argv": sys.argv[1:], "rows": rows}))
 

@@ -4,7 +4,7 @@ Each graph gets one session with t2vrt's own session options; every round runs e
 machine's drift falls on all of them alike. Prints the median and every call per graph, and how far each graph's
 output is from the first's (relative L2: 0.0 for a rewrite that only moves data).
 
-    PYTHONPATH=$PWD python benchmarks/onnx_ab.py BASE.onnx REWRITTEN.onnx [...] --frames 16 --size 256 --runs 5
+    python -m benchmarks.onnx_ab BASE.onnx REWRITTEN.onnx [...] --frames 16 --size 256 --runs 5
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def feed_for(session, frames: int, latent: int, seed: int = 0) -> dict:
 def main(argv=None) -> int:
     import onnxruntime as ort
 
+    from t2vrt.bench.machine import describe, machine
     from t2vrt.engines.onnxruntime import session_options
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,7 +42,9 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--threads", type=int, default=None, help="intra-op threads; omitted: ONNX Runtime's default")
     a = p.parse_args(argv)
-    sessions = [ort.InferenceSession(g, session_options(a.threads), providers=["CPUExecutionProvider"]) for g in a.graphs]
+    sessions = [
+        ort.InferenceSession(g, session_options(a.threads), providers=["CPUExecutionProvider"]) for g in a.graphs
+    ]
     feed = feed_for(sessions[0], a.frames, a.size // 8)
     outs = [s.run(None, feed)[0] for s in sessions]  # also the warm-up
     times: list[list[float]] = [[] for _ in sessions]
@@ -50,9 +53,13 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             s.run(None, feed)
             t.append(time.perf_counter() - t0)
+    print(describe(machine()))
     for g, o, t in zip(a.graphs, outs, times):
         diff = float(np.linalg.norm(o - outs[0]) / np.linalg.norm(outs[0]))
-        print(f"{g}: median {statistics.median(t):.3f} s, calls {[round(x, 3) for x in t]}, rel. L2 from the first {diff:.2g}")
+        print(
+            f"{g}: median {statistics.median(t):.3f} s, calls {[round(x, 3) for x in t]}, "
+            f"rel. L2 from the first {diff:.2g}"
+        )
     return 0
 
 

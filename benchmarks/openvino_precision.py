@@ -1,13 +1,14 @@
 """Where bf16 goes on the openvino backend: each component in bf16 against fp32, then whole videos per placement.
 
-    python benchmarks/openvino_precision.py --make-model MODEL_DIR      # the small preset, every layer active
+    python -m benchmarks.openvino_precision --make-model MODEL_DIR      # the small preset, every layer active
     t2vrt export MODEL_DIR -o DIR --components text_encoder unet vae_decoder vae_encoder
-    python benchmarks/openvino_precision.py DIR [--frames 16] [--size 256] [--steps 10] [--runs 3]
+    python -m benchmarks.openvino_precision DIR [--frames 16] [--size 256] [--steps 10] [--runs 3]
 
-DIR is an engine directory of the ``small`` preset with the VAE encoder. Prints, per component at the benchmark shapes: the relative L2 of OpenVINO bf16 and fp32
-outputs against ONNX Runtime fp32, warm medians of ONNX Runtime (its CPU-fused graph), OpenVINO fp32 and bf16, the
-compile time of a new shape and the resident memory each compiled model adds; then the PSNR of whole videos (same
-seed) against ONNX Runtime fp32 for each bf16 placement. Numbers only mean something beside the machine line.
+DIR is an engine directory of the ``small`` preset with the VAE encoder. Prints the machine line, then, per component
+at the benchmark shapes: the relative L2 of OpenVINO bf16 and fp32 outputs against ONNX Runtime fp32, warm medians of
+ONNX Runtime (its CPU-fused graph), OpenVINO fp32 and bf16, the compile time of a new shape and the resident memory
+each compiled model adds; then the PSNR of whole videos (same seed) against ONNX Runtime fp32 for each bf16 placement.
+Numbers only mean something beside the machine line.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from t2vrt.bench.machine import describe, machine
 from t2vrt.bench.quality import psnr
 from t2vrt.engines import openvino as ovb
 from t2vrt.engines.onnxruntime_backend import open_cpu_runner
@@ -79,13 +81,15 @@ def component_rows(root: Path, m, args) -> None:
             before = rss_bytes()
             out = r.infer(feed)
             extra[prec] = (next(iter(r.compile_seconds.values())), (rss_bytes() - before) / 2**20)
-            cells[prec] = (max(rel_l2(out[k], ref[k]) for k in ref), median_time(partial(r.infer, feed), args.runs), out)
+            worst = max(rel_l2(out[k], ref[k]) for k in ref)
+            cells[prec] = (worst, median_time(partial(r.infer, feed), args.runs), out)
             r.close()
         frames = "-"
         if name == "vae_decoder":
             frames = f"{psnr((cells['bf16'][2]['image'] + 1) / 2, (ref['image'] + 1) / 2):.1f} dB"
         print(f"| {name} | {cells['fp32'][0]:.1e} | {cells['bf16'][0]:.1e} | {frames} | {t_ort:.3f} s | "
-              f"{cells['fp32'][1]:.3f} s | {cells['bf16'][1]:.3f} s | {extra['fp32'][0]:.1f} / {extra['bf16'][0]:.1f} s | "
+              f"{cells['fp32'][1]:.3f} s | {cells['bf16'][1]:.3f} s | "
+              f"{extra['fp32'][0]:.1f} / {extra['bf16'][0]:.1f} s | "
               f"{extra['fp32'][1]:.0f} / {extra['bf16'][1]:.0f} MiB |")
 
 
@@ -101,7 +105,8 @@ def video(root: Path, args, backend: str, precision: str | None):
 
 def placement_rows(root: Path, args) -> None:
     ref, t_ref = video(root, args, "onnxruntime", None)
-    print(f"\n| bf16 placement | frames PSNR vs ONNX Runtime fp32 | min per-frame PSNR | NaN | time ({args.steps} steps) |")
+    print(f"\n| bf16 placement | frames PSNR vs ONNX Runtime fp32 | min per-frame PSNR | NaN | "
+          f"time ({args.steps} steps) |")
     print("|---|---|---|---|---|")
     print(f"| none: ONNX Runtime fp32 | - | - | 0 | {t_ref:.1f} s |")
     kept, rows = ovb.BF16_CONFIG, [(label, placed, ovb.BF16_CONFIG) for label, placed in PLACEMENTS.items()]
@@ -110,7 +115,8 @@ def placement_rows(root: Path, args) -> None:
         ovb.BF16_COMPONENTS, ovb.BF16_CONFIG = frozenset(placed), config  # the cache folder follows the setting
         images, t = video(root, args, "openvino", "bf16")
         per_frame = min(psnr(images[0, i], ref[0, i]) for i in range(images.shape[1]))
-        print(f"| {label} | {psnr(images, ref):.1f} dB | {per_frame:.1f} dB | {int(np.isnan(images).sum())} | {t:.1f} s |")
+        nan = int(np.isnan(images).sum())
+        print(f"| {label} | {psnr(images, ref):.1f} dB | {per_frame:.1f} dB | {nan} | {t:.1f} s |")
     ovb.BF16_CONFIG = kept
 
 
@@ -151,6 +157,7 @@ def main() -> None:
     if args.make_model:
         return make_model(args.make_model)
     m = load_manifest(args.dir)
+    print(describe(machine()))
     if args.skip != "components":
         component_rows(args.dir, m, args)
     if args.skip != "videos":

@@ -6,7 +6,7 @@ must load on the provider, match the PyTorch module of the model folder at shape
 most 1e-4, the export's own tolerance) and is then timed against the unfused graph, alternating in one process
 (median of --runs calls each). A fusion is worth keeping only where both hold.
 
-    PYTHONPATH=$PWD python benchmarks/ort_fusions.py MODEL_FOLDER ENGINE_DIR --json out.json [--frames 4 --size 128]
+    python -m benchmarks.ort_fusions MODEL_FOLDER ENGINE_DIR --json out.json [--frames 4 --size 128]
 
 Fusions whose operators ONNX Runtime implements for CUDA only (GroupNorm, SkipGroupNorm, BiasSplitGelu, BiasAdd,
 NhwcConv) are tried on the CPU provider too: the session then fails to load, which is recorded as such.
@@ -27,7 +27,13 @@ import numpy as np
 
 log = logging.getLogger("ort-fusions")
 MODEL_TYPES = {"unet": "unet", "text_encoder": "clip", "vae_decoder": "vae"}
-CUDA_ONLY = ("enable_group_norm", "enable_skip_group_norm", "enable_bias_splitgelu", "enable_bias_add", "enable_nhwc_conv")
+CUDA_ONLY = (
+    "enable_group_norm",
+    "enable_skip_group_norm",
+    "enable_bias_splitgelu",
+    "enable_bias_add",
+    "enable_nhwc_conv",
+)
 # name -> FusionOptions attributes set (everything else off, so each row measures one idea)
 OPTION_SETS = {
     "none (optimizer, no fusion)": {},
@@ -127,6 +133,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from t2vrt.bench.machine import describe, machine
+    from t2vrt.bench.report import write_json
     from t2vrt.manifest import load_manifest
 
     m = load_manifest(a.engines).model
@@ -138,7 +145,7 @@ def main(argv=None) -> int:
         rows += measure(name, a.model, Path(a.engines), sizes, a.runs, chosen)
     data = {"machine": machine(), "sizes": sizes, "runs": a.runs, "rows": rows}
     if a.json:
-        Path(a.json).write_text(json.dumps(data, indent=2, default=str))
+        write_json(json.loads(json.dumps(data, default=str)), a.json)
     print(describe(data["machine"]))
     print("| component | option | fused ops | rel. L2 vs torch | unfused ms | fused ms | speed-up | keep |")
     print("|---|---|---|---|---|---|---|---|")
@@ -146,8 +153,11 @@ def main(argv=None) -> int:
         if "error" in r:
             print(f"| {r['component']} | {r['option']} | {r.get('fused_ops', '-')} | fails: {r['error']} | | | | no |")
             continue
-        print(f"| {r['component']} | {r['option']} | {r['fused_ops'] or '-'} | {r['rel_l2_vs_torch']:.1e} | "
-              f"{1e3 * r['unfused_s']:.1f} | {1e3 * r['fused_s']:.1f} | {r['speedup']:.2f}x | {'yes' if r['keep'] else 'no'} |")
+        print(
+            f"| {r['component']} | {r['option']} | {r['fused_ops'] or '-'} | {r['rel_l2_vs_torch']:.1e} | "
+            f"{1e3 * r['unfused_s']:.1f} | {1e3 * r['fused_s']:.1f} | {r['speedup']:.2f}x | "
+            f"{'yes' if r['keep'] else 'no'} |"
+        )
     return 0
 
 

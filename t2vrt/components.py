@@ -209,8 +209,11 @@ def range_flags(**ranges: Range) -> str:
 
 
 def export_command(root: str = "DIR", **ranges: Range) -> str:
+    """The re-export command, naming the model the manifest in ``root`` records (MODEL where there is none)."""
+    from t2vrt.manifest import recorded_model
+
     args = range_flags(**ranges)
-    return f"t2vrt export MODEL -o {root} --overwrite" + (f" {args}" if args else "")
+    return f"t2vrt export {recorded_model(root)} -o {root} --overwrite" + (f" {args}" if args else "")
 
 
 def build_command(root: str = "DIR", **ranges: Range) -> str:

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 
 from t2vrt.errors import ManifestError
-from t2vrt.manifest import Manifest, load_manifest, sha256_file
+from t2vrt.manifest import Manifest, add_command, load_manifest, sha256_file
 from t2vrt.manifest_checks import REEXPORT, graph_records
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,5 @@ def check_for_pipeline(root: Path, m: Manifest, backend, precision: str | None,
     missing = [c for c in needed if c not in m.components]
     if missing:
         raise ManifestError(f"engine directory {str(root)!r} has no {', '.join(missing)}, which generation needs; it "
-                            "has "
-                            f"{sorted(m.components)}: re-export with `t2vrt export MODEL -o DIR --components "
-                            "text_encoder unet vae_decoder`")
+                            f"has {sorted(m.components)}: add them with `{add_command(m, root, missing)}`")
     require_intact(root, m, **backend.intact_files(precision))

@@ -127,6 +127,33 @@ def load_manifest(root: str | Path) -> Manifest:
     return Manifest.from_json(d)
 
 
+def model_argument(source: str) -> str:
+    """MODEL in the commands our errors suggest: the model an engine directory's manifest records (shell-quoted),
+    or "MODEL" where it recorded none or the folder it names is gone (a random-weight export's temporary one)."""
+    import shlex
+
+    if not source or (Path(source).is_absolute() and not Path(source).exists()):
+        return "MODEL"
+    return shlex.quote(source)
+
+
+def recorded_model(root: str | Path) -> str:
+    """``model_argument`` of the manifest in ``root`` without checking it ("MODEL" where it cannot be read)."""
+    try:
+        d = json.loads((Path(root) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return "MODEL"
+    return model_argument(d.get("source", "")) if isinstance(d, dict) and isinstance(d.get("source"), str) else "MODEL"
+
+
+def add_command(manifest: Manifest, root: str | Path, names) -> str:
+    """The command that adds the components ``names`` to the engine directory ``root`` (t2vrt.export.add)."""
+    import shlex
+
+    return (f"t2vrt export {model_argument(manifest.source)} -o {shlex.quote(str(root))} "
+            f"--components {' '.join(names)} --add")
+
+
 def read_manifest_json(root: Path) -> object:
     """DIR/manifest.json through the capped reader (a regular file, size and depth capped); one ManifestError line."""
     from t2vrt.jsonio import JSONError, read_json

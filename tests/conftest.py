@@ -4,7 +4,8 @@ The export holds fp32 and fp16 graphs of every component, the VAE encoder includ
 video-to-video, fp16 and TensorRT-build tests share it. A test that changes an engine directory works on a copy
 (``engine_copy``). A test that exports the UNet again (other options, fault injection), runs an export in a
 subprocess or builds TensorRT engines is marked ``slow`` (`make test-fast` leaves those out); a text-encoder-only
-export takes a second or two and is not.
+export takes a second or two and is not. Under CI (.ci/run), a skip not on tests/skip_accounting.py's allow-list
+fails the run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import pytest
 
 from tests.helpers import TINY_COMPONENTS, TINY_PRECISIONS, TINY_PROFILE, copy_engines
+from tests.skip_accounting import pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401 (CI's skip hooks)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 

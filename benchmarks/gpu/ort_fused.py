@@ -1,4 +1,4 @@
-"""ort_cuda.py's phase ``cuda_fused``: the UNet with ONNX Runtime's CUDA fusions against the portable graph.
+"""extended.py's phase ``cuda_fused``: the UNet with ONNX Runtime's CUDA fusions against the portable graph.
 
 ONNX Runtime's own Stable Diffusion recipe (``onnxruntime.transformers.models.stable_diffusion``): the transformer
 optimizer (model type ``unet``, ``use_gpu=True``) fuses the **fp32** graph, then converts the result to fp16 with
@@ -30,7 +30,7 @@ from pathlib import Path
 from t2vrt.export.ort_fusion import CPU_FUSIONS, memory_shortfall, quiet, run_optimizer, save_fused
 
 log = logging.getLogger("gpu-ort")
-# FusionOptions attributes set for CUDA (every other fusion off). NhwcConv off by default (ort_cuda.py --fused-nhwc
+# FusionOptions attributes set for CUDA (every other fusion off). NhwcConv off by default (extended.py --fused-nhwc
 # turns it on): ONNX Runtime's Stable Diffusion notes recommend NHWC convolution for tensor cores in general, with no
 # Hopper measurement, and on our UNet3D it converts only the 2-D convolutions (tiny preset: 25 of 57 Conv; the
 # temporal ones are 5-D) while removing few layout Transposes (93 -> 86), so it is a separate, later question.
@@ -151,7 +151,9 @@ def generation(args, engines: str, make_unet, main_frames) -> dict:
 
     request = BenchRequest(num_frames=args.frames, height=args.size, width=args.size, num_inference_steps=args.steps)
     original = pipeline.open_runner
-    pipeline.open_runner = lambda root, m, name, *a, **k: make_unet() if name == "unet" else original(root, m, name, *a, **k)
+    pipeline.open_runner = lambda root, m, name, *a, **k: (
+        make_unet() if name == "unet" else original(root, m, name, *a, **k)
+    )
     try:
         ours = OursRun(engines, request, "onnxruntime", args.precision, args.device)
     finally:
@@ -202,7 +204,10 @@ def phase_cuda_fused(args, engines: str, feed: dict, main_frames, seconds_left) 
         timed = tmp / "unet_cuda.onnx"
         if not on_cuda:
             out["cuda_graph"]["cpu_load"] = cpu_load(timed)
-            out["cpu_stand_in"] = {"options": CPU_FUSIONS, **fuse(src, tmp / "unet_cpu.onnx", CPU_FUSIONS, args.precision)}
+            out["cpu_stand_in"] = {
+                "options": CPU_FUSIONS,
+                **fuse(src, tmp / "unet_cpu.onnx", CPU_FUSIONS, args.precision),
+            }
             timed = tmp / "unet_cpu.onnx"
         out["timed_graph"] = "CUDA fusions" if on_cuda else "CPU stand-in (attention fusion only)"
         portable = OrtBoundRunner(m.onnx_path(root, "unet", args.precision), spec, args.device)
@@ -227,21 +232,33 @@ def summary_lines(d: dict) -> list[str]:
     g, u, c, gen = d["cuda_graph"], d["unet"], d["fused_vs_portable"], d["generation"]
     ms = lambda s: f"{1e3 * s:.1f}"  # noqa: E731
     nhwc = "on" if d["options"].get("enable_nhwc_conv") else "off"
-    lines = ["", f"## UNet with ONNX Runtime's CUDA fusions ({d['precision']}, fused from the fp32 graph, NhwcConv {nhwc})",
-             f"CUDA fusion: {g['ops']} in {g['fuse_s'] + g['to_fp16_s'] + g['save_s']:.1f} s "
-             f"(fuse {g['fuse_s']} s, fp16 {g['to_fp16_s']} s, save {g['save_s']} s)"]
+    lines = [
+        "",
+        f"## UNet with ONNX Runtime's CUDA fusions ({d['precision']}, fused from the fp32 graph, NhwcConv {nhwc})",
+        f"CUDA fusion: {g['ops']} in {g['fuse_s'] + g['to_fp16_s'] + g['save_s']:.1f} s "
+        f"(fuse {g['fuse_s']} s, fp16 {g['to_fp16_s']} s, save {g['save_s']} s)",
+    ]
     if "cpu_stand_in" in d:
         s = d["cpu_stand_in"]
         lines.append(f"CUDA-fused graph on the CPU: {g['cpu_load']}; timed instead: the CPU stand-in {s['ops']}")
-    lines += [f"timed: {d['timed_graph']} on {d['providers']}, batch 2, median of {len(u['runs_s']['fused'])} alternated calls",
-              "", "| UNet call | portable | fused | portable / fused |", "|---|---|---|---|",
-              f"| ms | {ms(u['median_s']['portable'])} | {ms(u['median_s']['fused'])} | {u['speedup']:.2f}x |", "",
-              f"fused against portable output: relative L2 {c['rel_l2']:.2e}, max abs {c['max_abs']:.2e}, "
-              f"NaN {c['nan_fused']} (portable {c['nan_portable']})"]
-    for name, a in (d.get("against_fp32") or {}).items():
-        lines.append(f"{name} fp16 against the portable fp32 graph: relative L2 {a['rel_l2']:.2e}, max abs {a['max_abs']:.2e}")
     lines += [
-              f"whole generation with the fused UNet: {ms(gen['total_s'])} ms, UNet {ms(gen['unet_per_step_s'])} ms/step"]
+        f"timed: {d['timed_graph']} on {d['providers']}, batch 2, median of {len(u['runs_s']['fused'])} "
+        "alternated calls",
+        "",
+        "| UNet call | portable | fused | portable / fused |",
+        "|---|---|---|---|",
+        f"| ms | {ms(u['median_s']['portable'])} | {ms(u['median_s']['fused'])} | {u['speedup']:.2f}x |",
+        "",
+        f"fused against portable output: relative L2 {c['rel_l2']:.2e}, max abs {c['max_abs']:.2e}, "
+        f"NaN {c['nan_fused']} (portable {c['nan_portable']})",
+    ]
+    for name, a in (d.get("against_fp32") or {}).items():
+        lines.append(
+            f"{name} fp16 against the portable fp32 graph: relative L2 {a['rel_l2']:.2e}, max abs {a['max_abs']:.2e}"
+        )
+    lines += [
+        f"whole generation with the fused UNet: {ms(gen['total_s'])} ms, UNet {ms(gen['unet_per_step_s'])} ms/step"
+    ]
     q = gen.get("against_main_t2vrt")
     if q:
         lines.append(f"its frames against the main phase's t2vrt frames: PSNR {q['psnr_db']:.1f} dB, max abs "

@@ -11,15 +11,41 @@ from pathlib import Path
 
 from t2vrt.host import library_versions
 
+# /proc/cpuinfo flags that change what a benchmark measures (matrix units and their precisions), in that order
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
+             "amx_int8", "amx_fp16")
+
+
+def cpu_fields(text: str | None = None) -> dict:
+    """The first processor's vendor, family, model, model name and the ISA_FLAGS it has, from /proc/cpuinfo."""
+    if text is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {"model_name": platform.processor() or platform.machine(), "isa": []}
+    keys = {"vendor_id": "vendor", "cpu family": "family", "model": "model", "model name": "model_name"}
+    out: dict = {}
+    for line in text.splitlines():
+        key, _, value = (s.strip() for s in line.partition(":"))
+        if key in keys and keys[key] not in out:
+            out[keys[key]] = value
+        elif key in ("flags", "Features") and "isa" not in out:
+            have = set(value.split())
+            out["isa"] = [f for f in ISA_FLAGS if f in have]
+        elif not line.strip() and out:
+            break  # the first processor is enough
+    out.setdefault("isa", [])
+    out.setdefault("model_name", platform.processor() or platform.machine())
+    return out
+
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """'model name (family F, model M; avx2 avx512f ...)': what the machine line says of the processor."""
+    f = cpu_fields()
+    where = ", ".join(x for x in (f"family {f['family']}" if "family" in f else "",
+                                  f"model {f['model']}" if "model" in f else "") if x)
+    isa = " ".join(f["isa"]) or "none of " + "/".join(ISA_FLAGS[:3])
+    return f"{f['model_name']} ({where + '; ' if where else ''}{isa})"
 
 
 def gpu_name() -> str | None:
@@ -37,10 +63,10 @@ def gpu_name() -> str | None:
 def git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parents[2]
-        res = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                             timeout=5)
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
+        git = ["git", "-C", str(root)]
+        res = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                               timeout=5)
         return (res.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")) or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -75,6 +101,7 @@ def machine() -> dict:
         "host": platform.node(),
         "os": platform.platform(),
         "cpu": cpu_model(),
+        "cpu_fields": cpu_fields(),
         "cores_logical": os.cpu_count(),
         "cores_physical": physical_cores(),
         "ram_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),

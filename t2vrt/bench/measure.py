@@ -39,7 +39,8 @@ def spread(values: list[float]) -> dict[str, float]:
 
 
 class PeakMemory:
-    """Peak resident memory (RSS) between ``reset`` and ``peak_mb``; on CUDA also torch's peak allocation.
+    """Peak resident memory (RSS) between ``reset`` and ``peak_mb``; on CUDA also the device's peak used memory
+    (NVML, sampled: ONNX Runtime's and TensorRT's allocations count) and torch's own peak allocation.
 
     On Linux the kernel keeps the peak (VmHWM) and resets it when "5" is written to /proc/self/clear_refs;
     elsewhere a thread samples psutil's RSS every 5 ms (not on CUDA, where it would compete with kernel launches
@@ -53,6 +54,12 @@ class PeakMemory:
         self._sampled = 0
         self._stop: threading.Event | None = None
         self.method = "VmHWM" if self.kernel else "psutil sampling (5 ms)" if self.sampling else "current RSS only"
+        self.gpu = None
+        if self.cuda:
+            from t2vrt.bench.harness import GpuPeak
+
+            self.gpu = GpuPeak()
+            self.method += f"; GPU: {self.gpu.method}"
 
     def current_mb(self) -> float:
         return rss_bytes() / MB
@@ -62,6 +69,8 @@ class PeakMemory:
             import torch
 
             torch.cuda.reset_peak_memory_stats()
+            if not self.gpu.running:  # a stage's reset inside a run keeps the run's sampler going
+                self.gpu.start()
         if self.kernel:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
@@ -76,11 +85,16 @@ class PeakMemory:
         return max(self._sampled, int(self.current_mb() * MB)) / MB
 
     def cuda_peak_mb(self) -> float | None:
+        """torch's own peak allocation (blind to ONNX Runtime's and TensorRT's memory)."""
         if not self.cuda:
             return None
         import torch
 
         return torch.cuda.max_memory_allocated() / MB
+
+    def gpu_peak_mb(self) -> float | None:
+        """The device's peak used memory since ``reset`` (every process's and library's allocations)."""
+        return self.gpu.stop() if self.gpu is not None else None
 
     def _start_sampler(self) -> None:
         try:

@@ -21,7 +21,7 @@ ROWS = (
     ("outside_engines_pct", "outside model calls, % of total", 1.0, "%"),
     ("peak_rss_mb", "peak RSS of the process (both pipelines loaded)", 1.0, "MB"),
     ("peak_rss_growth_mb", "peak RSS above the RSS at the run's start", 1.0, "MB"),
-    ("cuda_max_allocated_mb", "peak CUDA allocated", 1.0, "MB"),
+    ("gpu_peak_used_mb", "peak GPU memory used (device-wide, as the driver reports it)", 1.0, "MB"),
 )
 
 
@@ -106,30 +106,67 @@ def _cell(s: dict | None, scale: float) -> str:
 
 
 def table(data: dict) -> str:
-    """Median [min-max] per stage for each pipeline, and the speed-up, as a markdown table."""
-    ours = data["ours"]["summary"]
-    ref = (data["diffusers"] or {}).get("summary", {})
-    speed = data["speedup"] or {}
-    lines = ["| stage | t2vrt | diffusers | diffusers / t2vrt |", "|---|---|---|---|"]
+    """Median [min-max] per stage for each pipeline, as a markdown table; with two pipelines also the speed-up."""
+    sides = data.get("sides") or _two_sides(data)
+    pair = len(sides) == 2 and data["speedup"]
+    head = " | ".join(s["name"] for s in sides)
+    lines = [f"| stage | {head} |" + (" diffusers / t2vrt |" if pair else ""),
+             "|---|" + "---|" * (len(sides) + bool(pair))]
     for key, label, scale, unit in ROWS:
-        if key not in ours and key not in ref:
+        if not any(key in s["summary"] for s in sides):
             continue
-        ratio = speed.get(key)
-        lines.append(f"| {label} ({unit}) | {_cell(ours.get(key), scale)} | {_cell(ref.get(key), scale)} | "
-                     f"{_cell(ratio, 1.0) + 'x' if ratio else ''} |")
+        cells = " | ".join(_cell(s["summary"].get(key), scale) for s in sides)
+        ratio = (data["speedup"] or {}).get(key) if pair else None
+        speed = f" {_cell(ratio, 1.0) + 'x' if ratio else ''} |" if pair else ""
+        lines.append(f"| {label} ({unit}) | {cells} |" + speed)
     return "\n".join(lines + memory_rows(data))
 
 
+def _two_sides(data: dict) -> list[dict]:
+    out = [{"name": "t2vrt", **data["ours"]}]
+    return out + ([{"name": "diffusers", **data["diffusers"]}] if data["diffusers"] else [])
+
+
+def headline(data: dict) -> str:
+    """One row per pipeline: end to end, its speed against each diffusers pipeline, quality against the reference,
+    and the UNet step's GFLOP/s against the matrix-product peak at its precision."""
+    sides = data.get("sides") or []
+    refs = [s["name"] for s in sides if s["kind"] == "diffusers"]
+    ref = data["config"].get("reference")
+    lines = ["| pipeline | end to end (s) | " + " | ".join(f"vs {r}" for r in refs)
+             + f" | PSNR vs {ref} (dB) | SSIM | NaN / black frames | UNet step (s) | GFLOP/s | of peak |",
+             "|---|---|" + "---|" * len(refs) + "---|---|---|---|---|---|"]
+    for s in sides:
+        ratios = [s["ratios"].get(r, {}).get("total_s") for r in refs]
+        vs = " | ".join("1.00x" if r == s["name"] else f"{x['median']:.2f}x" if x else "-"
+                        for r, x in zip(refs, ratios))
+        q, e = s.get("quality") or {}, s.get("efficiency") or {}
+        psnr = "-" if "psnr_db" not in q else f"{q['psnr_db']:.1f}"
+        bad = f"{q['nan_frames']} / {q['black_frames']}" if "nan_frames" in q else "-"
+        frac = f"{100 * e['fraction_of_peak']:.0f}%" if "fraction_of_peak" in e else "-"
+        gflops = f"{e['achieved_gflops']:.0f}" if e else "-"
+        ssim = f"{q['ssim']:.4f}" if "ssim" in q else "-"
+        lines.append(f"| {s['name']} ({s['backend']}) | {_cell(s['summary']['total_s'], 1.0)} | {vs} | {psnr} | {ssim} "
+                     f"| {bad} | {_cell(s['summary']['unet_per_step_s'], 1.0)} | {gflops} | {frac} |")
+    f = data.get("flops")
+    if f:
+        peaks = ", ".join(f"{k} {v:.0f}" for k, v in f["matmul_peak_gflops"].items())
+        lines.append(f"\nUNet step: {f['unet_step_gflop']:.1f} GFLOP ({f['counted_by']}); matrix-product peak "
+                     f"GFLOP/s with {f['threads']} threads: {peaks} ({f['peak_by']})")
+    return "\n".join(lines)
+
+
 def memory_rows(data: dict) -> list[str]:
-    """Both pipelines share the process: what loading each added, and what its first (warm-up) run grew by."""
-    sides = [data["ours"], data["diffusers"] or {}]
+    """All pipelines share the process: what loading each added, and what its first (warm-up) run grew by."""
+    sides = data.get("sides") or _two_sides(data)
+    pad = " |" if len(sides) == 2 and data["speedup"] else ""
     rows = []
     if any("load_rss_mb" in s for s in sides):
-        cells = " | ".join(f"{s['load_rss_mb']:.0f}" if "load_rss_mb" in s else "-" for s in sides)
-        rows.append("| RSS added by loading (MB) | " + cells + " | |")
-    if all(s.get("warmup") for s in sides if s):
-        cells = " | ".join(f"{s['warmup'][0]['peak_rss_growth_mb']:.0f}" if s.get("warmup") else "-" for s in sides)
-        rows.append("| first run: peak RSS above its start (MB) | " + cells + " | |")
+        rows.append("| RSS added by loading (MB) | "
+                    + " | ".join(f"{s['load_rss_mb']:.0f}" if "load_rss_mb" in s else "-" for s in sides) + " |" + pad)
+    if all(s.get("warmup") for s in sides):
+        rows.append("| first run: peak RSS above its start (MB) | "
+                    + " | ".join(f"{s['warmup'][0]['peak_rss_growth_mb']:.0f}" for s in sides) + " |" + pad)
     return rows
 
 

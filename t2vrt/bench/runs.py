@@ -46,8 +46,7 @@ class BenchRequest:
 
     def common(self) -> dict:
         return dict(negative_prompt=self.negative_prompt, num_frames=self.num_frames, height=self.height,
-                    width=self.width,
-                    num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale)
+                    width=self.width, num_inference_steps=self.num_inference_steps, guidance_scale=self.guidance_scale)
 
 
 def metrics(rec: Recorder, req: BenchRequest, memory: PeakMemory, rss_before: float) -> dict:
@@ -76,6 +75,7 @@ def metrics(rec: Recorder, req: BenchRequest, memory: PeakMemory, rss_before: fl
     cuda = memory.cuda_peak_mb()
     if cuda is not None:
         out["cuda_max_allocated_mb"] = cuda
+        out["gpu_peak_used_mb"] = memory.gpu_peak_mb()
     return out
 
 
@@ -114,13 +114,14 @@ class OursRun(Measured):
     name = "t2vrt"
 
     def __init__(self, engines: str | Path, request: BenchRequest, backend: str = "onnxruntime",
-                 precision: str = "fp32",
-                 device: str = "cpu", threads: int | None = None):
+                 precision: str = "fp32", device: str = "cpu", threads: int | None = None, low_memory: bool = False):
         from t2vrt import LoadOptions, Pipeline
 
         super().__init__(request, device)
+        self.requested_backend, self.precision = backend, precision
         rss = self.memory.current_mb()
-        self.pipe = Pipeline.load(engines, LoadOptions(backend=backend, precision=precision, threads=threads))
+        options = LoadOptions(backend=backend, precision=precision, threads=threads, low_memory=low_memory)
+        self.pipe = Pipeline.load(engines, options)
         for name in COMPONENTS:  # loaded before the runs, so the load is not in the first run's times
             self.pipe.runner(name)
         self.load_rss_mb = self.memory.current_mb() - rss
@@ -152,13 +153,18 @@ class OursRun(Measured):
             record["seams"] = seam_metric(frames, window_schedule(self.request.num_frames, w, stride))
         return record, frames
 
+    def close(self) -> None:
+        """Release every runner (the sessions' weights) before another pipeline loads."""
+        self.pipe.close()
+
     def native_size(self) -> tuple[int, int]:
         m = self.pipe.manifest.model
         return m.sample_size * m.vae_scale, m.sample_size * m.vae_scale
 
 
 class DiffusersRun(Measured):
-    """diffusers' TextToVideoSDPipeline from the model folder; the model calls and the loop are timed by wrappers."""
+    """diffusers' TextToVideoSDPipeline from the model folder; the model calls and the loop are timed by wrappers.
+    ``precision``: the ``torch_dtype`` by name (float32, bfloat16, float16; fp32, bf16, fp16 say the same)."""
 
     name = "diffusers"
 
@@ -172,7 +178,10 @@ class DiffusersRun(Measured):
         if request.scheduler not in DIFFUSERS_SCHEDULERS:
             raise InputError(f"scheduler {request.scheduler!r} has no diffusers counterpart here; "
                              f"choose one of {', '.join(DIFFUSERS_SCHEDULERS)} or run without --diffusers")
-        dtype = torch.float16 if precision == "fp16" else torch.float32
+        from t2vrt.bench.flops import dtype_name
+
+        self.precision = dtype_name(precision)
+        dtype = getattr(torch, self.precision)
         pipe = TextToVideoSDPipeline.from_pretrained(str(model), torch_dtype=dtype).to(device)
         cls = getattr(diffusers, DIFFUSERS_SCHEDULERS[request.scheduler])
         pipe.scheduler = cls.from_config(pipe.scheduler.config)

@@ -12,19 +12,20 @@ from t2vrt.cli.options import HELP, NEGATIVE_HELP, add_load_args, load_options
 from t2vrt.serve.request import VideoRequest
 
 
-def add_request_args(p: argparse.ArgumentParser) -> None:
-    """Defaults of every request (a line or a POST body may override each); `t2vrt generate`'s defaults."""
+def add_request_args(p: argparse.ArgumentParser, unit: str = "line") -> None:
+    """Defaults of every request (a ``unit``, a line of `batch` or a POST body of `serve`, may override each);
+    `t2vrt generate`'s defaults."""
     from t2vrt.runtime.schedulers import SCHEDULERS
 
     d = VideoRequest()
-    g = p.add_argument_group("defaults of each request (a line's own keys win)")
+    g = p.add_argument_group(f"defaults of each request (a {unit}'s own keys win)")
     g.add_argument("--negative-prompt", default=None, help=NEGATIVE_HELP)
     g.add_argument("--frames", type=int, default=d.num_frames, help="num_frames")
     g.add_argument("--height", type=int, default=None, help="height in pixels; omitted: the model's native size")
     g.add_argument("--width", type=int, default=None, help="width in pixels; omitted: the model's native size")
     g.add_argument("--steps", type=int, default=d.num_inference_steps, help="num_inference_steps")
     g.add_argument("--guidance", type=float, default=d.guidance_scale, help="guidance_scale")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed of lines without one")
+    g.add_argument("--seed", type=int, default=d.seed, help=f"seed of {unit}s without one")
     g.add_argument("--scheduler", default=None, choices=sorted(SCHEDULERS), help="sampler; omitted: the model's own")
     g = p.add_argument_group("runtime")
     g.add_argument("--fps", type=float, default=8.0, help="frames per second of the written videos")

@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 def add_parser(sub) -> argparse.ArgumentParser:
     from t2vrt.bench.report import FRAME_TOL
     from t2vrt.bench.runs import DIFFUSERS_SCHEDULERS, BenchRequest
+    from t2vrt.bench.session import TORCH_DTYPES
 
     d = BenchRequest()
     p = sub.add_parser("bench", help="time each stage and peak memory; compare with diffusers", formatter_class=HELP,
@@ -42,7 +43,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--context-stride", type=int, default=None, help="frames between windows; omitted: W // 4")
     p.add_argument("--free-noise", action="store_true", help="FreeNoise's initial noise (with --context-frames)")
     p.add_argument("--backend", default="onnxruntime", choices=backend_names(auto=False), help="our backend")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"], help="both pipelines' precision")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS, help="our precision")
+    p.add_argument("--torch-dtype", nargs="+", default=None, choices=TORCH_DTYPES, metavar="DTYPE",
+                   help="diffusers' torch_dtype, one pipeline each (float32, bfloat16, float16); omitted: the one like "
+                        "--precision. Quality is measured against float32 where it runs")
+    p.add_argument("--ours", nargs="+", default=None, type=our_side, metavar="BACKEND:PRECISION",
+                   help="several of our pipelines in one run (e.g. onnxruntime:fp32 openvino:bf16); "
+                        "omitted: --backend with --precision")
     p.add_argument("--device", default="cpu", help="torch device of diffusers (cpu, cuda)")
     p.add_argument("--threads", type=int, default=None,
                    help="intra-op threads of torch and ONNX Runtime alike; omitted: each library's default")
@@ -51,6 +58,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", default=None, help="also write every run and the summary as JSON")
     p.set_defaults(func=run)
     return p
+
+
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+def our_side(text: str) -> tuple[str, str]:
+    """``BACKEND:PRECISION`` (precision fp32 when omitted) -> (backend, precision)."""
+    backend, _, precision = text.partition(":")
+    precision = precision or "fp32"
+    names = backend_names(auto=False)
+    if backend not in names or precision not in PRECISIONS:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected BACKEND:PRECISION with BACKEND one of "
+                                         f"{', '.join(names)} and PRECISION one of {', '.join(PRECISIONS)}")
+    return backend, precision
 
 
 def run(args) -> int:
@@ -70,7 +91,7 @@ def run(args) -> int:
     )
     config = BenchConfig(engines=args.dir, diffusers=args.diffusers, runs=args.runs, warmup=args.warmup,
                          backend=args.backend, precision=args.precision, device=args.device, tolerance=args.tolerance,
-                         threads=args.threads)
+                         threads=args.threads, ours=tuple(args.ours or ()), torch_dtypes=tuple(args.torch_dtype or ()))
     data = run_bench(config, request)
     if args.json:
         log.info("wrote %s", write_json(data, args.json))
@@ -85,7 +106,7 @@ def run(args) -> int:
 
 def summary_text(data: dict) -> str:
     from t2vrt.bench.machine import describe
-    from t2vrt.bench.report import parity_line, quality_line, table
+    from t2vrt.bench.report import headline, parity_line, quality_line, table
 
     r, c = data["request"], data["config"]
     loads = [run["load_average"][0] for run in data["ours"]["runs"] if run["load_average"]]
@@ -100,6 +121,7 @@ def summary_text(data: dict) -> str:
         "",
         table(data),
         "",
+    ] + ([headline(data), ""] if any(s["kind"] == "diffusers" for s in data["sides"]) else []) + [
         parity_line(data["parity"]),
     ] + ([quality_line("fp16 against fp32 (ours, same backend)",
                        data["fp16_vs_fp32"])] if "fp16_vs_fp32" in data else [])

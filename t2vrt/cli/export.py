@@ -32,6 +32,10 @@ def add_parser(sub) -> None:
     p.add_argument("--validation", default="auto", choices=["auto", "standard", "small"],
                    help="validation shapes; auto: small for components over 250 M parameters (the real UNet on a CPU)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing engine directory")
+    p.add_argument("--add", action="store_true",
+                   help="add --components to the existing engine directory -o (exported from MODEL), at its profile "
+                        "and precisions, leaving its other components as they are (e.g. --components vae_encoder "
+                        "--add for `upscale`)")
     p.add_argument("--ff-chunking", type=int, nargs="?", const=FF_SLICES, default=0, metavar="SLICES",
                    help=f"compute the UNet's feed-forward layers in SLICES pieces (alone: {FF_SLICES}) to lower its "
                    "peak memory")
@@ -39,8 +43,7 @@ def add_parser(sub) -> None:
                    help="also write a UNet graph with ONNX Runtime's attention fusion, which the onnxruntime backend "
                         "runs on the CPU (4-8%% faster; TensorRT and CUDA read the portable graph); default: when the "
                         "fp32 UNet's weights fit inline (under 1 GiB), not for the real-size UNet (5.6 GB more on "
-                        "disk, "
-                        "about 31 GiB of memory while it is made)")
+                        "disk, about 31 GiB of memory while it is made)")
     p.add_argument("--random-weights", action="store_true",
                    help=f"MODEL is a preset ({', '.join(PRESETS)}) built with random weights")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-weights")
@@ -62,6 +65,8 @@ def run(args) -> int:
         raise InputError("--keep-model keeps the folder --random-weights builds; MODEL is a folder already without it")
     if args.keep_model is not None and Path(args.keep_model).exists():
         raise InputError(f"--keep-model {args.keep_model} exists; give a new folder (nothing is replaced)")
+    if args.add:
+        return _add(args)
     if args.random_weights:
         from t2vrt.export.exporter import _check_target
 
@@ -87,4 +92,28 @@ def run(args) -> int:
     report(args, f"exported {args.model} to {out} in {seconds:.1f} s",
            {"model": args.model, "output": str(out), "revision": args.revision, "variant": args.variant,
             "components": list(args.components), "precisions": list(args.precision), "seconds": seconds})
+    return 0
+
+
+def _add(args) -> int:
+    """`--add`: export the given components into the existing directory (t2vrt.export.add)."""
+    from t2vrt.export import ExportOptions
+    from t2vrt.export.add import add_components
+
+    if args.overwrite or args.random_weights:
+        other = "--overwrite" if args.overwrite else "--random-weights (give the model folder it recorded)"
+        raise InputError(f"--add keeps the directory and adds to it; it does not go with {other}")
+    given = [f for f, v in (("--frames", args.frames), ("--height", args.height), ("--width", args.width),
+                            ("--precision", args.precision != ["fp32"] or None)) if v is not None]
+    if given:
+        raise InputError(f"--add exports at the directory's own profile and precisions; leave out {', '.join(given)} "
+                         "(or re-export the whole directory with --overwrite)")
+    opts = ExportOptions(components=tuple(args.components), validate=not args.no_validate, validation=args.validation,
+                         ff_chunks=args.ff_chunking, ort_fusion=args.ort_fusion, allow_pickle=args.allow_pickle,
+                         revision=args.revision, variant=args.variant)
+    t0 = time.perf_counter()
+    out = add_components(args.model, args.output, opts)
+    seconds = round(time.perf_counter() - t0, 2)
+    report(args, f"added {', '.join(args.components)} of {args.model} to {out} in {seconds:.1f} s",
+           {"model": args.model, "output": str(out), "added": list(args.components), "seconds": seconds})
     return 0

@@ -11,13 +11,24 @@ from t2vrt.errors import InputError
 BACKENDS = backend_names()  # the one list of backend names (t2vrt.engines.backends.REGISTRY), "auto" first
 
 
+def as_typed(value) -> str:
+    """A default as it is typed on the command line: (1, 4, 16) -> 1:4:16, ['fp32'] -> fp32 (nargs lists are
+    space-separated words)."""
+    if isinstance(value, tuple):
+        return ":".join(str(v) for v in value)
+    if isinstance(value, list):
+        return " ".join(as_typed(v) for v in value)
+    return str(value)
+
+
 class HELP(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except None (whose meaning the help text says)."""
+    """Shows defaults as they are typed, except None (whose meaning the help text says) and flags' values."""
 
     def _get_help_string(self, action):
-        if action.default is None or isinstance(action.default, bool):
+        no_value = action.nargs == 0 or action.default is argparse.SUPPRESS
+        if action.default is None or isinstance(action.default, bool) or no_value or "%(default)" in action.help:
             return action.help
-        return super()._get_help_string(action)
+        return f"{action.help} (default: {as_typed(action.default).replace('%', '%%')})"
 
 
 def range_arg(text: str) -> tuple[int, int, int]:
@@ -113,7 +124,8 @@ def add_context_args(p: argparse.ArgumentParser, free_noise: bool = True) -> Non
     """`generate`'s and `upscale`'s long-video options: denoise in overlapping windows (runtime/context.py)."""
     from t2vrt.runtime.context import MODES, WEIGHTINGS
 
-    g = p.add_argument_group("long videos", "denoise --frames in overlapping windows of W frames, so a video may "
+    frames = "--frames" if free_noise else "the video's frames"
+    g = p.add_argument_group("long videos", f"denoise {frames} in overlapping windows of W frames, so a video may "
                              "be longer than the engine's frame range")
     g.add_argument("--context-frames", type=int, default=None, metavar="W",
                    help="window length in frames (within the engine's frame range)")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from t2vrt.cli.console import report
+from t2vrt.cli.console import add_json, report
 from t2vrt.cli.options import (
     HELP,
     add_context_args,
@@ -37,6 +37,7 @@ def add_parser(sub) -> None:
     add_run_args(p, guidance=UPSCALE_GUIDANCE,
                  steps_help="inference steps of the full schedule (strength runs the last part)")
     add_context_args(p, free_noise=False)
+    add_json(p, "the written file, its size, the seed and the seconds")
     p.set_defaults(func=run)
 
 
@@ -73,9 +74,13 @@ def run(args) -> int:
         height=args.height, width=args.width, scheduler=args.scheduler, decode_chunk_size=args.decode_chunk,
         **context_kwargs(args),
     )
-    path = video.save(args.output, fps=args.fps or read_fps(args.input) or 8.0, overwrite=args.overwrite)
+    fps = args.fps or read_fps(args.input) or 8.0
+    path = video.save(args.output, fps=fps, overwrite=args.overwrite)
     _, f, h, w, _ = video.images.shape
-    print(f"wrote {path} ({f} frames, {w}x{h}) in {time.perf_counter() - t0:.1f} s")
+    seconds = round(time.perf_counter() - t0, 2)
+    report(args, f"wrote {path} ({f} frames, {w}x{h}) in {seconds:.1f} s",
+           {"output": str(path), "frames": f, "height": h, "width": w, "fps": fps, "seed": args.seed,
+            "steps": args.steps, "strength": args.strength, "backend": pipe.backend, "seconds": seconds})
     return 0
 
 

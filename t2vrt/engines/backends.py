@@ -134,6 +134,15 @@ class Backend:
     def check_options(self, options: LoadOptions) -> None:
         """Refuse options this backend cannot honour, at load rather than when the first component opens."""
 
+    def stream(self, options: LoadOptions) -> Any:
+        """The one CUDA stream a pipeline's runners of this backend share (engines/streams.py), or None where its
+        runners do not run on a CUDA GPU here; ``open`` then takes it as ``stream=``."""
+        return None
+
+    def gpu_unused(self, options: LoadOptions) -> bool:
+        """True where a GPU is there and this backend, chosen by ``auto``, cannot use it (logged as a WARNING)."""
+        return False
+
     def open(self, root: Path, manifest: Manifest, name: str, options: LoadOptions, cuda_graphs: bool = False) -> Any:
         """A Runner (engines.base) for component ``name`` at ``options.precision`` (None: the backend's default)."""
         raise NotImplementedError

@@ -20,6 +20,8 @@ class Runner(Protocol):
     - tensorrt: the execution context, the engine and its device buffers, returned to the driver
       (``torch.cuda.empty_cache()`` for buffers from torch's caching allocator).
     A runner that cannot give its memory back has no ``close``; low-memory mode warns about it (see ``can_release``).
+    A runner whose outputs are torch tensors on a device (the GPU runners) says which in ``output_device``; the
+    pipeline puts the latents there before its loop.
     """
 
     spec: ComponentSpec

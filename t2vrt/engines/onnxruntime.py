@@ -18,7 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def session_options(threads: int | None = None):
-    import onnxruntime as ort
+    from t2vrt.engines.onnxruntime_cuda import import_onnxruntime
+
+    ort = import_onnxruntime()  # neither onnxruntime nor onnxruntime-gpu: one line naming both
 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -35,7 +37,9 @@ def session_options(threads: int | None = None):
 
 def check_providers(providers) -> None:
     """Unknown ONNX Runtime providers, refused in one line naming the available ones."""
-    import onnxruntime as ort
+    from t2vrt.engines.onnxruntime_cuda import import_onnxruntime
+
+    ort = import_onnxruntime()  # neither onnxruntime nor onnxruntime-gpu: one line naming both
 
     available = ort.get_available_providers()
     unknown = [p for p in providers or () if p not in available]
@@ -50,7 +54,9 @@ class OrtRunner:
 
     def __init__(self, path: str | Path, spec: ComponentSpec, providers: list[str] | None = None,
                  threads: int | None = None):
-        import onnxruntime as ort
+        from t2vrt.engines.onnxruntime_cuda import import_onnxruntime
+
+        ort = import_onnxruntime()  # neither onnxruntime nor onnxruntime-gpu: one line naming both
 
         available = ort.get_available_providers()
         providers = list(providers or [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available])

@@ -74,15 +74,27 @@ class OnnxRuntime(Backend):
                               "backend (--backend openvino, pip install 't2vrt[openvino]'); or use --precision fp32")
         check_providers(options.providers)
 
+    def stream(self, options: LoadOptions):
+        if ort_device(options.providers) != "cuda":
+            return None
+        from t2vrt.engines.streams import CudaStream
+
+        return CudaStream()
+
+    def gpu_unused(self, options: LoadOptions) -> bool:
+        from t2vrt.engines import onnxruntime_cuda
+        from t2vrt.engines.tensorrt.env import cuda_available
+
+        return bool(onnxruntime_cuda.ort_cuda_unusable()) and cuda_available()
+
     def open(self, root: Path, manifest: Manifest, name: str, options: LoadOptions,
-             cuda_graphs: bool = False) -> Runner:
-        """precision None: fp32 ONNX on the CPU, fp16 on CUDA where exported."""
+             cuda_graphs: bool = False, stream=None) -> Runner:
+        """precision None: fp32 ONNX on the CPU, fp16 on CUDA where exported; on CUDA it runs on ``stream``."""
         device = ort_device(options.providers)
         precision = options.precision or default_precision(manifest, name, device)
         if device == "cuda":
             from t2vrt.engines import onnxruntime_cuda
 
             return onnxruntime_cuda.OrtBoundRunner(manifest.onnx_path(root, name, precision), manifest.spec(name),
-                                                   "cuda",
-                                                   cuda_graphs=cuda_graphs)
+                                                   "cuda", cuda_graphs=cuda_graphs, stream=stream)
         return open_cpu_runner(root, manifest, name, precision, options.providers, options.threads)

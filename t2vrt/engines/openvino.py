@@ -38,10 +38,11 @@ OV_TYPES = {"fp32": "f32", "bf16": "bf16"}  # INFERENCE_PRECISION_HINT's spellin
 MAX_COMPILED = 4  # compiled shapes kept per component (a call with guidance, a context window and a last VAE chunk)
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # bf16 compiles turn off the CPU plugin's Snippets (its JIT-fused subgraphs): with them, the fused attention of the
-# small preset's temporal transformers lost ten times torch's bf16 accuracy (relative L2 0.13 against 0.012 at one
-# attention's output) and the UNet step was 0.065 from fp32; without them 0.032, closer than torch's bf16 (0.034),
-# at about the same speed (benchmarks/RESULTS.md, "OpenVINO bf16"). SNIPPETS_MODE is an internal CPU property
-# (not in SUPPORTED_PROPERTIES): where a version refuses it, the compile goes on without it.
+# small preset's temporal transformers at 4 or 8 frames lost ten times torch's bf16 accuracy (relative L2 0.13
+# against 0.012 at one attention's output) and the UNet step was 0.065 from fp32 (4 frames); without them 0.032,
+# closer than torch's bf16 (0.034), and 8-frame videos 39.8 dB instead of 35.5. The price: the step at 16 frames
+# (where Snippets were as exact) runs 12% slower (benchmarks/RESULTS.md, "Where the gap was"). SNIPPETS_MODE is an
+# internal CPU property (not in SUPPORTED_PROPERTIES): where a version refuses it, the compile goes on without it.
 BF16_CONFIG = {"SNIPPETS_MODE": "DISABLE"}
 
 

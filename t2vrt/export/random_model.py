@@ -3,6 +3,21 @@
 The same folder layout as a real checkpoint (model_index.json, unet/, vae/,
 text_encoder/, tokenizer/, scheduler/), so tests and the demo load them through
 the code a user's checkpoint takes.
+
+Every layer is active. The constructors of diffusers and transformers leave tensors constant: the last
+convolution of each ``TemporalConvLayer`` is zero (each temporal conv block starts as an identity), every
+GroupNorm / LayerNorm starts at weight 1 and bias 0, CLIP's linear biases start at 0. A parity check cannot see
+an error in a layer that is an identity, nor a norm whose weight and bias are swapped, so ``activate`` gives
+each constant floating-point tensor with more than one element random values at the scale of a trained layer:
+
+- a convolution or linear layer whose weight is constant (the zero convolutions) gets the layer's own default
+  initialisation (``reset_parameters``: Kaiming-uniform weight, uniform bias);
+- a constant bias of a convolution or linear layer gets torch's default bias init, U(-1/sqrt(fan_in), +);
+- any other constant parameter (norm weights and biases) gets its constant plus N(0, 0.1^2): norm weights
+  around 1, biases around 0.
+
+The values come from torch's global generator, which ``build_model`` seeds once (``seed``) before building the
+UNet, the VAE and the text encoder in that order, so a preset and a seed always give the same weights.
 """
 
 from __future__ import annotations
@@ -87,12 +102,49 @@ def write_tokenizer(folder: Path, preset: ModelPreset) -> int:
     return len(vocab)
 
 
+_NOISE = 0.1  # std of the values added to a constant norm weight or bias
+
+
+def _is_constant(t) -> bool:
+    """A floating-point tensor of more than one element holding one value (a meta tensor holds none)."""
+    return t.is_floating_point() and not t.is_meta and t.numel() > 1 and bool((t == t.reshape(-1)[0]).all())
+
+
+def _default_bias_(bias, weight) -> None:
+    """torch's default bias init for a convolution or linear layer: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    fan_in = weight[0].numel()
+    bound = 1.0 / fan_in**0.5 if fan_in > 0 else 0.0
+    bias.uniform_(-bound, bound)
+
+
+def activate(module):
+    """Give every constant floating-point parameter of ``module`` random values (the rules in the module
+    docstring) from torch's global generator; returns ``module``."""
+    import torch
+
+    with torch.no_grad():
+        for owner in module.modules():
+            constant = [name for name, t in owner.named_parameters(recurse=False) if _is_constant(t)]
+            layer = isinstance(owner, (torch.nn.modules.conv._ConvNd, torch.nn.Linear))
+            if layer and "weight" in constant:
+                owner.reset_parameters()
+                continue
+            for name in constant:
+                t = getattr(owner, name)
+                if layer and name == "bias":
+                    _default_bias_(t, owner.weight)
+                else:
+                    t.add_(torch.randn(t.shape, dtype=t.dtype) * _NOISE)
+    return module
+
+
 def make_unet(p: ModelPreset):
-    """A random-weight diffusers UNet3DConditionModel of preset ``p`` (seed torch first for reproducible weights)."""
+    """A random-weight diffusers UNet3DConditionModel of preset ``p``, every layer active (seed torch first for
+    reproducible weights)."""
     from diffusers import UNet3DConditionModel
 
     n = len(p.unet_channels)
-    return UNet3DConditionModel(
+    unet = UNet3DConditionModel(
         sample_size=p.sample_size,
         in_channels=4,
         out_channels=4,
@@ -104,6 +156,7 @@ def make_unet(p: ModelPreset):
         cross_attention_dim=p.text_hidden,
         attention_head_dim=p.head_dim,
     )
+    return activate(unet)
 
 
 def make_vae(p: ModelPreset):
@@ -111,7 +164,7 @@ def make_vae(p: ModelPreset):
     from diffusers import AutoencoderKL
 
     m = len(p.vae_channels)
-    return AutoencoderKL(
+    vae = AutoencoderKL(
         in_channels=3,
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * m,
@@ -123,13 +176,14 @@ def make_vae(p: ModelPreset):
         sample_size=p.sample_size * 2 ** (m - 1),
         scaling_factor=0.18215,
     )
+    return activate(vae)
 
 
 def make_text_encoder(p: ModelPreset, vocab_size: int):
     """A random-weight transformers CLIPTextModel of preset ``p``."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    return CLIPTextModel(
+    model = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=vocab_size,
             hidden_size=p.text_hidden,
@@ -144,6 +198,7 @@ def make_text_encoder(p: ModelPreset, vocab_size: int):
             pad_token_id=1,
         )
     )
+    return activate(model)
 
 
 def build_model(out: str | Path, preset: str | ModelPreset = "tiny", seed: int = 0) -> Path:

@@ -34,3 +34,14 @@ def from_numpy(a: np.ndarray, like: Any) -> Any:
 
         return torch.from_numpy(np.ascontiguousarray(a)).to(like.device)
     return a
+
+
+def on_device(x: Any, device: Any) -> Any:
+    """``x`` as a torch tensor on ``device`` (a runner's, where its outputs live); ``x`` itself where ``device`` is
+    None (NumPy runners) or ``x`` is there already."""
+    if device is None:
+        return x
+    import torch
+
+    t = x if is_torch(x) else torch.from_numpy(np.ascontiguousarray(x))
+    return t.to(device)

@@ -16,15 +16,19 @@ import contextlib
 import functools
 import threading
 
+from t2vrt.engines.streams import on_stream
+
 
 def serialized(call):
-    """Decorate ``__call__``: hold the pipeline's call lock where concurrent calls would share state."""
+    """Decorate ``__call__`` and the public stage methods: hold the pipeline's call lock where concurrent calls would
+    share state, and make the pipeline's CUDA stream (if it has one) torch's current stream for the call, so the
+    pipeline's own tensor math is ordered with its runners' work on that one stream (engines/streams.py)."""
 
     @functools.wraps(call)
     def wrapper(self, *args, **kwargs):
         shared = self.low_memory or not self.backend_impl.shares_runners
         guard = self._call_lock if shared else contextlib.nullcontext()
-        with guard:
+        with guard, on_stream(getattr(self, "stream", None)):
             return call(self, *args, **kwargs)
 
     return wrapper

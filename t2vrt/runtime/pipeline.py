@@ -17,7 +17,7 @@ from t2vrt.engines.loader import open_runner, resolve
 from t2vrt.errors import InputError
 from t2vrt.integrity import check_for_pipeline, read_json_file
 from t2vrt.manifest import MANIFEST, load_manifest
-from t2vrt.runtime.arrays import cat, from_numpy, permute, to_numpy
+from t2vrt.runtime.arrays import cat, from_numpy, on_device, permute, to_numpy
 from t2vrt.runtime.callbacks import StepCallbacks
 from t2vrt.runtime.checks import check_call, check_decode_chunk, check_positive, check_request
 from t2vrt.runtime.context import ContextPlan, context_plan, free_noise_latents, windowed
@@ -73,6 +73,7 @@ class Pipeline:
         self.scaling_factor = self.manifest.vae_scaling_factor
         self._runners: dict[str, Any] = {}
         self._observers: list[StageObserver] = []
+        self.stream = self.backend_impl.stream(self.options)  # the one CUDA stream of its GPU runners, or None
         self._lock, self._call_lock = new_locks()  # see runtime/locking.py for what each mode shares
         log.info("t2vrt pipeline on %s (%s%s) from %s", self.backend, self.precision or "default precision",
                  ", low memory" if self.low_memory else "", self.root)
@@ -118,8 +119,9 @@ class Pipeline:
         if name not in self._runners:
             if self.low_memory:
                 self._close(*self._runners)
+            on_gpu = {"stream": self.stream} if self.stream is not None else {}  # CPU runners take no stream
             r = open_runner(self.root, self.manifest, name, self.backend_impl, self.precision, self.providers,
-                            self.threads)
+                            self.threads, **on_gpu)
             if self.low_memory and not can_release(r):
                 log.warning("low-memory mode: the %s runner of %s cannot release its memory (it has no close()), "
                             "so it stays resident beside the next component", r.backend, name)
@@ -176,11 +178,13 @@ class Pipeline:
         sizes = {"batch": batch, "frames": num_frames, "height": height, "width": width}
         self.backend_impl.check_request(self.root, self.manifest, self.precision, sizes)
 
-    # -- stages -------------------------------------------------------------------------------
+    # -- stages (each serialized as a whole call: the TensorRT call lock, the pipeline's stream) --------------------
+    @serialized
     def encode_prompt(self, prompts: list[str], negatives: list[str] | None, clip_skip: int | None = None) -> Any:
         """Embeddings [2b, L, D] ([negative; prompt], one batch) under guidance, else [b, L, D]."""
         return self.embed(Prompts(prompts, negatives, None, None, negatives is not None), clip_skip)
 
+    @serialized
     def encode_texts(self, texts: list[str]) -> dict[str, Any]:
         """The text encoder's outputs for ``texts`` (one call)."""
         with self.stage("text_encoder") as text_encoder:
@@ -188,17 +192,23 @@ class Pipeline:
         check_stage(self, "text_encoder", out["last_hidden_state"])
         return out
 
+    @serialized
     def embed(self, p: Prompts, clip_skip: int | None = None) -> Any:
         """The UNet's encoder_hidden_states from prompts and/or precomputed embeddings (t2vrt.runtime.prompts)."""
         dtype = next(t.dtype for t in self.manifest.spec("unet").inputs if t.name == "encoder_hidden_states")
         return embeddings(p, self.encode_texts, dtype, clip_skip)
 
+    @serialized
     def denoise(self, x: Any, emb: Any, sampler, guidance_scale: float, noise: Noise, start: int = 0,
                 callbacks: StepCallbacks | None = None, progress: bool | None = None,
                 context: ContextPlan | None = None) -> Any:
         """The sampling loop: one batched UNet call per model evaluation, guidance eps = u + g (c - u); with a
         ``context`` plan of several windows, one call per window, blended to a full-length eps (runtime/context.py)."""
         with self.stage("unet") as unet:
+            # the loop's edge: latents and embeddings where the UNet's outputs live (CUDA for the GPU runners), also
+            # when prompt_embeds left the embeddings as NumPy; the runner's own, under observers' wrappers
+            device = getattr(self.runner("unet"), "output_device", None)
+            x, emb = on_device(x, device), on_device(emb, device)
             return self._loop(unet, x, emb, sampler, guidance_scale, noise, start, callbacks, progress, context)
 
     def _loop(self, unet, x: Any, emb: Any, sampler, guidance_scale: float, noise: Noise, start: int,
@@ -229,6 +239,7 @@ class Pipeline:
             x, emb = on_step(i, x, emb, guided)
         return x
 
+    @serialized
     def decode(self, latents: Any, chunk: int, progress: bool | None = None) -> np.ndarray:
         """[b, c, f, h, w] latents -> float frames [b, f, H, W, 3] in [0, 1], ``chunk`` frames per VAE call."""
         b, c, f, h, w = latents.shape
@@ -238,6 +249,7 @@ class Pipeline:
         video = images.reshape(b, f, *images.shape[1:])
         return np.clip(video.transpose(0, 1, 3, 4, 2) / 2 + 0.5, 0, 1)
 
+    @serialized
     def run_chunked(self, name: str, feed: dict[str, Any], chunk: int,
                     progress: bool | None = None) -> dict[str, np.ndarray]:
         """Run a per-frame component (the VAE decoder or encoder) over the frames of ``feed`` ``chunk`` at a time.

@@ -106,10 +106,13 @@ def check_clip_skip(manifest: Any, clip_skip: int | None) -> None:
         return
     if not isinstance(clip_skip, int) or isinstance(clip_skip, bool) or clip_skip < 0:
         raise InputError(f"clip_skip={clip_skip!r} must be a non-negative integer (1 uses the layer before the last)")
+    from t2vrt.manifest import model_argument
+
     outputs = {t.name: t for t in manifest.spec("text_encoder").outputs}
     if "hidden_states" not in outputs:
         raise InputError("clip_skip needs the text encoder's hidden states, which this engine directory does not hold "
-                         "(exported before t2vrt served clip_skip); re-export it with `t2vrt export MODEL -o DIR`")
+                         "(exported before t2vrt served clip_skip); re-export it with "
+                         f"`t2vrt export {model_argument(manifest.source)} -o DIR --overwrite`")
     layers = outputs["hidden_states"].dims[1] - 1
     if clip_skip > layers:
         raise InputError(f"clip_skip={clip_skip} is more than the text encoder's {layers} layers; choose 0 to {layers}")

@@ -25,8 +25,10 @@ class ClipTokenizer:
         try:
             self.tok = Tokenizer.from_file(str(path))
         except Exception as e:  # the tokenizers library raises its own Exception type for bad JSON
+            from t2vrt.manifest import recorded_model
+
             raise ManifestError(f"tokenizer {path} cannot be read ({str(e)[:120]}); re-export the model "
-                                "(`t2vrt export MODEL -o DIR --overwrite`)") from None
+                                f"(`t2vrt export {recorded_model(root)} -o {root} --overwrite`)") from None
         self.tok.enable_truncation(self.max_length)
         self.tok.enable_padding(length=self.max_length, pad_id=int(entry["pad_id"]), pad_token=entry["pad_token"])
         self._plain = Tokenizer.from_file(str(path))  # untruncated, to warn like diffusers does

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 from t2vrt.components import VIDEO_TO_VIDEO
 from t2vrt.engines.backends import LoadOptions
 from t2vrt.errors import InputError, ManifestError
+from t2vrt.manifest import add_command
 from t2vrt.runtime.arrays import cat, from_numpy, permute
 from t2vrt.runtime.callbacks import StepCallbacks
 from t2vrt.runtime.checks import check_call
@@ -22,12 +23,11 @@ from t2vrt.runtime.locking import serialized
 from t2vrt.runtime.media.frames import load_frames, resize_frames, to_encoder_input
 from t2vrt.runtime.noise import Noise
 from t2vrt.runtime.output import Video, check_output_type
-from t2vrt.runtime.pipeline import Pipeline
+from t2vrt.runtime.pipeline import Pipeline, _pad_to
 from t2vrt.runtime.plan import CallPlan, planned_call
 from t2vrt.runtime.prompts import read_prompts
 
 log = logging.getLogger(__name__)
-REEXPORT = "--components " + " ".join(VIDEO_TO_VIDEO)
 
 
 def start_index(num_inference_steps: int, strength: float, order: int = 1) -> int:
@@ -53,10 +53,11 @@ class VideoToVideoPipeline(Pipeline):
         super().__init__(root, options, **load_kw)
         if "vae_encoder" not in self.manifest.components:
             raise ManifestError(
-                f"engine directory {str(self.root)!r} has no vae_encoder, which video-to-video needs; "
-                f"re-export it with `t2vrt export MODEL -o DIR {REEXPORT}`"
+                f"engine directory {str(self.root)!r} has no vae_encoder, which video-to-video needs; add it with "
+                f"`{add_command(self.manifest, self.root, ('vae_encoder',))}`"
             )
 
+    @serialized
     def encode_video(self, frames, chunk: int, noise: Noise, progress: bool | None = None) -> Any:
         """Frames [f, H, W, 3] -> scaled latents [f, c, h, w] = (mean + std * n) * scaling_factor, the encoder
         run ``chunk`` frames at a time; n is drawn once for all frames, as diffusers' latent_dist.sample."""
@@ -65,8 +66,11 @@ class VideoToVideoPipeline(Pipeline):
         starts = tqdm(range(0, len(frames), chunk), desc="vae encoder", unit="chunk",
                       disable=not self._progress(progress),
                       leave=False)
+        lo, outs = self.manifest.profile.decode_chunk[0], []
         with self.stage("vae_encoder") as vae:
-            outs = [vae.infer({"image": to_encoder_input(frames[i : i + chunk])}) for i in starts]
+            for i in starts:  # a last chunk below the profile's minimum padded (as run_chunked), its padding dropped
+                piece = to_encoder_input(frames[i : i + chunk])
+                outs.append({k: v[: len(piece)] for k, v in vae.infer({"image": _pad_to(piece, lo)}).items()})
         mean, std = cat([o["latent_mean"] for o in outs]), cat([o["latent_std"] for o in outs])
         check_stage(self, "vae_encoder", mean), check_stage(self, "vae_encoder", std)
         n = from_numpy(noise.randn(tuple(mean.shape)), mean)

@@ -1,10 +1,11 @@
-"""Render one VideoRequest on a loaded Pipeline: per-stage times, progress, cancellation, an atomic write."""
+"""Render one VideoRequest on a loaded Pipeline: per-stage times, progress, cancellation, an atomic write; and one
+service job (text- or video-to-video, with its thumbnail)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from t2vrt.runtime.stages import StageSeconds
 from t2vrt.serve.request import VideoRequest
@@ -44,3 +45,59 @@ def render(pipe, clock: StageClock, req: VideoRequest, path: Path, fps: float,
     save_atomic(video, path, fps)
     seconds = dict(clock.seconds, write=round(time.perf_counter() - t1, 4), total=round(time.perf_counter() - t0, 4))
     return {"seed": video.seed, "seconds": seconds}
+
+
+def render_job(renderer, job: dict, on_step: Callable[[int, int], None]) -> dict:
+    """One service job on ``renderer`` (a batch.Renderer): the video at jobs.video_path, then its first frame at
+    jobs.thumbnail_path; video-to-video when the job has an input file (a second pipeline, loaded on first use)."""
+    from t2vrt.serve.jobs import thumbnail_path, video_path
+
+    spec = job["request"]
+    req, extras, outdir = VideoRequest(**spec["video"]), dict(spec.get("extras") or {}), renderer.outdir
+    pipe, clock = renderer.pipe, renderer.clock
+    if spec.get("input"):
+        pipe, clock = video_to_video(renderer)
+        extras["video"] = str(outdir / spec["input"])
+    t0 = time.perf_counter()
+    clock.clear()
+    steps = req.num_inference_steps
+    kwargs = req.call_kwargs() | extras
+    if "video" in extras:
+        kwargs.pop("num_frames")
+        steps = max(1, int(steps * extras.get("strength", 0.6)))  # the steps a strength < 1 runs
+
+    def callback(step, timestep, latents):
+        on_step(min(step + 1, steps), steps)
+
+    try:
+        video = pipe(req.prompt, progress=False, callback=callback, **kwargs)
+    finally:
+        if spec.get("input"):
+            (outdir / spec["input"]).unlink(missing_ok=True)  # the upload is not kept once it is read
+    t1 = time.perf_counter()
+    save_atomic(video, video_path(outdir, job["id"]), spec.get("fps", renderer.fps))
+    save_thumbnail(video, thumbnail_path(outdir, job["id"]))
+    seconds = dict(clock.seconds, write=round(time.perf_counter() - t1, 4), total=round(time.perf_counter() - t0, 4))
+    return {"seed": video.seed, "seconds": seconds}
+
+
+def video_to_video(renderer):
+    """The renderer's video-to-video pipeline (same engine directory, backend and precision), loaded once."""
+    if getattr(renderer, "v2v", None) is None:
+        from t2vrt.runtime.video2video import VideoToVideoPipeline
+
+        renderer.v2v = VideoToVideoPipeline.load(renderer.pipe.root, renderer.pipe.options)
+        renderer.v2v_clock = StageClock(renderer.v2v)
+    return renderer.v2v, renderer.v2v_clock
+
+
+def save_thumbnail(video, path: Path) -> None:
+    """The first frame as a JPEG, written beside ``path`` and renamed into place."""
+    import os
+
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    try:
+        video.to_pil()[0].convert("RGB").save(tmp, format="JPEG", quality=90)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

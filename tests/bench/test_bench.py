@@ -11,8 +11,8 @@ import pytest
 from t2vrt.bench.report import compare_frames
 from t2vrt.cli import main
 
-ARGS = ["--runs", "2", "--warmup", "1", "--frames", "3", "--height", "48", "--width", "64", "--steps", "3", "--threads",
-        "1"]
+ARGS = ["--runs", "2", "--warmup", "1", "--frames", "3", "--height", "48", "--width", "64", "--steps", "3",
+        "--threads", "1"]
 STAGES = ("total_s", "text_encoder_s", "unet_per_step_s", "glue_per_step_s", "vae_per_frame_s", "outside_engines_pct",
           "peak_rss_mb")
 
@@ -67,21 +67,19 @@ def test_bench_catches_different_work(tiny_engines, tmp_path, capsys):
 
     other = build_model(tmp_path / "other", "tiny", seed=1)
     out = tmp_path / "bench.json"
-    assert main(["bench", str(tiny_engines), "--diffusers", str(other), "--json", str(out), *ARGS[:2], "--warmup", "0",
-                 *ARGS[6:]]) == 2
+    args = ["--diffusers", str(other), "--json", str(out), *ARGS[:2], "--warmup", "0", *ARGS[6:]]
+    assert main(["bench", str(tiny_engines), *args]) == 2
     parity = json.loads(out.read_text())["parity"]
     assert not parity["ok"] and parity["max_abs"] > 10 / 255
     captured = capsys.readouterr()
-    assert "DIFFERENT" in captured.out and captured.err.strip().endswith("error: the two pipelines produced different "
-                                                                         "frames, so their times do not compare the "
-                                                                         "same work")
+    assert "DIFFERENT" in captured.out and captured.err.strip().endswith(
+        "error: the two pipelines produced different frames, so their times do not compare the same work")
 
 
 def test_bench_ours_alone(tiny_engines, tmp_path):
     out = tmp_path / "bench.json"
     assert main(["bench", str(tiny_engines), "--json", str(out), "--runs", "1", "--warmup", "0", "--frames", "2",
-                 "--steps", "2",
-                 "--height", "32", "--width", "32"]) == 0
+                 "--steps", "2", "--height", "32", "--width", "32"]) == 0
     data = json.loads(out.read_text())
     assert data["diffusers"] is None and data["parity"] is None and len(data["ours"]["runs"]) == 1
     assert data["speedup"] is None
@@ -98,12 +96,15 @@ def test_compare_frames():
 
 
 def test_fp16_against_fp32_compares_a_second_run_of_ours(tiny_engines):
-    """The wiring of the fp16-vs-fp32 numbers (here fp32 against fp32: the same frames, so PSNR is infinite)."""
+    """The fp16-vs-fp32 numbers: our fp16 run's frames and latents against a second run of ours in fp32. Equal
+    frames would mean the fp16 side was not what was measured; the bounds are the fp16 pipeline test's
+    (tests/runtime/test_fp16_pipeline.py: latents within 7e-3 relative L2, frames within 1e-2)."""
     from t2vrt.bench.runs import BenchRequest, OursRun
     from t2vrt.bench.session import BenchConfig, fp16_against_fp32
 
     request = BenchRequest(num_frames=2, height=32, width=32, num_inference_steps=2)
-    ours = OursRun(tiny_engines, request)
+    ours = OursRun(tiny_engines, request, precision="fp16")
     _, frames = ours.run()
     q = fp16_against_fp32(BenchConfig(engines=str(tiny_engines)), request, ours, frames)
-    assert q["psnr_db"] == float("inf") and q["ssim"] == pytest.approx(1.0) and q["latent_rel_l2"] == 0.0
+    assert 1e-4 < q["latent_rel_l2"] < 7e-3
+    assert 40 < q["psnr_db"] < float("inf") and 0.99 < q["ssim"] <= 1.0

@@ -27,8 +27,9 @@ def test_ssim_known_values():
     x = rng.random((2, 3, 24, 20, 3))
     assert ssim(x, x) == pytest.approx(1.0)
     # constant frames: only the luminance term is left, (2 * 0.5 * 0.25 + C1) / (0.5^2 + 0.25^2 + C1)
-    assert ssim(np.full((1, 16, 16, 3), 0.5),
-                np.full((1, 16, 16, 3), 0.25)) == pytest.approx((0.25 + 1e-4) / (0.3125 + 1e-4))
+    assert ssim(np.full((1, 16, 16, 3), 0.5), np.full((1, 16, 16, 3), 0.25)) == pytest.approx(
+        (0.25 + 1e-4) / (0.3125 + 1e-4)
+    )
     # uniform noise plus independent noise of sigma 0.1: about 2 var(x) / (2 var(x) + 0.01) = 0.943
     noisy = x + rng.normal(0, 0.1, x.shape)
     assert ssim(noisy, x) == pytest.approx(2 / 12 / (2 / 12 + 0.01), abs=0.01)

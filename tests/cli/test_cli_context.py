@@ -19,18 +19,18 @@ def test_generate_a_long_video_in_windows(tiny_engines, tmp_path, capsys):
 
 @pytest.mark.parametrize("extra,message", [
     (["--frames", "40"], "num_frames=40 is outside this engine directory's range [1, 16]; re-export with `t2vrt export "
-                         "MODEL -o {dir} --overwrite --frames 1:8:40`, or denoise it in overlapping windows with "
+                         "{model} -o {dir} --overwrite --frames 1:8:40`, or denoise it in overlapping windows with "
                          "context_frames=8, context_stride=2 (CLI: --context-frames 8 --context-stride 2)"),
     (["--frames", "40", "--context-frames", "20"],
      "context_frames=20 is outside this engine directory's range [1, 16]"),
     (["--frames", "40", "--context-frames", "8", "--context-stride", "9"], "context_stride=9 must be in [1, 8]"),
     (["--frames", "8", "--free-noise"], "need context_frames"),
 ])
-def test_bad_long_requests_get_one_line(tiny_engines, tmp_path, capsys, extra, message):
+def test_bad_long_requests_get_one_line(tiny_engines, tiny_model, tmp_path, capsys, extra, message):
     out = tmp_path / "never.mp4"
     assert main(["generate", str(tiny_engines), "x", "-o", str(out), *SMALL, *extra]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message.format(dir=tiny_engines) in err and not out.exists()
+    assert err.count("\n") == 1 and message.format(dir=tiny_engines, model=tiny_model) in err and not out.exists()
 
 
 def test_upscale_takes_the_window_options(tiny_v2v_engines, tmp_path, capsys):

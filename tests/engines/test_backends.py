@@ -46,6 +46,7 @@ def test_a_registered_backend_joins_auto_and_the_names(monkeypatch, caplog):
     monkeypatch.setattr(get_backend("tensorrt"), "unusable", lambda m, o=None: "no engines")
     monkeypatch.setattr(get_backend("openvino"), "unusable", lambda m, o=None: "not faster here")
     assert "never" in backend_names() and LoadOptions(backend="never").backend == "never"
+    monkeypatch.setattr(loader, "_machine_has_gpu", lambda: True)  # the reasons are INFO where a GPU is
     with caplog.at_level(logging.INFO, logger="t2vrt.engines.loader"):
         assert loader.resolve("auto", None).name == "onnxruntime"
     assert caplog.records[-1].getMessage().endswith(

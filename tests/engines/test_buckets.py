@@ -81,13 +81,18 @@ def test_myelin_failure_on_a_range_offers_the_per_bucket_build():
     assert err.endswith("both dynamic: build per size bucket with `t2vrt build d --sizes 80x48`") and "\n" not in err
 
 
-def test_sizes_and_ranges_together_are_refused(tiny_engines):
+def test_sizes_and_ranges_together_are_refused(engine_copy):
+    """On a private copy: were the refusal to regress, the build would write into this copy, not the shared export."""
     from t2vrt.engines.tensorrt.build import BuildOptions, build_engines
 
+    before = sorted((str(p.relative_to(engine_copy)), p.stat().st_size) for p in engine_copy.rglob("*"))
+    manifest = (engine_copy / "manifest.json").read_bytes()
     with pytest.raises(InputError, match=r"^give either --sizes .* or --height/--width ranges .*, not both$"):
-        build_engines(tiny_engines, BuildOptions(sizes=(Size(64, 64),), height=(32, 64, 128)))
+        build_engines(engine_copy, BuildOptions(sizes=(Size(64, 64),), height=(32, 64, 128)))
     with pytest.raises(InputError, match=r"^size 256x256 is outside the exported range"):
-        build_engines(tiny_engines, BuildOptions(sizes=(Size(256, 256),), flavour="tensorrt-rtx"))
+        build_engines(engine_copy, BuildOptions(sizes=(Size(256, 256),), flavour="tensorrt-rtx"))
+    assert (engine_copy / "manifest.json").read_bytes() == manifest  # refused before anything was written
+    assert sorted((str(p.relative_to(engine_copy)), p.stat().st_size) for p in engine_copy.rglob("*")) == before
 
 
 def test_build_cli_takes_sizes_as_width_by_height():

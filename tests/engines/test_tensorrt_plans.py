@@ -136,12 +136,12 @@ def test_the_request_picks_the_plan_that_holds_it(tmp_path, builds, monkeypatch)
 
 
 class FakeTrtRunner:
-    """Stands in for TrtRunner: records which plan was opened and closed."""
+    """Stands in for TrtRunner: records which plan was opened and closed, and on which stream."""
 
     events: list = []
 
-    def __init__(self, plan, spec, record, cuda_graphs=False, root="DIR"):
-        self.plan = str(plan)
+    def __init__(self, plan, spec, record, cuda_graphs=False, root="DIR", stream=None):
+        self.plan, self.stream = str(plan), stream
         FakeTrtRunner.events.append(("open", self.plan))
 
     def infer(self, feed):
@@ -162,11 +162,12 @@ def test_the_runner_opens_one_plan_at_a_time(tmp_path, builds, monkeypatch):
     monkeypatch.setattr(tensorrt_runner, "torch_cuda", lambda: None)
     monkeypatch.setattr(tensorrt_runner, "TrtRunner", FakeTrtRunner)
     FakeTrtRunner.events = []
-    runner = loader.open_runner(tmp_path, m, "unet", "tensorrt")
+    stream = types.SimpleNamespace(device="cuda")  # the pipeline's: every plan runs on it
+    runner = loader.open_runner(tmp_path, m, "unet", "tensorrt", stream=stream)
     assert isinstance(runner, PlanSetRunner) and FakeTrtRunner.events == []  # opened lazily
     feed = lambda h, w: {"sample": np.zeros((2, 4, 16, h, w), np.float32), "timestep": np.zeros(1, np.float32),  # noqa: E731
                          "encoder_hidden_states": np.zeros((2, 77, 32), np.float32)}
-    assert runner.infer(feed(32, 32))["noise_pred"] == paths[0]
+    assert runner.infer(feed(32, 32))["noise_pred"] == paths[0] and runner.active[1].stream is stream
     assert runner.infer(feed(32, 32))["noise_pred"] == paths[0]
     assert runner.infer(feed(40, 72))["noise_pred"] == paths[1]
     with pytest.raises(InputError, match=r"^size 512x512 is in no size bucket of the unet engine"):

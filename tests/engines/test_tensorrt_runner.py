@@ -70,7 +70,7 @@ def test_find_engine_says_why_none_runs(monkeypatch):
 def test_auto_backend_without_gpu_is_onnxruntime(monkeypatch, caplog):
     monkeypatch.setattr(env, "cuda_available", lambda: False)
     engines = {c: _record(c) for c in ("text_encoder", "unet", "vae_decoder")}
-    with caplog.at_level(logging.INFO, logger="t2vrt.engines.loader"):
+    with caplog.at_level(logging.DEBUG, logger="t2vrt.engines.loader"):  # said with -v on a machine without GPU
         assert loader.resolve_backend("auto", _manifest(engines)) == "onnxruntime"
     assert "tensorrt not used: no CUDA GPU is visible to torch" in caplog.text
 
@@ -133,14 +133,19 @@ def test_runner_selects_the_bucket_profile():
 
 def test_close_frees_and_later_calls_say_so():
     """Without a GPU: close drops the engine and context and empties torch's CUDA cache (low-memory mode's release)."""
+    from t2vrt.engines.tensorrt.graphs import GraphCache
     from t2vrt.engines.tensorrt.runner import TrtRunner
 
     emptied = []
     r = TrtRunner.__new__(TrtRunner)  # the glue only: no engine is deserialized
     r.spec = component_specs(ModelDims(4, 32, 77, 8, 2, 32))["unet"]
-    r.torch = types.SimpleNamespace(cuda=types.SimpleNamespace(empty_cache=lambda: emptied.append(True)))
-    r.graphs, r.context, r.engine, r.runtime = {("x",): object()}, object(), object(), object()
+    r.stream = types.SimpleNamespace(synchronize=lambda: emptied.append("sync"),
+                                     empty_cache=lambda: emptied.append("empty"))
+    r.graphs = GraphCache(r)
+    r.graphs.entries[("x",)] = object()
+    r.context, r.engine, r.runtime, r.scratch = object(), object(), object(), object()
     r.close()
-    assert (r.graphs, r.context, r.engine, r.runtime, emptied) == ({}, None, None, None, [True])
+    assert (len(r.graphs), r.context, r.engine, r.runtime, r.scratch) == (0, None, None, None, None)
+    assert emptied == ["sync", "empty"]
     with pytest.raises(EngineError, match=r"^unet: this runner was closed; open the component again$"):
         r.infer({})

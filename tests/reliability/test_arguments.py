@@ -64,8 +64,12 @@ def test_numpy_ints_and_extreme_seeds_accepted(pipe):
     a = pipe("a cat", **{**CALL, "num_frames": np.int64(2), "num_inference_steps": np.int32(2)}, seed=np.uint64(7))
     b = pipe("a cat", **CALL, seed=7)
     np.testing.assert_array_equal(a.frames, b.frames)
-    for seed in (2**64 - 1, -(2**63)):
-        assert pipe("a cat", **CALL, seed=seed, output_type="latent").latents is not None
+    extremes = [pipe("a cat", **CALL, seed=seed, output_type="latent").latents for seed in (2**64 - 1, -(2**63))]
+    again = pipe("a cat", **CALL, seed=2**64 - 1, output_type="latent").latents
+    for latents in extremes:
+        assert latents.shape == (1, 4, 2, 4, 4) and np.isfinite(latents).all()
+    np.testing.assert_array_equal(extremes[0], again)  # the seed is used, not dropped: same seed, same latents
+    assert not np.array_equal(extremes[0], extremes[1])
 
 
 def test_missing_vae_decoder_refused_before_the_loop(tiny_engines, tmp_path, monkeypatch):

@@ -103,5 +103,14 @@ def test_the_result_objects_save_is_the_checked_atomic_write(tmp_path, monkeypat
     with pytest.raises(OutputError, match="bad gif.*the previous file is untouched"):
         video.save(out)
     assert out.read_bytes() == good and sorted(p.name for p in tmp_path.iterdir()) == ["v.gif"]
-    video.save(tmp_path / "pngs")
-    video.save(tmp_path / "pngs", overwrite=True)  # an earlier run's frames, replaced only when asked
+    folder = video.save(tmp_path / "pngs")
+    assert sorted(p.name for p in folder.iterdir()) == [FRAMES_MARK] + [f"frame_{i:04d}.png" for i in range(4)]
+    with pytest.raises(OutputError, match="holds png frames of an earlier run; pass --overwrite"):
+        video.save(folder)  # an earlier run's frames, replaced only when asked
+    other = Video.build(frames(3, seed=1)[None] / 255.0, None, 0)
+    assert other.save(folder, overwrite=True) == folder
+    assert sorted(p.name for p in folder.iterdir()) == [FRAMES_MARK] + [f"frame_{i:04d}.png" for i in range(3)]
+    import imageio.v3 as iio
+
+    np.testing.assert_array_equal(np.stack([iio.imread(folder / f"frame_{i:04d}.png") for i in range(3)]),
+                                  other.uint8[0])

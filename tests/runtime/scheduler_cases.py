@@ -81,28 +81,6 @@ def config(**overrides) -> dict:
     return {**SCHEDULER_CONFIG, **overrides}
 
 
-def lms_scheduler_class():
-    """diffusers' LMSDiscreteScheduler; without scipy its ``integrate.quad`` is replaced by Gauss-Legendre.
-
-    The coefficients integrate polynomials of degree <= 3 over one interval, which a 4-point
-    Gauss-Legendre rule does exactly, as scipy's adaptive quad does to rounding.
-    """
-    from types import SimpleNamespace
-
-    from diffusers.schedulers import scheduling_lms_discrete as lms
-
-    if not hasattr(lms, "integrate"):
-        nodes, weights = np.polynomial.legendre.leggauss(4)
-
-        def quad(f, a, b, epsrel=None):
-            a, b = float(a), float(b)
-            values = [float(f((b - a) / 2 * x + (a + b) / 2)) for x in nodes]
-            return (b - a) / 2 * float(np.dot(weights, values)), 0.0
-
-        lms.integrate = SimpleNamespace(quad=quad)
-    return lms.LMSDiscreteScheduler
-
-
 @dataclass(frozen=True)
 class Case:
     """One of our samplers and the diffusers scheduler (and settings) it must reproduce."""
@@ -150,6 +128,8 @@ CASES = [
 
 
 def scheduler_class(name: str):
-    return lms_scheduler_class() if name == "LMSDiscreteScheduler" else getattr(diffusers, name)
+    """diffusers' scheduler class ``name``, as diffusers runs it (LMS integrates its coefficients with
+    scipy.integrate.quad: scipy is in the test extra, so the reference shares no code with our lms.py)."""
+    return getattr(diffusers, name)
 
 

@@ -20,9 +20,9 @@ def pipe(tiny_engines):
     "kwargs,message",
     [
         (dict(num_frames=17),
-         r"num_frames=17 is outside this engine directory's range \[1, 16\]; re-export with `t2vrt export MODEL -o \S+ "
-         r"--overwrite --frames 1:8:17`, or denoise it in overlapping windows with context_frames=8, context_stride=2 "
-         r"\(CLI: --context-frames 8 --context-stride 2\)$"),
+         r"num_frames=17 is outside this engine directory's range \[1, 16\]; re-export with `t2vrt export \S+/tiny "
+         r"-o \S+ --overwrite --frames 1:8:17`, or denoise it in overlapping windows with context_frames=8, "
+         r"context_stride=2 \(CLI: --context-frames 8 --context-stride 2\)$"),
         (dict(num_frames=0), r"num_frames=0 is outside .*\[1, 16\]"),
         (dict(height=40), r"height=40 is not a multiple of 16"),
         (dict(width=36), r"width=36 is not a multiple of 16"),

@@ -138,8 +138,8 @@ def test_chunked_calls_and_padding(tiny_engines, monkeypatch):
 @pytest.mark.parametrize("chunk,message", [
     (0, r"^decode_chunk_size=0 is outside this engine directory's range \[1, 8\]; it must be at least 1$"),
     (9,
-     r"^decode_chunk_size=9 is outside this engine directory's range \[1, 8\]; re-export with `t2vrt export MODEL -o "
-     r"\S+ --overwrite --decode-chunk 1:4:9`$"),
+     r"^decode_chunk_size=9 is outside this engine directory's range \[1, 8\]; re-export with `t2vrt export "
+     r"\S+/tiny -o \S+ --overwrite --decode-chunk 1:4:9`$"),
 ])
 def test_bad_chunk(tiny_engines, chunk, message):
     from t2vrt import InputError

@@ -13,7 +13,16 @@ from t2vrt.errors import SchedulerError
 from t2vrt.presets import SCHEDULER_CONFIG
 from t2vrt.runtime.schedulers import SCHEDULERS, default_scheduler, make_sampler
 from t2vrt.runtime.schedulers.config import SWITCHES, SchedulerConfig
-from tests.runtime.scheduler_cases import CASES, Case, config, model_np, noise_source, run_ours, start_latents
+from tests.runtime.scheduler_cases import (
+    CASES,
+    Case,
+    config,
+    model_np,
+    noise_source,
+    run_ours,
+    scheduler_class,
+    start_latents,
+)
 
 # diffusers' own deprecation noise (numpy 2 __array__ copy keyword; LMS asks for scale_model_input)
 pytestmark = [pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
@@ -30,8 +39,6 @@ def test_registry_has_the_issue_3_set():
 def test_spec_declares_its_diffusers_class(name: str):
     """A spec's defaults are its diffusers class's own, its options keys that class reads, and every
     unsupported switch that class reads is rejected (so a model's config is read as diffusers reads it)."""
-    from tests.runtime.scheduler_cases import scheduler_class  # LMS without scipy
-
     spec = SCHEDULERS[name]
     theirs = dict(scheduler_class(spec.diffusers_class)().config)
     ours = SchedulerConfig.from_dict({}, spec.defaults)
@@ -142,6 +149,7 @@ def test_samplers_are_frozen_and_reusable():
 
 DEVICES = [
     pytest.param(("cpu", torch.float64), id="cpu-f64"),
+    pytest.param(("cpu", torch.float32), id="cpu-f32"),
     pytest.param(("cuda", torch.float64), id="cuda-f64", marks=[pytest.mark.gpu, CUDA_ONLY]),
     pytest.param(("cuda", torch.float32), id="cuda-f32", marks=[pytest.mark.gpu, CUDA_ONLY]),
 ]
@@ -182,3 +190,13 @@ def test_noise_is_drawn_once_per_step_where_diffusers_draws():
         for i in range(len(s.timesteps)):
             x, state = s.step(i, x, x * 0.1, state, lambda a: calls.append(i) or source(a))
         assert len(calls) == draws and len(set(calls)) == draws, name
+
+
+def test_the_lms_reference_integrates_with_scipy():
+    """The LMS reference is diffusers' own: its coefficients come from scipy.integrate.quad, not from a copy of
+    the Gauss-Legendre rule our lms.py uses (scipy is in the test extra)."""
+    import scipy.integrate
+    from diffusers.schedulers import scheduling_lms_discrete as lms
+
+    assert scheduler_class("LMSDiscreteScheduler") is lms.LMSDiscreteScheduler
+    assert lms.integrate is scipy.integrate

@@ -42,12 +42,12 @@ def frames(f=2, h=32, w=32):
         # given: no input hint
         (frames(h=32, w=48), dict(height=40), r"^height=40 is not a multiple of 16 .*; try 32$"),
         (frames(17), {},
-         r"^num_frames=17 is outside this engine directory's range \[1, 16\]; re-export with `t2vrt export MODEL -o "
+         r"^num_frames=17 is outside this engine directory's range \[1, 16\]; re-export with `t2vrt export \S+/tiny -o "
          r"\S+ --overwrite --frames 1:8:17`, or denoise it in overlapping windows with context_frames=8, "
          r"context_stride=2 \(CLI: --context-frames 8 --context-stride 2\)$"),
         (frames(), dict(decode_chunk_size=9),
-         r"^decode_chunk_size=9 is outside this engine directory's range \[1, 8\]; re-export with `t2vrt export MODEL "
-         r"-o \S+ --overwrite --decode-chunk 1:4:9`$"),
+         r"^decode_chunk_size=9 is outside this engine directory's range \[1, 8\]; re-export with `t2vrt export "
+         r"\S+/tiny -o \S+ --overwrite --decode-chunk 1:4:9`$"),
         (frames(), dict(output_type="gif"), r"^output_type='gif'; choose one of np, pil, pt, latent$"),
         (frames(), dict(num_inference_steps=0), r"^num_inference_steps=0 must be in \[1, 1000\]"),
         (frames(), dict(eta=-1.0), r"^eta=-1 must be in \[0, 1\]"),
@@ -81,10 +81,11 @@ def test_unreadable_file(no_backend, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]  # nothing written
 
 
-def test_engine_directory_without_vae_encoder(tiny_engines_without_encoder):
+def test_engine_directory_without_vae_encoder(tiny_engines_without_encoder, tiny_model):
     with pytest.raises(ManifestError) as e:
         VideoToVideoPipeline.load(tiny_engines_without_encoder)
     msg = str(e.value)
     assert "has no vae_encoder, which video-to-video needs" in msg and "\n" not in msg
-    assert msg.endswith("re-export it with `t2vrt export MODEL -o DIR --components text_encoder unet vae_decoder "
-                        "vae_encoder`")
+    # the model the manifest records, not MODEL; --add exports the encoder alone
+    assert msg.endswith(f"add it with `t2vrt export {tiny_model} -o {tiny_engines_without_encoder} "
+                        "--components vae_encoder --add`")

@@ -78,7 +78,7 @@ def test_unavailable_backends_say_why_and_how_to_install(selftest):
     if cuda["available"]:
         pytest.skip("a GPU is visible: ONNX Runtime CUDA runs here (tests/selftest/test_selftest_gpu.py)")
     assert cuda["passed"] is None and cuda["checks"] == []
-    assert "CUDAExecutionProvider" in cuda["reason"] and "pip install onnxruntime-gpu" in cuda["install"]
+    assert "CUDAExecutionProvider" in cuda["reason"] and "pip install 't2vrt[gpu]'" in cuda["install"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None, reason="tensorrt_rtx is not installed")

@@ -5,7 +5,7 @@ import signal
 import threading
 import time
 
-from t2vrt.serve.http import wait_for_signal
+from t2vrt.serve.service import wait_for_signal
 
 
 def test_a_signal_delivered_to_another_thread_is_seen():

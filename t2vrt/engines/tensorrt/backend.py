@@ -49,9 +49,18 @@ class TensorRT(Backend):
         if options.providers or options.threads:
             log.warning("providers and threads are ONNX Runtime options: the tensorrt backend ignores them")
 
+    def stream(self, options: LoadOptions):
+        from t2vrt.engines.tensorrt.env import cuda_available
+
+        if not cuda_available():  # no GPU: the runners say so in their own one line when they open
+            return None
+        from t2vrt.engines.streams import CudaStream
+
+        return CudaStream()
+
     def open(self, root: Path, manifest: Manifest, name: str, options: LoadOptions,
-             cuda_graphs: bool = False) -> Runner:
-        """The engine built for this GPU (fp16 first unless ``options.precision`` says which)."""
+             cuda_graphs: bool = False, stream=None) -> Runner:
+        """The engine built for this GPU (fp16 first unless ``options.precision`` says which), run on ``stream``."""
         from t2vrt.engines.tensorrt.records import find_engines
         from t2vrt.engines.tensorrt.runner import TrtRunner
 
@@ -62,8 +71,9 @@ class TensorRT(Backend):
         if len(records) > 1:  # one plan per size bucket: the plan that holds each call is opened for it
             from t2vrt.engines.tensorrt.plans import PlanSetRunner
 
-            return PlanSetRunner(root, spec, records, cuda_graphs=cuda_graphs)
-        return TrtRunner(Path(root) / records[0]["path"], spec, records[0], cuda_graphs=cuda_graphs, root=str(root))
+            return PlanSetRunner(root, spec, records, cuda_graphs=cuda_graphs, stream=stream)
+        return TrtRunner(Path(root) / records[0]["path"], spec, records[0], cuda_graphs=cuda_graphs, root=str(root),
+                         stream=stream)
 
     def check_request(self, root: Path, manifest: Manifest, precision: str | None, sizes: Mapping[str, int]) -> None:
         """The request must fit one of the built engines' profiles (one engine, or one plan per size bucket)."""

@@ -25,12 +25,13 @@ from pathlib import Path
 
 from t2vrt.components import PROFILE_FIELDS, TEXT_TO_VIDEO, Profile, Range, check_range_order
 from t2vrt.engines.buckets import Size, bucket_profiles, check_sizes, default_sizes
-from t2vrt.engines.tensorrt.env import gpu_compute_capability, import_tensorrt, make_logger
+from t2vrt.engines.tensorrt.env import gpu_compute_capability, gpu_name, import_tensorrt, make_logger
 from t2vrt.errors import EngineError, InputError
 from t2vrt.manifest import Manifest, engine_file, load_manifest, sha256_file, update_engines
 
 log = logging.getLogger(__name__)
 KEY_VERSION = 1  # bump when the build code changes what a plan holds
+BUILD_MESSAGES = 5000  # TensorRT log lines a build keeps for its result
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,8 @@ def _material(manifest: Manifest, component: str, o: BuildOptions, flavour: str,
             "external_sha256": onnx_rec.get("external_data", {}).get("sha256"), "shapes": shapes,
             "precision": o.precision, "flavour": flavour, "trt_version": trt.__version__,
             "compute_capability": list(targets), "opt_level": o.opt_level,
-            **({"max_workspace_mb": o.max_workspace_mb} if o.max_workspace_mb else {})}  # unset: keys as before
+            **({"max_workspace_mb": o.max_workspace_mb} if o.max_workspace_mb else {}),  # unset: keys as before
+            **({"user_allocation": True} if flavour == "tensorrt-rtx" else {})}  # REQUIRE_USER_ALLOCATION
 
 
 def _network(trt, builder, logger, onnx_path: Path):
@@ -153,10 +155,35 @@ def _config(trt, builder, o: BuildOptions, flavour: str, targets, shapes: dict |
         config.num_compute_capabilities = len(targets)
         for i, t in enumerate(targets):
             config.set_compute_capability(getattr(trt.ComputeCapability, t.upper()), i)
+        # the runner's CUDA graphs capture these engines: REQUIRE_USER_ALLOCATION is what makes a TensorRT-RTX
+        # engine capturable (no allocation at enqueue; the flag's own documentation in tensorrt_rtx)
+        if hasattr(trt.BuilderFlag, "REQUIRE_USER_ALLOCATION"):
+            config.set_flag(trt.BuilderFlag.REQUIRE_USER_ALLOCATION)
     else:
-        cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
-        config.set_timing_cache(cache, ignore_mismatch=False)
+        attach_timing_cache(config, timing_cache)
     return config
+
+
+def attach_timing_cache(config, path: Path) -> None:
+    """The timing cache file at ``path`` on ``config``; a file TensorRT refuses (made on another GPU or version:
+    ``set_timing_cache`` returns False) is set aside for a new, empty cache, logged in one WARNING line."""
+    data = path.read_bytes() if path.is_file() else b""
+    if config.set_timing_cache(config.create_timing_cache(data), ignore_mismatch=False):
+        return
+    if data:
+        log.warning("timing cache %s does not match this GPU or TensorRT; building with a new one", path.name)
+        if config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False):
+            return
+    raise EngineError(f"TensorRT refused a timing cache (file {path}); delete the file and build again")
+
+
+def save_timing_cache(config, path: Path) -> None:
+    """Write the builder's timing cache; ``get_timing_cache`` returns None when no cache is set, which is logged."""
+    cache = config.get_timing_cache()
+    if cache is None:
+        log.warning("TensorRT kept no timing cache for this build; %s is not updated", path.name)
+        return
+    write_atomic(path, cache.serialize())
 
 
 def write_atomic(path: Path, data) -> None:
@@ -209,18 +236,26 @@ def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, sh
 def _build_serialized(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, shapes, root: Path,
                       component: str, per_bucket: str = ""):
     """Build one serialized plan; returns it and the logger's messages."""
-    logger = make_logger(trt)
+    logger = make_logger(trt, keep=BUILD_MESSAGES)
     builder = trt.Builder(logger)
     network, parser = _network(trt, builder, logger, onnx_path)
-    cache_path = root / "engines" / f"timing_cache-{flavour}-{trt.__version__}-{'-'.join(targets)}.bin"
+    cache_path = timing_cache_path(root, flavour, trt.__version__, targets)
     config = _config(trt, builder, o, flavour, targets, shapes, cache_path)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise _build_failed(component, logger.messages, per_bucket)
     if flavour == "tensorrt":
-        write_atomic(cache_path, config.get_timing_cache().serialize())
+        save_timing_cache(config, cache_path)
     del parser
-    return plan, logger.messages
+    return plan, list(logger.messages)
+
+
+def timing_cache_path(root: Path, flavour: str, version: str, targets) -> Path:
+    """One timing cache per GPU model (its name: an H100 and an H200 are both sm90 but time kernels apart),
+    TensorRT flavour and version."""
+    device = gpu_name() or "-".join(targets)
+    slug = "".join(c if c.isalnum() else "-" for c in device).strip("-").lower()
+    return root / "engines" / f"timing_cache-{flavour}-{version}-{'-'.join(targets)}-{slug}.bin"
 
 
 def _retire(root: Path, manifest: Manifest, record: dict, keep: tuple[str, ...] = ()) -> None:

@@ -9,6 +9,7 @@ and compiles its kernels for the GPU at load time).
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 from t2vrt.errors import EngineError
 
@@ -56,8 +57,12 @@ def import_tensorrt(flavour: str = "auto"):
     return trt, flavour
 
 
-def make_logger(trt, level: str = "WARNING"):
-    """A trt.ILogger that forwards to ``logging`` and keeps (severity, message) pairs in ``.messages``."""
+KEEP_MESSAGES = 200  # a runner lives as long as a service: its logger keeps only the latest messages
+
+
+def make_logger(trt, level: str = "WARNING", keep: int = KEEP_MESSAGES):
+    """A trt.ILogger that forwards to ``logging`` and keeps the latest ``keep`` (severity, message) pairs in
+    ``.messages`` (for the one-line errors)."""
     sev = trt.ILogger.Severity
     py_level = {sev.INTERNAL_ERROR: logging.ERROR, sev.ERROR: logging.ERROR, sev.WARNING: logging.WARNING,
                 sev.INFO: logging.DEBUG, sev.VERBOSE: logging.DEBUG}
@@ -66,7 +71,7 @@ def make_logger(trt, level: str = "WARNING"):
     class Logger(trt.ILogger):
         def __init__(self):
             trt.ILogger.__init__(self)
-            self.messages: list[tuple[str, str]] = []
+            self.messages: deque[tuple[str, str]] = deque(maxlen=keep)
 
         def log(self, severity, msg):
             if severity <= threshold:
@@ -84,3 +89,12 @@ def gpu_compute_capability() -> str | None:
 
     major, minor = torch.cuda.get_device_capability()
     return f"sm{major}{minor}"
+
+
+def gpu_name() -> str | None:
+    """The visible GPU's name (e.g. "NVIDIA H100 80GB HBM3"), or None without one."""
+    if not cuda_available():
+        return None
+    import torch
+
+    return torch.cuda.get_device_name()

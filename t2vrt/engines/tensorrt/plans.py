@@ -27,12 +27,15 @@ class PlanSetRunner:
 
     backend = "tensorrt"
 
-    def __init__(self, root: str | Path, spec: ComponentSpec, records: Sequence[Mapping], cuda_graphs: bool = False):
+    def __init__(self, root: str | Path, spec: ComponentSpec, records: Sequence[Mapping], cuda_graphs: bool = False,
+                 stream=None):
         from t2vrt.engines.tensorrt import runner as tensorrt_runner
 
         self.runners = tensorrt_runner  # TrtRunner and torch_cuda are looked up here, so tests can stand in for them
         tensorrt_runner.torch_cuda()  # no GPU: the same one line at open as one engine gives
         self.root, self.spec, self.records, self.cuda_graphs = str(root), spec, list(records), cuda_graphs
+        self.stream = stream  # every plan runs on it (None: each on one of its own)
+        self.output_device = stream.device if stream is not None else "cuda"  # where its outputs live (torch)
         self.merged = merged_record(self.records)
         self.active: tuple[int, object] | None = None  # (plan index, its TrtRunner)
         self.closed = False
@@ -57,7 +60,7 @@ class PlanSetRunner:
         sizes = ", ".join(str(s) for s in (profile_size(p["profile"]) for p in record_profiles(record)) if s)
         log.info("%s: opening the plan for size bucket %s (%s)", self.spec.name, sizes or "?", record["path"])
         runner = self.runners.TrtRunner(Path(self.root) / record["path"], self.spec, record,
-                                        cuda_graphs=self.cuda_graphs, root=self.root)
+                                        cuda_graphs=self.cuda_graphs, root=self.root, stream=self.stream)
         self.active = (plan, runner)
         return runner
 

@@ -1,8 +1,12 @@
-"""TensorRT runner: one deserialized engine, one execution context, torch CUDA tensors bound by address.
+"""TensorRT runner: one deserialized engine, torch CUDA tensors bound by address, enqueued on the pipeline's stream.
 
 Per call: check the feed against the spec and the built profile (before any TensorRT call), set each input's
-shape, size the outputs from the context's shapes, bind every tensor's address and enqueue on the current torch
-stream. With ``cuda_graphs=True`` each input shape is captured once into a CUDA graph and replayed after.
+shape, size the outputs from the context's shapes, bind every tensor's address and enqueue on the stream the runner
+was given (engines/streams.py; never the legacy default stream). With ``cuda_graphs=True`` each input shape gets an
+execution context of its own, captured once into a CUDA graph and replayed after (graphs.py).
+
+Every context is created with user-managed device memory and shares the runner's one scratch buffer, as TensorRT's
+demo/Diffusion shares one buffer between its engines: contexts of one runner run one at a time on one stream.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from t2vrt.components import SYMBOL_FIELDS, ComponentSpec, build_command, check_
 from t2vrt.engines.base import Array, check_feed
 from t2vrt.engines.buckets import feed_symbols, record_profiles, record_sizes, select_profile, user_sizes
 from t2vrt.engines.tensorrt.env import import_tensorrt, make_logger
+from t2vrt.engines.tensorrt.graphs import GraphCache
 from t2vrt.engines.tensorrt.records import check_profile, check_target
 from t2vrt.errors import EngineError, InputError
 
@@ -62,38 +67,82 @@ def profile_for_feed(spec: ComponentSpec, record: Mapping, feed: Mapping[str, Ar
 
 
 class TrtRunner:
-    """Runs one engine recorded in the manifest (``record``: its entry in ``manifest.engines``)."""
+    """Runs one engine recorded in the manifest (``record``: its entry in ``manifest.engines``) on ``stream``
+    (a CudaStream; None: one of the runner's own)."""
 
     backend = "tensorrt"
     root = "DIR"  # the engine directory, as error messages name it
-    profile_index = 0  # the context's optimization profile (one per size bucket)
+    profile_index = 0  # the eager context's optimization profile (one per size bucket)
 
     def __init__(self, plan: str | Path, spec: ComponentSpec, record: Mapping, cuda_graphs: bool = False,
-                 root: str = "DIR"):
+                 root: str = "DIR", stream=None):
         self.torch = torch_cuda()
         trt, flavour = import_tensorrt(record["flavour"])
         check_target(record, trt, flavour, root)
         self.spec, self.record, self.cuda_graphs, self.root = spec, record, cuda_graphs, root
+        if stream is None:
+            from t2vrt.engines.streams import CudaStream
+
+            stream = CudaStream(self.torch)
+        self.stream, self.trt, self.output_device = stream, trt, stream.device  # where its outputs live (torch)
         self.logger = make_logger(trt)
         self.runtime = trt.Runtime(self.logger)
         self.engine = self.runtime.deserialize_cuda_engine(Path(plan).read_bytes())
         if self.engine is None:
-            errors = [m for s, m in self.logger.messages if "ERROR" in s]
-            raise EngineError(f"{plan} could not be loaded ({errors[-1] if errors else 'no message'}); "
+            raise EngineError(f"{plan} could not be loaded ({self._last_error()}); "
                               f"rebuild with `{build_command(root)}`")
-        self.context = self.engine.create_execution_context()
         names = {self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)}
         expected = {t.name for t in spec.inputs + spec.outputs}
         if names != expected:
             raise EngineError(f"{plan} has tensors {sorted(names)}; the manifest says {sorted(expected)}: rebuild it")
         self.dtypes = {n: self._torch_dtype(trt, self.engine.get_tensor_dtype(n)) for n in names}
-        self.graphs: dict[tuple, tuple] = {}
+        self.scratch = None  # the user-managed device memory every context of this runner shares
+        self.graphs = GraphCache(self)
+        self.context = None if cuda_graphs else self.new_context(0)  # with graphs: one context per shape
+
+    def _last_error(self) -> str:
+        errors = [m for s, m in self.logger.messages if "ERROR" in s]
+        return errors[-1] if errors else "no message"
+
+    def new_context(self, profile: int):
+        """An execution context on the shared scratch buffer, its memory sized for ``profile`` (all profiles with
+        CUDA graphs, whose captured addresses must not move); a one-line EngineError where TensorRT returns None."""
+        # demo/Diffusion's choice: user-managed memory in one shared buffer, sized for the selected profile (as
+        # ON_PROFILE_CHANGE would), not STATIC's reservation of the largest profile's scratch per context
+        strategy = self.trt.ExecutionContextAllocationStrategy.USER_MANAGED
+        context = self.engine.create_execution_context(strategy)
+        if context is None:  # NvInferRuntime.h: createExecutionContext returns nullptr when it fails (out of memory)
+            raise EngineError(f"{self.spec.name}: TensorRT could not create an execution context "
+                              f"({self._last_error()}); free GPU memory (low_memory=True, --low-memory) or use a "
+                              "smaller size bucket")
+        self.attach_scratch(context, profile)
+        return context
+
+    def attach_scratch(self, context, profile: int) -> None:
+        """Point ``context`` at the shared scratch buffer, grown first if ``profile`` needs more than it holds."""
+        engine = self.engine
+        if self.cuda_graphs:
+            need = engine.device_memory_size_v2
+        else:
+            need = engine.get_device_memory_size_for_profile_v2(profile)
+        if self.scratch is None or self.scratch.numel() < need:
+            if self.scratch is not None and self.cuda_graphs:
+                self.graphs.clear()  # captured contexts point at the old buffer
+            with self.stream.active():  # freed and reused in the stream's order
+                self.scratch = self.torch.empty(max(int(need), 1), dtype=self.torch.uint8, device=self.stream.device)
+        context.set_device_memory(self.scratch.data_ptr(), self.scratch.numel())
 
     def _torch_dtype(self, trt, dt):
         torch = self.torch
-        table = {trt.DataType.FLOAT: torch.float32, trt.DataType.HALF: torch.float16, trt.DataType.INT64: torch.int64,
-                 trt.DataType.INT32: torch.int32, trt.DataType.BOOL: torch.bool}
-        return table[dt]
+        table = {"FLOAT": torch.float32, "HALF": torch.float16, "BF16": torch.bfloat16, "INT64": torch.int64,
+                 "INT32": torch.int32, "INT8": torch.int8, "UINT8": torch.uint8, "BOOL": torch.bool,
+                 "FP8": getattr(torch, "float8_e4m3fn", None)}
+        name = getattr(dt, "name", str(dt).rpartition(".")[2])
+        if table.get(name) is None:
+            raise EngineError(f"{self.spec.name}: the engine has a {name} input or output, which t2vrt does not bind "
+                              f"(it binds {', '.join(k for k, v in table.items() if v is not None)}); rebuild it from "
+                              "t2vrt's own ONNX export")
+        return table[name]
 
     def _check_shapes(self, feed: Mapping[str, Array]) -> int:
         """The optimization profile that holds the feed's sizes (InputError before any TensorRT call if none)."""
@@ -105,67 +154,54 @@ class TrtRunner:
         for t in self.spec.inputs:
             a = feed[t.name]
             a = a if isinstance(a, torch.Tensor) else torch.from_numpy(a)  # numpy in: copied once at the edge
-            out[t.name] = a.to(device="cuda", dtype=self.dtypes[t.name]).contiguous()
+            out[t.name] = a.to(device=self.stream.device, dtype=self.dtypes[t.name]).contiguous()
         return out
 
-    def _bind(self, inputs: dict) -> dict:
+    def bind(self, context, inputs: dict) -> dict:
         """Set input shapes and addresses, allocate outputs at the context's shapes and bind them."""
         torch = self.torch
         for name, a in inputs.items():
-            if not self.context.set_input_shape(name, tuple(a.shape)):
+            if not context.set_input_shape(name, tuple(a.shape)):
                 raise EngineError(f"{self.spec.name}: TensorRT refused shape {tuple(a.shape)} for {name!r}")
-            self.context.set_tensor_address(name, a.data_ptr())
+            context.set_tensor_address(name, a.data_ptr())
         outputs = {}
         for t in self.spec.outputs:
-            shape = tuple(self.context.get_tensor_shape(t.name))
-            outputs[t.name] = torch.empty(shape, dtype=self.dtypes[t.name], device="cuda")
-            self.context.set_tensor_address(t.name, outputs[t.name].data_ptr())
+            shape = tuple(context.get_tensor_shape(t.name))
+            outputs[t.name] = torch.empty(shape, dtype=self.dtypes[t.name], device=self.stream.device)
+            context.set_tensor_address(t.name, outputs[t.name].data_ptr())
         return outputs
 
-    def _enqueue(self) -> None:
-        if not self.context.execute_async_v3(self.torch.cuda.current_stream().cuda_stream):
-            errors = [m for s, m in self.logger.messages if "ERROR" in s]
-            raise EngineError(f"{self.spec.name}: TensorRT execution failed ({errors[-1] if errors else 'no message'})")
+    def enqueue(self, context) -> None:
+        if not context.execute_async_v3(self.stream.handle):
+            raise EngineError(f"{self.spec.name}: TensorRT execution failed ({self._last_error()})")
 
-    def _graph_for(self, inputs: dict) -> tuple:
-        """Capture a CUDA graph for these input shapes (after one eager run, which also warms TensorRT up)."""
-        torch = self.torch
-        key = (self.profile_index,) + tuple((n, tuple(a.shape)) for n, a in inputs.items())
-        if key not in self.graphs:
-            static = {n: a.clone() for n, a in inputs.items()}
-            outputs = self._bind(static)
-            self._enqueue()
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                self._enqueue()
-            self.graphs[key] = (graph, static, outputs)
-            log.debug("%s: captured a CUDA graph for %s", self.spec.name, key)
-        return self.graphs[key]
+    def select_profile(self, context, index: int) -> None:
+        """Switch ``context`` to profile ``index`` on the runner's stream (its memory resized first)."""
+        self.attach_scratch(context, index)
+        if not context.set_optimization_profile_async(index, self.stream.handle):
+            raise EngineError(f"{self.spec.name}: TensorRT refused optimization profile {index}")
 
     def infer(self, feed: Mapping[str, Array]) -> dict[str, Array]:
-        if self.context is None:
+        if self.engine is None:
             raise EngineError(f"{self.spec.name}: this runner was closed; open the component again")
         check_feed(self.spec, feed)
         index = self._check_shapes(feed)
-        inputs = self._on_gpu(feed)
-        if index != self.profile_index:
-            stream = self.torch.cuda.current_stream().cuda_stream
-            if not self.context.set_optimization_profile_async(index, stream):
-                raise EngineError(f"{self.spec.name}: TensorRT refused optimization profile {index}")
-            self.profile_index = index
-        if not self.cuda_graphs:
-            outputs = self._bind(inputs)
-            self._enqueue()
+        with self.stream.serving():  # inputs, outputs and the enqueue ordered on the one stream
+            inputs = self._on_gpu(feed)
+            if self.cuda_graphs:
+                return self.graphs.run(index, inputs)
+            if index != self.profile_index:
+                self.select_profile(self.context, index)
+                self.profile_index = index
+            outputs = self.bind(self.context, inputs)
+            self.enqueue(self.context)
             return outputs
-        graph, static, outputs = self._graph_for(inputs)
-        for name, a in inputs.items():
-            static[name].copy_(a)
-        graph.replay()
-        return {n: o.clone() for n, o in outputs.items()}  # the graph's buffers are overwritten by the next replay
 
     def close(self) -> None:
-        """Free the context (TensorRT's activation memory), the engine (weights) and the CUDA graphs' buffers, and
-        hand torch's cached blocks back to the driver, where the next engine can allocate them."""
+        """Wait for the work queued on the stream, then free the contexts (TensorRT's activation memory), the
+        engine (weights), the graphs and the scratch buffer, and hand torch's cached blocks back to the driver."""
+        if self.engine is not None:
+            self.stream.synchronize()  # a per-bucket plan switch frees while the last call may still run
         self.graphs.clear()
-        self.context = self.engine = self.runtime = None
-        self.torch.cuda.empty_cache()
+        self.context = self.engine = self.runtime = self.scratch = None
+        self.stream.empty_cache()
