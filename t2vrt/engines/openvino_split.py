@@ -3,9 +3,10 @@
 diffusers computes ``time_proj`` (sin and cos of ``timestep * frequencies``) in fp32 even in a bf16 pipeline. In
 bf16 an argument near 500 is rounded to a multiple of 2, so the sine of every high frequency is noise: with the
 whole UNet in bf16, OpenVINO's noise prediction was 3.5x further from fp32 than torch's bf16 one (benchmarks/
-RESULTS.md, "OpenVINO bf16"). OpenVINO's CPU plugin keeps a node in fp32 only by a typed runtime attribute that
-Python cannot set, so the graph is cut instead: a *head* (the inputs up to the tensor the first MatMul after
-``timestep`` reads) compiles in fp32, the *body* (everything else, with that tensor as a new input) in bf16.
+RESULTS.md, "OpenVINO bf16"). OpenVINO's CPU plugin keeps a node in fp32 only by a typed runtime attribute
+(DisablePrecisionConversion) that Python cannot create (the IR reader can: benchmarks/openvino_keep_fp32.py), so
+the graph is cut instead: a *head* (the inputs up to the tensor the first MatMul after ``timestep`` reads) compiles
+in fp32, the *body* (everything else, with that tensor as a new input) in bf16.
 
 Attention exported as ``softmax((q * s) @ (kT * s)) @ v`` becomes OpenVINO's ScaledDotProductAttention, whose CPU
 kernel keeps the scores and the softmax in fp32 under bf16 (noise prediction 0.104 from fp32 instead of 0.119).

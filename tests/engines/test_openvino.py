@@ -86,6 +86,32 @@ def test_every_component_in_bf16_within_the_measured_tolerance(tiny_v2v_engines,
         assert compiled.head is None
 
 
+@pytest.mark.skipif(not ovb.cpu_bf16(), reason="this CPU has no AVX512_BF16 or AMX: bf16 is refused here")
+def test_bf16_compiles_without_snippets_and_in_their_own_cache_folder(tiny_engines, private_cache):
+    """Snippets' fused attention lost accuracy at some frame counts (engines/openvino.py, BF16_CONFIG): a bf16
+    compile runs no Snippets subgraph, and its blobs never mix with those of a compile that does."""
+    m = load_manifest(tiny_engines)
+    r = runner(tiny_engines, m, "unet", "bf16")
+    r.infer(feed_for(m.spec("unet")))
+    body = next(iter(r.compiled.values())).body
+    kinds = {op.get_rt_info()["layerType"].astype(str) for op in body.get_runtime_model().get_ordered_ops()}
+    assert "FullyConnected" in kinds or "Convolution" in kinds  # the runtime model's layer kinds are read
+    assert "Subgraph" not in kinds
+    assert (private_cache / "bf16-nosnippets-threads-auto").is_dir()
+
+
+@pytest.mark.skipif(not ovb.cpu_bf16(), reason="this CPU has no AVX512_BF16 or AMX: bf16 is refused here")
+def test_bf16_compiles_without_an_internal_property_this_openvino_refuses(tiny_engines, monkeypatch, caplog):
+    """SNIPPETS_MODE is internal to the CPU plugin: a version that refuses such a key still compiles, and says so."""
+    monkeypatch.setattr(ovb, "BF16_CONFIG", {"T2VRT_NO_SUCH_PROPERTY": "DISABLE"})
+    m = load_manifest(tiny_engines)
+    r = runner(tiny_engines, m, "unet", "bf16")
+    assert r.config["T2VRT_NO_SUCH_PROPERTY"] == "DISABLE"
+    out = r.infer(feed_for(m.spec("unet")))["noise_pred"]
+    assert np.isfinite(out).all() and "T2VRT_NO_SUCH_PROPERTY" not in r.config
+    assert "refuses T2VRT_NO_SUCH_PROPERTY" in caplog.text
+
+
 def test_a_shape_already_compiled_costs_no_compile(tiny_engines):
     m = load_manifest(tiny_engines)
     r = runner(tiny_engines, m, "unet", max_compiled=2)
