@@ -26,6 +26,17 @@ log = logging.getLogger(__name__)
 FOLDER_LOCK = ".t2vrt.lock"
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's live process counts): what a leftover's PID is checked with."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def command_line() -> str:
     """This process's command as a user typed it (``t2vrt build DIR ...``), at most 200 characters."""
     name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"

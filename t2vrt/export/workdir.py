@@ -23,20 +23,11 @@ from pathlib import Path
 
 from t2vrt.diskspace import DISK_FULL, gib, is_disk_full, no_space  # noqa: F401 (DISK_FULL, gib: re-exported)
 from t2vrt.errors import ExportError
+from t2vrt.locks import pid_alive
 from t2vrt.manifest import MANIFEST, PARTIAL_MARK
 
 log = logging.getLogger(__name__)
 REPLACED_MARK = "replaced"  # an --overwrite moves the old directory to ".NAME.replaced-PID" before deleting it
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def clean_stale(out: Path) -> list[Path]:
@@ -50,7 +41,7 @@ def clean_stale(out: Path) -> list[Path]:
         kind, _, pid = p.name[len(prefix) :].partition("-")
         if kind not in (PARTIAL_MARK, REPLACED_MARK) or not pid.isdigit() or not p.is_dir() or p.is_symlink():
             continue
-        if int(pid) != os.getpid() and _pid_alive(int(pid)):
+        if int(pid) != os.getpid() and pid_alive(int(pid)):
             log.warning("%s belongs to a running export (pid %s); left alone", p, pid)
             continue
         if kind == PARTIAL_MARK and (p / MANIFEST).is_file():

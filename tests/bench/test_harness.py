@@ -4,24 +4,45 @@ memory is sampled and a child past its time is killed."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from t2vrt.bench.harness import Phases, gpu_used_mb, last_json, run_child
 
+PHASES_SCRIPT = """
+import json, sys, time
+from t2vrt.bench.harness import Phases
+path = sys.argv[1]
+phases = Phases(path, budget_s=2.0, record={"what": "test"})
+seen = {"written_first": json.load(open(path))["what"]}
+seen["first"] = phases("first", lambda: {"x": 1})
+seen["first_saved"] = json.load(open(path))["first"]
+seen["too_long"] = phases("too_long", lambda: {"never": 1}, need_s=60)
+t0 = time.perf_counter()
+seen["runs_over"] = phases("runs_over", lambda: time.sleep(30))
+seen["runs_over_s"] = time.perf_counter() - t0
+seen["after"] = phases("after", lambda: 1)
+seen["failing"] = phases("failing", lambda: 1 / 0, need_s=0)
+print(json.dumps(seen))
+"""
+
 
 def test_phases_keep_json_skip_and_stop(tmp_path):
+    """In a process of its own, as the benchmark scripts run: the phase stop is a SIGALRM in the main thread, and a
+    pytest worker that has started Ray, uvicorn or OpenVINO threads is no place for process-wide timers."""
     path = tmp_path / "out.json"
-    phases = Phases(path, budget_s=2.0, record={"what": "test"})
-    assert json.loads(path.read_text())["what"] == "test"  # written before any phase
-    assert phases("first", lambda: {"x": 1}) == {"x": 1}
-    assert json.loads(path.read_text())["first"] == {"x": 1}  # rewritten after the phase
-    assert phases("too_long", lambda: {"never": 1}, need_s=60) is None
-    t0 = time.perf_counter()
-    assert phases("runs_over", lambda: time.sleep(30)) is None
-    assert time.perf_counter() - t0 < 5  # stopped at the budget, not after 30 s
-    assert phases("after", lambda: 1) is None  # nothing is left
-    assert phases("failing", lambda: 1 / 0, need_s=0) is None
+    proc = subprocess.run([sys.executable, "-c", PHASES_SCRIPT, str(path)], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert seen["written_first"] == "test"  # written before any phase
+    assert seen["first"] == {"x": 1} and seen["first_saved"] == {"x": 1}  # rewritten after the phase
+    assert seen["too_long"] is None and seen["runs_over"] is None and seen["after"] is None
+    assert seen["runs_over_s"] < 5  # stopped at the budget, not after 30 s
+    assert seen["failing"] is None
     res = json.loads(path.read_text())
     assert res["errors"]["too_long"].startswith("skipped: needs about 60 s")
     assert res["errors"]["runs_over"] == "stopped at the end of the 2 s budget"

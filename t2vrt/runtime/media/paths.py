@@ -19,6 +19,7 @@ from typing import Callable
 
 from t2vrt.diskspace import free_bytes, is_disk_full, no_space
 from t2vrt.errors import InputError, OutputError
+from t2vrt.locks import pid_alive
 
 VIDEO_SUFFIXES = (".mp4", ".gif", "")
 FORMATS = (".mp4", ".gif", "a folder (no suffix) of png frames")
@@ -174,16 +175,6 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 _LEFTOVER = re.compile(r"^\..+\.partial-(\d+)(-\d+)?(\.[A-Za-z0-9]+)?$|^\.t2vrt-probe-(\d+)-\d+$")
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
-
-
 def clean_partials(folder: str | os.PathLike) -> list[Path]:
     """Remove what killed writers left in ``folder`` and below (symlinks not followed): ``.NAME.partial-PID[-TID].EXT``
     files (videos, results, manifests) and png-frame folders whose process is gone. Returns what it removed. Call it
@@ -193,7 +184,7 @@ def clean_partials(folder: str | os.PathLike) -> list[Path]:
         for name in [*files, *dirs]:
             m = _LEFTOVER.match(name)
             pid = m and int(m.group(1) or m.group(4))
-            if not m or pid == os.getpid() or _pid_alive(pid):
+            if not m or pid == os.getpid() or pid_alive(pid):
                 continue
             p = Path(top) / name
             if (p / "manifest.json").exists():  # a complete export refused its placement: t2vrt.export.workdir's
