@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from t2vrt.bench.harness import Phases, gpu_used_mb, last_json, run_child
+from t2vrt.bench.harness import gpu_used_mb, last_json, run_child
 
 PHASES_SCRIPT = """
 import json, sys, time
@@ -30,14 +30,19 @@ print(json.dumps(seen))
 """
 
 
-def test_phases_keep_json_skip_and_stop(tmp_path):
-    """In a process of its own, as the benchmark scripts run: the phase stop is a SIGALRM in the main thread, and a
-    pytest worker that has started Ray, uvicorn or OpenVINO threads is no place for process-wide timers."""
-    path = tmp_path / "out.json"
-    proc = subprocess.run([sys.executable, "-c", PHASES_SCRIPT, str(path)], capture_output=True, text=True, timeout=60,
+def _in_a_process(script: str, path: Path) -> dict:
+    """Run ``script`` with ``path`` as its argument in a fresh interpreter (this checkout first) and read its JSON."""
+    proc = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     assert proc.returncode == 0, proc.stderr[-2000:]
-    seen = json.loads(proc.stdout.strip().splitlines()[-1])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_phases_keep_json_skip_and_stop(tmp_path):
+    """Phases run in a process of their own, as the benchmark scripts do: the stop is a SIGALRM in the main thread,
+    and in a full run that signal killed the pytest worker (which by then holds Ray, uvicorn and OpenVINO threads)."""
+    path = tmp_path / "out.json"
+    seen = _in_a_process(PHASES_SCRIPT, path)
     assert seen["written_first"] == "test"  # written before any phase
     assert seen["first"] == {"x": 1} and seen["first_saved"] == {"x": 1}  # rewritten after the phase
     assert seen["too_long"] is None and seen["runs_over"] is None and seen["after"] is None
@@ -88,15 +93,24 @@ def test_gpu_peak_reads_the_device_used_memory_from_nvml(monkeypatch):
     assert peak.running and peak.stop() == 3072 and not peak.running
 
 
-def test_a_phase_that_swallows_exceptions_is_still_stopped(tmp_path):
-    def stubborn():
-        while True:
-            try:
-                time.sleep(30)
-            except Exception:  # library code often does this; the budget must still hold
-                pass
+STUBBORN_SCRIPT = """
+import json, sys, time
+from t2vrt.bench.harness import Phases
 
-    phases = Phases(tmp_path / "out.json", budget_s=1.0)
-    t0 = time.perf_counter()
-    assert phases("stubborn", stubborn) is None and time.perf_counter() - t0 < 5
+def stubborn():
+    while True:
+        try:
+            time.sleep(30)
+        except Exception:  # library code often does this; the budget must still hold
+            pass
+
+phases = Phases(sys.argv[1], budget_s=1.0)
+t0 = time.perf_counter()
+print(json.dumps({"value": phases("stubborn", stubborn), "seconds": time.perf_counter() - t0}))
+"""
+
+
+def test_a_phase_that_swallows_exceptions_is_still_stopped(tmp_path):
+    seen = _in_a_process(STUBBORN_SCRIPT, tmp_path / "out.json")
+    assert seen["value"] is None and seen["seconds"] < 5
     assert json.loads((tmp_path / "out.json").read_text())["errors"]["stubborn"].startswith("stopped at the end")
