@@ -75,7 +75,7 @@ def check_target(ctx: checks.Context, target: Target, budget: Budget) -> Backend
         report.checks.append(Check(target.name, "precisions", FAIL, "no precision this backend runs was exported"))
         return report
     add = lambda name, fn: report.checks.append(guarded(budget, target, name, fn)) or report.checks[-1]  # noqa: E731
-    if target.backend == "tensorrt":
+    if target.engines:
         found = {p: ctx.engines_here(p) if target.mode == "run" else "" for p in target.precisions}
         built = [Check(target.name, f"engines {p}", PASS, found[p]) if found[p] else
                  add(f"build {p}", lambda p=p: build(ctx, target, p)) for p in target.precisions]
@@ -88,7 +88,7 @@ def check_target(ctx: checks.Context, target: Target, budget: Budget) -> Backend
         add(f"generate {p}", lambda p=p: checks.generation(ctx, target, p))
     fast = target.precisions[0]
     add(f"unet step {fast}", lambda: checks.unet_step(ctx, target, fast, runs=10 if target.gpu else 3))
-    if target.backend == "tensorrt":
+    if target.engines:
         add("profile switch", lambda: checks.profile_switch(ctx, target, fast))
     if target.gpu:
         add("low memory", lambda: checks.low_memory(ctx, target, fast))

@@ -27,6 +27,7 @@ class Target:
     mode: str = "run"
     gpu: bool = False
     cuda_graphs: bool = False
+    engines: bool = False  # it runs engines built for this machine: a build step first, and profiles to switch
     flavour: str = ""
     reason: str = ""
     install: str = ""
@@ -79,12 +80,13 @@ def _tensorrt(manifest: Manifest) -> Target:
     try:
         trt, flavour = import_tensorrt("auto" if gpu else "tensorrt-rtx")
     except EngineError as e:
-        return Target("tensorrt", "tensorrt", precisions, reason=str(e).split(";")[0], install=TRT_INSTALL)
+        return Target("tensorrt", "tensorrt", precisions, engines=True, reason=str(e).split(";")[0],
+                      install=TRT_INSTALL)
     version = {"version": trt.__version__}
     if gpu:
-        return Target(flavour, "tensorrt", precisions, mode="run", gpu=True, cuda_graphs=True, flavour=flavour,
-                      notes=version)
-    return Target(f"{flavour} (build only)", "tensorrt", precisions, mode="build", flavour=flavour,
+        return Target(flavour, "tensorrt", precisions, engines=True, mode="run", gpu=True, cuda_graphs=True,
+                      flavour=flavour, notes=version)
+    return Target(f"{flavour} (build only)", "tensorrt", precisions, engines=True, mode="build", flavour=flavour,
                   notes={**version, "compute_capability": BUILD_ONLY_TARGET})
 
 
@@ -121,6 +123,7 @@ def _precisions() -> tuple[str, ...]:
 # Registry names the selftest splits into several targets: where each runs (ONNX Runtime: CPU and CUDA) or what it
 # can do here (TensorRT: run on this GPU, or build for sm89 without one).
 KNOWN = {"onnxruntime": (_ort_cpu, _ort_cuda), "tensorrt": (_tensorrt,)}
+REFERENCE = "onnxruntime"  # the backend whose CPU fp32 run every other is compared with; listed first
 
 
 def known_names() -> tuple[str, ...]:
@@ -147,7 +150,7 @@ def detect(manifest: Manifest, only: tuple[str, ...] = ()) -> list[Target]:
     either way: ONNX Runtime CPU on the portable fp32 graphs)."""
     from t2vrt.engines.backends import backend_names
 
-    names = sorted(backend_names(auto=False), key=lambda n: n != "onnxruntime")
+    names = sorted(backend_names(auto=False), key=lambda n: n != REFERENCE)
     found = [make(manifest) for n in names for make in KNOWN.get(n, (lambda m, n=n: _other(m, n),))]
     if only:
         found = [t for t in found if t.name.startswith(only)]
