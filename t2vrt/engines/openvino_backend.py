@@ -22,10 +22,11 @@ log = logging.getLogger(__name__)
 # against ONNX Runtime's fused graph, warm medians in one process (benchmarks/RESULTS.md, "OpenVINO").
 # 2026-12-07, Intel Xeon with AMX, 2 cores (shared): ONNX Runtime 21.8 s, OpenVINO fp32 28.3 s (0.77x).
 FP32_MEASURED = {"openvino_faster": False, "ratio": 0.77, "cpu": "an Intel Xeon with AMX"}
-# bf16 against ONNX Runtime fp32 on the same CPU (same section): the UNet step's speed-up (16 frames of 256x256,
-# warm medians of 3, alternating in one process, 2026-12-07, load average ~3.5 on 2 shared cores) and the frames'
-# PSNR (8 frames, 8 steps, the small preset with every layer active), both with Snippets off (engines/openvino.py).
-BF16_MEASURED = {"speedup": 3.07, "psnr_db": 39.8}
+# bf16 against ONNX Runtime fp32 on the same CPU: the UNet step's speed-up and the frames' PSNR against diffusers
+# fp32, from the quiet five-pipeline bench (small preset with every layer active, 16 frames of 256x256, 25 DDIM steps,
+# 2 runs after a warm-up, 2026-12-07, Intel Xeon family 6 model 167 with AMX; benchmarks/RESULTS.md, "bf16 on the
+# CPU against diffusers in bf16"): UNet step 2.19 s against 0.770 s, frames 42.4 dB.
+BF16_MEASURED = {"speedup": 2.84, "psnr_db": 42.4}
 _told = False
 
 
