@@ -20,8 +20,10 @@ log = logging.getLogger(__name__)
 
 # fp32 on the CPU: the small preset's UNet step (batch 2, 16 frames, 32x32 latents), OpenVINO with static shapes
 # against ONNX Runtime's fused graph, warm medians in one process (benchmarks/RESULTS.md, "OpenVINO").
-# 2026-12-07, Intel Xeon with AMX, 2 cores (shared): ONNX Runtime 21.8 s, OpenVINO fp32 28.3 s (0.77x).
-FP32_MEASURED = {"openvino_faster": False, "ratio": 0.77, "cpu": "an Intel Xeon with AMX"}
+# Quiet, 2026-12-07, Intel Xeon with AMX, 2 cores (RESULTS.md, "bf16 on the CPU against diffusers in bf16"): UNet
+# step 2.19 s (ONNX Runtime) against 1.93 s (OpenVINO fp32), 1.13x. auto keeps ONNX Runtime for fp32 all the same:
+# OpenVINO compiles every new shape (27 s for the small UNet, a dozen steps), ONNX Runtime none.
+FP32_MEASURED = {"openvino_faster": False, "ratio": 1.13, "cpu": "an Intel Xeon with AMX"}
 # bf16 against ONNX Runtime fp32 on the same CPU: the UNet step's speed-up and the frames' PSNR against diffusers
 # fp32, from the quiet five-pipeline bench (small preset with every layer active, 16 frames of 256x256, 25 DDIM steps,
 # 2 runs after a warm-up, 2026-12-07, Intel Xeon family 6 model 167 with AMX; benchmarks/RESULTS.md, "bf16 on the
@@ -72,7 +74,7 @@ class OpenVino(Backend):
         if not FP32_MEASURED["openvino_faster"]:
             tell_bf16_once(precision)
             return (f"in fp32 it ran the UNet step at {FP32_MEASURED['ratio']:.2f}x the speed of ONNX Runtime's fused "
-                    f"graph on {FP32_MEASURED['cpu']} (benchmarks/RESULTS.md, OpenVINO bf16)")
+                    f"graph on {FP32_MEASURED['cpu']} but compiles every new shape (--backend openvino to use it)")
         return ""
 
     def explain(self, options: LoadOptions) -> str:
