@@ -139,8 +139,10 @@ def model_argument(source: str) -> str:
 
 def recorded_model(root: str | Path) -> str:
     """``model_argument`` of the manifest in ``root`` without checking it ("MODEL" where it cannot be read)."""
+    from t2vrt.jsonio import read_json
+
     try:
-        d = json.loads((Path(root) / MANIFEST).read_text())
+        d = read_json(Path(root) / MANIFEST)  # capped, regular files only: a hint must not hang on a FIFO
     except (OSError, ValueError):
         return "MODEL"
     return model_argument(d.get("source", "")) if isinstance(d, dict) and isinstance(d.get("source"), str) else "MODEL"

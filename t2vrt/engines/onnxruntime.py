@@ -15,11 +15,19 @@ from t2vrt.errors import EngineError
 from t2vrt.host import return_freed_heap
 
 log = logging.getLogger(__name__)
+INSTALL = "pip install 't2vrt[cpu]' (onnxruntime, CPU) or pip install 't2vrt[gpu]' (onnxruntime-gpu, NVIDIA GPUs)"
+
+
+def import_onnxruntime():
+    """The onnxruntime module; a one-line EngineError naming both install commands where neither package is there."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise EngineError(f"ONNX Runtime is not installed: {INSTALL}") from None
+    return onnxruntime
 
 
 def session_options(threads: int | None = None):
-    from t2vrt.engines.onnxruntime_cuda import import_onnxruntime
-
     ort = import_onnxruntime()  # neither onnxruntime nor onnxruntime-gpu: one line naming both
 
     so = ort.SessionOptions()
@@ -37,8 +45,6 @@ def session_options(threads: int | None = None):
 
 def check_providers(providers) -> None:
     """Unknown ONNX Runtime providers, refused in one line naming the available ones."""
-    from t2vrt.engines.onnxruntime_cuda import import_onnxruntime
-
     ort = import_onnxruntime()  # neither onnxruntime nor onnxruntime-gpu: one line naming both
 
     available = ort.get_available_providers()
@@ -54,8 +60,6 @@ class OrtRunner:
 
     def __init__(self, path: str | Path, spec: ComponentSpec, providers: list[str] | None = None,
                  threads: int | None = None):
-        from t2vrt.engines.onnxruntime_cuda import import_onnxruntime
-
         ort = import_onnxruntime()  # neither onnxruntime nor onnxruntime-gpu: one line naming both
 
         available = ort.get_available_providers()

@@ -25,6 +25,7 @@ import numpy as np
 from t2vrt.components import ComponentSpec
 from t2vrt.engines.base import Array, check_feed
 from t2vrt.engines.buckets import feed_symbols
+from t2vrt.engines.onnxruntime import INSTALL, import_onnxruntime, session_options  # noqa: F401 (re-exported)
 from t2vrt.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,6 @@ MAX_SHAPE_SESSIONS = 2  # fixed-shape sessions where the dynamic one cannot capt
 GPU_HINT = "pip install 't2vrt[gpu]' (onnxruntime-gpu in place of onnxruntime; it must match your CUDA major version)"
 
 
-INSTALL = "pip install 't2vrt[cpu]' (onnxruntime, CPU) or pip install 't2vrt[gpu]' (onnxruntime-gpu, NVIDIA GPUs)"
 BOTH_FIX = "pip uninstall -y onnxruntime onnxruntime-gpu && pip install 't2vrt[gpu]'"
 
 
@@ -60,15 +60,6 @@ def shadowing() -> str:
         return ""
     return ("onnxruntime (CPU) and onnxruntime-gpu are both installed; they share the onnxruntime module and the CPU "
             f"package shadows onnxruntime-gpu's {CUDA_EP}: {BOTH_FIX}")
-
-
-def import_onnxruntime():
-    """The onnxruntime module; a one-line EngineError naming both install commands where neither package is there."""
-    try:
-        import onnxruntime
-    except ImportError:
-        raise EngineError(f"ONNX Runtime is not installed: {INSTALL}") from None
-    return onnxruntime
 
 
 def ort_cuda_unusable() -> str:
@@ -194,7 +185,6 @@ class OrtBoundRunner:
     def _session(self, graph: bool, dims: Mapping[str, int] | None, threads: int | None):
         import onnxruntime as ort
 
-        from t2vrt.engines.onnxruntime import session_options
 
         if not self.path.is_file():
             raise EngineError(f"{self.spec.name}: ONNX file {self.path} is missing; re-export the model")
