@@ -208,14 +208,6 @@ def range_flags(**ranges: Range) -> str:
                     v in ranges.items())
 
 
-def export_command(root: str = "DIR", **ranges: Range) -> str:
-    """The re-export command, naming the model the manifest in ``root`` records (MODEL where there is none)."""
-    from t2vrt.manifest import recorded_model
-
-    args = range_flags(**ranges)
-    return f"t2vrt export {recorded_model(root)} -o {root} --overwrite" + (f" {args}" if args else "")
-
-
 def build_command(root: str = "DIR", **ranges: Range) -> str:
     args = range_flags(**ranges)
     return f"t2vrt build {root}" + (f" {args}" if args else "")
@@ -239,10 +231,3 @@ def check_range(name: str, value: int, rng: tuple[int, ...], where: str, command
     else:
         fix = f"{'rebuild' if command.startswith('t2vrt build') else 're-export'} with `{command}`"
     raise InputError(f"{name}={value}{note} is outside {where} [{lo}, {hi}]; {fix}")
-
-
-def check_field(field: str, value: int, rng: Range, where: str, fix: str = "export", root: str = "DIR",
-                name: str | None = None) -> None:
-    """check_range for a Profile field, naming the export (``fix="export"``) or build command that widens it."""
-    command = (build_command if fix == "build" else export_command)(root, **{field: widen(rng, value)})
-    check_range(name or field, value, rng, where, command)

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from t2vrt.components import ComponentSpec, ModelDims, Profile
+from t2vrt.components import ComponentSpec, ModelDims, Profile, Range, build_command, check_range, range_flags, widen
 from t2vrt.errors import ManifestError
 from t2vrt.manifest_checks import check_paths, check_structure, confined, graph_records  # noqa: F401 (re-exported)
 
@@ -209,3 +209,16 @@ def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
         while b := f.read(chunk):
             h.update(b)
     return h.hexdigest()
+
+
+def export_command(root: str = "DIR", **ranges: Range) -> str:
+    """The re-export command, naming the model the manifest in ``root`` records (MODEL where there is none)."""
+    args = range_flags(**ranges)
+    return f"t2vrt export {recorded_model(root)} -o {root} --overwrite" + (f" {args}" if args else "")
+
+
+def check_field(field: str, value: int, rng: Range, where: str, fix: str = "export", root: str = "DIR",
+                name: str | None = None) -> None:
+    """check_range for a Profile field, naming the export (``fix="export"``) or build command that widens it."""
+    command = (build_command if fix == "build" else export_command)(root, **{field: widen(rng, value)})
+    check_range(name or field, value, rng, where, command)

@@ -14,13 +14,12 @@ from t2vrt.components import (
     ModelDims,
     Profile,
     build_command,
-    check_field,
     check_range_order,
     component_specs,
-    export_command,
     parse_range,
 )
 from t2vrt.errors import InputError
+from t2vrt.manifest import check_field, export_command
 
 
 @pytest.mark.parametrize("text,expected", [("8:16:64", (8, 16, 64)), ("16", (16, 16, 16)), ("1:1:1", (1, 1, 1))])

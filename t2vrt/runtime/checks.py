@@ -12,9 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from t2vrt.components import check_field
 from t2vrt.errors import InputError, ManifestError
-from t2vrt.manifest import Manifest
+from t2vrt.manifest import Manifest, check_field
 
 WHERE = "this engine directory's range"
 SEED_RANGE = (-(2**63), 2**64)  # what torch.Generator.manual_seed accepts (negative seeds wrap modulo 2**64)

@@ -209,7 +209,7 @@ def check_context(frames_range: tuple[int, int, int], num_frames: int, context_f
                   context_stride: int | None, free_noise: bool = False, root: str = "DIR") -> None:
     """One-line InputErrors for the frame arguments, before any model runs (``root``: the engine directory, for the
     re-export command the messages name)."""
-    from t2vrt.components import check_field
+    from t2vrt.manifest import check_field
 
     lo, opt, hi = frames_range
     if context_frames is None:

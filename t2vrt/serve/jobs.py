@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 from t2vrt.errors import T2VError
+from t2vrt.serve.render import Cancelled, render_job, thumbnail_path, video_path  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 FINAL = ("completed", "failed")
@@ -37,14 +38,6 @@ class QueueFull(Exception):
 
 class Closed(Exception):
     """The service is shutting down and takes no new jobs (HTTP 503)."""
-
-
-def video_path(outdir: Path, job_id: str) -> Path:
-    return Path(outdir) / f"{job_id}.mp4"
-
-
-def thumbnail_path(outdir: Path, job_id: str) -> Path:
-    return Path(outdir) / f"{job_id}.jpg"
 
 
 def job_files(outdir: Path, job_id: str) -> list[Path]:
@@ -273,8 +266,6 @@ class Worker(threading.Thread):
                 self.run_job(job)
 
     def run_job(self, job: dict) -> None:
-        from t2vrt.serve.render import Cancelled, render_job
-
         def on_step(done: int, total: int) -> None:
             if not self.store.progress(job["id"], done, total):
                 raise Cancelled

@@ -14,6 +14,14 @@ from t2vrt.serve.request import VideoRequest
 STAGES = {"text_encoder": "encode_prompt", "unet": "denoise", "vae_decoder": "decode"}
 
 
+def video_path(outdir: Path, job_id: str) -> Path:
+    return Path(outdir) / f"{job_id}.mp4"
+
+
+def thumbnail_path(outdir: Path, job_id: str) -> Path:
+    return Path(outdir) / f"{job_id}.jpg"
+
+
 class Cancelled(Exception):
     """Raised from the step callback when a job is cancelled; nothing is written."""
 
@@ -48,10 +56,8 @@ def render(pipe, clock: StageClock, req: VideoRequest, path: Path, fps: float,
 
 
 def render_job(renderer, job: dict, on_step: Callable[[int, int], None]) -> dict:
-    """One service job on ``renderer`` (a batch.Renderer): the video at jobs.video_path, then its first frame at
-    jobs.thumbnail_path; video-to-video when the job has an input file (a second pipeline, loaded on first use)."""
-    from t2vrt.serve.jobs import thumbnail_path, video_path
-
+    """One service job on ``renderer`` (a batch.Renderer): the video at video_path, then its first frame at
+    thumbnail_path; video-to-video when the job has an input file (a second pipeline, loaded on first use)."""
     spec = job["request"]
     req, extras, outdir = VideoRequest(**spec["video"]), dict(spec.get("extras") or {}), renderer.outdir
     pipe, clock = renderer.pipe, renderer.clock

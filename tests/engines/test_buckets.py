@@ -81,6 +81,27 @@ def test_myelin_failure_on_a_range_offers_the_per_bucket_build():
     assert err.endswith("both dynamic: build per size bucket with `t2vrt build d --sizes 80x48`") and "\n" not in err
 
 
+def test_the_reproduction_comes_before_the_fix_so_the_line_ends_with_what_to_run(monkeypatch, tmp_path):
+    from t2vrt.engines.tensorrt import build as tb
+
+    def fails(*a, **k):
+        raise tb._build_failed("unet", [("ERROR", "Error Code 1: Myelin (bad_alloc)")], "t2vrt build d --sizes 80x48")
+
+    class Flags:  # a TensorRT with strongly typed networks
+        STRONGLY_TYPED = 1
+
+    trt = type("trt", (), {"NetworkDefinitionCreationFlag": Flags})
+    monkeypatch.setattr(tb, "_build_serialized", fails)
+    shapes = {"x": ((1, 2), (1, 2), (1, 2))}
+    with pytest.raises(tb.BuilderFailed) as e:
+        tb._build_plan(trt, "tensorrt-rtx", tmp_path / "u.onnx", tb.BuildOptions(), ("sm89",), [shapes], tmp_path,
+                       "unet")
+    head, rest = str(e.value).split("; reproduce with `", 1)
+    assert head == "TensorRT could not build unet: Error Code 1: Myelin (bad_alloc)"
+    assert rest.index("polygraphy convert") < rest.index("; Myelin fails this way")
+    assert rest.endswith("build per size bucket with `t2vrt build d --sizes 80x48`")
+
+
 def test_sizes_and_ranges_together_are_refused(engine_copy):
     """On a private copy: were the refusal to regress, the build would write into this copy, not the shared export."""
     from t2vrt.engines.tensorrt.build import BuildOptions, build_engines

@@ -32,6 +32,7 @@ def test_a_size_range_fails_in_myelin_and_the_line_offers_the_per_bucket_build(t
                                         flavour="tensorrt-rtx", compute_capability=("sm89",), components=("unet",)))
     msg = str(e.value)
     assert msg.startswith("TensorRT could not build unet: ") and "Error Code 1: Myelin" in msg and "\n" not in msg
+    assert "; reproduce with `POLYGRAPHY_USE_TENSORRT_RTX=1 polygraphy convert " in msg  # before the fix, not after
     assert msg.endswith("Myelin fails this way when frames and height/width are both dynamic: build per size bucket "
                         f"with `t2vrt build {out} --sizes 80x48`")
     assert (out / "manifest.json").read_bytes() == manifest  # nothing recorded for the failed build

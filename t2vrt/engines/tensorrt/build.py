@@ -196,7 +196,12 @@ def write_atomic(path: Path, data) -> None:
 
 
 class BuilderFailed(EngineError):
-    """TensorRT's builder returned no plan (its last error in the message); a narrower profile may avoid it."""
+    """TensorRT's builder returned no plan (its last error in the message); a narrower profile may avoid it.
+    ``hint``: the message's closing advice (what to run instead), kept last when a reproduction is added."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message + hint)
+        self.head, self.hint = message, hint
 
 
 def _build_failed(component: str, messages, per_bucket: str = "") -> BuilderFailed:
@@ -215,13 +220,13 @@ def _build_failed(component: str, messages, per_bucket: str = "") -> BuilderFail
     elif any("Myelin" in m and "bad_alloc" in m for m in errors):
         hint = ("; TensorRT-RTX's code generator fails this way on the real-size UNet when frames and height/width are "
                 "both dynamic: fix one of them, e.g. --height 512:512:512 --width 512:512:512 or --frames 16:16:16")
-    return BuilderFailed(f"TensorRT could not build {component}: {errors[-1] if errors else 'no error message'}{hint}")
+    return BuilderFailed(f"TensorRT could not build {component}: {errors[-1] if errors else 'no error message'}", hint)
 
 
 def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, shapes, root: Path, component: str,
                 per_bucket: str = ""):
-    """``_build_serialized``, whose failure's one line ends with a `polygraphy convert` command that reproduces it
-    outside t2vrt: the same ONNX file, profiles and flags (tensorrt/repro.py)."""
+    """``_build_serialized``, whose failure's one line names a `polygraphy convert` command that reproduces it
+    outside t2vrt (the same ONNX file, profiles and flags: tensorrt/repro.py), before any advice on what to run."""
     try:
         return _build_serialized(trt, flavour, onnx_path, o, targets, shapes, root, component, per_bucket)
     except EngineError as e:
@@ -230,6 +235,8 @@ def _build_plan(trt, flavour: str, onnx_path: Path, o: BuildOptions, targets, sh
         typed = hasattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
         again = convert_command(onnx_path, shapes, flavour, targets, o.opt_level, typed, o.max_workspace_mb,
                                 out=f"{component.split()[0]}.plan")
+        if isinstance(e, BuilderFailed):  # the fix stays the line's last words
+            raise BuilderFailed(f"{e.head}; reproduce with `{again}`", e.hint) from None
         raise type(e)(f"{e}; reproduce with `{again}`") from None
 
 
