@@ -23,7 +23,8 @@ demo: setup
 # One export of the tiny model per worker (tests/conftest.py); `slow` marks the tests that export or build again.
 # Two workers (pytest-xdist), whole files to one worker so module fixtures are built once: most of a test's time
 # is one Python thread (tracing, the fusion optimizer, TensorRT's parser), so two cores run two files at once.
-XDIST := -n 2 --dist loadfile
+# Files go out in collection order, the longest first (tests/conftest.py), not xdist's most-tests-first.
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
 
 # ruff first: a lint finding fails in a second, before the suite's minutes ([tool.ruff] in pyproject.toml).
 test: setup

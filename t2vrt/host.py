@@ -18,6 +18,26 @@ PACKAGES = ("t2vrt", "numpy", "torch", "diffusers", "transformers", "onnx", "onn
             "tokenizers", "tensorrt", "tensorrt-rtx")
 
 
+THREADS_ENV = "T2VRT_THREADS"
+
+
+def env_threads() -> int | None:
+    """``$T2VRT_THREADS``: intra-op threads per session where the caller gives none; None when unset.
+
+    For several t2vrt processes on one machine (batch workers, test workers) or a container whose CPU quota is below
+    the cores ONNX Runtime counts: each session's pool otherwise takes a thread per core and spins while waiting, so
+    two processes on two cores spent twice the CPU of one thread each (benchmarks/RESULTS.md, "Test suite time")."""
+    from t2vrt.errors import InputError
+
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise InputError(f"{THREADS_ENV}={raw!r} must be a whole number of at least 1 (threads per session); unset "
+                         "it for the backend's own choice")
+    return int(raw)
+
+
 def return_freed_heap() -> None:
     """Hand memory the C allocator keeps after a free back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
 

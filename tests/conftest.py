@@ -1,4 +1,5 @@
-"""Session fixtures: one tiny random-weight model in the diffusers layout, exported ONCE per test run.
+"""Session fixtures: one tiny random-weight model in the diffusers layout, exported ONCE per test run (one export
+shared by the pytest-xdist workers).
 
 The export holds fp32 and fp16 graphs of every component, the VAE encoder included, so text-to-video,
 video-to-video, fp16 and TensorRT-build tests share it. A test that changes an engine directory works on a copy
@@ -11,6 +12,7 @@ fails the run.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -18,24 +20,67 @@ from tests.helpers import TINY_COMPONENTS, TINY_PRECISIONS, TINY_PROFILE, copy_e
 from tests.skip_accounting import pytest_runtest_logreport, pytest_sessionfinish  # noqa: F401 (CI's skip hooks)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Under pytest-xdist, the cores shared among the workers: each backend's default (a thread per core, spinning while
+# it waits) in every worker ran the suite at twice the CPU (RESULTS.md, "Test suite time"). Set before any test
+# module imports torch (OMP_NUM_THREADS: torch's diffusers references); T2VRT_THREADS: our ONNX Runtime and OpenVINO
+# sessions. Child processes (the CLI, Ray's workers) inherit both.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    os.environ.setdefault("OMP_NUM_THREADS", share)
+    os.environ.setdefault("T2VRT_THREADS", share)
+
+# The files that keep one worker busy longest (15 s or more each in a full run: RESULTS.md, "Test suite time"),
+# handed out first (the Makefile's --no-loadscope-reorder keeps this order): the two workers then finish together
+# on short files instead of one idling while the other runs a long file it drew last.
+LONG_FILES = (
+    "serve/test_ray.py", "engines/test_tensorrt_buckets.py", "selftest/test_selftest.py",
+    "engines/test_tensorrt_build.py", "engines/test_openvino_pipeline.py", "reliability/test_concurrent_writers.py",
+    "runtime/test_context_pipeline.py", "engines/test_openvino.py", "cli/test_cli.py", "export/test_faults.py",
+    "runtime/test_parity.py", "export/test_external_data.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {f"tests/{name}": i for i, name in enumerate(LONG_FILES)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(LONG_FILES)))  # stable: others keep order
+
+
+def shared(tmp_path_factory, name: str, make) -> Path:
+    """``make(path)`` once per test run: under pytest-xdist the first worker to ask builds it in the run's common
+    temporary folder while holding a lock, and the others wait for it and reuse it (read-only, as every session
+    fixture here). The tiny export is 18 s of one core; the workers' first files that need it come after one that
+    does not (LONG_FILES), so the wait costs nothing."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # above each worker's own folder: the run's
+    path, done = root / name, root / f"{name}.done"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{name.replace('/', '-')}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():  # a worker whose make() failed left no marker: the next one tries again
+            make(path)
+            done.parent.mkdir(parents=True, exist_ok=True)
+            done.touch()
+    return path
 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     from t2vrt.export.random_model import build_model
 
-    return build_model(tmp_path_factory.mktemp("models") / "tiny", "tiny", seed=0)
+    return shared(tmp_path_factory, "models/tiny", lambda path: build_model(path, "tiny", seed=0))
 
 
 @pytest.fixture(scope="session")
 def tiny_export(tiny_model, tmp_path_factory):
-    """The one export of the session: fp32 + fp16, text encoder, UNet, VAE decoder and encoder. Read-only."""
+    """The one export of the run: fp32 + fp16, text encoder, UNet, VAE decoder and encoder. Read-only."""
     from t2vrt.components import Profile
     from t2vrt.export import ExportOptions, export_model
 
-    out = tmp_path_factory.mktemp("engines") / "tiny"
     options = ExportOptions(components=TINY_COMPONENTS, precisions=TINY_PRECISIONS, profile=Profile(**TINY_PROFILE))
-    return export_model(str(tiny_model), out, options)
+    return shared(tmp_path_factory, "engines/tiny", lambda path: export_model(str(tiny_model), path, options))
 
 
 @pytest.fixture(scope="session")

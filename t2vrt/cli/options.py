@@ -103,7 +103,8 @@ def add_load_args(p) -> None:
                    help="ONNX Runtime execution providers in order, e.g. CUDAExecutionProvider CPUExecutionProvider; "
                         "omitted: CUDA where available, else CPU")
     p.add_argument("--threads", type=int, default=None,
-                   help="ONNX Runtime intra-op threads per session; omitted: ONNX Runtime's choice (one per core)")
+                   help="ONNX Runtime intra-op threads per session; omitted: $T2VRT_THREADS, else ONNX Runtime's "
+                        "choice (one per core)")
 
 
 def load_options(args) -> LoadOptions:

@@ -66,8 +66,8 @@ class LoadOptions:
     - ``precision``: "fp32", "fp16" (GPUs) or "bf16" (openvino, on a CPU with bf16); None: the backend's default
       (fp32 ONNX on the CPU, the built engines' precision on TensorRT).
     - ``providers``: ONNX Runtime execution providers in order (onnxruntime only); None: CUDA where available.
-    - ``threads``: intra-op threads per session (ONNX Runtime) or per compiled model (OpenVINO); None: its own
-      choice.
+    - ``threads``: intra-op threads per session (ONNX Runtime) or per compiled model (OpenVINO); None:
+      ``$T2VRT_THREADS`` where set (read by the runners), else the backend's own choice (a thread per core).
     - ``low_memory``: only the component in use is resident (slower, lower peak).
     """
 

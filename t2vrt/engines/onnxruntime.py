@@ -28,6 +28,9 @@ def import_onnxruntime():
 
 
 def session_options(threads: int | None = None):
+    """``threads``: intra-op threads; None: ``$T2VRT_THREADS`` where set (host.env_threads), else ONNX Runtime's."""
+    from t2vrt.host import env_threads
+
     ort = import_onnxruntime()  # neither onnxruntime nor onnxruntime-gpu: one line naming both
 
     so = ort.SessionOptions()
@@ -38,6 +41,7 @@ def session_options(threads: int | None = None):
     # step), where the arena alone reuses its chunks. Measured off against on (benchmarks/RESULTS.md): the small
     # preset's UNet working memory 985 MB instead of 1674, an 8-frame VAE chunk's 535 instead of 967, same time.
     so.enable_mem_pattern = False
+    threads = threads or env_threads()
     if threads:
         so.intra_op_num_threads = threads
     return so

@@ -25,7 +25,7 @@ import numpy as np
 from t2vrt.components import ComponentSpec
 from t2vrt.engines.base import Array, check_feed
 from t2vrt.errors import EngineError
-from t2vrt.host import return_freed_heap
+from t2vrt.host import env_threads, return_freed_heap
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,7 @@ class OpenVinoRunner:
             self.config.update(BF16_CONFIG)
         # (and one per Snippets setting: the key may leave that internal property out too)
         tag = "-nosnippets" if self.config.get("SNIPPETS_MODE") == "DISABLE" else ""
+        threads = threads or env_threads()
         folder = cache_dir() / f"{self.precision}{tag}-threads-{threads or 'auto'}"
         if cache:  # off: every new shape compiles (to measure compile time)
             self.config["CACHE_DIR"] = str(folder)

@@ -4,12 +4,18 @@ refused on a CPU without bf16 instructions."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from t2vrt.engines import openvino as ovb
 from t2vrt.errors import EngineError
 from t2vrt.manifest import load_manifest
+
+# A runner given no thread count takes $T2VRT_THREADS (set per pytest-xdist worker by tests/conftest.py), else
+# OpenVINO's own; its cache folder names which.
+THREADS = os.environ.get("T2VRT_THREADS") or "auto"
 
 pytestmark = pytest.mark.skipif(bool(ovb.openvino_missing()), reason=ovb.openvino_missing() or "openvino is installed")
 
@@ -97,7 +103,7 @@ def test_bf16_compiles_without_snippets_and_in_their_own_cache_folder(tiny_engin
     kinds = {op.get_rt_info()["layerType"].astype(str) for op in body.get_runtime_model().get_ordered_ops()}
     assert "FullyConnected" in kinds or "Convolution" in kinds  # the runtime model's layer kinds are read
     assert "Subgraph" not in kinds
-    assert (private_cache / "bf16-nosnippets-threads-auto").is_dir()
+    assert (private_cache / f"bf16-nosnippets-threads-{THREADS}").is_dir()
 
 
 @pytest.mark.skipif(not ovb.cpu_bf16(), reason="this CPU has no AVX512_BF16 or AMX: bf16 is refused here")
@@ -137,7 +143,7 @@ def test_compiled_model_cache_is_in_the_user_cache_not_the_engine_dir(tiny_engin
     assert sorted(p for p in tiny_engines.rglob("*")) == before
     blobs = list(private_cache.rglob("*.blob"))
     assert blobs and all(private_cache in b.parents for b in blobs)
-    assert blobs[0].parent.name == "fp32-threads-auto"  # one folder per precision (OpenVINO's key omits it)
+    assert blobs[0].parent.name == f"fp32-threads-{THREADS}"  # one folder per precision (OpenVINO's key omits it)
 
 
 def test_cache_folder_follows_xdg(monkeypatch, tmp_path):
@@ -173,3 +179,12 @@ def test_threads_reach_the_compiled_model(tiny_engines, private_cache):
     r.infer(feed_for(m.spec("text_encoder")))
     assert next(iter(r.compiled.values())).body.get_property("INFERENCE_NUM_THREADS") == 1
     assert (private_cache / "fp32-threads-1").is_dir()
+
+
+def test_threads_default_to_the_environment(tiny_engines, private_cache, monkeypatch):
+    m = load_manifest(tiny_engines)
+    monkeypatch.setenv("T2VRT_THREADS", "2")
+    r = runner(tiny_engines, m, "text_encoder")
+    r.infer(feed_for(m.spec("text_encoder")))
+    assert next(iter(r.compiled.values())).body.get_property("INFERENCE_NUM_THREADS") == 2
+    assert (private_cache / "fp32-threads-2").is_dir()

@@ -60,23 +60,26 @@ def test_same_inputs_are_a_cache_hit(engine_dir, first_build):
 
 
 @pytest.mark.slow  # real TensorRT-RTX builds
-def test_changed_frames_rebuild_the_unet_only(engine_dir, first_build):
+def test_a_changed_range_rebuilds_only_the_engine_it_shapes(engine_dir, first_build):
+    """--decode-chunk shapes the VAE decoder alone: it is rebuilt and its old plan retired, the other two are cache
+    hits. (A frames change rebuilds the UNet the same way, through the same key; the VAE builds in a second where the
+    UNet takes ten.)"""
     cli = argparse.ArgumentParser().add_subparsers()
     add_parser(cli)
-    args = cli.choices["build"].parse_args([str(engine_dir), "--frames", "1:8:32", "--height", "64:128:256",
-                                            "--width", "64:128:256", "--batch", "1", "--flavour", "tensorrt-rtx",
-                                            "--compute-capability", "sm89"])
+    args = cli.choices["build"].parse_args([str(engine_dir), "--decode-chunk", "1:2:4", "--frames", "1:16:64",
+                                            "--height", "64:128:256", "--width", "64:128:256", "--batch", "1",
+                                            "--flavour", "tensorrt-rtx", "--compute-capability", "sm89"])
     changed = build_engines(args.dir, options_from(args))
-    assert {n: r["cached"] for n, r in changed.items()} == {"text_encoder": True, "unet": False, "vae_decoder": True}
-    assert not (engine_dir / first_build["unet"]["path"]).exists()  # replaced, not left behind
+    assert {n: r["cached"] for n, r in changed.items()} == {"text_encoder": True, "unet": True, "vae_decoder": False}
+    assert not (engine_dir / first_build["vae_decoder"]["path"]).exists()  # replaced, not left behind
     records = _engines(engine_dir)
     assert sorted(r["component"] for r in records.values()) == ["text_encoder", "unet", "vae_decoder"]
-    unet = records[changed["unet"]["key"]]
-    assert unet["profile"]["frames"] == [1, 8, 32]
-    check_profile(unet, {"frames": 32, "height": 256, "width": 64, "batch": 1})
-    with pytest.raises(InputError, match=r"frames=40 is outside the unet engine's profile \[1, 32\]; "
-                                         r"rebuild with `t2vrt build DIR --frames 1:8:40`"):
-        check_profile(unet, {"frames": 40})
+    vae = records[changed["vae_decoder"]["key"]]
+    assert vae["profile"]["decode_chunk"] == [1, 2, 4]
+    check_profile(vae, {"decode_chunk": 4, "height": 256, "width": 64})
+    with pytest.raises(InputError, match=r"decode_chunk=6 is outside the vae_decoder engine's profile \[1, 4\]; "
+                                         r"rebuild with `t2vrt build DIR --decode-chunk 1:2:6`"):
+        check_profile(vae, {"decode_chunk": 6})
 
 
 @pytest.mark.parametrize("options, message", [

@@ -112,7 +112,8 @@ def test_256_frames_on_an_engine_exported_for_8_16_24(tiny_model, tmp_path_facto
     p = Pipeline.load(out)
     with pytest.raises(InputError, match="--context-frames 16 --context-stride 4"):
         p(PROMPT, num_frames=256, **SMALL)
-    video = p(PROMPT, num_frames=256, context_frames=16, context_stride=4, free_noise=True, **SMALL)
+    video = p(PROMPT, num_frames=256, context_frames=16, context_stride=4, free_noise=True,
+              **{**SMALL, "num_inference_steps": 1})
     assert video.images.shape[:2] == (1, 256) and np.isfinite(video.images).all()
 
 

@@ -82,7 +82,7 @@ def test_unavailable_backends_say_why_and_how_to_install(selftest):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None, reason="tensorrt_rtx is not installed")
-def test_tensorrt_rtx_builds_both_buckets_for_sm89_without_touching_the_directory(selftest, tiny_export):
+def test_tensorrt_rtx_builds_the_first_bucket_for_sm89_without_touching_the_directory(selftest, tiny_export):
     _, record, manifest_before = selftest
     rtx = next(b for b in record["backends"] if b["name"].startswith("tensorrt"))
     if rtx["mode"] == "run":
@@ -90,7 +90,7 @@ def test_tensorrt_rtx_builds_both_buckets_for_sm89_without_touching_the_director
     assert rtx["name"] == "tensorrt-rtx (build only)" and rtx["passed"] is True
     build = _checks(rtx)["build fp16"]
     assert build["result"] == "pass" and build["details"]["compute_capability"] == "sm89"
-    assert build["details"]["sizes"] == ["64x64", "32x32"]
+    assert build["details"]["sizes"] == ["64x64"]  # build only: one bucket shows the graphs compile for sm89
     unet = build["details"]["engines"]["unet"]
     assert unet["plans"] and all(not p["cached"] for p in unet["plans"])
     assert (tiny_export / "manifest.json").read_bytes() == manifest_before  # built in a private copy

@@ -34,42 +34,40 @@ def by_line(results) -> dict:
     return {r["line"]: r for r in results.records.values()}
 
 
-def kill_first_worker(killed):
+def kill_worker_after(lines, killed):
+    """on_record: after the record of each line in ``lines``, kill the worker that rendered it (by then rendering
+    the next line); ``killed`` collects the pids."""
     def on_record(record):
-        if not killed:
+        if record["line"] in lines:
             killed.append(int(record["worker"].rsplit(":", 1)[1]))
-            os.kill(killed[0], signal.SIGKILL)
+            os.kill(killed[-1], signal.SIGKILL)
 
     return on_record
 
 
-def test_ray_batch_reports_exhausted_retries_resumes_and_gives_the_local_frames(ray_cluster, tiny_engines, tmp_path):
-    # Line 2 takes 60 steps (seconds), so the kill after line 1's record lands while the one worker renders it.
-    p, out = prompts(tmp_path / "p.jsonl", 3, steps={2: 60}), tmp_path / "ray"
+def test_ray_batch_reports_exhausted_retries_retries_on_resume_and_gives_the_local_frames(ray_cluster, tiny_engines,
+                                                                                           tmp_path):
+    # Lines 2 and 4 take 60 steps (seconds), so a kill after the record of line 1 or 3 lands while the one worker
+    # renders the next line.
+    p, out = prompts(tmp_path / "p.jsonl", 4, steps={2: 60, 4: 60}), tmp_path / "ray"
     local = run_local(tiny_engines, plan(tiny_engines, p, tmp_path / "local"), tmp_path / "local")
-    # One worker, no retries: the video it was rendering when killed is reported, the others go on.
+    # No retries: the videos being rendered when their worker was killed are reported, the others go on.
     first = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=1, retries=0),
-                    on_record=kill_first_worker([]))
+                    on_record=kill_worker_after({1, 3}, []))
     statuses = [r["status"] for _, r in sorted(by_line(first).items())]
-    assert statuses == ["ok", "failed", "ok", "invalid"]
+    assert statuses == ["ok", "failed", "ok", "failed", "invalid"]
     assert "its worker died while rendering it, 1 time(s) (--retries 0)" in by_line(first)[2]["error"]
-    again = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=2))  # resume: the rest
-    assert [r["status"] for r in again.records.values()].count("invalid") == 1
-    assert {by_line(again)[n]["status"] for n in (1, 2, 3)} == {"ok"}
-    for n in (1, 2, 3):
+    # Resume: lines 2 and 4 are left; the worker is killed again while it renders line 4, and the retry renders it.
+    killed = []
+    again = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=1, retries=2),
+                    on_record=kill_worker_after({2}, killed))
+    assert len(killed) == 1 and [r["status"] for r in again.records.values()].count("invalid") == 1
+    assert {by_line(again)[n]["status"] for n in (1, 2, 3, 4)} == {"ok"}
+    assert by_line(again)[4]["worker"] != by_line(again)[2]["worker"]  # rendered again by the restarted worker
+    for n in (1, 2, 3, 4):
         a, b = by_line(local)[n], by_line(again)[n]
         assert (a["output"], a["seed"]) == (b["output"], b["seed"])
         np.testing.assert_array_equal(read_video(out / b["output"]), read_video(tmp_path / "local" / a["output"]))
-
-
-def test_a_worker_killed_mid_batch_is_retried(ray_cluster, tiny_engines, tmp_path):
-    p, out, killed = prompts(tmp_path / "p.jsonl", 6), tmp_path / "out", []
-    res = run_ray(tiny_engines, plan(tiny_engines, p, out), out, opts=RayOptions(workers=2, retries=2),
-                  on_record=kill_first_worker(killed))
-    statuses = [r["status"] for _, r in sorted(by_line(res).items())]
-    assert statuses == ["ok"] * 6 + ["invalid"]
-    assert len(killed) == 1 and len({r["worker"] for r in res.records.values() if r.get("worker")}) >= 2
-    assert all((out / r["output"]).is_file() for r in res.records.values() if r["status"] == "ok")
     assert not list(out.glob(".*partial*"))
 
 
