@@ -71,7 +71,7 @@ def test_no_bucket_message_lists_the_buckets_and_the_command():
 
 
 def test_myelin_failure_on_a_range_offers_the_per_bucket_build():
-    from t2vrt.engines.tensorrt.build import _build_failed
+    from t2vrt.engines.tensorrt.builder import _build_failed
 
     msg = ("IBuilder::buildSerializedNetwork: Error Code 1: Myelin ([myelin_graph.h:1295: attachExceptionMsgToGraph] "
            "MyelinCheckException: runtime_fusion_codegen.cpp:77: CHECK(!mvmf_cudnn.empty()) failed. empty "
@@ -83,18 +83,19 @@ def test_myelin_failure_on_a_range_offers_the_per_bucket_build():
 
 def test_the_reproduction_comes_before_the_fix_so_the_line_ends_with_what_to_run(monkeypatch, tmp_path):
     from t2vrt.engines.tensorrt import build as tb
+    from t2vrt.engines.tensorrt import builder as bb
 
     def fails(*a, **k):
-        raise tb._build_failed("unet", [("ERROR", "Error Code 1: Myelin (bad_alloc)")], "t2vrt build d --sizes 80x48")
+        raise bb._build_failed("unet", [("ERROR", "Error Code 1: Myelin (bad_alloc)")], "t2vrt build d --sizes 80x48")
 
     class Flags:  # a TensorRT with strongly typed networks
         STRONGLY_TYPED = 1
 
     trt = type("trt", (), {"NetworkDefinitionCreationFlag": Flags})
-    monkeypatch.setattr(tb, "_build_serialized", fails)
+    monkeypatch.setattr(bb, "_build_serialized", fails)
     shapes = {"x": ((1, 2), (1, 2), (1, 2))}
-    with pytest.raises(tb.BuilderFailed) as e:
-        tb._build_plan(trt, "tensorrt-rtx", tmp_path / "u.onnx", tb.BuildOptions(), ("sm89",), [shapes], tmp_path,
+    with pytest.raises(bb.BuilderFailed) as e:
+        bb._build_plan(trt, "tensorrt-rtx", tmp_path / "u.onnx", tb.BuildOptions(), ("sm89",), [shapes], tmp_path,
                        "unet")
     head, rest = str(e.value).split("; reproduce with `", 1)
     assert head == "TensorRT could not build unet: Error Code 1: Myelin (bad_alloc)"

@@ -128,7 +128,7 @@ def test_the_warning_check_can_fail(tmp_path):
 @pytest.mark.slow  # real TensorRT-RTX builds
 def test_workspace_limit_is_applied_and_keyed(engine_dir, first_build):
     """--max-workspace sets TensorRT's WORKSPACE pool, is part of the engine key, and its record says so."""
-    from t2vrt.engines.tensorrt.build import _config, make_logger
+    from t2vrt.engines.tensorrt.builder import _config, make_logger
 
     builder = trt.Builder(make_logger(trt))
     limited = BuildOptions(**{**OPTIONS.__dict__, "max_workspace_mb": 48})
@@ -147,7 +147,7 @@ def test_workspace_limit_is_applied_and_keyed(engine_dir, first_build):
 
 
 def test_myelin_bad_alloc_says_what_to_fix():
-    from t2vrt.engines.tensorrt.build import _build_failed
+    from t2vrt.engines.tensorrt.builder import _build_failed
 
     msg = ("IBuilder::buildSerializedNetwork: Error Code 1: Myelin ([myelin_graph.h:1295: attachExceptionMsgToGraph] "
            "Unexpected exception std::bad_alloc In compileGraph at /_src/optimizer/myelin/codeGenerator.cpp:2012)")

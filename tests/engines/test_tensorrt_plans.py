@@ -10,6 +10,7 @@ import pytest
 from t2vrt.components import ModelDims, Profile, component_specs
 from t2vrt.engines.buckets import Size, bucket_profiles, record_sizes
 from t2vrt.engines.tensorrt import build as tb
+from t2vrt.engines.tensorrt import builder
 from t2vrt.engines.tensorrt import env as env
 from t2vrt.engines.tensorrt import runner as tensorrt_runner
 from t2vrt.engines.tensorrt.records import check_plans, find_engines
@@ -37,7 +38,7 @@ def builds(monkeypatch):
     def fake(trt, flavour, onnx_path, o, targets, shapes, root, component, per_bucket=""):
         calls.append(len(shapes))
         if fail["when"](len(shapes)):
-            raise tb._build_failed(component, [("ERROR", MYELIN)], per_bucket)
+            raise builder._build_failed(component, [("ERROR", MYELIN)], per_bucket)
         return b"plan %d" % len(calls), []
 
     monkeypatch.setattr(tb, "_build_plan", fake)

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from t2vrt.engines.tensorrt import build
+from t2vrt.engines.tensorrt import builder
 from t2vrt.engines.tensorrt.build import BuildOptions
 
 OWN = b"cache of this GPU"
@@ -47,11 +47,11 @@ def fake_trt(config):
 
 @pytest.fixture()
 def run_build(monkeypatch, tmp_path):
-    monkeypatch.setattr(build, "make_logger", lambda trt, keep=None: types.SimpleNamespace(messages=[]))
-    monkeypatch.setattr(build, "gpu_name", lambda: "NVIDIA H100 80GB HBM3", raising=False)
+    monkeypatch.setattr(builder, "make_logger", lambda trt, keep=None: types.SimpleNamespace(messages=[]))
+    monkeypatch.setattr(builder, "gpu_name", lambda: "NVIDIA H100 80GB HBM3", raising=False)
 
     def run(config):
-        return build._build_plan(fake_trt(config), "tensorrt", tmp_path / "m.onnx", BuildOptions(), ("sm90",),
+        return builder._build_plan(fake_trt(config), "tensorrt", tmp_path / "m.onnx", BuildOptions(), ("sm90",),
                                  [{"x": [[1], [1], [1]]}], tmp_path, "unet")
 
     return run
@@ -60,7 +60,7 @@ def run_build(monkeypatch, tmp_path):
 def test_a_foreign_cache_is_set_aside_and_the_build_goes_on(run_build, tmp_path, caplog):
     """Row 5: set_timing_cache's False is checked; the build runs on a new cache and writes it (main built with
     no cache and then failed on get_timing_cache() being None)."""
-    path = build.timing_cache_path(tmp_path, "tensorrt", "10.12.0", ("sm90",))
+    path = builder.timing_cache_path(tmp_path, "tensorrt", "10.12.0", ("sm90",))
     path.parent.mkdir(parents=True)
     path.write_bytes(b"cache of an H200")
     config = FakeConfig()
@@ -75,15 +75,15 @@ def test_no_cache_from_the_builder_is_not_a_failed_build(run_build, tmp_path, ca
     with caplog.at_level(logging.WARNING, logger="t2vrt.engines.tensorrt.build"):
         plan, _ = run_build(FakeConfig(keeps_cache=False))
     assert plan == b"plan" and "kept no timing cache" in caplog.text
-    assert not build.timing_cache_path(tmp_path, "tensorrt", "10.12.0", ("sm90",)).exists()
+    assert not builder.timing_cache_path(tmp_path, "tensorrt", "10.12.0", ("sm90",)).exists()
 
 
 def test_cache_file_is_per_gpu_model(monkeypatch, tmp_path):
     """Row 5: an H100 and an H200 are both sm90; their timing caches are apart."""
     paths = set()
     for name in ("NVIDIA H100 80GB HBM3", "NVIDIA H200"):
-        monkeypatch.setattr(build, "gpu_name", lambda name=name: name)
-        paths.add(build.timing_cache_path(tmp_path, "tensorrt", "10.12.0", ("sm90",)).name)
+        monkeypatch.setattr(builder, "gpu_name", lambda name=name: name)
+        paths.add(builder.timing_cache_path(tmp_path, "tensorrt", "10.12.0", ("sm90",)).name)
     assert paths == {"timing_cache-tensorrt-10.12.0-sm90-nvidia-h100-80gb-hbm3.bin",
                      "timing_cache-tensorrt-10.12.0-sm90-nvidia-h200.bin"}
 
@@ -93,6 +93,7 @@ def test_rtx_builds_require_user_allocation():
     trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx is not installed")
     from t2vrt.engines.tensorrt.env import make_logger
 
-    builder = trt.Builder(make_logger(trt))
-    config = build._config(trt, builder, BuildOptions(flavour="tensorrt-rtx"), "tensorrt-rtx", ("sm89",), {}, None)
+    trt_builder = trt.Builder(make_logger(trt))
+    options = BuildOptions(flavour="tensorrt-rtx")
+    config = builder._config(trt, trt_builder, options, "tensorrt-rtx", ("sm89",), {}, None)
     assert config.get_flag(trt.BuilderFlag.REQUIRE_USER_ALLOCATION)

@@ -50,12 +50,13 @@ def test_command_for_profiles_flags_and_targets():
 def test_failed_build_names_a_command_that_reproduces_it(tmp_path):
     trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx is not installed (t2vrt[tensorrt-rtx])")
     from t2vrt.engines.tensorrt import build as tb
+    from t2vrt.engines.tensorrt import builder as bb
     from t2vrt.errors import EngineError
 
     bad = _graph(tmp_path / "bad.onnx", "NoSuchOp", "com.example")
     options = tb.BuildOptions(flavour="tensorrt-rtx", compute_capability=("sm89",))
     with pytest.raises(EngineError) as e:
-        tb._build_plan(trt, "tensorrt-rtx", bad, options, ("sm89",), [SHAPES], tmp_path, "unet for size bucket 64x64")
+        bb._build_plan(trt, "tensorrt-rtx", bad, options, ("sm89",), [SHAPES], tmp_path, "unet for size bucket 64x64")
     message = str(e.value)
     assert "\n" not in message and message.startswith(f"{bad}: the ONNX parser reported")
     command = message.split("; reproduce with `", 1)[1].rstrip("`")
