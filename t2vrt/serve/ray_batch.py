@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from t2vrt.engines.backends import LoadOptions
 from t2vrt.errors import InputError
 from t2vrt.jsonio import loads
 from t2vrt.serve.batch import Line, Renderer, Results, line_records, to_render
@@ -31,6 +32,24 @@ class RayOptions:
     workers: int | None = None  # None: one per GPU; 1 without GPUs (ONNX Runtime already uses every core)
     gpus_per_worker: float | None = None  # None: 1 when the cluster has GPUs, else 0
     retries: int = 2  # retries of a video whose worker died (the worker itself is always restarted)
+
+
+def worker_load_options(ray, options, workers: int, gpus: float, precision: str | None = None) -> LoadOptions:
+    """How each of ``workers`` CPU workers (or Serve replicas) loads its pipeline: with no thread count given
+    (``options.threads``, $T2VRT_THREADS), its share of a node's cores, the workers spread evenly over the nodes
+    (one worker on a 2-core node: 2 threads, as ONNX Runtime's default; two: 1 each). Each would otherwise take a
+    thread per core and spin against the others (two workers on two cores rendered 1.7x the videos a minute with
+    one thread each: benchmarks/RESULTS.md). GPU workers keep the backend's default."""
+    from t2vrt.host import env_threads
+
+    options = LoadOptions.of(options, precision=precision)
+    if gpus or options.threads is not None or env_threads() is not None:
+        return options
+    cores = [n["Resources"].get("CPU", 0) for n in ray.nodes() if n.get("Alive") and n["Resources"].get("CPU", 0)]
+    if not cores:
+        return options
+    per_node = -(-workers // len(cores))  # ceil
+    return replace(options, threads=max(1, int(min(cores)) // per_node))
 
 
 class RenderActor:
@@ -95,8 +114,9 @@ def run_ray(engine_dir: str | Path, lines: list[Line], outdir: str | Path, fps: 
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ray.data.from_items(tasks, override_num_blocks=len(tasks)).map_batches(
             RenderActor, batch_size=1, batch_format="numpy", compute=pool, num_cpus=1, num_gpus=gpus,
-            fn_constructor_kwargs=dict(engine_dir=_abs(engine_dir), outdir=_abs(outdir), fps=fps, options=options,
-                                       precision=precision),
+            fn_constructor_kwargs=dict(engine_dir=_abs(engine_dir), outdir=_abs(outdir), fps=fps,
+                                       options=worker_load_options(ray, options, workers, gpus, precision),
+                                       precision=None),
             max_restarts=-1, max_task_retries=opts.retries,  # a dead worker always restarts; its video is retried
         )
     log.info("batch on Ray: %d videos, %d workers, %g GPUs each", len(todo), workers, gpus)

@@ -20,6 +20,7 @@ from ray import serve
 from t2vrt.serve.api import SERVE_DEFAULTS
 from t2vrt.serve.batch import Renderer
 from t2vrt.serve.jobs import JobStore, Worker
+from t2vrt.serve.ray_batch import worker_load_options
 from t2vrt.serve.request import VideoRequest
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,8 @@ def start(engine_dir: str | Path, outdir: str | Path, host: str = "127.0.0.1", p
         num_replicas=replicas, ray_actor_options={"num_cpus": cpus_per_replica, "num_gpus": gpus_per_replica},
         graceful_shutdown_timeout_s=grace_s + 10, max_ongoing_requests=32,
     )
-    app = deployment.bind(*paths, board, fps, options, precision, asdict(defaults), grace_s, keep_hours * 3600,
-                          model_name)
+    options = worker_load_options(ray, options, replicas, gpus_per_replica, precision)
+    app = deployment.bind(*paths, board, fps, options, None, asdict(defaults), grace_s, keep_hours * 3600, model_name)
     serve.start(http_options={"host": host, "port": port, "keep_alive_timeout_s": 5})  # as service.ServerLimits
     serve.run(app, name=APP, route_prefix="/")
     log.info("serving videos at http://%s:%d/v1/videos on %d replicas", host, port, replicas)

@@ -85,3 +85,28 @@ def test_existing_file_not_made_by_the_batch_is_not_overwritten(tiny_engines, tm
     assert item.error is None and "already exists" in item.exists and "--overwrite" in item.exists
     assert run_local(tiny_engines, [item], out).outcome[item.key] == "exists"
     assert (out / "mine.mp4").read_bytes() == b"keep me"
+
+
+@pytest.mark.parametrize("nodes, workers, gpus, given, env, threads", [
+    ([2], 1, 0, None, None, 2),          # one worker on a 2-core node: every core, as ONNX Runtime's default
+    ([2], 2, 0, None, None, 1),          # two share it: one thread each
+    ([2], 3, 0, None, None, 1),          # at least one
+    ([8, 8], 3, 0, None, None, 4),       # spread over two nodes: at most two workers on one
+    ([16, 8], 2, 0, None, None, 8),      # the smallest node decides
+    ([2], 2, 0, 4, None, 4),             # the caller's own count
+    ([2], 2, 0, None, "3", None),        # $T2VRT_THREADS: the runners read it
+    ([2], 2, 1.0, None, None, None),     # GPU workers: the backend's default
+])
+def test_ray_workers_share_a_nodes_cores(monkeypatch, nodes, workers, gpus, given, env, threads):
+    from t2vrt.engines.backends import LoadOptions
+    from t2vrt.serve.ray_batch import worker_load_options
+
+    cluster = [{"Alive": True, "Resources": {"CPU": float(n)}} for n in nodes]
+    cluster += [{"Alive": False, "Resources": {"CPU": 1.0}}, {"Alive": True, "Resources": {"GPU": 1.0}}]
+    ray = type("Ray", (), {"nodes": staticmethod(lambda: cluster)})
+    if env is None:
+        monkeypatch.delenv("T2VRT_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("T2VRT_THREADS", env)
+    options = worker_load_options(ray, LoadOptions(backend="onnxruntime", threads=given), workers, gpus, "fp32")
+    assert (options.threads, options.backend, options.precision) == (threads, "onnxruntime", "fp32")
