@@ -8,13 +8,16 @@ from t2vrt.runtime.media.video import read_video
 
 
 @pytest.mark.slow  # its own export through the CLI
-def test_export_generate_inspect(tiny_model, tmp_path, capsys):
+def test_export_generate_inspect(tiny_model, tiny_export, tmp_path, capsys):
     out = tmp_path / "engines"
     assert main(["export", str(tiny_model), "-o", str(out), "--frames", "2:4:8", "--height", "32:32:64", "--width",
-                 "32:48:64"]) == 0
+                 "32:48:64", "--no-ort-fusion"]) == 0  # the fused graph: the session export's, inspected below
     assert main(["inspect", str(out)]) == 0
     text = capsys.readouterr().out
     assert "validated fp32: worst relative L2" in text and "frames 2:4:8" in text
+    assert "CPU-fused" not in text and not (out / "onnx" / "unet" / "model_ort_cpu.onnx").exists()
+    assert main(["inspect", str(tiny_export)]) == 0
+    text = capsys.readouterr().out
     assert "validated fp32 CPU-fused: worst relative L2" in text and "ONNX Runtime CPU only, fused " in text
     video = tmp_path / "v.gif"
     assert main(["generate", str(out), "a robot dancing", "--frames", "3", "--height", "32", "--width", "64", "--steps",
