@@ -29,20 +29,28 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     os.environ.setdefault("OMP_NUM_THREADS", share)
     os.environ.setdefault("T2VRT_THREADS", share)
 
-# The files that keep one worker busy longest (15 s or more each in a full run: RESULTS.md, "Test suite time"),
-# handed out first (the Makefile's --no-loadscope-reorder keeps this order): the two workers then finish together
-# on short files instead of one idling while the other runs a long file it drew last.
+# Files go out to the pytest-xdist workers in collection order (the Makefile's --no-loadscope-reorder): first those
+# that do not need the session export (one worker makes it while the other runs these instead of waiting for it),
+# then the ones that need it; within each, the files that keep a worker busy longest (15 s or more in a full run:
+# RESULTS.md, "Test suite time") first, so the two workers finish together on short files instead of one idling
+# while the other runs a long file it drew last.
 LONG_FILES = (
     "serve/test_ray.py", "engines/test_tensorrt_buckets.py", "selftest/test_selftest.py",
     "engines/test_tensorrt_build.py", "engines/test_openvino_pipeline.py", "reliability/test_concurrent_writers.py",
     "runtime/test_context_pipeline.py", "engines/test_openvino.py", "cli/test_cli.py", "export/test_faults.py",
     "runtime/test_parity.py", "export/test_external_data.py",
 )
+SESSION_EXPORT = {"tiny_export", "tiny_engines", "tiny_v2v_engines", "tiny_engines_without_encoder", "engine_copy"}
 
 
 def pytest_collection_modifyitems(config, items):
     rank = {f"tests/{name}": i for i, name in enumerate(LONG_FILES)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(LONG_FILES)))  # stable: others keep order
+    needs = {}
+    for item in items:
+        path = item.nodeid.split("::", 1)[0]
+        needs[path] = needs.get(path, False) or bool(SESSION_EXPORT & set(getattr(item, "fixturenames", ())))
+    items.sort(key=lambda item: (needs[item.nodeid.split("::", 1)[0]],
+                                 rank.get(item.nodeid.split("::", 1)[0], len(LONG_FILES))))  # stable otherwise
 
 
 def shared(tmp_path_factory, name: str, make) -> Path:

@@ -22,9 +22,13 @@ FP32_TOL = 1e-4  # relative L2 of frames, OpenVINO fp32 against ONNX Runtime fp3
 BF16_PSNR = 30.0  # dB of frames, OpenVINO bf16 against ONNX Runtime fp32 (measured on the tiny model: see below)
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("T2VRT_OPENVINO_CACHE", str(tmp_path / "ov-cache"))
+@pytest.fixture(scope="module", autouse=True)
+def private_cache(tmp_path_factory):
+    """One compiled-model cache for this module, not the user's: a later test's pipeline imports what an earlier one
+    compiled, as a user's second process does (test_openvino.py checks the cache itself, per test)."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setenv("T2VRT_OPENVINO_CACHE", str(tmp_path_factory.mktemp("ov-cache")))
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ def _checks(backend: dict) -> dict:
     return {c["name"]: c for c in backend["checks"]}
 
 
+# The tests on this one run are `slow`: it builds TensorRT-RTX engines (`make test-fast` leaves them out).
 @pytest.fixture(scope="module")
 def selftest(tiny_export, tmp_path_factory):
     out = tmp_path_factory.mktemp("selftest") / "selftest.json"
@@ -38,6 +39,7 @@ def selftest(tiny_export, tmp_path_factory):
     return run, json.loads(out.read_text()), manifest_before
 
 
+@pytest.mark.slow
 def test_every_available_backend_passes_and_the_table_names_them(selftest):
     run, record, _ = selftest
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -48,6 +50,7 @@ def test_every_available_backend_passes_and_the_table_names_them(selftest):
     assert "every available backend passed" in run.stdout
 
 
+@pytest.mark.slow
 def test_components_are_compared_with_tolerances_and_errors(selftest):
     _, record, _ = selftest
     cpu = record["backends"][0]
@@ -72,6 +75,7 @@ def test_components_are_compared_with_tolerances_and_errors(selftest):
     assert step["plain"]["median_ms"] > 0 and len(step["plain"]["runs_ms"]) == 3
 
 
+@pytest.mark.slow
 def test_unavailable_backends_say_why_and_how_to_install(selftest):
     _, record, _ = selftest
     cuda = next(b for b in record["backends"] if b["name"] == "onnxruntime-cuda")
@@ -81,6 +85,7 @@ def test_unavailable_backends_say_why_and_how_to_install(selftest):
     assert "CUDAExecutionProvider" in cuda["reason"] and "pip install 't2vrt[gpu]'" in cuda["install"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt_rtx") is None, reason="tensorrt_rtx is not installed")
 def test_tensorrt_rtx_builds_the_first_bucket_for_sm89_without_touching_the_directory(selftest, tiny_export):
     _, record, manifest_before = selftest
@@ -97,6 +102,7 @@ def test_tensorrt_rtx_builds_the_first_bucket_for_sm89_without_touching_the_dire
     assert not (tiny_export / "engines").exists()
 
 
+@pytest.mark.slow
 def test_openvino_is_checked_where_t2vrt_has_that_backend(selftest):
     _, record, _ = selftest
     from t2vrt.engines.backends import backend_names
