@@ -2,9 +2,10 @@
 frames AND height/width dynamic in one profile (the issue's case: frames 4:9:24, height 32:48:128, width
 32:80:128) makes Myelin fail, and the build's one line offers the per-size-bucket build that works.
 
-About two minutes of CPU (the builder's own time), so it is marked ``repro`` (pyproject's addopts deselect it from
-`make test`) and ``slow``; .ci/run runs it with `pytest -m repro`. The buckets that do build are in
-test_tensorrt_buckets.py; the message handling itself, with the builder's recorded lines, in test_buckets.py."""
+About 20 s of CPU here and two minutes on a slower machine (the builder's own time), so it is marked ``repro``
+(pyproject's addopts deselect it from `make test`) and ``slow``; .ci/run runs it with `pytest -m 'repro or scale'`.
+The buckets that do build are in test_tensorrt_buckets.py; the message handling itself, with the builder's recorded
+lines, in test_buckets.py."""
 
 import pytest
 
