@@ -44,32 +44,31 @@ SESSION_EXPORT = {"tiny_export", "tiny_engines", "tiny_v2v_engines", "tiny_engin
 
 
 def pytest_collection_modifyitems(config, items):
+    def file_of(item) -> str:
+        return item.nodeid.split("::", 1)[0]
+
     rank = {f"tests/{name}": i for i, name in enumerate(LONG_FILES)}
-    needs = {}
+    needs: dict[str, bool] = {}
     for item in items:
-        path = item.nodeid.split("::", 1)[0]
-        needs[path] = needs.get(path, False) or bool(SESSION_EXPORT & set(getattr(item, "fixturenames", ())))
-    items.sort(key=lambda item: (needs[item.nodeid.split("::", 1)[0]],
-                                 rank.get(item.nodeid.split("::", 1)[0], len(LONG_FILES))))  # stable otherwise
+        needs[file_of(item)] = needs.get(file_of(item), False) or bool(SESSION_EXPORT & set(item.fixturenames))
+    items.sort(key=lambda item: (needs[file_of(item)], rank.get(file_of(item), len(LONG_FILES))))  # stable
 
 
 def shared(tmp_path_factory, name: str, make) -> Path:
     """``make(path)`` once per test run: under pytest-xdist the first worker to ask builds it in the run's common
-    temporary folder while holding a lock, and the others wait for it and reuse it (read-only, as every session
-    fixture here). The tiny export is 18 s of one core; the workers' first files that need it come after one that
-    does not (LONG_FILES), so the wait costs nothing."""
-    import fcntl
+    temporary folder while holding the project's writer lock (t2vrt.locks), and the others wait for it and reuse it
+    (read-only, as every session fixture here). The tiny export is 18 s of one core; the files that need it go out
+    after those that do not (pytest_collection_modifyitems), so the wait costs little."""
+    from t2vrt.locks import exclusive
 
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         root = root.parent  # above each worker's own folder: the run's
     path, done = root / name, root / f"{name}.done"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(root / f"{name.replace('/', '-')}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with exclusive(root / f"{name.replace('/', '-')}.lock", name, wait=lambda holder: True):
         if not done.exists():  # a worker whose make() failed left no marker: the next one tries again
             make(path)
-            done.parent.mkdir(parents=True, exist_ok=True)
             done.touch()
     return path
 

@@ -27,7 +27,8 @@ from starlette.requests import ClientDisconnect
 
 from t2vrt.serve import api
 from t2vrt.serve.api import APIError, Served
-from t2vrt.serve.jobs import Closed, QueueFull, new_id, thumbnail_path, video_path
+from t2vrt.serve.jobs import Closed, QueueFull, new_id
+from t2vrt.serve.render import thumbnail_path, video_path
 
 log = logging.getLogger("t2vrt.serve")
 PAGE = Path(__file__).with_name("page")

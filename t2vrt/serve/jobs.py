@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 from t2vrt.errors import T2VError
-from t2vrt.serve.render import Cancelled, render_job, thumbnail_path, video_path  # noqa: F401 (re-exported)
+from t2vrt.serve.render import Cancelled, render_job, thumbnail_path, video_path
 
 log = logging.getLogger(__name__)
 FINAL = ("completed", "failed")

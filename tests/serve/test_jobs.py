@@ -3,7 +3,8 @@ expired jobs lose their files; list pages; cancel at each stage. No model, no se
 
 import time
 
-from t2vrt.serve.jobs import JobStore, thumbnail_path, video_path
+from t2vrt.serve.jobs import JobStore
+from t2vrt.serve.render import thumbnail_path, video_path
 
 REQUEST = {"model": "tiny", "video": {"prompt": "x"}, "extras": {}, "fps": 8.0}
 
